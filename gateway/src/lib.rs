@@ -1,0 +1,1 @@
+//! rcc-gateway: placeholder until issue 5.

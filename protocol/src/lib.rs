@@ -1,0 +1,1 @@
+pub mod sip; pub mod csta; pub mod framing;

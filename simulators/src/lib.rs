@@ -1,0 +1,1 @@
+//! rcc-simulators: placeholder until issues 3 and 4.
