@@ -1,0 +1,383 @@
+//! A bounded XML reader into a small element tree (local names only), and a canonical writer.
+
+use std::borrow::Cow;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event as XmlEvent};
+
+use super::DecodeError;
+
+/// Bounds on one XML document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XmlLimits {
+    /// Largest document in bytes (an Annex J frame holds at most 65 527).
+    pub max_bytes: usize,
+    /// Deepest element nesting.
+    pub max_depth: usize,
+    /// Most elements in one document.
+    pub max_elements: usize,
+    /// Longest text content of one element, in bytes.
+    pub max_text: usize,
+}
+
+impl Default for XmlLimits {
+    fn default() -> Self {
+        XmlLimits {
+            max_bytes: 65_535,
+            max_depth: 24,
+            max_elements: 4_096,
+            max_text: 8_192,
+        }
+    }
+}
+
+/// An element: local name, the namespace bound to its prefix (or the default), text, children.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Element<'a> {
+    /// Local name (prefix removed).
+    pub name: String,
+    /// Namespace URI declared on this element for its own prefix, if any.
+    pub namespace: Option<String>,
+    /// Text content, entities resolved, surrounding whitespace trimmed.
+    pub text: Cow<'a, str>,
+    /// Child elements in document order.
+    pub children: Vec<Element<'a>>,
+}
+
+impl<'a> Element<'a> {
+    /// The first child with this local name (exact match first, then ignoring ASCII case).
+    pub fn child(&self, name: &str) -> Option<&Element<'a>> {
+        self.children
+            .iter()
+            .find(|c| c.name == name)
+            .or_else(|| self.children.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
+    }
+
+    /// Every child with this local name.
+    pub fn children_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Element<'a>> + 's {
+        self.children.iter().filter(move |c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Text of the named child.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_ref())
+    }
+
+    /// Text of a required child, or an error naming it and its parent.
+    pub fn required_text(&self, name: &'static str) -> Result<&str, DecodeError> {
+        self.child_text(name).ok_or_else(|| self.missing(name))
+    }
+
+    /// A required child, or an error naming it and its parent.
+    pub fn required(&self, name: &'static str) -> Result<&Element<'a>, DecodeError> {
+        self.child(name).ok_or_else(|| self.missing(name))
+    }
+
+    /// The error for a missing child.
+    pub fn missing(&self, name: &'static str) -> DecodeError {
+        DecodeError::Missing {
+            parent: self.name.clone(),
+            element: name,
+        }
+    }
+
+    /// Finds a descendant by local name, depth first.
+    pub fn find(&self, name: &str) -> Option<&Element<'a>> {
+        self.children
+            .iter()
+            .find_map(|c| if c.name.eq_ignore_ascii_case(name) { Some(c) } else { c.find(name) })
+    }
+}
+
+fn local(qname: &str) -> &str {
+    qname.rsplit_once(':').map_or(qname, |(_, l)| l)
+}
+
+fn start_element(e: &BytesStart<'_>) -> Result<Element<'static>, DecodeError> {
+    let qname = e.name();
+    let qname: &str = qname.as_ref();
+    let prefix = qname.split_once(':').map(|(p, _)| p);
+    let mut namespace = None;
+    for attr in e.attributes() {
+        let attr = attr.map_err(|err| DecodeError::Xml(format!("attribute of <{qname}>: {err}")))?;
+        let key: &str = attr.key.as_ref();
+        let binds_own = match (key.strip_prefix("xmlns"), prefix) {
+            (Some(""), None) => true,
+            (Some(rest), Some(p)) => rest.strip_prefix(':') == Some(p),
+            _ => false,
+        };
+        if binds_own {
+            namespace = Some(attr.value.into_owned());
+        }
+    }
+    Ok(Element {
+        name: local(qname).to_owned(),
+        namespace,
+        text: Cow::Borrowed(""),
+        children: Vec::new(),
+    })
+}
+
+fn append_text<'a>(el: &mut Element<'a>, text: Cow<'a, str>, limits: &XmlLimits) -> Result<(), DecodeError> {
+    if el.text.is_empty() {
+        el.text = text;
+    } else {
+        el.text.to_mut().push_str(&text);
+    }
+    if el.text.len() > limits.max_text {
+        return Err(DecodeError::Limit {
+            what: "text of one element",
+            limit: limits.max_text,
+        });
+    }
+    Ok(())
+}
+
+fn trim_text(text: &mut Cow<'_, str>) {
+    let trimmed = text.trim();
+    if trimmed.len() == text.len() {
+        return;
+    }
+    *text = match text {
+        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+        Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
+    };
+}
+
+fn resolve_entity(name: &str) -> Result<Cow<'static, str>, DecodeError> {
+    Ok(Cow::Borrowed(match name {
+        "lt" => "<",
+        "gt" => ">",
+        "amp" => "&",
+        "apos" => "'",
+        "quot" => "\"",
+        _ => {
+            let code = match name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => name.strip_prefix('#').and_then(|d| d.parse().ok()),
+            };
+            let c = code
+                .and_then(char::from_u32)
+                .ok_or_else(|| DecodeError::Xml(format!("unknown entity &{name};")))?;
+            return Ok(Cow::Owned(c.to_string()));
+        }
+    }))
+}
+
+/// Parses one document into its root element, within `limits`.
+pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, DecodeError> {
+    if text.len() > limits.max_bytes {
+        return Err(DecodeError::Limit {
+            what: "document size",
+            limit: limits.max_bytes,
+        });
+    }
+    let mut reader = Reader::from_str(text);
+    let mut stack: Vec<Element<'a>> = Vec::new();
+    let mut root: Option<Element<'a>> = None;
+    let mut count = 0usize;
+    loop {
+        let pos = reader.buffer_position();
+        let ev = reader
+            .read_event()
+            .map_err(|e| DecodeError::Xml(format!("at byte {pos}: {e}")))?;
+        match ev {
+            XmlEvent::Start(_) | XmlEvent::Empty(_) if root.is_some() => {
+                return Err(DecodeError::Xml(format!("content after the root element at byte {pos}")));
+            }
+            XmlEvent::Start(e) => {
+                count += 1;
+                if count > limits.max_elements {
+                    return Err(DecodeError::Limit {
+                        what: "element count",
+                        limit: limits.max_elements,
+                    });
+                }
+                if stack.len() >= limits.max_depth {
+                    return Err(DecodeError::Limit {
+                        what: "nesting depth",
+                        limit: limits.max_depth,
+                    });
+                }
+                stack.push(start_element(&e)?);
+            }
+            XmlEvent::Empty(e) => {
+                count += 1;
+                if count > limits.max_elements {
+                    return Err(DecodeError::Limit {
+                        what: "element count",
+                        limit: limits.max_elements,
+                    });
+                }
+                let el = start_element(&e)?;
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            XmlEvent::End(_) => {
+                let Some(mut el) = stack.pop() else {
+                    return Err(DecodeError::Xml(format!("unmatched end tag at byte {pos}")));
+                };
+                trim_text(&mut el.text);
+                match stack.last_mut() {
+                    Some(parent) => parent.children.push(el),
+                    None => root = Some(el),
+                }
+            }
+            XmlEvent::Text(t) => match stack.last_mut() {
+                Some(el) => append_text(el, t.into_inner(), limits)?,
+                None if t.as_ref().trim().is_empty() => {}
+                None => return Err(DecodeError::Xml(format!("text outside the root element at byte {pos}"))),
+            },
+            XmlEvent::CData(t) => {
+                if let Some(el) = stack.last_mut() {
+                    append_text(el, t.into_inner(), limits)?;
+                }
+            }
+            XmlEvent::GeneralRef(r) => {
+                let resolved = resolve_entity(&r.into_inner())?;
+                if let Some(el) = stack.last_mut() {
+                    append_text(el, resolved, limits)?;
+                }
+            }
+            XmlEvent::DocType(_) => return Err(DecodeError::Xml("DOCTYPE is not allowed".into())),
+            XmlEvent::Decl(_) | XmlEvent::PI(_) | XmlEvent::Comment(_) => {}
+            XmlEvent::Eof => break,
+        }
+    }
+    if let Some(open) = stack.last() {
+        return Err(DecodeError::Xml(format!("document ends inside <{}>", open.name)));
+    }
+    root.ok_or_else(|| DecodeError::Xml("no root element".into()))
+}
+
+/// Writes canonical XML: declaration, default namespace on the root, no pretty printing.
+pub struct XmlWriter {
+    out: String,
+}
+
+impl XmlWriter {
+    /// Starts a document with `root` in namespace `ns` (no `xmlns` when `ns` is empty).
+    pub fn new(root: &str, ns: &str) -> Self {
+        let mut out = String::with_capacity(256);
+        out.push_str(r#"<?xml version="1.0" encoding="UTF-8"?><"#);
+        out.push_str(root);
+        if !ns.is_empty() {
+            out.push_str(r#" xmlns=""#);
+            escape_into(&mut out, ns, true);
+            out.push('"');
+        }
+        out.push('>');
+        XmlWriter { out }
+    }
+
+    /// `<name>`
+    pub fn open(&mut self, name: &str) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    /// `</name>`
+    pub fn close(&mut self, name: &str) -> &mut Self {
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    /// `<name/>`
+    pub fn empty(&mut self, name: &str) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push_str("/>");
+        self
+    }
+
+    /// `<name>text</name>` with the text escaped.
+    pub fn leaf(&mut self, name: &str, text: &str) -> &mut Self {
+        self.open(name);
+        escape_into(&mut self.out, text, false);
+        self.close(name)
+    }
+
+    /// Escaped text at the current position.
+    pub fn text(&mut self, text: &str) -> &mut Self {
+        escape_into(&mut self.out, text, false);
+        self
+    }
+
+    /// Markup written as is (the caller guarantees it is well formed).
+    pub(crate) fn raw(&mut self, markup: &str) -> &mut Self {
+        self.out.push_str(markup);
+        self
+    }
+
+    /// A leaf written only when `text` is present.
+    pub fn opt_leaf(&mut self, name: &str, text: Option<&str>) -> &mut Self {
+        if let Some(t) = text {
+            self.leaf(name, t);
+        }
+        self
+    }
+
+    /// Closes the root and returns the document.
+    pub fn finish(mut self, root: &str) -> String {
+        self.close(root);
+        self.out
+    }
+}
+
+fn escape_into(out: &mut String, text: &str, attr: bool) {
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' if attr => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_names_prefixes_and_entities() {
+        let doc = r#"<?xml version="1.0"?><ns3:SystemStatus xmlns:ns3="urn:x"><ns3:a>N&lt;1&gt;;x &amp; y</ns3:a><b/></ns3:SystemStatus>"#;
+        let root = parse(doc, &XmlLimits::default()).expect("parses");
+        assert_eq!(root.name, "SystemStatus");
+        assert_eq!(root.namespace.as_deref(), Some("urn:x"));
+        assert_eq!(root.child_text("a"), Some("N<1>;x & y"));
+        assert!(root.child("B").is_some(), "case-insensitive fallback");
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let deep = "<a>".repeat(30) + &"</a>".repeat(30);
+        assert!(matches!(parse(&deep, &XmlLimits::default()), Err(DecodeError::Limit { .. })));
+        let big = format!("<a>{}</a>", "x".repeat(10_000));
+        assert!(matches!(parse(&big, &XmlLimits::default()), Err(DecodeError::Limit { .. })));
+    }
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        for doc in ["", "<a>", "<a></b>", "<a/><b/>", "text", "<a>&bogus;</a>", "<!DOCTYPE a><a/>"] {
+            assert!(parse(doc, &XmlLimits::default()).is_err(), "{doc:?}");
+        }
+    }
+
+    #[test]
+    fn writer_escapes() {
+        let mut w = XmlWriter::new("R", "urn:x");
+        w.leaf("t", "a<b&c>");
+        assert_eq!(
+            w.finish("R"),
+            r#"<?xml version="1.0" encoding="UTF-8"?><R xmlns="urn:x"><t>a&lt;b&amp;c&gt;</t></R>"#
+        );
+    }
+}
