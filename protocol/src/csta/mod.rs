@@ -140,7 +140,7 @@ pub fn decode_with_limits(bytes: &[u8], limits: &XmlLimits) -> Result<Decoded, D
     }
     let text = to_text(bytes)?;
     let root = xml::parse(text.trim_start(), limits)?;
-    let name = root.name.as_str();
+    let name = root.name.as_ref();
     let message = if name.ends_with("Event") {
         Event::decode(name, &root)?
             .map(Message::Event)

@@ -268,7 +268,7 @@ impl DeviceRef {
 
     pub(crate) fn decode(el: &Element<'_>) -> DeviceRef {
         for c in &el.children {
-            match c.name.as_str() {
+            match c.name.as_ref() {
                 "deviceIdentifier" | "numberDialed" | "deviceID" => return DeviceRef::Id(c.text.to_string()),
                 "notKnown" => return DeviceRef::NotKnown,
                 "restricted" => return DeviceRef::Restricted,
@@ -347,7 +347,7 @@ pub(crate) fn parse_bool(el: &Element<'_>) -> Result<bool, DecodeError> {
         "true" | "1" | "TRUE" | "True" => Ok(true),
         "false" | "0" | "FALSE" | "False" => Ok(false),
         other => Err(DecodeError::Value {
-            element: el.name.clone(),
+            element: el.name.to_string(),
             reason: format!("{other:?} is not a boolean"),
         }),
     }
@@ -356,7 +356,7 @@ pub(crate) fn parse_bool(el: &Element<'_>) -> Result<bool, DecodeError> {
 /// Parses an unsigned integer, naming the element on error.
 pub(crate) fn parse_u32(el: &Element<'_>) -> Result<u32, DecodeError> {
     el.text.parse().map_err(|_| DecodeError::Value {
-        element: el.name.clone(),
+        element: el.name.to_string(),
         reason: format!("{:?} is not an unsigned integer", el.text),
     })
 }

@@ -35,7 +35,7 @@ impl Default for XmlLimits {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element<'a> {
     /// Local name (prefix removed).
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Namespace URI declared on this element for its own prefix, if any.
     pub namespace: Option<String>,
     /// Text content, entities resolved, surrounding whitespace trimmed.
@@ -76,7 +76,7 @@ impl<'a> Element<'a> {
     /// The error for a missing child.
     pub fn missing(&self, name: &'static str) -> DecodeError {
         DecodeError::Missing {
-            parent: self.name.clone(),
+            parent: self.name.to_string(),
             element: name,
         }
     }
@@ -93,7 +93,8 @@ fn local(qname: &str) -> &str {
     qname.rsplit_once(':').map_or(qname, |(_, l)| l)
 }
 
-fn start_element(e: &BytesStart<'_>) -> Result<Element<'static>, DecodeError> {
+/// Builds an element from a start tag found at byte `at` of `doc`; the name borrows from `doc`.
+fn start_element<'a>(doc: &'a str, at: usize, e: &BytesStart<'_>) -> Result<Element<'a>, DecodeError> {
     let qname = e.name();
     let qname: &str = qname.as_ref();
     let prefix = qname.split_once(':').map(|(p, _)| p);
@@ -110,8 +111,12 @@ fn start_element(e: &BytesStart<'_>) -> Result<Element<'static>, DecodeError> {
             namespace = Some(attr.value.into_owned());
         }
     }
+    let borrowed = doc
+        .get(at + 1..at + 1 + qname.len())
+        .filter(|n| *n == qname)
+        .map(|n| Cow::Borrowed(local(n)));
     Ok(Element {
-        name: local(qname).to_owned(),
+        name: borrowed.unwrap_or_else(|| Cow::Owned(local(qname).to_owned())),
         namespace,
         text: Cow::Borrowed(""),
         children: Vec::new(),
@@ -199,7 +204,7 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
                         limit: limits.max_depth,
                     });
                 }
-                stack.push(start_element(&e)?);
+                stack.push(start_element(text, pos as usize, &e)?);
             }
             XmlEvent::Empty(e) => {
                 count += 1;
@@ -209,7 +214,7 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
                         limit: limits.max_elements,
                     });
                 }
-                let el = start_element(&e)?;
+                let el = start_element(text, pos as usize, &e)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(el),
                     None => root = Some(el),

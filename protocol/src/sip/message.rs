@@ -133,9 +133,21 @@ pub struct Message {
     pub body: Vec<u8>,
 }
 
-/// RFC 3261 `token` characters.
+/// RFC 3261 `token` characters, as a lookup table.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        i += 1;
+    }
+    t
+};
+
+/// Whether `b` is an RFC 3261 `token` character.
 pub(crate) fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    TOKEN[usize::from(b)]
 }
 
 fn is_ws(b: u8) -> bool {

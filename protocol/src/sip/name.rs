@@ -94,6 +94,30 @@ const KNOWN: [&str; 58] = [
     "RSeq",
 ];
 
+/// The canonical spelling of a known name, looked up by its lower-case form.
+fn known(raw: &str) -> Option<&'static str> {
+    let mut buf = [0u8; 24];
+    let lower = buf.get_mut(..raw.len())?;
+    lower.copy_from_slice(raw.as_bytes());
+    lower.make_ascii_lowercase();
+    // The most frequent names first; the table scan covers the rest.
+    Some(match &*lower {
+        b"via" => "Via",
+        b"from" => "From",
+        b"to" => "To",
+        b"call-id" => "Call-ID",
+        b"cseq" => "CSeq",
+        b"contact" => "Contact",
+        b"max-forwards" => "Max-Forwards",
+        b"content-length" => "Content-Length",
+        b"content-type" => "Content-Type",
+        b"content-disposition" => "Content-Disposition",
+        b"record-route" => "Record-Route",
+        b"route" => "Route",
+        _ => return KNOWN.iter().find(|k| k.eq_ignore_ascii_case(raw)).copied(),
+    })
+}
+
 impl HeaderName {
     /// Canonicalises a received or caller-supplied name.
     pub fn new(raw: &str) -> Self {
@@ -103,7 +127,7 @@ impl HeaderName {
                 return HeaderName(Cow::Borrowed(full));
             }
         }
-        match KNOWN.iter().find(|k| k.eq_ignore_ascii_case(raw)) {
+        match known(raw) {
             Some(known) => HeaderName(Cow::Borrowed(known)),
             None => HeaderName(Cow::Owned(raw.to_owned())),
         }
