@@ -24,7 +24,11 @@ Call-ID: a3f0077597a645ed91dfed3bf7e88d93\r\n\
 CSeq: 5 INFO\r\n\
 Content-Disposition: signal;handling=required\r\n\
 Content-Type: application/csta+xml\r\n";
-    format!("{head}Content-Length: {}\r\n\r\n{MAKE_CALL}", MAKE_CALL.len()).into_bytes()
+    format!(
+        "{head}Content-Length: {}\r\n\r\n{MAKE_CALL}",
+        MAKE_CALL.len()
+    )
+    .into_bytes()
 }
 
 #[divan::bench]
@@ -32,13 +36,14 @@ fn sip_frame_and_parse_info(b: Bencher) {
     let wire = info();
     // One long-lived framer per connection, as in the gateway.
     let mut f = StreamFramer::new(Limits::default());
-    b.counter(divan::counter::BytesCount::new(wire.len())).bench_local(|| {
-        f.push(black_box(&wire));
-        match f.next_item() {
-            Ok(Some(StreamItem::Message(m))) => m,
-            _ => unreachable!("the INFO frames"),
-        }
-    });
+    b.counter(divan::counter::BytesCount::new(wire.len()))
+        .bench_local(|| {
+            f.push(black_box(&wire));
+            match f.next_item() {
+                Ok(Some(StreamItem::Message(m))) => m,
+                _ => unreachable!("the INFO frames"),
+            }
+        });
 }
 
 #[divan::bench]
@@ -59,7 +64,11 @@ fn sip_encode_make_call_response(b: Bencher) {
     b.bench(|| {
         let body = csta::encode(black_box(&resp), ED3);
         Message::response_to(&req, 200, "OK", "gw7c1e0a52")
-            .with_body("application/csta+xml", Some("signal;handling=required"), body.into_bytes())
+            .with_body(
+                "application/csta+xml",
+                Some("signal;handling=required"),
+                body.into_bytes(),
+            )
             .to_bytes()
     });
 }
@@ -82,15 +91,16 @@ fn annex_j_decode_stream_of_100_events(b: Bencher) {
     for _ in 0..100 {
         stream.extend(encode_annex_j(9999, DELIVERED.as_bytes()).expect("encodes"));
     }
-    b.counter(divan::counter::ItemsCount::new(100usize)).bench(|| {
-        let mut d = AnnexJDecoder::new();
-        let mut n = 0;
-        for chunk in black_box(&stream).chunks(1460) {
-            d.push(chunk);
-            while let Ok(Some(_)) = d.next_frame() {
-                n += 1;
+    b.counter(divan::counter::ItemsCount::new(100usize))
+        .bench(|| {
+            let mut d = AnnexJDecoder::new();
+            let mut n = 0;
+            for chunk in black_box(&stream).chunks(1460) {
+                d.push(chunk);
+                while let Ok(Some(_)) = d.next_frame() {
+                    n += 1;
+                }
             }
-        }
-        n
-    });
+            n
+        });
 }

@@ -1,1 +1,3 @@
-pub mod sip; pub mod csta; pub mod framing;
+pub mod csta;
+pub mod framing;
+pub mod sip;

@@ -11,7 +11,11 @@ const NOT_CSTA: [&str; 2] = ["rcc-sip-01-userProperties.xml", "rcc-sip-09-connec
 
 #[rstest]
 fn doc_example_decodes_and_round_trips(#[files("tests/csta_examples/*.xml")] path: PathBuf) {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
     match csta::decode(&bytes) {
         Err(DecodeError::UnknownRoot(_)) if NOT_CSTA.contains(&name.as_str()) => {}
@@ -20,8 +24,12 @@ fn doc_example_decodes_and_round_trips(#[files("tests/csta_examples/*.xml")] pat
         Ok(decoded) => {
             let ns = decoded.namespace.clone().unwrap_or_default();
             let xml = csta::encode(&decoded.message, &ns);
-            let again = csta::decode(xml.as_bytes()).unwrap_or_else(|e| panic!("{name}: re-decoding {xml}: {e}"));
-            assert_eq!(again.message, decoded.message, "{name}: canonical form {xml}");
+            let again = csta::decode(xml.as_bytes())
+                .unwrap_or_else(|e| panic!("{name}: re-decoding {xml}: {e}"));
+            assert_eq!(
+                again.message, decoded.message,
+                "{name}: canonical form {xml}"
+            );
         }
     }
 }

@@ -7,8 +7,11 @@ use rcc_protocol::sip::{Limits, Message, SipError, StreamFramer, StreamItem, par
 use rstest::rstest;
 
 fn vector(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/rfc4475").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read test vector {}: {e}", path.display()))
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/vectors/rfc4475")
+        .join(name);
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("cannot read test vector {}: {e}", path.display()))
 }
 
 fn parse_and_validate(name: &str) -> Result<Message, SipError> {
@@ -94,7 +97,8 @@ fn badbranch_parses_without_crashing() {
 
 #[test]
 fn mcl01_is_a_framing_error() {
-    let err = parse_datagram(&vector("mcl01.dat"), &Limits::default()).expect_err("two Content-Lengths");
+    let err =
+        parse_datagram(&vector("mcl01.dat"), &Limits::default()).expect_err("two Content-Lengths");
     assert!(matches!(err, SipError::ContentLength(_)), "{err}");
 }
 
@@ -135,7 +139,10 @@ fn wsinv_views() {
     assert_eq!(vias[1].branch(), Some("z9hG4bK9ikj8"));
     assert_eq!(vias[2].branch(), Some("z9hG4bK30239"));
     assert_eq!(msg.header("Subject"), Some(""));
-    assert_eq!(msg.header("NewFangledHeader"), Some("newfangled value continued newfangled value"));
+    assert_eq!(
+        msg.header("NewFangledHeader"),
+        Some("newfangled value continued newfangled value")
+    );
     assert_eq!(msg.to_header().expect("To").tag(), Some("1918181833n"));
 }
 
@@ -155,10 +162,20 @@ fn esc02_has_two_contacts_and_an_unknown_header() {
 
 #[test]
 fn cparam_params_land_where_they_belong() {
-    let c = parse_and_validate("cparam01.dat").expect("accepted").contacts().expect("Contact");
+    let c = parse_and_validate("cparam01.dat")
+        .expect("accepted")
+        .contacts()
+        .expect("Contact");
     assert!(c[0].params.has("unknownparam"));
-    let c = parse_and_validate("cparam02.dat").expect("accepted").contacts().expect("Contact");
-    assert!(c[0].uri.as_sip().is_some_and(|u| u.params.has("unknownparam")));
+    let c = parse_and_validate("cparam02.dat")
+        .expect("accepted")
+        .contacts()
+        .expect("Contact");
+    assert!(
+        c[0].uri
+            .as_sip()
+            .is_some_and(|u| u.params.has("unknownparam"))
+    );
 }
 
 /// Every message that parses also survives the stream framer after canonical serialisation,

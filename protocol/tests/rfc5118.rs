@@ -9,14 +9,21 @@ use rcc_protocol::sip::{Host, Message};
 use rstest::rstest;
 
 fn wire_form(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/rfc5118").join(name);
-    let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let (head, body) = raw.split_once("\n\n").unwrap_or((raw.trim_end_matches('\n'), ""));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/vectors/rfc5118")
+        .join(name);
+    let raw = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let (head, body) = raw
+        .split_once("\n\n")
+        .unwrap_or((raw.trim_end_matches('\n'), ""));
     let body = body.replace('\n', "\r\n");
     let head: Vec<String> = head
         .lines()
         .map(|l| match l.split_once(':') {
-            Some((n, _)) if n.trim().eq_ignore_ascii_case("Content-Length") => format!("Content-Length: {}", body.len()),
+            Some((n, _)) if n.trim().eq_ignore_ascii_case("Content-Length") => {
+                format!("Content-Length: {}", body.len())
+            }
             _ => l.to_owned(),
         })
         .collect();
@@ -43,7 +50,10 @@ fn accepted(#[case] name: &str) {
 #[test]
 fn ipv6_bad_is_rejected() {
     let result = Message::parse(&wire_form("ipv6-bad")).and_then(|m| m.validate());
-    assert!(result.is_err(), "sip:2001:db8::10 without brackets must be rejected");
+    assert!(
+        result.is_err(),
+        "sip:2001:db8::10 without brackets must be rejected"
+    );
 }
 
 #[test]
@@ -51,6 +61,9 @@ fn mult_ip_in_header_vias() {
     let msg = Message::parse(&wire_form("mult-ip-in-header")).expect("parses");
     let vias = msg.vias().expect("Via");
     assert_eq!(vias.len(), 3);
-    assert_eq!((vias[0].host.clone(), vias[0].port), (Host::V6("2001:db8::9:1".into()), Some(6050)));
+    assert_eq!(
+        (vias[0].host.clone(), vias[0].port),
+        (Host::V6("2001:db8::9:1".into()), Some(6050))
+    );
     assert_eq!(vias[2].received(), Some("192.0.2.200"));
 }

@@ -32,7 +32,15 @@ fn message() -> impl Strategy<Value = Message> {
         (token(), "[a-z0-9@.:;=]{1,30}").prop_map(|(m, u)| (Some((m, format!("sip:{u}"))), None)),
         (100u16..700, "[ -~]{0,20}").prop_map(|(c, r)| (None, Some((c, r)))),
     ];
-    let headers = proptest::collection::vec((token().prop_filter("not Content-Length", |n| !n.eq_ignore_ascii_case("l") && !n.eq_ignore_ascii_case("content-length")), header_value()), 0..12);
+    let headers = proptest::collection::vec(
+        (
+            token().prop_filter("not Content-Length", |n| {
+                !n.eq_ignore_ascii_case("l") && !n.eq_ignore_ascii_case("content-length")
+            }),
+            header_value(),
+        ),
+        0..12,
+    );
     let body = proptest::collection::vec(any::<u8>(), 0..200);
     (start, headers, body).prop_map(|(start, headers, body)| {
         let mut msg = match start {
@@ -101,21 +109,39 @@ const CSTA: &str = r#"<?xml version="1.0" encoding="UTF-8"?><MakeCallResponse xm
 /// Parses `ours` with rsip and checks it agrees on start line, Call-ID, CSeq, tags and body.
 fn cross_check(ours: &Message) {
     let wire = ours.to_bytes();
-    let theirs = rsip::SipMessage::try_from(wire.as_slice())
-        .unwrap_or_else(|e| panic!("rsip rejects our message: {e:?}\n{}", String::from_utf8_lossy(&wire)));
+    let theirs = rsip::SipMessage::try_from(wire.as_slice()).unwrap_or_else(|e| {
+        panic!(
+            "rsip rejects our message: {e:?}\n{}",
+            String::from_utf8_lossy(&wire)
+        )
+    });
     match (&theirs, ours.method(), ours.status()) {
-        (rsip::SipMessage::Request(r), Some(m), None) => assert_eq!(r.method.to_string(), m.as_str()),
+        (rsip::SipMessage::Request(r), Some(m), None) => {
+            assert_eq!(r.method.to_string(), m.as_str())
+        }
         (rsip::SipMessage::Response(r), None, Some(code)) => assert_eq!(r.status_code.code(), code),
         _ => panic!("rsip disagrees on request/response"),
     }
-    assert_eq!(theirs.call_id_header().expect("Call-ID").value(), ours.call_id().expect("Call-ID"));
+    assert_eq!(
+        theirs.call_id_header().expect("Call-ID").value(),
+        ours.call_id().expect("Call-ID")
+    );
     let cseq = theirs.cseq_header().expect("CSeq");
     let our_cseq = ours.cseq().expect("CSeq");
     assert_eq!(cseq.seq().expect("seq"), our_cseq.seq);
-    assert_eq!(cseq.method().expect("method").to_string(), our_cseq.method.as_str());
+    assert_eq!(
+        cseq.method().expect("method").to_string(),
+        our_cseq.method.as_str()
+    );
     let tag = |t: Option<rsip::param::Tag>| t.map(|t| t.value().to_owned());
-    assert_eq!(tag(theirs.from_header().expect("From").tag().expect("tag")).as_deref(), ours.from_header().expect("From").tag());
-    assert_eq!(tag(theirs.to_header().expect("To").tag().expect("tag")).as_deref(), ours.to_header().expect("To").tag());
+    assert_eq!(
+        tag(theirs.from_header().expect("From").tag().expect("tag")).as_deref(),
+        ours.from_header().expect("From").tag()
+    );
+    assert_eq!(
+        tag(theirs.to_header().expect("To").tag().expect("tag")).as_deref(),
+        ours.to_header().expect("To").tag()
+    );
     assert_eq!(theirs.body(), &ours.body);
 }
 
@@ -127,7 +153,12 @@ fn invite() -> Message {
 fn rsip_agrees_on_responses() {
     let inv = invite();
     cross_check(&Message::response_to(&inv, 100, "Trying", "gw1"));
-    cross_check(&Message::response_to(&inv, 481, "Call/Transaction Does Not Exist", "gw1"));
+    cross_check(&Message::response_to(
+        &inv,
+        481,
+        "Call/Transaction Does Not Exist",
+        "gw1",
+    ));
     let ok = Message::response_to(&inv, 200, "OK", "gw1").with_body(
         "application/csta+xml",
         Some("signal;handling=required"),
@@ -139,11 +170,20 @@ fn rsip_agrees_on_responses() {
 #[test]
 fn rsip_agrees_on_in_dialog_requests() {
     let inv = invite();
-    let mut d = Dialog::as_uas(&inv, "gw1", "<sip:rccgateway@gw.contoso.com:5065;transport=tls>").expect("dialog");
+    let mut d = Dialog::as_uas(
+        &inv,
+        "gw1",
+        "<sip:rccgateway@gw.contoso.com:5065;transport=tls>",
+    )
+    .expect("dialog");
     for method in [Method::Info, Method::Bye, Method::Options] {
         let req = d
             .request(method, "SIP/2.0/TLS gw.contoso.com:5065;branch=z9hG4bK-x")
-            .with_body("application/csta+xml", Some("signal;handling=required"), CSTA.as_bytes().to_vec());
+            .with_body(
+                "application/csta+xml",
+                Some("signal;handling=required"),
+                CSTA.as_bytes().to_vec(),
+            );
         cross_check(&req);
     }
 }

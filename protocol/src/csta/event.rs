@@ -2,7 +2,10 @@
 //! per event by a schema table in ECMA-323 order; device-feature events have their own types.
 
 use super::DecodeError;
-use super::values::{Cause, ConnectionId, ConnectionListItem, DeviceRef, ForwardingType, LocalConnectionState, bool_str, parse_bool, parse_u32};
+use super::values::{
+    Cause, ConnectionId, ConnectionListItem, DeviceRef, ForwardingType, LocalConnectionState,
+    bool_str, parse_bool, parse_u32,
+};
 use super::xml::{Element, XmlWriter};
 
 /// The call-control events of the RCC call model.
@@ -204,7 +207,9 @@ impl CallEventKind {
                 ("localConnectionInfo", LocalState),
                 ("cause", EventCause),
             ],
-            CallEventKind::DigitsGenerated => &[("connection", Connection), ("digitGeneratedList", Digits)],
+            CallEventKind::DigitsGenerated => {
+                &[("connection", Connection), ("digitGeneratedList", Digits)]
+            }
         }
     }
 }
@@ -263,16 +268,30 @@ impl CallEvent {
     /// Every device identifier the event carries, for rewriting (device-ID mapping).
     pub fn device_ids_mut(&mut self) -> Vec<&mut String> {
         let mut ids: Vec<&mut String> = Vec::new();
-        for c in self.connection.iter_mut().chain(self.secondary_old_call.iter_mut()) {
+        for c in self
+            .connection
+            .iter_mut()
+            .chain(self.secondary_old_call.iter_mut())
+        {
             ids.extend(c.device_id.as_mut());
         }
         for item in &mut self.connections {
-            for c in item.new_connection.iter_mut().chain(item.old_connection.iter_mut()) {
+            for c in item
+                .new_connection
+                .iter_mut()
+                .chain(item.old_connection.iter_mut())
+            {
                 ids.extend(c.device_id.as_mut());
             }
             ids.extend(item.endpoint.as_mut());
         }
-        for d in [&mut self.subject, &mut self.calling, &mut self.called, &mut self.last_redirection, &mut self.target] {
+        for d in [
+            &mut self.subject,
+            &mut self.calling,
+            &mut self.called,
+            &mut self.last_redirection,
+            &mut self.target,
+        ] {
             if let Some(DeviceRef::Id(s)) = d {
                 ids.push(s);
             }
@@ -283,7 +302,9 @@ impl CallEvent {
     fn decode(kind: CallEventKind, el: &Element<'_>) -> Result<CallEvent, DecodeError> {
         let mut ev = CallEvent::new(kind, el.required_text("monitorCrossRefID")?);
         for (name, role) in kind.schema() {
-            let Some(child) = el.child(name) else { continue };
+            let Some(child) = el.child(name) else {
+                continue;
+            };
             match role {
                 Connection => ev.connection = Some(ConnectionId::decode(child)),
                 SecondaryOldCall => ev.secondary_old_call = Some(ConnectionId::decode(child)),
@@ -371,6 +392,9 @@ pub struct DoNotDisturbEvent {
 }
 
 /// An event.
+// Events are decoded, routed and dropped; boxing the common variant would add an allocation
+// per event on the hot path for no saving.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A call-control or call-associated event.

@@ -23,8 +23,8 @@ pub use request::{LCS_NAMESPACE, MonitorObject, Request, Service};
 pub use response::{Feature, ForwardItem, Response, SnapshotCall};
 pub use session::{Reason, SESSION_NAMESPACE, Session};
 pub use values::{
-    AutoOriginate, Cause, ConnectionId, ConnectionListItem, DeviceRef, ErrorCategory, ForwardingType, KNOWN_CAUSES,
-    LocalConnectionState, SystemStatusValue,
+    AutoOriginate, Cause, ConnectionId, ConnectionListItem, DeviceRef, ErrorCategory,
+    ForwardingType, KNOWN_CAUSES, LocalConnectionState, SystemStatusValue,
 };
 pub use xml::XmlLimits;
 
@@ -73,6 +73,8 @@ pub enum DecodeError {
 }
 
 /// A CSTA message.
+// Short-lived: decoded, handled and dropped (see `Event`).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A service request.
@@ -119,7 +121,10 @@ fn to_text(bytes: &[u8]) -> Result<Cow<'_, str>, DecodeError> {
             if decl.contains("iso-8859-1") || decl.contains("latin1") {
                 Ok(Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()))
             } else {
-                Err(DecodeError::Xml(format!("not UTF-8 at byte {}", e.valid_up_to())))
+                Err(DecodeError::Xml(format!(
+                    "not UTF-8 at byte {}",
+                    e.valid_up_to()
+                )))
             }
         }
     }
@@ -149,7 +154,10 @@ pub fn decode_with_limits(bytes: &[u8], limits: &XmlLimits) -> Result<Decoded, D
         Message::Error(CstaError::decode(&root))
     } else if let Some(s) = Session::decode(name, &root)? {
         Message::Session(s)
-    } else if let Some(service) = name.strip_suffix("Response").and_then(Service::from_request_name) {
+    } else if let Some(service) = name
+        .strip_suffix("Response")
+        .and_then(Service::from_request_name)
+    {
         Message::Response(Response::decode(service, &root)?)
     } else if let Some(service) = Service::from_request_name(name) {
         Message::Request(Request::decode(service, &root)?)

@@ -2,7 +2,10 @@
 //! gateway and a PBX.
 
 use super::DecodeError;
-use super::values::{AutoOriginate, Cause, ConnectionId, ForwardingType, SystemStatusValue, bool_str, parse_bool, parse_u32};
+use super::values::{
+    AutoOriginate, Cause, ConnectionId, ForwardingType, SystemStatusValue, bool_str, parse_bool,
+    parse_u32,
+};
 use super::xml::{Element, XmlWriter};
 
 /// Namespace of Microsoft's RCC private data (`lcs:line`).
@@ -351,7 +354,12 @@ impl Request {
             },
             Service::SystemRegister => {
                 let types = el.child("requestTypes");
-                let flag = |name| types.and_then(|t| t.child(name)).map(parse_bool).transpose();
+                let flag = |name| {
+                    types
+                        .and_then(|t| t.child(name))
+                        .map(parse_bool)
+                        .transpose()
+                };
                 Request::SystemRegister {
                     system_status: flag("systemStatus")?.unwrap_or(false),
                     request_system_status: flag("requestSystemStatus")?.unwrap_or(false),
@@ -398,7 +406,10 @@ impl Request {
             },
             Service::HoldCall => Request::HoldCall {
                 call: conn(el, "callToBeHeld")?,
-                reservation: el.child("connectionReservation").map(parse_bool).transpose()?,
+                reservation: el
+                    .child("connectionReservation")
+                    .map(parse_bool)
+                    .transpose()?,
             },
             Service::RetrieveCall => Request::RetrieveCall {
                 call: conn(el, "callToBeRetrieved")?,
@@ -425,7 +436,8 @@ impl Request {
             },
             Service::DeflectCall => {
                 let dest = el.required("newDestination")?;
-                let new_destination = match dest.child("device").or_else(|| dest.child("deviceID")) {
+                let new_destination = match dest.child("device").or_else(|| dest.child("deviceID"))
+                {
                     Some(d) => d.text.to_string(),
                     None => dest.text.to_string(),
                 };
@@ -471,7 +483,10 @@ impl Request {
                     w.close("private").close("privateData").close("extensions");
                 }
             }
-            Request::SystemStatus { register_id, status } => {
+            Request::SystemStatus {
+                register_id,
+                status,
+            } => {
                 w.opt_leaf("sysStatRegisterID", register_id.as_deref())
                     .leaf("systemStatus", status.as_str());
             }
@@ -487,7 +502,10 @@ impl Request {
             Request::SystemRegisterCancel { register_id } => {
                 w.leaf("sysStatRegisterID", register_id);
             }
-            Request::MonitorStart { object, monitor_type } => {
+            Request::MonitorStart {
+                object,
+                monitor_type,
+            } => {
                 w.open("monitorObject");
                 match object {
                     MonitorObject::Device(d) => {
@@ -495,7 +513,8 @@ impl Request {
                     }
                     MonitorObject::Call(c) => c.encode(w, "callObject"),
                 }
-                w.close("monitorObject").opt_leaf("monitorType", monitor_type.as_deref());
+                w.close("monitorObject")
+                    .opt_leaf("monitorType", monitor_type.as_deref());
             }
             Request::MonitorStop { cross_ref } => {
                 w.leaf("monitorCrossRefID", cross_ref);
@@ -533,15 +552,24 @@ impl Request {
                 active.encode(w, "activeCall");
                 held.encode(w, "heldCall");
             }
-            Request::ConsultationCall { existing, consulted } => {
+            Request::ConsultationCall {
+                existing,
+                consulted,
+            } => {
                 existing.encode(w, "existingCall");
                 w.leaf("consultedDevice", consulted);
             }
-            Request::SingleStepTransferCall { active, transferred_to } => {
+            Request::SingleStepTransferCall {
+                active,
+                transferred_to,
+            } => {
                 active.encode(w, "activeCall");
                 w.leaf("transferredTo", transferred_to);
             }
-            Request::DeflectCall { call, new_destination } => {
+            Request::DeflectCall {
+                call,
+                new_destination,
+            } => {
                 call.encode(w, "callToBeDiverted");
                 w.leaf("newDestination", new_destination);
             }
@@ -551,8 +579,10 @@ impl Request {
                 tone_duration,
             } => {
                 connection.encode(w, "connectionToSendDigits");
-                w.leaf("charactersToSend", digits)
-                    .opt_leaf("toneDuration", tone_duration.map(|d| d.to_string()).as_deref());
+                w.leaf("charactersToSend", digits).opt_leaf(
+                    "toneDuration",
+                    tone_duration.map(|d| d.to_string()).as_deref(),
+                );
             }
             Request::SetForwarding {
                 device,
@@ -571,7 +601,8 @@ impl Request {
                 w.leaf("device", device);
             }
             Request::SetDoNotDisturb { device, on } => {
-                w.leaf("device", device).leaf("doNotDisturbOn", bool_str(*on));
+                w.leaf("device", device)
+                    .leaf("doNotDisturbOn", bool_str(*on));
             }
         }
     }

@@ -3,8 +3,8 @@
 use super::DecodeError;
 use super::request::Service;
 use super::values::{
-    ConnectionId, ConnectionListItem, ForwardingType, LocalConnectionState, SystemStatusValue, bool_str,
-    parse_bool, parse_u32,
+    ConnectionId, ConnectionListItem, ForwardingType, LocalConnectionState, SystemStatusValue,
+    bool_str, parse_bool, parse_u32,
 };
 use super::xml::{Element, XmlWriter};
 
@@ -141,7 +141,11 @@ impl Response {
     }
 
     pub(crate) fn decode(service: Service, el: &Element<'_>) -> Result<Response, DecodeError> {
-        let connections = |el: &Element<'_>| el.child("connections").map(ConnectionListItem::decode_list).unwrap_or_default();
+        let connections = |el: &Element<'_>| {
+            el.child("connections")
+                .map(ConnectionListItem::decode_list)
+                .unwrap_or_default()
+        };
         Ok(match service {
             Service::RequestSystemStatus => Response::RequestSystemStatus {
                 status: SystemStatusValue::parse(el.required_text("systemStatus")?),
@@ -155,7 +159,10 @@ impl Response {
             },
             Service::MonitorStart => Response::MonitorStart {
                 cross_ref: el.required_text("monitorCrossRefID")?.to_owned(),
-                existing_calls: el.child("monitorExistingCalls").map(parse_bool).transpose()?,
+                existing_calls: el
+                    .child("monitorExistingCalls")
+                    .map(parse_bool)
+                    .transpose()?,
             },
             Service::SnapshotDevice => Response::SnapshotDevice {
                 calls: el
@@ -163,7 +170,10 @@ impl Response {
                     .map(|d| {
                         d.children_named("snapshotDeviceResponseInfo")
                             .map(|info| SnapshotCall {
-                                connection: info.child("connectionIdentifier").map(ConnectionId::decode).unwrap_or_default(),
+                                connection: info
+                                    .child("connectionIdentifier")
+                                    .map(ConnectionId::decode)
+                                    .unwrap_or_default(),
                                 states: info
                                     .child("localCallState")
                                     .map(|s| {
@@ -204,7 +214,9 @@ impl Response {
                         l.children_named("forwardListItem")
                             .map(|i| {
                                 Ok(ForwardItem {
-                                    forwarding_type: ForwardingType::parse(i.required_text("forwardingType")?),
+                                    forwarding_type: ForwardingType::parse(
+                                        i.required_text("forwardingType")?,
+                                    ),
                                     status: parse_bool(i.required("forwardStatus")?)?,
                                     forward_dn: i.child_text("forwardDN").map(str::to_owned),
                                     ring_count: i.child("ringCount").map(parse_u32).transpose()?,
@@ -301,7 +313,11 @@ fn features(el: Option<&Element<'_>>) -> Vec<Feature> {
     let Some(el) = el else { return Vec::new() };
     el.children
         .iter()
-        .flat_map(|list| list.children.iter().map(|f| Feature::new(&list.name, &f.name)))
+        .flat_map(|list| {
+            list.children
+                .iter()
+                .map(|f| Feature::new(&list.name, &f.name))
+        })
         .collect()
 }
 

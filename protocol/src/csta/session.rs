@@ -5,7 +5,8 @@ use super::values::parse_u32;
 use super::xml::{Element, XmlWriter};
 
 /// The ECMA-354 namespace, used for every session message on output.
-pub const SESSION_NAMESPACE: &str = "http://www.ecma-international.org/standards/ecma-354/appl_session";
+pub const SESSION_NAMESPACE: &str =
+    "http://www.ecma-international.org/standards/ecma-354/appl_session";
 
 /// A reason or error: a value defined by the schema, or free text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,12 +163,23 @@ impl Session {
                 let info = el.child("applicationInfo");
                 let login = info.and_then(|i| i.find("SessionLoginInfo"));
                 Session::Start {
-                    application_id: info.and_then(|i| i.child_text("applicationID")).unwrap_or_default().to_owned(),
-                    user: login.and_then(|l| l.child_text("userName")).map(str::to_owned),
-                    password: login.and_then(|l| l.child_text("password")).map(str::to_owned),
+                    application_id: info
+                        .and_then(|i| i.child_text("applicationID"))
+                        .unwrap_or_default()
+                        .to_owned(),
+                    user: login
+                        .and_then(|l| l.child_text("userName"))
+                        .map(str::to_owned),
+                    password: login
+                        .and_then(|l| l.child_text("password"))
+                        .map(str::to_owned),
                     protocol_versions: el
                         .child("requestedProtocolVersions")
-                        .map(|v| v.children_named("protocolVersion").map(|p| p.text.to_string()).collect())
+                        .map(|v| {
+                            v.children_named("protocolVersion")
+                                .map(|p| p.text.to_string())
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     duration: opt_u32(el, "requestedSessionDuration")?,
                 }
@@ -215,7 +227,8 @@ impl Session {
                 protocol_versions,
                 duration,
             } => {
-                w.open("applicationInfo").leaf("applicationID", application_id);
+                w.open("applicationInfo")
+                    .leaf("applicationID", application_id);
                 if user.is_some() || password.is_some() {
                     w.open("applicationSpecificInfo")
                         .open("SessionLoginInfo")
@@ -240,7 +253,9 @@ impl Session {
                     .opt_leaf("actualProtocolVersion", protocol_version.as_deref())
                     .opt_leaf("actualSessionDuration", num(duration).as_deref());
             }
-            Session::StartNeg { error } | Session::StopNeg { error } | Session::ResetNeg { error } => {
+            Session::StartNeg { error }
+            | Session::StopNeg { error }
+            | Session::ResetNeg { error } => {
                 error.encode(w, "errorCode", "definedError", "applError");
             }
             Session::Stop { session_id, reason } => {
@@ -248,7 +263,10 @@ impl Session {
                 reason.encode(w, "sessionEndReason", "definedEndReason", "appEndReason");
             }
             Session::StopPos => {}
-            Session::Reset { session_id, duration } => {
+            Session::Reset {
+                session_id,
+                duration,
+            } => {
                 w.leaf("sessionID", session_id)
                     .opt_leaf("requestedSessionDuration", num(duration).as_deref());
             }
@@ -257,7 +275,12 @@ impl Session {
             }
             Session::Terminated { session_id, reason } => {
                 w.leaf("sessionID", session_id);
-                reason.encode(w, "sessionTermReason", "definedTermReason", "serverTermReason");
+                reason.encode(
+                    w,
+                    "sessionTermReason",
+                    "definedTermReason",
+                    "serverTermReason",
+                );
             }
         }
     }

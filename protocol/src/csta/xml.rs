@@ -47,15 +47,21 @@ pub struct Element<'a> {
 impl<'a> Element<'a> {
     /// The first child with this local name (exact match first, then ignoring ASCII case).
     pub fn child(&self, name: &str) -> Option<&Element<'a>> {
-        self.children
-            .iter()
-            .find(|c| c.name == name)
-            .or_else(|| self.children.iter().find(|c| c.name.eq_ignore_ascii_case(name)))
+        self.children.iter().find(|c| c.name == name).or_else(|| {
+            self.children
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
+        })
     }
 
     /// Every child with this local name.
-    pub fn children_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s Element<'a>> + 's {
-        self.children.iter().filter(move |c| c.name.eq_ignore_ascii_case(name))
+    pub fn children_named<'s>(
+        &'s self,
+        name: &'s str,
+    ) -> impl Iterator<Item = &'s Element<'a>> + 's {
+        self.children
+            .iter()
+            .filter(move |c| c.name.eq_ignore_ascii_case(name))
     }
 
     /// Text of the named child.
@@ -83,9 +89,13 @@ impl<'a> Element<'a> {
 
     /// Finds a descendant by local name, depth first.
     pub fn find(&self, name: &str) -> Option<&Element<'a>> {
-        self.children
-            .iter()
-            .find_map(|c| if c.name.eq_ignore_ascii_case(name) { Some(c) } else { c.find(name) })
+        self.children.iter().find_map(|c| {
+            if c.name.eq_ignore_ascii_case(name) {
+                Some(c)
+            } else {
+                c.find(name)
+            }
+        })
     }
 }
 
@@ -94,13 +104,18 @@ fn local(qname: &str) -> &str {
 }
 
 /// Builds an element from a start tag found at byte `at` of `doc`; the name borrows from `doc`.
-fn start_element<'a>(doc: &'a str, at: usize, e: &BytesStart<'_>) -> Result<Element<'a>, DecodeError> {
+fn start_element<'a>(
+    doc: &'a str,
+    at: usize,
+    e: &BytesStart<'_>,
+) -> Result<Element<'a>, DecodeError> {
     let qname = e.name();
     let qname: &str = qname.as_ref();
     let prefix = qname.split_once(':').map(|(p, _)| p);
     let mut namespace = None;
     for attr in e.attributes() {
-        let attr = attr.map_err(|err| DecodeError::Xml(format!("attribute of <{qname}>: {err}")))?;
+        let attr =
+            attr.map_err(|err| DecodeError::Xml(format!("attribute of <{qname}>: {err}")))?;
         let key: &str = attr.key.as_ref();
         let binds_own = match (key.strip_prefix("xmlns"), prefix) {
             (Some(""), None) => true,
@@ -123,7 +138,11 @@ fn start_element<'a>(doc: &'a str, at: usize, e: &BytesStart<'_>) -> Result<Elem
     })
 }
 
-fn append_text<'a>(el: &mut Element<'a>, text: Cow<'a, str>, limits: &XmlLimits) -> Result<(), DecodeError> {
+fn append_text<'a>(
+    el: &mut Element<'a>,
+    text: Cow<'a, str>,
+    limits: &XmlLimits,
+) -> Result<(), DecodeError> {
     if el.text.is_empty() {
         el.text = text;
     } else {
@@ -188,7 +207,9 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
             .map_err(|e| DecodeError::Xml(format!("at byte {pos}: {e}")))?;
         match ev {
             XmlEvent::Start(_) | XmlEvent::Empty(_) if root.is_some() => {
-                return Err(DecodeError::Xml(format!("content after the root element at byte {pos}")));
+                return Err(DecodeError::Xml(format!(
+                    "content after the root element at byte {pos}"
+                )));
             }
             XmlEvent::Start(e) => {
                 count += 1;
@@ -233,7 +254,11 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
             XmlEvent::Text(t) => match stack.last_mut() {
                 Some(el) => append_text(el, t.into_inner(), limits)?,
                 None if t.as_ref().trim().is_empty() => {}
-                None => return Err(DecodeError::Xml(format!("text outside the root element at byte {pos}"))),
+                None => {
+                    return Err(DecodeError::Xml(format!(
+                        "text outside the root element at byte {pos}"
+                    )));
+                }
             },
             XmlEvent::CData(t) => {
                 if let Some(el) = stack.last_mut() {
@@ -252,7 +277,10 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
         }
     }
     if let Some(open) = stack.last() {
-        return Err(DecodeError::Xml(format!("document ends inside <{}>", open.name)));
+        return Err(DecodeError::Xml(format!(
+            "document ends inside <{}>",
+            open.name
+        )));
     }
     root.ok_or_else(|| DecodeError::Xml("no root element".into()))
 }
@@ -364,14 +392,28 @@ mod tests {
     #[test]
     fn limits_are_enforced() {
         let deep = "<a>".repeat(30) + &"</a>".repeat(30);
-        assert!(matches!(parse(&deep, &XmlLimits::default()), Err(DecodeError::Limit { .. })));
+        assert!(matches!(
+            parse(&deep, &XmlLimits::default()),
+            Err(DecodeError::Limit { .. })
+        ));
         let big = format!("<a>{}</a>", "x".repeat(10_000));
-        assert!(matches!(parse(&big, &XmlLimits::default()), Err(DecodeError::Limit { .. })));
+        assert!(matches!(
+            parse(&big, &XmlLimits::default()),
+            Err(DecodeError::Limit { .. })
+        ));
     }
 
     #[test]
     fn malformed_documents_are_errors() {
-        for doc in ["", "<a>", "<a></b>", "<a/><b/>", "text", "<a>&bogus;</a>", "<!DOCTYPE a><a/>"] {
+        for doc in [
+            "",
+            "<a>",
+            "<a></b>",
+            "<a/><b/>",
+            "text",
+            "<a>&bogus;</a>",
+            "<!DOCTYPE a><a/>",
+        ] {
             assert!(parse(doc, &XmlLimits::default()).is_err(), "{doc:?}");
         }
     }

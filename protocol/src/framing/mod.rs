@@ -61,7 +61,10 @@ pub fn encode_annex_j(invoke_id: u16, xml: &[u8]) -> Result<Vec<u8>, FrameError>
     let total = HEADER_LEN
         .checked_add(xml.len())
         .filter(|t| *t <= MAX_FRAME)
-        .ok_or(FrameError::TooLong(xml.len().saturating_add(HEADER_LEN), MAX_FRAME))?;
+        .ok_or(FrameError::TooLong(
+            xml.len().saturating_add(HEADER_LEN),
+            MAX_FRAME,
+        ))?;
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&(total as u16).to_be_bytes());
@@ -215,7 +218,10 @@ mod tests {
         assert_eq!(frame.len(), 268);
         assert_eq!(
             &frame[..16],
-            &[0x00, 0x00, 0x01, 0x0c, 0x30, 0x30, 0x34, 0x32, 0x3c, 0x3f, 0x78, 0x6d, 0x6c, 0x20, 0x76, 0x65]
+            &[
+                0x00, 0x00, 0x01, 0x0c, 0x30, 0x30, 0x34, 0x32, 0x3c, 0x3f, 0x78, 0x6d, 0x6c, 0x20,
+                0x76, 0x65
+            ]
         );
         let mut d = AnnexJDecoder::new();
         d.push(&frame);
@@ -229,20 +235,26 @@ mod tests {
         let xml = r#"<?xml version="1.0" encoding="UTF-8"?><ResetApplicationSessionTimerPosResponse xmlns="http://www.ecma-international.org/standards/ecma-354/appl_session"><actualSessionDuration>180</actualSessionDuration></ResetApplicationSessionTimerPosResponse>"#;
         assert_eq!(xml.len(), 245);
         let frame = encode_annex_j(42, xml.as_bytes()).expect("encodes");
-        assert_eq!(&frame[..8], &[0x00, 0x00, 0x00, 0xfd, 0x30, 0x30, 0x34, 0x32]);
+        assert_eq!(
+            &frame[..8],
+            &[0x00, 0x00, 0x00, 0xfd, 0x30, 0x30, 0x34, 0x32]
+        );
     }
 
     #[test]
     fn doc_example_c_keepalive_bytes() {
         let bytes = [
-            0x00, 0x00, 0x00, 0x15, 0x30, 0x30, 0x30, 0x30, 0x3c, 0x6b, 0x65, 0x65, 0x70, 0x61, 0x6c, 0x69, 0x76, 0x65,
-            0x20, 0x2f, 0x3e,
+            0x00, 0x00, 0x00, 0x15, 0x30, 0x30, 0x30, 0x30, 0x3c, 0x6b, 0x65, 0x65, 0x70, 0x61,
+            0x6c, 0x69, 0x76, 0x65, 0x20, 0x2f, 0x3e,
         ];
         assert_eq!(encode_annex_j(0, b"<keepalive />").expect("encodes"), bytes);
         let mut d = AnnexJDecoder::new();
         d.push(&bytes);
         let f = d.next_frame().expect("decodes").expect("complete");
-        assert_eq!((f.invoke_id, f.xml.as_slice()), (Some(InvokeId::Id(0)), &b"<keepalive />"[..]));
+        assert_eq!(
+            (f.invoke_id, f.xml.as_slice()),
+            (Some(InvokeId::Id(0)), &b"<keepalive />"[..])
+        );
     }
 
     #[test]
@@ -253,13 +265,22 @@ mod tests {
         assert_eq!(&frame[..8], b"\x00\x00\x03\xeb9999");
         let mut d = AnnexJDecoder::new();
         d.push(&frame);
-        assert!(d.next_frame().expect("decodes").expect("complete").invoke_id.is_some_and(InvokeId::is_event));
+        assert!(
+            d.next_frame()
+                .expect("decodes")
+                .expect("complete")
+                .invoke_id
+                .is_some_and(InvokeId::is_event)
+        );
     }
 
     #[test]
     fn length_is_counted_in_bytes() {
         let xml = "<a>é€</a>";
-        assert_eq!(encode_annex_j(1, xml.as_bytes()).expect("encodes")[3] as usize, 8 + xml.len());
+        assert_eq!(
+            encode_annex_j(1, xml.as_bytes()).expect("encodes")[3] as usize,
+            8 + xml.len()
+        );
     }
 
     #[test]
@@ -296,19 +317,31 @@ mod tests {
         let mut d = AnnexJDecoder::new();
         d.push(b"\x00\x00\x00\x07xxxx");
         assert_eq!(d.next_frame(), Err(FrameError::TooShort(7)));
-        assert!(matches!(encode_annex_j(1, &vec![b'x'; 65_528]), Err(FrameError::TooLong(..))));
+        assert!(matches!(
+            encode_annex_j(1, &vec![b'x'; 65_528]),
+            Err(FrameError::TooLong(..))
+        ));
         assert!(encode_annex_j(1, &vec![b'x'; 65_527]).is_ok());
-        assert!(matches!(encode_annex_j(10_000, b"<a/>"), Err(FrameError::InvokeId(10_000))));
+        assert!(matches!(
+            encode_annex_j(10_000, b"<a/>"),
+            Err(FrameError::InvokeId(10_000))
+        ));
     }
 
     #[test]
     fn nul_terminated_documents() {
         let mut d = NulDecoder::new(100);
         d.push(b"<a/>\0<b");
-        assert_eq!(d.next_frame().expect("decodes").expect("complete").xml, b"<a/>");
+        assert_eq!(
+            d.next_frame().expect("decodes").expect("complete").xml,
+            b"<a/>"
+        );
         assert_eq!(d.next_frame().expect("decodes"), None);
         d.push(b"/>\0");
-        assert_eq!(d.next_frame().expect("decodes").expect("complete").xml, b"<b/>");
+        assert_eq!(
+            d.next_frame().expect("decodes").expect("complete").xml,
+            b"<b/>"
+        );
         let mut d = NulDecoder::new(4);
         d.push(b"<abcdef");
         assert!(d.next_frame().is_err());

@@ -9,7 +9,9 @@ impl Message {
     pub fn response_to(request: &Message, code: u16, reason: &str, to_tag: &str) -> Message {
         let mut resp = Message::response(code, reason);
         for h in &request.headers {
-            let copy = ["Via", "From", "To", "Call-ID", "CSeq"].iter().any(|n| h.name.is(n));
+            let copy = ["Via", "From", "To", "Call-ID", "CSeq"]
+                .iter()
+                .any(|n| h.name.is(n));
             if !copy {
                 continue;
             }
@@ -24,7 +26,12 @@ impl Message {
     }
 
     /// Sets the body and its Content-Type (and Content-Disposition when given).
-    pub fn with_body(mut self, content_type: &str, disposition: Option<&str>, body: Vec<u8>) -> Message {
+    pub fn with_body(
+        mut self,
+        content_type: &str,
+        disposition: Option<&str>,
+        body: Vec<u8>,
+    ) -> Message {
         self.set_header("Content-Type", content_type);
         match disposition {
             Some(d) => self.set_header("Content-Disposition", d),
@@ -36,7 +43,7 @@ impl Message {
 }
 
 fn has_tag(name_addr: &str) -> bool {
-    super::headers::NameAddr::parse(name_addr).map_or(false, |n| n.tag().is_some())
+    super::headers::NameAddr::parse(name_addr).is_ok_and(|n| n.tag().is_some())
 }
 
 /// The state of a dialog needed to build requests within it, on either side.
@@ -65,7 +72,11 @@ pub struct Dialog {
 impl Dialog {
     /// The UAS side of a dialog created by `invite` (RFC 3261 §12.1.1): route set = the
     /// Record-Route values in order, remote target = the Contact URI, our tag added to To.
-    pub fn as_uas(invite: &Message, local_tag: &str, local_contact: &str) -> Result<Dialog, SipError> {
+    pub fn as_uas(
+        invite: &Message,
+        local_tag: &str,
+        local_contact: &str,
+    ) -> Result<Dialog, SipError> {
         let from = invite.from_header()?;
         let to = invite.to_header()?;
         let remote_target = invite
@@ -94,7 +105,11 @@ impl Dialog {
 
     /// The UAC side of a dialog established by a 2xx `response` to our `request`: route set =
     /// the Record-Route values reversed, remote target = the response's Contact URI.
-    pub fn as_uac(request: &Message, response: &Message, local_contact: &str) -> Result<Dialog, SipError> {
+    pub fn as_uac(
+        request: &Message,
+        response: &Message,
+        local_contact: &str,
+    ) -> Result<Dialog, SipError> {
         let from = request.from_header()?;
         let to = response.to_header()?;
         let remote_target = response
@@ -108,7 +123,10 @@ impl Dialog {
         Ok(Dialog {
             call_id: request.call_id()?.to_owned(),
             local: request.header("From").unwrap_or_default().to_owned(),
-            local_tag: from.tag().ok_or_else(|| SipError::header("From", "no tag"))?.to_owned(),
+            local_tag: from
+                .tag()
+                .ok_or_else(|| SipError::header("From", "no tag"))?
+                .to_owned(),
             remote: response.header("To").unwrap_or_default().to_owned(),
             remote_tag: to.tag().map(str::to_owned),
             remote_target,
@@ -154,7 +172,9 @@ impl Dialog {
 fn record_route_values(msg: &Message) -> Result<Vec<String>, SipError> {
     let mut out = Vec::new();
     for line in msg.headers_named("Record-Route") {
-        for v in super::headers::split_values(line).map_err(|e| SipError::header("Record-Route", e))? {
+        for v in
+            super::headers::split_values(line).map_err(|e| SipError::header("Record-Route", e))?
+        {
             out.push(v.to_owned());
         }
     }
@@ -202,15 +222,28 @@ Content-Length: 0\r\n\r\n";
     #[test]
     fn uas_dialog_requests_follow_the_record_route() {
         let req = Message::parse(INVITE.as_bytes()).expect("parses");
-        let mut d = Dialog::as_uas(&req, "gw7c1e0a52", "<sip:rccgateway@gw.contoso.com:5065;transport=tls>")
-            .expect("dialog");
-        let info = d.request(Method::Info, "SIP/2.0/TLS gw.contoso.com:5065;branch=z9hG4bK-e1");
+        let mut d = Dialog::as_uas(
+            &req,
+            "gw7c1e0a52",
+            "<sip:rccgateway@gw.contoso.com:5065;transport=tls>",
+        )
+        .expect("dialog");
+        let info = d.request(
+            Method::Info,
+            "SIP/2.0/TLS gw.contoso.com:5065;branch=z9hG4bK-e1",
+        );
         assert_eq!(
             info.request_uri(),
             Some("sip:alice@contoso.com;opaque=user:epid:2X3Fk9m1vVe5Yk_6Tq0aGAAA;gruu")
         );
-        assert_eq!(info.header("Route"), Some("<sip:fe01.contoso.com:5061;transport=tls;opaque=state:T;lr>"));
-        assert_eq!(info.header("To"), Some("<sip:alice@contoso.com>;tag=9708e2df90;epid=bd23d94254"));
+        assert_eq!(
+            info.header("Route"),
+            Some("<sip:fe01.contoso.com:5061;transport=tls;opaque=state:T;lr>")
+        );
+        assert_eq!(
+            info.header("To"),
+            Some("<sip:alice@contoso.com>;tag=9708e2df90;epid=bd23d94254")
+        );
         assert_eq!(info.from_header().expect("From").tag(), Some("gw7c1e0a52"));
         assert_eq!(info.cseq().expect("CSeq").seq, 1);
         info.validate().expect("valid");
@@ -221,7 +254,10 @@ Content-Length: 0\r\n\r\n";
         let req = Message::parse(INVITE.replace(";lr>", ">").as_bytes()).expect("parses");
         let mut d = Dialog::as_uas(&req, "t", "<sip:gw@gw>").expect("dialog");
         let bye = d.request(Method::Bye, "SIP/2.0/TCP gw;branch=z9hG4bK2");
-        assert_eq!(bye.request_uri(), Some("sip:fe01.contoso.com:5061;transport=tls;opaque=state:T"));
+        assert_eq!(
+            bye.request_uri(),
+            Some("sip:fe01.contoso.com:5061;transport=tls;opaque=state:T")
+        );
         assert_eq!(
             bye.headers_named("Route").last(),
             Some("<sip:alice@contoso.com;opaque=user:epid:2X3Fk9m1vVe5Yk_6Tq0aGAAA;gruu>")

@@ -101,7 +101,9 @@ impl StreamFramer {
                 return Ok(Some(StreamItem::Pong));
             }
             let from = self.scanned.max(self.pos).saturating_sub(3).max(self.pos);
-            let Some(end) = memmem::find(&self.buf[from..], b"\r\n\r\n").map(|i| from + i - self.pos) else {
+            let Some(end) =
+                memmem::find(&self.buf[from..], b"\r\n\r\n").map(|i| from + i - self.pos)
+            else {
                 self.scanned = self.buf.len();
                 let got = self.buffered();
                 if got > self.limits.max_head {
@@ -157,7 +159,10 @@ fn stream_content_length(headers: &[Header], limits: &Limits) -> Result<usize, S
         .ok_or_else(|| SipError::ContentLength("missing (required on stream transports)".into()))?;
     let extra = values.count();
     if extra > 0 {
-        return Err(SipError::ContentLength(format!("appears {} times", extra + 1)));
+        return Err(SipError::ContentLength(format!(
+            "appears {} times",
+            extra + 1
+        )));
     }
     let len = parse_content_length(value).map_err(SipError::ContentLength)?;
     if len > limits.max_body {
@@ -176,7 +181,10 @@ fn stream_content_length(headers: &[Header], limits: &Limits) -> Result<usize, S
 pub fn parse_datagram(data: &[u8], limits: &Limits) -> Result<Message, SipError> {
     let (head, rest) = match memmem::find(data, b"\r\n\r\n") {
         Some(end) => (&data[..end], &data[end + 4..]),
-        None => (data.strip_suffix(b"\r\n").unwrap_or(data), &data[data.len()..]),
+        None => (
+            data.strip_suffix(b"\r\n").unwrap_or(data),
+            &data[data.len()..],
+        ),
     };
     if head.is_empty() {
         return Err(SipError::Incomplete);
@@ -196,7 +204,10 @@ pub fn parse_datagram(data: &[u8], limits: &Limits) -> Result<Message, SipError>
             len
         }
         many => {
-            return Err(SipError::ContentLength(format!("appears {} times", many.len())));
+            return Err(SipError::ContentLength(format!(
+                "appears {} times",
+                many.len()
+            )));
         }
     };
     if body_len > limits.max_body {
@@ -281,7 +292,10 @@ mod tests {
         assert!(matches!(f.next_item(), Err(SipError::ContentLength(_))));
         let mut f = StreamFramer::new(Limits::default());
         f.push(b"INFO sip:a@b SIP/2.0\r\nContent-Length: 999999999\r\n\r\n");
-        assert!(matches!(f.next_item(), Err(SipError::Limit { what: "body", .. })));
+        assert!(matches!(
+            f.next_item(),
+            Err(SipError::Limit { what: "body", .. })
+        ));
     }
 
     #[test]
@@ -295,6 +309,12 @@ mod tests {
         for _ in 0..20 {
             f.push(b"X-Filler: 0123456789\r\n");
         }
-        assert!(matches!(f.next_item(), Err(SipError::Limit { what: "message head", .. })));
+        assert!(matches!(
+            f.next_item(),
+            Err(SipError::Limit {
+                what: "message head",
+                ..
+            })
+        ));
     }
 }

@@ -10,7 +10,13 @@ pub fn split_values(value: &str) -> Result<Vec<&str>, String> {
     split_outside_quotes(value, b',')
         .into_iter()
         .map(|v| v.trim_matches(is_lws))
-        .map(|v| if v.is_empty() { Err("empty value in list".to_owned()) } else { Ok(v) })
+        .map(|v| {
+            if v.is_empty() {
+                Err("empty value in list".to_owned())
+            } else {
+                Ok(v)
+            }
+        })
         .collect()
 }
 
@@ -59,7 +65,8 @@ impl Via {
             None => (s, Params::default()),
         };
         let mut pieces = proto_part.splitn(3, '/');
-        let (Some(name), Some(version), Some(rest)) = (pieces.next(), pieces.next(), pieces.next()) else {
+        let (Some(name), Some(version), Some(rest)) = (pieces.next(), pieces.next(), pieces.next())
+        else {
             return Err(format!("sent-protocol missing in {s:?}"));
         };
         let (name, version) = (name.trim_matches(is_lws), version.trim_matches(is_lws));
@@ -68,7 +75,11 @@ impl Via {
             .find(is_lws)
             .ok_or_else(|| format!("sent-by missing in {s:?}"))?;
         let (transport, sent_by) = (&rest[..split], rest[split..].trim_matches(is_lws));
-        for (what, tok) in [("protocol name", name), ("version", version), ("transport", transport)] {
+        for (what, tok) in [
+            ("protocol name", name),
+            ("version", version),
+            ("transport", transport),
+        ] {
             if tok.is_empty() || !tok.bytes().all(is_token_char) {
                 return Err(format!("invalid {what} {tok:?} in Via"));
             }
@@ -95,7 +106,9 @@ impl Via {
 
     /// `rport`: `None` if absent, `Some(None)` if present without value.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get("rport").map(|v| v.and_then(|p| p.parse().ok()))
+        self.params
+            .get("rport")
+            .map(|v| v.and_then(|p| p.parse().ok()))
     }
 }
 
@@ -203,7 +216,9 @@ impl CSeq {
     /// Parses `1*DIGIT LWS Method`.
     pub fn parse(s: &str) -> Result<CSeq, String> {
         let s = s.trim_matches(is_lws);
-        let split = s.find(is_lws).ok_or_else(|| format!("CSeq {s:?} lacks a method"))?;
+        let split = s
+            .find(is_lws)
+            .ok_or_else(|| format!("CSeq {s:?} lacks a method"))?;
         let (num, method) = (&s[..split], s[split..].trim_matches(is_lws));
         Ok(CSeq {
             seq: parse_u32(num)?,
@@ -216,7 +231,8 @@ fn parse_u32(s: &str) -> Result<u32, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("{s:?} is not a number"));
     }
-    s.parse::<u32>().map_err(|_| format!("{s} does not fit in 32 bits"))
+    s.parse::<u32>()
+        .map_err(|_| format!("{s} does not fit in 32 bits"))
 }
 
 /// Media type of a Content-Type header.
@@ -253,9 +269,9 @@ impl ContentType {
 
     /// Whether the media type is `essence` (e.g. `application/csta+xml`), ignoring case.
     pub fn is(&self, essence: &str) -> bool {
-        essence
-            .split_once('/')
-            .is_some_and(|(t, s)| self.mtype.eq_ignore_ascii_case(t) && self.subtype.eq_ignore_ascii_case(s))
+        essence.split_once('/').is_some_and(|(t, s)| {
+            self.mtype.eq_ignore_ascii_case(t) && self.subtype.eq_ignore_ascii_case(s)
+        })
     }
 }
 
@@ -337,7 +353,10 @@ impl Message {
 
     /// The top Via.
     pub fn top_via(&self) -> Result<Via, SipError> {
-        let first = values(self, "Via")?.into_iter().next().ok_or(SipError::Missing("Via"))?;
+        let first = values(self, "Via")?
+            .into_iter()
+            .next()
+            .ok_or(SipError::Missing("Via"))?;
         Via::parse(first).map_err(|e| SipError::header("Via", e))
     }
 
@@ -408,7 +427,9 @@ impl Message {
     /// Content-Disposition, if present.
     pub fn content_disposition(&self) -> Result<Option<ContentDisposition>, SipError> {
         single(self, "Content-Disposition")?
-            .map(|v| ContentDisposition::parse(v).map_err(|e| SipError::header("Content-Disposition", e)))
+            .map(|v| {
+                ContentDisposition::parse(v).map_err(|e| SipError::header("Content-Disposition", e))
+            })
             .transpose()
     }
 
@@ -482,7 +503,9 @@ mod tests {
 
     #[test]
     fn via_with_lws_everywhere() {
-        let v = Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8").expect("parses");
+        let v =
+            Via::parse("SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8")
+                .expect("parses");
         assert_eq!(v.protocol, "SIP/2.0");
         assert_eq!(v.transport, "TCP");
         assert_eq!(v.host, Host::Name("spindle.example.com".into()));
@@ -491,8 +514,10 @@ mod tests {
 
     #[test]
     fn via_params() {
-        let v = Via::parse("SIP/2.0/TLS 192.168.10.50:51063;ms-received-port=51063;rport;received=10.0.0.1")
-            .expect("parses");
+        let v = Via::parse(
+            "SIP/2.0/TLS 192.168.10.50:51063;ms-received-port=51063;rport;received=10.0.0.1",
+        )
+        .expect("parses");
         assert_eq!(v.port, Some(51063));
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.received(), Some("10.0.0.1"));
@@ -502,7 +527,8 @@ mod tests {
 
     #[test]
     fn from_with_tag_and_epid() {
-        let f = NameAddr::parse("<sip:alice@contoso.com>;tag=9708e2df90;epid=bd23d94254").expect("parses");
+        let f = NameAddr::parse("<sip:alice@contoso.com>;tag=9708e2df90;epid=bd23d94254")
+            .expect("parses");
         assert_eq!(f.tag(), Some("9708e2df90"));
         assert_eq!(f.epid(), Some("bd23d94254"));
         assert_eq!(f.uri_raw, "sip:alice@contoso.com");
@@ -510,7 +536,8 @@ mod tests {
 
     #[test]
     fn display_names() {
-        let n = NameAddr::parse(r#""J Rosenberg \\\"" <sip:jdrosen@example.com>;tag=1"#).expect("parses");
+        let n = NameAddr::parse(r#""J Rosenberg \\\"" <sip:jdrosen@example.com>;tag=1"#)
+            .expect("parses");
         assert_eq!(n.display_name.as_deref(), Some(r#"J Rosenberg \""#));
         let n = NameAddr::parse("caller<sip:caller@example.com>;tag=323").expect("parses");
         assert_eq!(n.display_name.as_deref(), Some("caller"));

@@ -139,7 +139,11 @@ const TOKEN: [bool; 256] = {
     let mut i = 0;
     while i < 256 {
         let b = i as u8;
-        t[i] = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~');
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
         i += 1;
     }
     t
@@ -170,19 +174,26 @@ fn utf8(bytes: &[u8], line: usize) -> Result<&str, SipError> {
 fn parse_start_line(line: &[u8]) -> Result<StartLine, SipError> {
     let text = std::str::from_utf8(line)
         .map_err(|e| SipError::StartLine(format!("not UTF-8 at byte {}", e.valid_up_to())))?;
-    if text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
+    if text
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         // Status-Line: SIP-Version SP 3DIGIT SP Reason-Phrase (the reason may be empty).
         let (version, rest) = text.split_once(' ').unwrap_or((text, ""));
         check_version(version)?;
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(SipError::StartLine(format!("status code {code:?} is not three digits")));
+            return Err(SipError::StartLine(format!(
+                "status code {code:?} is not three digits"
+            )));
         }
         let code: u16 = code
             .parse()
             .map_err(|_| SipError::StartLine(format!("status code {code:?}")))?;
         if !(100..=699).contains(&code) {
-            return Err(SipError::StartLine(format!("status code {code} out of range 100..699")));
+            return Err(SipError::StartLine(format!(
+                "status code {code} out of range 100..699"
+            )));
         }
         return Ok(StartLine::Response {
             code,
@@ -200,7 +211,9 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, SipError> {
     };
     let method = Method::parse(method)?;
     if uri.is_empty() || uri.starts_with('<') || uri.bytes().any(|b| b.is_ascii_control()) {
-        return Err(SipError::StartLine(format!("malformed Request-URI {uri:?}")));
+        return Err(SipError::StartLine(format!(
+            "malformed Request-URI {uri:?}"
+        )));
     }
     check_version(version)?;
     Ok(StartLine::Request {
@@ -212,7 +225,7 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, SipError> {
 fn check_version(version: &str) -> Result<(), SipError> {
     if version.eq_ignore_ascii_case("SIP/2.0") {
         Ok(())
-    } else if version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/") {
+    } else if version.len() > 4 && version.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
         Err(SipError::Version(version.to_owned()))
     } else {
         Err(SipError::StartLine(format!("bad SIP-Version {version:?}")))
@@ -220,7 +233,10 @@ fn check_version(version: &str) -> Result<(), SipError> {
 }
 
 /// Parses a message head (start line and header lines, without the blank line).
-pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Vec<Header>), SipError> {
+pub(crate) fn parse_head(
+    head: &[u8],
+    limits: &Limits,
+) -> Result<(StartLine, Vec<Header>), SipError> {
     if head.len() > limits.max_head {
         return Err(SipError::Limit {
             what: "message head",
@@ -228,7 +244,10 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<(StartLine, Vec
             got: head.len(),
         });
     }
-    let mut lines = LineIter { rest: head, line: 0 };
+    let mut lines = LineIter {
+        rest: head,
+        line: 0,
+    };
     let first = lines.next_line()?.ok_or(SipError::Incomplete)?;
     if first.len() > limits.max_line {
         return Err(SipError::Limit {
@@ -524,7 +543,8 @@ mod tests {
 
     #[test]
     fn folded_lines_are_unfolded_and_space_before_colon_accepted() {
-        let (_, h) = head("INFO sip:a@b SIP/2.0\r\nSubject  : one\r\n  two\r\n\tthree").expect("parses");
+        let (_, h) =
+            head("INFO sip:a@b SIP/2.0\r\nSubject  : one\r\n  two\r\n\tthree").expect("parses");
         assert_eq!(h[0].name.as_str(), "Subject");
         assert_eq!(h[0].value, "one two three");
     }
@@ -543,7 +563,10 @@ mod tests {
 
     #[test]
     fn other_versions_are_reported_as_such() {
-        assert!(matches!(head("OPTIONS sip:a@b SIP/7.0"), Err(SipError::Version(_))));
+        assert!(matches!(
+            head("OPTIONS sip:a@b SIP/7.0"),
+            Err(SipError::Version(_))
+        ));
         assert!(matches!(head("SIP/3.0 200 OK"), Err(SipError::Version(_))));
     }
 
@@ -559,7 +582,14 @@ mod tests {
             max_headers: 2,
             ..Limits::default()
         };
-        let err = parse_head(b"INFO sip:a@b SIP/2.0\r\nA: 1\r\nB: 2\r\nC: 3", &limits).expect_err("fails");
-        assert!(matches!(err, SipError::Limit { what: "header count", .. }));
+        let err = parse_head(b"INFO sip:a@b SIP/2.0\r\nA: 1\r\nB: 2\r\nC: 3", &limits)
+            .expect_err("fails");
+        assert!(matches!(
+            err,
+            SipError::Limit {
+                what: "header count",
+                ..
+            }
+        ));
     }
 }

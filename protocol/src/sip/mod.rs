@@ -17,7 +17,9 @@ mod validate;
 pub use builder::Dialog;
 pub use error::SipError;
 pub use framer::{StreamFramer, StreamItem, parse_datagram};
-pub use headers::{CSeq, ContentDisposition, ContentType, NameAddr, Refresher, SessionExpires, Via, split_values};
+pub use headers::{
+    CSeq, ContentDisposition, ContentType, NameAddr, Refresher, SessionExpires, Via, split_values,
+};
 pub use limits::Limits;
 pub use message::{Header, Message, Method, StartLine};
 pub use name::HeaderName;

@@ -126,7 +126,9 @@ impl Host {
                 .ok_or_else(|| format!("unterminated IPv6 reference {s:?}"))?;
             if inner.is_empty()
                 || !inner.contains(':')
-                || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                || !inner
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
             {
                 return Err(format!("invalid IPv6 reference {s:?}"));
             }
@@ -138,7 +140,9 @@ impl Host {
         if let Ok(v4) = s.parse::<Ipv4Addr>() {
             return Ok(Host::V4(v4));
         }
-        if s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
+        if s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        {
             return Ok(Host::Name(s.to_owned()));
         }
         Err(format!("invalid host {s:?}"))
@@ -177,9 +181,10 @@ pub(crate) fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), String> {
         }
     };
     let port = match port {
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(p.parse::<u16>().map_err(|_| format!("port {p} out of range"))?)
-        }
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(
+            p.parse::<u16>()
+                .map_err(|_| format!("port {p} out of range"))?,
+        ),
         Some(p) => return Err(format!("invalid port {p:?}")),
         None => None,
     };
@@ -208,14 +213,18 @@ pub struct SipUri {
 impl SipUri {
     /// Parses a SIP or SIPS URI.
     pub fn parse(s: &str) -> Result<SipUri, String> {
-        let (secure, rest) = if s.len() >= 5 && s[..5].eq_ignore_ascii_case("sips:") {
+        let prefix = |n: usize, p: &str| s.get(..n).is_some_and(|x| x.eq_ignore_ascii_case(p));
+        let (secure, rest) = if prefix(5, "sips:") {
             (true, &s[5..])
-        } else if s.len() >= 4 && s[..4].eq_ignore_ascii_case("sip:") {
+        } else if prefix(4, "sip:") {
             (false, &s[4..])
         } else {
             return Err(format!("not a SIP URI: {s:?}"));
         };
-        if rest.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if rest
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(format!("whitespace or control characters in URI {s:?}"));
         }
         let (userinfo, hostpart) = match rest.find('@') {
@@ -223,7 +232,7 @@ impl SipUri {
             None => (None, rest),
         };
         let (user, password) = match userinfo {
-            Some(u) if u.is_empty() => return Err(format!("empty user part in {s:?}")),
+            Some("") => return Err(format!("empty user part in {s:?}")),
             Some(u) => match u.split_once(':') {
                 Some((user, pw)) => (Some(user.to_owned()), Some(pw.to_owned())),
                 None => (Some(u.to_owned()), None),
@@ -299,7 +308,9 @@ impl TelUri {
             && digits
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b"*#-.()".contains(&b))
-            && digits.bytes().any(|b| b.is_ascii_hexdigit() || b == b'*' || b == b'#');
+            && digits
+                .bytes()
+                .any(|b| b.is_ascii_hexdigit() || b == b'*' || b == b'#');
         if !ok {
             return Err(format!("invalid telephone number {number:?}"));
         }
@@ -316,7 +327,10 @@ impl TelUri {
 
     /// The number without visual separators (`-`, `.`, `(`, `)`).
     pub fn digits(&self) -> String {
-        self.number.chars().filter(|c| !"-.()".contains(*c)).collect()
+        self.number
+            .chars()
+            .filter(|c| !"-.()".contains(*c))
+            .collect()
     }
 }
 
@@ -348,7 +362,10 @@ impl Uri {
         let (scheme, rest) = s
             .split_once(':')
             .ok_or_else(|| format!("URI without scheme: {s:?}"))?;
-        let scheme_ok = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        let scheme_ok = scheme
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
             && scheme
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
@@ -394,29 +411,43 @@ mod tests {
 
     #[test]
     fn lync_gruu_contact_uri() {
-        let u = SipUri::parse("sip:alice@contoso.com;opaque=user:epid:2X3Fk9m1vVe5Yk_6Tq0aGAAA;gruu")
-            .expect("parses");
+        let u =
+            SipUri::parse("sip:alice@contoso.com;opaque=user:epid:2X3Fk9m1vVe5Yk_6Tq0aGAAA;gruu")
+                .expect("parses");
         assert_eq!(u.user.as_deref(), Some("alice"));
         assert_eq!(u.host, Host::Name("contoso.com".into()));
-        assert_eq!(u.params.value("opaque"), Some("user:epid:2X3Fk9m1vVe5Yk_6Tq0aGAAA"));
+        assert_eq!(
+            u.params.value("opaque"),
+            Some("user:epid:2X3Fk9m1vVe5Yk_6Tq0aGAAA")
+        );
         assert!(u.params.has("gruu"));
     }
 
     #[test]
     fn front_end_record_route_uri() {
-        let u = SipUri::parse("sip:fe01.contoso.com:5061;transport=tls;opaque=state:T;lr").expect("parses");
+        let u = SipUri::parse("sip:fe01.contoso.com:5061;transport=tls;opaque=state:T;lr")
+            .expect("parses");
         assert_eq!(u.port, Some(5061));
         assert_eq!(u.params.value("transport"), Some("tls"));
         assert!(u.params.has("lr"));
-        assert_eq!(u.to_string(), "sip:fe01.contoso.com:5061;transport=tls;opaque=state:T;lr");
+        assert_eq!(
+            u.to_string(),
+            "sip:fe01.contoso.com:5061;transport=tls;opaque=state:T;lr"
+        );
     }
 
     #[test]
     fn ipv6_hosts() {
         let u = SipUri::parse("sip:[2001:db8::10]:5070").expect("parses");
-        assert_eq!((u.host, u.port), (Host::V6("2001:db8::10".into()), Some(5070)));
+        assert_eq!(
+            (u.host, u.port),
+            (Host::V6("2001:db8::10".into()), Some(5070))
+        );
         let u = SipUri::parse("sip:[2001:db8::10:5070]").expect("parses");
-        assert_eq!((u.host, u.port), (Host::V6("2001:db8::10:5070".into()), None));
+        assert_eq!(
+            (u.host, u.port),
+            (Host::V6("2001:db8::10:5070".into()), None)
+        );
         assert!(SipUri::parse("sip:2001:db8::10").is_err());
     }
 
@@ -425,18 +456,41 @@ mod tests {
         let t = TelUri::parse("tel:+14255550100;ext=100").expect("parses");
         assert!(t.is_global());
         assert_eq!(t.params.value("ext"), Some("100"));
-        let t = TelUri::parse("tel:73124;phone-context=dialstring;partition=BE_BRS_INT").expect("parses");
+        let t = TelUri::parse("tel:73124;phone-context=dialstring;partition=BE_BRS_INT")
+            .expect("parses");
         assert!(!t.is_global());
         assert_eq!(t.params.value("phone-context"), Some("dialstring"));
-        assert_eq!(TelUri::parse("tel:+1-425-555-0100").expect("parses").digits(), "+14255550100");
+        assert_eq!(
+            TelUri::parse("tel:+1-425-555-0100")
+                .expect("parses")
+                .digits(),
+            "+14255550100"
+        );
         assert!(TelUri::parse("tel:+").is_err());
         assert!(TelUri::parse("tel:12;;").is_err());
     }
 
     #[test]
     fn other_schemes_are_opaque() {
-        assert!(matches!(Uri::parse("soap.beep://192.0.2.103:3002"), Ok(Uri::Other { .. })));
+        assert!(matches!(
+            Uri::parse("soap.beep://192.0.2.103:3002"),
+            Ok(Uri::Other { .. })
+        ));
         assert!(Uri::parse("nourl").is_err());
         assert!(Uri::parse("1x:abc").is_err());
+    }
+}
+
+#[cfg(test)]
+mod boundary_tests {
+    use super::*;
+
+    #[test]
+    fn multibyte_text_at_scheme_boundaries_is_an_error_not_a_panic() {
+        for s in ["sipé:x", "siéx", "tééé", "é", "sips", "si"] {
+            assert!(SipUri::parse(s).is_err(), "{s}");
+            let _ = Uri::parse(s);
+            let _ = TelUri::parse(s);
+        }
     }
 }
