@@ -225,7 +225,11 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine, SipError> {
 fn check_version(version: &str) -> Result<(), SipError> {
     if version.eq_ignore_ascii_case("SIP/2.0") {
         Ok(())
-    } else if version.len() > 4 && version.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
+    } else if version.len() > 4
+        && version
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         Err(SipError::Version(version.to_owned()))
     } else {
         Err(SipError::StartLine(format!("bad SIP-Version {version:?}")))
