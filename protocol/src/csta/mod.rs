@@ -173,12 +173,34 @@ pub fn decode_with_limits(bytes: &[u8], limits: &XmlLimits) -> Result<Decoded, D
 /// Encodes a message in canonical form. CSTA messages are written in `namespace` (none when
 /// empty); ECMA-354 session messages always in [`SESSION_NAMESPACE`].
 pub fn encode(message: &Message, namespace: &str) -> String {
+    encode_with(
+        message,
+        &Encoding {
+            namespace,
+            device_id_first: false,
+        },
+    )
+}
+
+/// How to write a CSTA document: the namespace and the peer's ordering habits.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoding<'a> {
+    /// Namespace of CSTA messages (none when empty).
+    pub namespace: &'a str,
+    /// Write `deviceID` before `callID` inside ConnectionIDs (Avaya AES does).
+    pub device_id_first: bool,
+}
+
+/// Encodes a message in canonical form with the peer's [`Encoding`].
+pub fn encode_with(message: &Message, encoding: &Encoding<'_>) -> String {
+    let namespace = encoding.namespace;
     let root = message.root_name();
     let ns = match message {
         Message::Session(_) => SESSION_NAMESPACE,
         _ => namespace,
     };
     let mut w = xml::XmlWriter::new(&root, ns);
+    w.device_id_first = encoding.device_id_first;
     match message {
         Message::Request(r) => r.encode(&mut w),
         Message::Response(r) => r.encode(&mut w),

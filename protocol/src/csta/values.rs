@@ -325,12 +325,18 @@ impl ConnectionId {
         }
     }
 
-    /// Writes `callID` then `deviceID` (the recommended order).
+    /// Writes `callID` then `deviceID` (the recommended order), or the reverse when the writer
+    /// asks for it.
     pub(crate) fn encode(&self, w: &mut XmlWriter, name: &str) {
-        w.open(name)
-            .opt_leaf("callID", self.call_id.as_deref())
-            .opt_leaf("deviceID", self.device_id.as_deref())
-            .close(name);
+        w.open(name);
+        if w.device_id_first {
+            w.opt_leaf("deviceID", self.device_id.as_deref())
+                .opt_leaf("callID", self.call_id.as_deref());
+        } else {
+            w.opt_leaf("callID", self.call_id.as_deref())
+                .opt_leaf("deviceID", self.device_id.as_deref());
+        }
+        w.close(name);
     }
 }
 

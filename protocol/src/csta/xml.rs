@@ -288,6 +288,8 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
 /// Writes canonical XML: declaration, default namespace on the root, no pretty printing.
 pub struct XmlWriter {
     out: String,
+    /// Write `deviceID` before `callID` in ConnectionIDs (an Avaya AES habit).
+    pub(crate) device_id_first: bool,
 }
 
 impl XmlWriter {
@@ -302,7 +304,10 @@ impl XmlWriter {
             out.push('"');
         }
         out.push('>');
-        XmlWriter { out }
+        XmlWriter {
+            out,
+            device_id_first: false,
+        }
     }
 
     /// `<name>`

@@ -1,0 +1,461 @@
+//! The async shell around [`Pbx`]: TCP and TLS listeners, one task per client link, and one
+//! driver task that owns the engine and its timers. Everything else talks to the driver through
+//! [`PbxSim`], the in-process control API.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use rcc_protocol::csta::{CstaError, ForwardingType, SystemStatusValue};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+
+use super::directory::{DeviceConfig, ExternalParty};
+use super::engine::{Faults, LinkId, LinkView, LogEntry, Output, Pbx};
+use super::profile::PbxConfig;
+use super::switch::CallView;
+
+/// Commands queued per link before the link is considered stuck and closed.
+const LINK_QUEUE: usize = 4096;
+/// Commands queued to the driver.
+const DRIVER_QUEUE: usize = 1024;
+/// Time allowed for a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Control = Box<dyn FnOnce(&mut Pbx, Instant) + Send>;
+
+enum Cmd {
+    Accept {
+        link: LinkId,
+        peer: String,
+        out: mpsc::Sender<LinkOut>,
+    },
+    Data {
+        link: LinkId,
+        bytes: Vec<u8>,
+    },
+    Gone {
+        link: LinkId,
+    },
+    Control(Control),
+}
+
+enum LinkOut {
+    Bytes(Vec<u8>),
+    Close { abort: bool },
+}
+
+/// Where and how the simulator listens.
+#[derive(Debug, Clone)]
+pub struct Listen {
+    /// Plain TCP address (`127.0.0.1:0` picks a port).
+    pub tcp: Option<SocketAddr>,
+    /// TLS address and server configuration.
+    pub tls: Option<(SocketAddr, Arc<ServerConfig>)>,
+}
+
+impl Listen {
+    /// Plain TCP on a free loopback port.
+    pub fn loopback() -> Self {
+        Listen {
+            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            tls: None,
+        }
+    }
+}
+
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// A running PBX simulator; cheap to clone. The tasks stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct PbxSim {
+    tx: mpsc::Sender<Cmd>,
+    tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
+    _tasks: Arc<Tasks>,
+}
+
+impl std::fmt::Debug for PbxSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PbxSim")
+            .field("tcp", &self.tcp)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PbxSim {
+    /// Starts a simulator with `devices` on the listeners of `listen`.
+    pub async fn start(
+        config: PbxConfig,
+        devices: Vec<DeviceConfig>,
+        listen: Listen,
+    ) -> anyhow::Result<PbxSim> {
+        let mut pbx = Pbx::new(config);
+        let now = tokio::time::Instant::now().into_std();
+        pbx.act(now, |sw, _| {
+            for d in devices {
+                sw.add_device(d);
+            }
+        });
+        let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
+        let mut tasks = vec![tokio::spawn(drive(pbx, rx))];
+        let ids = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let mut tcp_addr = None;
+        if let Some(addr) = listen.tcp {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow!("PBX simulator cannot listen on TCP {addr}: {e}"))?;
+            tcp_addr = Some(listener.local_addr()?);
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                None,
+                tx.clone(),
+                ids.clone(),
+            )));
+        }
+        let mut tls_addr = None;
+        if let Some((addr, config)) = listen.tls {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow!("PBX simulator cannot listen on TLS {addr}: {e}"))?;
+            tls_addr = Some(listener.local_addr()?);
+            let acceptor = TlsAcceptor::from(config);
+            tasks.push(tokio::spawn(accept_loop(
+                listener,
+                Some(acceptor),
+                tx.clone(),
+                ids.clone(),
+            )));
+        }
+        Ok(PbxSim {
+            tx,
+            tcp: tcp_addr,
+            tls: tls_addr,
+            _tasks: Arc::new(Tasks(tasks)),
+        })
+    }
+
+    /// The TCP listener's address.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
+    }
+
+    /// The TLS listener's address.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls
+    }
+
+    /// Runs `f` on the engine (in the driver task) and returns its result.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Pbx, Instant) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let control: Control = Box::new(move |pbx, now| {
+            let _ = reply.send(f(pbx, now));
+        });
+        self.tx
+            .send(Cmd::Control(control))
+            .await
+            .map_err(|_| anyhow!("PBX simulator has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow!("PBX simulator has stopped"))
+    }
+
+    async fn switch_action(
+        &self,
+        f: impl FnOnce(&mut super::switch::Switch, Instant) -> Result<String, CstaError>
+        + Send
+        + 'static,
+    ) -> anyhow::Result<String> {
+        self.with(move |pbx, now| pbx.act(now, f))
+            .await?
+            .map_err(|e| anyhow!("the switch refused: {}/{}", e.category, e.value))
+    }
+
+    /// Adds an internal device.
+    pub async fn add_device(&self, device: DeviceConfig) -> anyhow::Result<()> {
+        self.with(move |pbx, now| pbx.act(now, |sw, _| sw.add_device(device)))
+            .await
+    }
+
+    /// Scripts an external number.
+    pub async fn set_external(&self, number: &str, party: ExternalParty) -> anyhow::Result<()> {
+        let number = number.to_owned();
+        self.with(move |pbx, now| pbx.act(now, |sw, _| sw.set_external(&number, party)))
+            .await
+    }
+
+    /// An external number (or an internal desk phone) calls `to`; returns the call ID.
+    pub async fn incoming(&self, from: &str, to: &str) -> anyhow::Result<String> {
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.switch_action(move |sw, now| sw.incoming(&from, &to, now))
+            .await
+    }
+
+    /// A desk phone dials a number.
+    pub async fn dial(&self, device: &str, number: &str) -> anyhow::Result<String> {
+        let (device, number) = (device.to_owned(), number.to_owned());
+        self.switch_action(move |sw, now| sw.phone_dial(&device, &number, now))
+            .await
+    }
+
+    /// A desk phone or an external party answers its ringing call.
+    pub async fn answer(&self, device: &str) -> anyhow::Result<String> {
+        let device = device.to_owned();
+        self.switch_action(move |sw, now| sw.phone_answer(&device, now))
+            .await
+    }
+
+    /// A desk phone or an external party hangs up.
+    pub async fn hang_up(&self, device: &str) -> anyhow::Result<String> {
+        let device = device.to_owned();
+        self.switch_action(move |sw, _| sw.phone_hang_up(&device))
+            .await
+    }
+
+    /// A desk phone puts its active call on hold.
+    pub async fn hold(&self, device: &str) -> anyhow::Result<String> {
+        let device = device.to_owned();
+        self.switch_action(move |sw, _| sw.phone_hold(&device))
+            .await
+    }
+
+    /// A desk phone retrieves its held call.
+    pub async fn retrieve(&self, device: &str) -> anyhow::Result<String> {
+        let device = device.to_owned();
+        self.switch_action(move |sw, _| sw.phone_retrieve(&device))
+            .await
+    }
+
+    /// Forwarding set at the phone by feature code (`None` turns it off).
+    pub async fn phone_forwarding(
+        &self,
+        device: &str,
+        kind: ForwardingType,
+        to: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let (device, to) = (device.to_owned(), to.map(str::to_owned));
+        self.switch_action(move |sw, _| {
+            sw.phone_forwarding(&device, kind, to.as_deref())
+                .map(|()| String::new())
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Every call with its parties and states.
+    pub async fn calls(&self) -> anyhow::Result<Vec<CallView>> {
+        self.with(|pbx, _| pbx.switch().calls()).await
+    }
+
+    /// The client links.
+    pub async fn links(&self) -> anyhow::Result<Vec<LinkView>> {
+        self.with(|pbx, _| pbx.links()).await
+    }
+
+    /// Frames logged after sequence number `since`.
+    pub async fn log_since(&self, since: u64) -> anyhow::Result<Vec<LogEntry>> {
+        self.with(move |pbx, _| pbx.log_since(since)).await
+    }
+
+    /// Replaces the active faults.
+    pub async fn set_faults(&self, faults: Faults) -> anyhow::Result<()> {
+        self.with(move |pbx, _| pbx.set_faults(faults)).await
+    }
+
+    /// Drops every client link (TCP reset when `abort`).
+    pub async fn drop_links(&self, abort: bool) -> anyhow::Result<()> {
+        self.with(move |pbx, _| pbx.drop_links(abort)).await
+    }
+
+    /// Ends every ECMA-354 session (ApplicationSessionTerminated, then close).
+    pub async fn terminate_sessions(&self) -> anyhow::Result<()> {
+        self.with(|pbx, _| pbx.terminate_sessions("terminated by the lab"))
+            .await
+    }
+
+    /// Reports a new system status to every link.
+    pub async fn set_system_status(&self, status: SystemStatusValue) -> anyhow::Result<()> {
+        self.with(move |pbx, _| pbx.set_system_status(status)).await
+    }
+
+    /// Sends a malformed frame on every link.
+    pub async fn send_malformed(&self) -> anyhow::Result<()> {
+        self.with(|pbx, _| pbx.send_malformed()).await
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    tx: mpsc::Sender<Cmd>,
+    ids: Arc<std::sync::atomic::AtomicU64>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "PBX simulator accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let link = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tx = tx.clone();
+        match &tls {
+            None => {
+                tokio::spawn(serve_link(stream, link, peer, tx));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => serve_link(s, link, peer, tx).await,
+                        Ok(Err(e)) => tracing::warn!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// A stream that can be reset instead of closed.
+trait Resettable {
+    fn reset(&self);
+}
+
+impl Resettable for TcpStream {
+    fn reset(&self) {
+        let _ = self.set_zero_linger();
+    }
+}
+
+impl Resettable for tokio_rustls::server::TlsStream<TcpStream> {
+    fn reset(&self) {
+        let _ = self.get_ref().0.set_zero_linger();
+    }
+}
+
+async fn serve_link<S>(mut stream: S, link: LinkId, peer: SocketAddr, tx: mpsc::Sender<Cmd>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Resettable,
+{
+    let (out_tx, mut out_rx) = mpsc::channel(LINK_QUEUE);
+    let accepted = Cmd::Accept {
+        link,
+        peer: peer.to_string(),
+        out: out_tx,
+    };
+    if tx.send(accepted).await.is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let data = Cmd::Data { link, bytes: buf[..n].to_vec() };
+                    if tx.send(data).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            out = out_rx.recv() => match out {
+                Some(LinkOut::Bytes(b)) => {
+                    if stream.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                Some(LinkOut::Close { abort }) => {
+                    if abort {
+                        stream.reset();
+                    } else {
+                        let _ = stream.flush().await;
+                        let _ = stream.shutdown().await;
+                    }
+                    return;
+                }
+                None => return,
+            },
+        }
+    }
+    let _ = tx.send(Cmd::Gone { link }).await;
+}
+
+async fn drive(mut pbx: Pbx, mut rx: mpsc::Receiver<Cmd>) {
+    let mut writers: HashMap<LinkId, mpsc::Sender<LinkOut>> = HashMap::new();
+    loop {
+        let deadline = pbx.next_timeout();
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        let sleep_to = deadline.map_or(far, tokio::time::Instant::from_std);
+        let cmd = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(c) => Some(c),
+                None => return,
+            },
+            () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
+        };
+        let now = tokio::time::Instant::now().into_std();
+        match cmd {
+            None => pbx.handle_timeout(now),
+            Some(Cmd::Accept { link, peer, out }) => {
+                tracing::info!(link, %peer, "CSTA client connected");
+                writers.insert(link, out);
+                pbx.accept(link, &peer, now);
+            }
+            Some(Cmd::Data { link, bytes }) => pbx.receive(link, &bytes, now),
+            Some(Cmd::Gone { link }) => {
+                tracing::info!(link, "CSTA client disconnected");
+                writers.remove(&link);
+                pbx.disconnected(link);
+            }
+            Some(Cmd::Control(f)) => f(&mut pbx, now),
+        }
+        while let Some(output) = pbx.poll_output() {
+            match output {
+                Output::Send { link, bytes } => {
+                    let stuck = writers
+                        .get(&link)
+                        .is_some_and(|w| w.try_send(LinkOut::Bytes(bytes)).is_err());
+                    if stuck {
+                        tracing::warn!(link, "CSTA client does not read; closing the link");
+                        if let Some(w) = writers.remove(&link) {
+                            let _ = w.try_send(LinkOut::Close { abort: true });
+                        }
+                        pbx.disconnected(link);
+                    }
+                }
+                Output::Close {
+                    link,
+                    abort,
+                    reason,
+                } => {
+                    tracing::info!(link, %reason, "closing CSTA link");
+                    if let Some(w) = writers.remove(&link) {
+                        let _ = w.try_send(LinkOut::Close { abort });
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! TLS material for the lab: a throw-away certificate authority that mints server and client
+//! certificates (rcgen), identities loaded from PEM files, and rustls configurations.
+
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// A certificate chain with its private key.
+#[derive(Debug)]
+pub struct Identity {
+    /// Leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's key.
+    pub key: PrivateKeyDer<'static>,
+    /// The leaf certificate in PEM, for writing to disk.
+    pub cert_pem: String,
+    /// The key in PEM.
+    pub key_pem: String,
+}
+
+impl Clone for Identity {
+    fn clone(&self) -> Self {
+        Identity {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            cert_pem: self.cert_pem.clone(),
+            key_pem: self.key_pem.clone(),
+        }
+    }
+}
+
+impl Identity {
+    /// Loads a PEM certificate chain and a PEM private key.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> anyhow::Result<Identity> {
+        let cert_pem = std::fs::read_to_string(cert)
+            .with_context(|| format!("reading certificate {}", cert.display()))?;
+        let key_pem = std::fs::read_to_string(key)
+            .with_context(|| format!("reading private key {}", key.display()))?;
+        Identity::from_pem(&cert_pem, &key_pem)
+            .with_context(|| format!("{} / {}", cert.display(), key.display()))
+    }
+
+    /// Parses a PEM certificate chain and a PEM private key.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> anyhow::Result<Identity> {
+        let chain = rustls_pemfile::certs(&mut BufReader::new(cert_pem.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .context("certificate PEM")?;
+        if chain.is_empty() {
+            return Err(anyhow!("no certificate in the PEM input"));
+        }
+        let key = rustls_pemfile::private_key(&mut BufReader::new(key_pem.as_bytes()))
+            .context("private key PEM")?
+            .ok_or_else(|| anyhow!("no private key in the PEM input"))?;
+        Ok(Identity {
+            chain,
+            key,
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+        })
+    }
+}
+
+/// A certificate authority for one lab run.
+pub struct LabCa {
+    issuer: Issuer<'static, KeyPair>,
+    cert: CertificateDer<'static>,
+    /// The CA certificate in PEM.
+    pub cert_pem: String,
+}
+
+impl std::fmt::Debug for LabCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabCa").finish_non_exhaustive()
+    }
+}
+
+impl LabCa {
+    /// A new CA named `name`.
+    pub fn new(name: &str) -> anyhow::Result<LabCa> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate()?;
+        let cert = params.self_signed(&key)?;
+        Ok(LabCa {
+            cert_pem: cert.pem(),
+            cert: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// A leaf certificate for `names` (DNS names or IP addresses), usable by servers and
+    /// clients; the first name is also the common name.
+    pub fn issue(&self, names: &[&str]) -> anyhow::Result<Identity> {
+        let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+        let mut params = CertificateParams::new(names.clone())?;
+        if let Some(first) = names.first() {
+            params
+                .distinguished_name
+                .push(DnType::CommonName, first.as_str());
+        }
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Ok(Identity {
+            chain: vec![cert.der().clone(), self.cert.clone()],
+            key: key_der,
+            cert_pem: format!("{}{}", cert.pem(), self.cert_pem),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// A root store trusting this CA.
+    pub fn roots(&self) -> RootCertStore {
+        let mut roots = RootCertStore::empty();
+        // Our own freshly made CA certificate always parses.
+        let _ = roots.add(self.cert.clone());
+        roots
+    }
+}
+
+/// Loads trusted roots from a PEM file.
+pub fn roots_from_pem_file(path: &Path) -> anyhow::Result<RootCertStore> {
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("reading CA certificates {}", path.display()))?;
+    let mut roots = RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut BufReader::new(pem.as_bytes())) {
+        roots
+            .add(cert.with_context(|| format!("CA certificate in {}", path.display()))?)
+            .with_context(|| format!("CA certificate in {}", path.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(anyhow!("no CA certificate in {}", path.display()));
+    }
+    Ok(roots)
+}
+
+/// How a TLS server treats client certificates.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// None asked for.
+    None,
+    /// Verified against these roots when offered.
+    Optional(RootCertStore),
+    /// Required and verified against these roots.
+    Required(RootCertStore),
+}
+
+/// A rustls server configuration.
+pub fn server_config(identity: &Identity, auth: ClientAuth) -> anyhow::Result<Arc<ServerConfig>> {
+    let builder = ServerConfig::builder();
+    let builder = match auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        ClientAuth::Optional(roots) => builder.with_client_cert_verifier(
+            WebPkiClientVerifier::builder(Arc::new(roots))
+                .allow_unauthenticated()
+                .build()?,
+        ),
+        ClientAuth::Required(roots) => builder
+            .with_client_cert_verifier(WebPkiClientVerifier::builder(Arc::new(roots)).build()?),
+    };
+    let config = builder.with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    Ok(Arc::new(config))
+}
+
+/// A rustls client configuration trusting `roots`, presenting `identity` when given.
+pub fn client_config(
+    roots: RootCertStore,
+    identity: Option<&Identity>,
+) -> anyhow::Result<Arc<ClientConfig>> {
+    let builder = ClientConfig::builder().with_root_certificates(roots);
+    let config = match identity {
+        Some(id) => builder.with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_issues_loadable_identities() -> anyhow::Result<()> {
+        let ca = LabCa::new("rcc-lab test CA")?;
+        let id = ca.issue(&["gw.lab.example", "127.0.0.1"])?;
+        let again = Identity::from_pem(&id.cert_pem, &id.key_pem)?;
+        assert_eq!(again.chain.len(), 2);
+        server_config(&again, ClientAuth::Required(ca.roots()))?;
+        client_config(ca.roots(), Some(&again))?;
+        Ok(())
+    }
+
+    #[test]
+    fn empty_pem_is_refused_with_a_reason() {
+        let err = Identity::from_pem("", "").err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("no certificate in the PEM input"));
+    }
+}
