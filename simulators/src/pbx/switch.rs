@@ -310,7 +310,7 @@ impl Switch {
         self.next_call += 1;
         match self.config.call_ids {
             CallIdFormat::Decimal => n.to_string(),
-            CallIdFormat::Hex32 => format!("FF0001000000{n:012X}C85C1C750000"),
+            CallIdFormat::Hex32 => format!("FF000100{n:012X}C85C1C750000"),
         }
     }
 
