@@ -177,14 +177,12 @@ impl Client {
                 .backlog
                 .iter()
                 .position(|r| matches!(r.message, Message::Event(_)))
-            {
-                if let Some(Received {
+                && let Some(Received {
                     message: Message::Event(e),
                     ..
                 }) = self.backlog.remove(i)
-                {
-                    return e;
-                }
+            {
+                return e;
             }
             let r = self
                 .read_frame(WAIT)
