@@ -726,13 +726,20 @@ impl Pbx {
         if self.log.len() == LOG_CAPACITY {
             self.log.pop_front();
         }
+        let xml = String::from_utf8_lossy(xml).into_owned();
+        let arrow = match direction {
+            Direction::In => "<-",
+            Direction::Out => "->",
+        };
+        let invoke = invoke_id.map_or_else(|| "----".to_owned(), |i| format!("{i:04}"));
+        tracing::debug!(target: "csta", "link {link} {arrow} [{invoke}] {root} {xml}");
         self.log.push_back(LogEntry {
             seq: self.log_seq,
             link,
             direction,
             invoke_id,
             root,
-            xml: String::from_utf8_lossy(xml).into_owned(),
+            xml,
         });
     }
 

@@ -13,3 +13,5 @@ pub use switch::{CallView, PartyView, Switch, SwitchConfig};
 pub mod server;
 
 pub use server::{Listen, PbxSim};
+pub mod config;
+pub mod control;
