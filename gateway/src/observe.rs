@@ -1,0 +1,330 @@
+//! Metrics (Prometheus text format), the health check, and their HTTP endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabel {
+    service: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServiceLabel {
+    service: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to about 13 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
+}
+
+/// Every metric the gateway exports.
+pub struct Metrics {
+    registry: Registry,
+    sip_requests: Family<MethodLabel, Counter>,
+    sip_responses: Family<CodeLabel, Counter>,
+    event_answer_codes: Family<CodeLabel, Counter>,
+    sessions_ended: Family<ReasonLabel, Counter>,
+    refused_requests: Family<ReasonLabel, Counter>,
+    requests: Family<RequestLabel, Counter>,
+    response_time: Family<ServiceLabel, Histogram, fn() -> Histogram>,
+    /// Peers refused before any SIP was read (untrusted address or certificate).
+    pub refused_peers: Counter,
+    /// Sessions alive.
+    pub sessions: Gauge,
+    /// Sessions started.
+    pub sessions_started: Counter,
+    /// PBX monitors held.
+    pub monitors: Gauge,
+    /// Session refreshes (re-INVITE, UPDATE).
+    pub refreshes: Counter,
+    /// Event INFOs sent.
+    pub events_sent: Counter,
+    /// Event INFOs given up unanswered.
+    pub event_timeouts: Counter,
+    /// Events received from the PBX.
+    pub pbx_events: Counter,
+    /// 1 when the PBX link is up and normal.
+    pub pbx_up: Gauge,
+    /// PBX link losses.
+    pub pbx_link_losses: Counter,
+    /// Malformed SIP or CSTA input.
+    pub malformed: Counter,
+    started: AtomicU64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("rcc_gateway");
+        let m = Metrics {
+            sip_requests: Family::default(),
+            sip_responses: Family::default(),
+            event_answer_codes: Family::default(),
+            sessions_ended: Family::default(),
+            refused_requests: Family::default(),
+            requests: Family::default(),
+            response_time: Family::new_with_constructor(latency_histogram),
+            refused_peers: Counter::default(),
+            sessions: Gauge::default(),
+            sessions_started: Counter::default(),
+            monitors: Gauge::default(),
+            refreshes: Counter::default(),
+            events_sent: Counter::default(),
+            event_timeouts: Counter::default(),
+            pbx_events: Counter::default(),
+            pbx_up: Gauge::default(),
+            pbx_link_losses: Counter::default(),
+            malformed: Counter::default(),
+            started: AtomicU64::new(0),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "sip_requests",
+            "SIP requests received, by method",
+            m.sip_requests.clone(),
+        );
+        registry.register(
+            "sip_responses",
+            "SIP responses sent, by status code",
+            m.sip_responses.clone(),
+        );
+        registry.register(
+            "event_answers",
+            "Answers to event INFOs, by status code",
+            m.event_answer_codes.clone(),
+        );
+        registry.register(
+            "sessions_ended",
+            "RCC sessions ended, by reason",
+            m.sessions_ended.clone(),
+        );
+        registry.register(
+            "refused",
+            "Requests refused, by reason",
+            m.refused_requests.clone(),
+        );
+        registry.register(
+            "csta_requests",
+            "Client CSTA requests by service and outcome",
+            m.requests.clone(),
+        );
+        registry.register(
+            "csta_response_seconds",
+            "Time from a client request to its answer, by service",
+            m.response_time.clone(),
+        );
+        registry.register(
+            "refused_peers",
+            "Connections refused: peer not trusted",
+            m.refused_peers.clone(),
+        );
+        registry.register("sessions", "RCC sessions alive", m.sessions.clone());
+        registry.register(
+            "sessions_started",
+            "RCC sessions started",
+            m.sessions_started.clone(),
+        );
+        registry.register("monitors", "PBX device monitors held", m.monitors.clone());
+        registry.register(
+            "refreshes",
+            "Session refreshes (re-INVITE, UPDATE)",
+            m.refreshes.clone(),
+        );
+        registry.register(
+            "events_sent",
+            "Event INFOs sent to clients",
+            m.events_sent.clone(),
+        );
+        registry.register(
+            "event_timeouts",
+            "Event INFOs given up unanswered",
+            m.event_timeouts.clone(),
+        );
+        registry.register(
+            "pbx_events",
+            "CSTA events received from the PBX",
+            m.pbx_events.clone(),
+        );
+        registry.register(
+            "pbx_link_up",
+            "1 when the PBX link is up and normal",
+            m.pbx_up.clone(),
+        );
+        registry.register(
+            "pbx_link_losses",
+            "PBX link losses",
+            m.pbx_link_losses.clone(),
+        );
+        registry.register(
+            "malformed",
+            "Malformed SIP or CSTA input",
+            m.malformed.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// A SIP request arrived.
+    pub fn sip_request(&self, method: &str) {
+        self.sip_requests
+            .get_or_create(&MethodLabel {
+                method: method.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A SIP response was sent.
+    pub fn sip_response(&self, code: u16) {
+        self.sip_responses
+            .get_or_create(&CodeLabel {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// A client answered an event INFO.
+    pub fn event_answers(&self, code: u16) {
+        self.event_answer_codes
+            .get_or_create(&CodeLabel {
+                code: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// A session ended.
+    pub fn ended(&self, reason: &str) {
+        self.sessions_ended
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A request was refused.
+    pub fn refused(&self, reason: &str) {
+        self.refused_requests
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A client CSTA request was answered.
+    pub fn request_done(&self, service: &str, outcome: &str) {
+        self.requests
+            .get_or_create(&RequestLabel {
+                service: service.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Time a client request took.
+    pub fn response_time(&self, service: &str, seconds: f64) {
+        self.response_time
+            .get_or_create(&ServiceLabel {
+                service: service.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Marks the process start (for the health output).
+    pub fn mark_started(&self, unix_seconds: u64) {
+        self.started.store(unix_seconds, Ordering::Relaxed);
+    }
+}
+
+/// Serves `/metrics` and `/health` on `addr`.
+pub async fn serve(metrics: Arc<Metrics>, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("metrics endpoint cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/health", get(health))
+        .with_state(metrics);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics endpoint stopped");
+        }
+    });
+    Ok(local)
+}
+
+async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        m.encode(),
+    )
+}
+
+async fn health(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+    let up = m.pbx_up.get() == 1;
+    let body = format!(
+        "{{\"status\":\"{}\",\"pbx_link\":\"{}\",\"sessions\":{},\"monitors\":{}}}",
+        if up { "ok" } else { "degraded" },
+        if up { "up" } else { "down" },
+        m.sessions.get(),
+        m.monitors.get()
+    );
+    let code = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, [(header::CONTENT_TYPE, "application/json")], body)
+}

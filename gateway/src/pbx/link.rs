@@ -1,0 +1,635 @@
+//! The CSTA client link to the PBX, sans-IO: framing, the ECMA-354 session and its timer reset,
+//! SystemRegister, answers to the PBX's SystemStatus, invoke-ID allocation and correlation,
+//! per-request timeouts, and reconnection with backoff. The shell connects and moves bytes; the
+//! gateway engine sends requests tagged with its own `P` and gets [`LinkEvent`]s back.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rcc_protocol::csta::{
+    self, CstaError, Decoded, ED3, ED4, Encoding, Event, Message, Reason, Request, Response,
+    Service, Session, SystemStatusValue,
+};
+use rcc_protocol::framing::{self, AnnexJDecoder, EVENT_INVOKE_ID, Frame, InvokeId, NulDecoder};
+
+use crate::config::{PbxConfig, PbxFraming, PbxProfile};
+
+/// The Avaya private namespace asked for by the `aes` profile.
+pub const AES_VERSION: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3/priv2";
+
+/// Why a request did not get a CSTA answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The PBX answered CSTAErrorCode (or an ECMA-354 negative response).
+    Csta(CstaError),
+    /// No answer within the request timeout.
+    Timeout,
+    /// The link is down (or went down while the request was pending).
+    LinkDown,
+    /// Too many requests in flight.
+    Busy,
+}
+
+impl Failure {
+    /// The CSTAErrorCode a Lync client gets for this failure.
+    pub fn to_csta(&self) -> CstaError {
+        match self {
+            Failure::Csta(e) => e.clone(),
+            Failure::Timeout => CstaError::resource("resourceBusy"),
+            Failure::LinkDown => CstaError::resource("resourceOutOfService"),
+            Failure::Busy => CstaError::new(
+                csta::ErrorCategory::PerformanceManagement,
+                "performanceLimitExceeded",
+            ),
+        }
+    }
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkOutput {
+    /// Open a connection to address number `attempt % addresses`.
+    Connect {
+        /// Connection attempt counter (the shell alternates primary and secondary).
+        attempt: u32,
+    },
+    /// Write these bytes.
+    Send(Vec<u8>),
+    /// Close the connection.
+    Close,
+}
+
+/// What the engine learns from the link.
+// Short-lived: produced and consumed in one engine step.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkEvent<P> {
+    /// The link is ready for requests (after session and registration).
+    Up,
+    /// The link went down.
+    Down {
+        /// Why.
+        reason: String,
+    },
+    /// The PBX reported its status (normal or not).
+    Status {
+        /// `normal` or `enabled`.
+        normal: bool,
+    },
+    /// A request completed.
+    Completed {
+        /// The engine's tag.
+        purpose: P,
+        /// The answer.
+        result: Result<Response, Failure>,
+    },
+    /// An event (invoke 9999).
+    Event(Event),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Down,
+    Connecting,
+    StartingSession,
+    Registering,
+    Up,
+}
+
+#[derive(Debug)]
+enum Purpose<P> {
+    Start,
+    Reset,
+    Register,
+    Engine(P),
+}
+
+#[derive(Debug)]
+struct Pending<P> {
+    purpose: Purpose<P>,
+    deadline: Instant,
+}
+
+enum Decoder {
+    AnnexJ(AnnexJDecoder),
+    Nul(NulDecoder),
+}
+
+/// Settings the link needs, from `[pbx]`.
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    /// Vendor profile.
+    pub profile: PbxProfile,
+    /// Namespace to write.
+    pub namespace: String,
+    /// Framing.
+    pub framing: PbxFraming,
+    /// ECMA-354 login.
+    pub credentials: Option<(String, String)>,
+    /// `applicationID`.
+    pub application_id: String,
+    /// Session duration asked for.
+    pub session_duration: Duration,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// First reconnect delay.
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay.
+    pub reconnect_max: Duration,
+    /// Requests in flight at most.
+    pub max_in_flight: usize,
+}
+
+impl LinkSettings {
+    /// From the configuration.
+    pub fn from_config(c: &PbxConfig) -> LinkSettings {
+        let namespace = c.namespace.clone().unwrap_or_else(|| {
+            match c.profile {
+                PbxProfile::Generic => ED3,
+                PbxProfile::Osv => ED4,
+                PbxProfile::Aes => AES_VERSION,
+            }
+            .to_owned()
+        });
+        LinkSettings {
+            profile: c.profile,
+            namespace,
+            framing: c.framing,
+            credentials: c.username.clone().zip(c.password.clone()),
+            application_id: c.application_id.clone(),
+            session_duration: Duration::from_secs(c.session_duration_s.into()),
+            request_timeout: c.request_timeout(),
+            reconnect_min: Duration::from_millis(c.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(c.reconnect_max_ms),
+            max_in_flight: c.max_in_flight,
+        }
+    }
+
+    fn wants_session(&self) -> bool {
+        self.profile == PbxProfile::Aes || self.credentials.is_some()
+    }
+}
+
+/// The link state machine.
+pub struct PbxLink<P> {
+    settings: LinkSettings,
+    state: State,
+    decoder: Decoder,
+    namespace: String,
+    next_invoke: u16,
+    pending: HashMap<u16, Pending<P>>,
+    session: Option<(String, Duration)>,
+    reset_at: Option<Instant>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    attempts: u32,
+    normal: bool,
+    outputs: VecDeque<LinkOutput>,
+    events: VecDeque<LinkEvent<P>>,
+    /// Frames that could not be used (logged and counted by the engine).
+    pub dropped_frames: u64,
+}
+
+impl<P> PbxLink<P> {
+    /// A link that connects as soon as the shell starts.
+    pub fn new(settings: LinkSettings, now: Instant) -> Self {
+        let decoder = new_decoder(settings.framing);
+        PbxLink {
+            namespace: settings.namespace.clone(),
+            backoff: settings.reconnect_min,
+            settings,
+            state: State::Down,
+            decoder,
+            next_invoke: 1,
+            pending: HashMap::new(),
+            session: None,
+            reset_at: None,
+            retry_at: Some(now),
+            attempts: 0,
+            normal: true,
+            outputs: VecDeque::new(),
+            events: VecDeque::new(),
+            dropped_frames: 0,
+        }
+    }
+
+    /// Whether requests can be sent.
+    pub fn is_up(&self) -> bool {
+        self.state == State::Up
+    }
+
+    /// Whether the link is up and the PBX reports a normal status.
+    pub fn is_serving(&self) -> bool {
+        self.state == State::Up && self.normal
+    }
+
+    /// The current ECMA-354 session ID.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session.as_ref().map(|s| s.0.as_str())
+    }
+
+    /// Requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The next output for the shell.
+    pub fn poll_output(&mut self) -> Option<LinkOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// The next event for the engine.
+    pub fn poll_event(&mut self) -> Option<LinkEvent<P>> {
+        self.events.pop_front()
+    }
+
+    /// When [`PbxLink::handle_timeout`] must run next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        let pending = self.pending.values().map(|p| p.deadline).min();
+        [self.retry_at, self.reset_at, pending]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs due timers: reconnect, session reset, request timeouts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.retry_at.is_some_and(|t| t <= now) && self.state == State::Down {
+            self.retry_at = None;
+            self.state = State::Connecting;
+            self.outputs.push_back(LinkOutput::Connect {
+                attempt: self.attempts,
+            });
+            self.attempts = self.attempts.wrapping_add(1);
+        }
+        if self.reset_at.is_some_and(|t| t <= now) {
+            self.reset_at = None;
+            if let Some((id, d)) = self.session.clone() {
+                let req = Message::Session(Session::Reset {
+                    session_id: id,
+                    duration: Some(d.as_secs() as u32),
+                });
+                self.send_request(Purpose::Reset, &req, now);
+            }
+        }
+        let expired: Vec<u16> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(p) = self.pending.remove(&id) {
+                match p.purpose {
+                    Purpose::Engine(purpose) => self.events.push_back(LinkEvent::Completed {
+                        purpose,
+                        result: Err(Failure::Timeout),
+                    }),
+                    Purpose::Start | Purpose::Reset => {
+                        self.lose("the PBX did not answer the session request", now)
+                    }
+                    Purpose::Register => self.become_up(now),
+                }
+            }
+        }
+    }
+
+    /// The shell connected.
+    pub fn connected(&mut self, now: Instant) {
+        self.decoder = new_decoder(self.settings.framing);
+        self.namespace.clone_from(&self.settings.namespace);
+        if self.settings.wants_session() {
+            self.state = State::StartingSession;
+            let (user, password) = self
+                .settings
+                .credentials
+                .clone()
+                .map_or((None, None), |(u, p)| (Some(u), Some(p)));
+            let start = Message::Session(Session::Start {
+                application_id: self.settings.application_id.clone(),
+                user,
+                password,
+                protocol_versions: vec![self.settings.namespace.clone()],
+                duration: Some(self.settings.session_duration.as_secs() as u32),
+            });
+            self.send_request(Purpose::Start, &start, now);
+        } else {
+            self.register(now);
+        }
+    }
+
+    /// The shell could not connect, or the connection ended.
+    pub fn disconnected(&mut self, reason: &str, now: Instant) {
+        if self.state != State::Down {
+            self.lose(reason, now);
+        } else if self.retry_at.is_none() {
+            self.schedule_retry(now);
+        }
+    }
+
+    fn register(&mut self, now: Instant) {
+        if self.settings.profile == PbxProfile::Osv {
+            self.state = State::Registering;
+            let req = Message::Request(Request::SystemRegister {
+                system_status: true,
+                request_system_status: false,
+            });
+            self.send_request(Purpose::Register, &req, now);
+        } else {
+            self.become_up(now);
+        }
+    }
+
+    fn become_up(&mut self, _now: Instant) {
+        if self.state == State::Up {
+            return;
+        }
+        self.state = State::Up;
+        self.backoff = self.settings.reconnect_min;
+        self.attempts = 0;
+        self.normal = true;
+        self.events.push_back(LinkEvent::Up);
+    }
+
+    fn schedule_retry(&mut self, now: Instant) {
+        self.retry_at = Some(now + self.backoff);
+        self.backoff = (self.backoff * 2).min(self.settings.reconnect_max);
+    }
+
+    fn lose(&mut self, reason: &str, now: Instant) {
+        let was_up = self.state == State::Up;
+        self.state = State::Down;
+        self.session = None;
+        self.reset_at = None;
+        self.outputs.push_back(LinkOutput::Close);
+        for (_, p) in self.pending.drain() {
+            if let Purpose::Engine(purpose) = p.purpose {
+                self.events.push_back(LinkEvent::Completed {
+                    purpose,
+                    result: Err(Failure::LinkDown),
+                });
+            }
+        }
+        self.schedule_retry(now);
+        tracing::debug!(was_up, "PBX link lost");
+        self.events.push_back(LinkEvent::Down {
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Sends a request for the engine; the answer comes back as [`LinkEvent::Completed`].
+    pub fn request(&mut self, purpose: P, request: Request, now: Instant) -> Result<u16, Failure> {
+        if self.state != State::Up {
+            return Err(Failure::LinkDown);
+        }
+        if self.pending.len() >= self.settings.max_in_flight {
+            return Err(Failure::Busy);
+        }
+        Ok(self.send_request(Purpose::Engine(purpose), &Message::Request(request), now))
+    }
+
+    fn allocate(&mut self) -> u16 {
+        loop {
+            let id = self.next_invoke;
+            self.next_invoke = if id >= 9998 { 1 } else { id + 1 };
+            if !self.pending.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn send_request(&mut self, purpose: Purpose<P>, message: &Message, now: Instant) -> u16 {
+        let id = self.allocate();
+        self.pending.insert(
+            id,
+            Pending {
+                purpose,
+                deadline: now + self.settings.request_timeout,
+            },
+        );
+        self.write(id, message);
+        id
+    }
+
+    fn write(&mut self, invoke: u16, message: &Message) {
+        let xml = csta::encode_with(
+            message,
+            &Encoding {
+                namespace: &self.namespace,
+                device_id_first: false,
+            },
+        );
+        tracing::debug!(target: "csta", "pbx -> [{invoke:04}] {xml}");
+        let bytes = match self.settings.framing {
+            PbxFraming::AnnexJ => match framing::encode_annex_j(invoke, xml.as_bytes()) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "CSTA request too large for one frame");
+                    return;
+                }
+            },
+            PbxFraming::Nul => framing::encode_nul(xml.as_bytes()),
+        };
+        self.outputs.push_back(LinkOutput::Send(bytes));
+    }
+
+    /// Bytes arrived from the PBX.
+    pub fn receive(&mut self, data: &[u8], now: Instant) {
+        match &mut self.decoder {
+            Decoder::AnnexJ(d) => d.push(data),
+            Decoder::Nul(d) => d.push(data),
+        }
+        loop {
+            let next = match &mut self.decoder {
+                Decoder::AnnexJ(d) => d.next_frame(),
+                Decoder::Nul(d) => d.next_frame(),
+            };
+            match next {
+                Ok(Some(frame)) => self.frame(frame, now),
+                Ok(None) => return,
+                Err(e) => {
+                    self.lose(&format!("framing error from the PBX: {e}"), now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn frame(&mut self, frame: Frame, now: Instant) {
+        let invoke = match frame.invoke_id {
+            Some(InvokeId::Id(n)) => Some(n),
+            _ => None,
+        };
+        tracing::debug!(target: "csta", "pbx <- [{}] {}", invoke.map_or("----".into(), |i| format!("{i:04}")), String::from_utf8_lossy(&frame.xml));
+        let decoded = match csta::decode(&frame.xml) {
+            Ok(d) => d,
+            Err(e) => {
+                self.dropped_frames += 1;
+                tracing::warn!(error = %e, invoke = ?invoke, "undecodable frame from the PBX");
+                // A reply we cannot read still completes its request, as an error.
+                if let Some(id) = invoke.filter(|i| *i != EVENT_INVOKE_ID) {
+                    self.complete(id, Err(Failure::Csta(CstaError::operation("generic"))), now);
+                }
+                return;
+            }
+        };
+        let Decoded { message, namespace } = decoded;
+        match message {
+            Message::Event(e) => self.events.push_back(LinkEvent::Event(e)),
+            Message::Request(Request::SystemStatus { status, .. }) => {
+                // Answer in the PBX's own namespace with its invoke ID.
+                let ns = namespace.unwrap_or_default();
+                let answer = csta::encode(
+                    &Message::Response(Response::Empty(Service::SystemStatus)),
+                    &ns,
+                );
+                let bytes = match self.settings.framing {
+                    PbxFraming::AnnexJ => {
+                        framing::encode_annex_j(invoke.unwrap_or(0), answer.as_bytes()).ok()
+                    }
+                    PbxFraming::Nul => Some(framing::encode_nul(answer.as_bytes())),
+                };
+                if let Some(b) = bytes {
+                    self.outputs.push_back(LinkOutput::Send(b));
+                }
+                self.set_status(&status);
+            }
+            Message::Request(_) => {
+                self.dropped_frames += 1;
+            }
+            Message::Response(r) => match invoke {
+                Some(id) => self.complete(id, Ok(r), now),
+                None => self.complete_oldest(Ok(r), now),
+            },
+            Message::Error(e) => match invoke {
+                Some(id) => self.complete(id, Err(Failure::Csta(e)), now),
+                None => self.complete_oldest(Err(Failure::Csta(e)), now),
+            },
+            Message::Session(s) => self.session_message(invoke, s, now),
+        }
+    }
+
+    fn set_status(&mut self, status: &SystemStatusValue) {
+        let normal = matches!(
+            status,
+            SystemStatusValue::Normal
+                | SystemStatusValue::Enabled
+                | SystemStatusValue::OverloadRelieved
+                | SystemStatusValue::OverloadImminent
+        );
+        if normal != self.normal {
+            self.normal = normal;
+            self.events.push_back(LinkEvent::Status { normal });
+        }
+    }
+
+    fn session_message(&mut self, invoke: Option<u16>, s: Session, now: Instant) {
+        match s {
+            Session::Terminated { reason, .. } => {
+                self.lose(
+                    &format!("the PBX terminated the session ({})", reason.as_str()),
+                    now,
+                );
+            }
+            Session::StartPos {
+                session_id,
+                protocol_version,
+                duration,
+            } => {
+                if let Some(id) = invoke {
+                    self.pending.remove(&id);
+                }
+                let d = duration
+                    .map(|d| Duration::from_secs(d.into()))
+                    .unwrap_or(self.settings.session_duration);
+                if let Some(v) = protocol_version.filter(|v| v.contains("ecma-323")) {
+                    self.namespace = v;
+                }
+                self.session = Some((session_id, d));
+                self.reset_at = Some(now + d / 2);
+                self.register(now);
+            }
+            Session::StartNeg { error } => {
+                if let Some(id) = invoke {
+                    self.pending.remove(&id);
+                }
+                self.lose(
+                    &format!("the PBX refused the session: {}", error.as_str()),
+                    now,
+                );
+            }
+            Session::ResetPos { duration } => {
+                if let Some(id) = invoke {
+                    self.pending.remove(&id);
+                }
+                if let (Some(d), Some(s)) = (duration, self.session.as_mut()) {
+                    s.1 = Duration::from_secs(d.into());
+                }
+                if let Some((_, d)) = &self.session {
+                    self.reset_at = Some(now + *d / 2);
+                }
+            }
+            Session::ResetNeg { error } => {
+                self.lose(
+                    &format!("the PBX refused the session reset: {}", error.as_str()),
+                    now,
+                );
+            }
+            Session::StopPos | Session::StopNeg { .. } => {
+                if let Some(id) = invoke {
+                    self.pending.remove(&id);
+                }
+            }
+            _ => self.dropped_frames += 1,
+        }
+    }
+
+    fn complete(&mut self, id: u16, result: Result<Response, Failure>, now: Instant) {
+        let Some(p) = self.pending.remove(&id) else {
+            self.dropped_frames += 1;
+            tracing::debug!(invoke = id, "answer for no pending request");
+            return;
+        };
+        match p.purpose {
+            Purpose::Engine(purpose) => self
+                .events
+                .push_back(LinkEvent::Completed { purpose, result }),
+            Purpose::Register => self.become_up(now),
+            Purpose::Start | Purpose::Reset => {
+                if let Err(f) = result {
+                    self.lose(&format!("session request failed: {f:?}"), now);
+                }
+            }
+        }
+    }
+
+    /// NUL framing has no invoke IDs: answers come in request order.
+    fn complete_oldest(&mut self, result: Result<Response, Failure>, now: Instant) {
+        if let Some(id) = self
+            .pending
+            .iter()
+            .min_by_key(|(_, p)| p.deadline)
+            .map(|(id, _)| *id)
+        {
+            self.complete(id, result, now);
+        }
+    }
+
+    /// Ends the session politely (graceful shutdown).
+    pub fn stop(&mut self, now: Instant) {
+        if let Some((id, _)) = self.session.clone() {
+            let stop = Message::Session(Session::Stop {
+                session_id: id,
+                reason: Reason::Defined("normal".to_owned()),
+            });
+            self.send_request(Purpose::Start, &stop, now);
+        }
+    }
+}
+
+fn new_decoder(framing: PbxFraming) -> Decoder {
+    match framing {
+        PbxFraming::AnnexJ => Decoder::AnnexJ(AnnexJDecoder::new()),
+        PbxFraming::Nul => Decoder::Nul(NulDecoder::new(framing::MAX_FRAME)),
+    }
+}

@@ -1,0 +1,3 @@
+//! The CSTA link to the PBX.
+
+pub mod link;

@@ -1,0 +1,185 @@
+//! The device-ID map: LineURIs and dialled numbers to the PBX's device IDs, and PBX device IDs
+//! back to what a Lync client should see. Configured by rules; the client's own LineURI is
+//! always echoed verbatim (it compares strings).
+
+use regex::Regex;
+
+use crate::config::{LinePart, NumberingConfig, PbxProfile};
+
+/// A compiled rewrite rule.
+#[derive(Debug, Clone)]
+struct Rule {
+    pattern: Regex,
+    replace: String,
+}
+
+/// The compiled numbering plan.
+#[derive(Debug, Clone)]
+pub struct Numbering {
+    line: LinePart,
+    to_pbx: Vec<Rule>,
+    to_lync: Vec<Rule>,
+    phone_context: Option<String>,
+    profile: PbxProfile,
+}
+
+fn compile(rules: &[crate::config::Rule]) -> Result<Vec<Rule>, regex::Error> {
+    rules
+        .iter()
+        .map(|r| {
+            // Anchored: a rule rewrites whole numbers only.
+            Ok(Rule {
+                pattern: Regex::new(&format!("^(?:{})$", r.pattern))?,
+                replace: r.replace.clone(),
+            })
+        })
+        .collect()
+}
+
+fn apply(rules: &[Rule], s: &str) -> String {
+    for r in rules {
+        if r.pattern.is_match(s) {
+            return r.pattern.replace(s, r.replace.as_str()).into_owned();
+        }
+    }
+    s.to_owned()
+}
+
+/// The number inside a `tel:` or `sip:` URI or a plain string, without parameters and visual
+/// separators.
+pub fn bare_number(s: &str) -> String {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("tel:")
+        .or_else(|| s.strip_prefix("TEL:"))
+        .or_else(|| {
+            s.strip_prefix("sip:")
+                .or_else(|| s.strip_prefix("sips:"))
+                .map(|r| r.split('@').next().unwrap_or(r))
+        })
+        .unwrap_or(s);
+    let s = s.split(';').next().unwrap_or(s);
+    s.chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect()
+}
+
+fn tel_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
+    uri.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
+}
+
+impl Numbering {
+    /// Compiles the configured rules.
+    pub fn new(config: &NumberingConfig, profile: PbxProfile) -> Result<Numbering, regex::Error> {
+        Ok(Numbering {
+            line: config.line,
+            to_pbx: compile(&config.to_pbx)?,
+            to_lync: compile(&config.to_lync)?,
+            phone_context: config.phone_context.clone(),
+            profile,
+        })
+    }
+
+    /// The PBX device a LineURI designates.
+    pub fn line_to_device(&self, line: &str) -> String {
+        let number = bare_number(line);
+        let chosen = match self.line {
+            LinePart::Ext => tel_param(line, "ext").map(str::to_owned).unwrap_or(number),
+            LinePart::Number => number,
+            LinePart::Digits => number.trim_start_matches('+').to_owned(),
+        };
+        apply(&self.to_pbx, &chosen)
+    }
+
+    /// The PBX number for a dialled string (`tel:+1 (425) 555-0100`, `+14255550100`, `200`).
+    pub fn dialled_to_pbx(&self, dialled: &str) -> String {
+        apply(&self.to_pbx, &bare_number(dialled))
+    }
+
+    /// A PBX device ID with the vendor's decoration removed (`N<…>;…` on OpenScape Voice,
+    /// `ext:switch:ip:n` on Avaya).
+    pub fn undecorate<'a>(&self, pbx: &'a str) -> &'a str {
+        let s = pbx.trim();
+        if let Some(inner) = s.strip_prefix("N<").and_then(|r| r.split_once('>')) {
+            return inner.0;
+        }
+        if self.profile == PbxProfile::Aes
+            && let Some((ext, _)) = s.split_once(':')
+            && !ext.is_empty()
+            && ext.bytes().all(|b| b.is_ascii_digit())
+        {
+            return ext;
+        }
+        s
+    }
+
+    /// What a client sees for a PBX device that is not its own line.
+    pub fn to_lync(&self, pbx: &str) -> String {
+        let n = apply(&self.to_lync, self.undecorate(pbx));
+        if n.starts_with('+') {
+            format!("tel:{n}")
+        } else if let Some(ctx) = &self.phone_context {
+            format!("tel:{n};phone-context={ctx}")
+        } else {
+            format!("tel:{n}")
+        }
+    }
+
+    /// Whether two LineURIs designate the same device.
+    pub fn same_line(&self, a: &str, b: &str) -> bool {
+        a == b || self.line_to_device(a) == self.line_to_device(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Rule as R;
+
+    fn plan() -> Numbering {
+        let config = NumberingConfig {
+            line: LinePart::Ext,
+            to_pbx: vec![R {
+                pattern: r"\+1425555(\d{4})".into(),
+                replace: "$1".into(),
+            }],
+            to_lync: vec![R {
+                pattern: r"(1\d{3})".into(),
+                replace: "+1425555$1".into(),
+            }],
+            phone_context: Some("dialstring".into()),
+        };
+        Numbering::new(&config, PbxProfile::Osv).expect("rules compile")
+    }
+
+    #[test]
+    fn lines() {
+        let n = plan();
+        assert_eq!(n.line_to_device("tel:+14255550100;ext=100"), "100");
+        assert_eq!(n.line_to_device("tel:+14255551001"), "1001");
+        assert_eq!(
+            n.line_to_device("tel:73124;phone-context=dialstring"),
+            "73124"
+        );
+        assert!(n.same_line("tel:+14255551001", "tel:1001"));
+    }
+
+    #[test]
+    fn dialled_numbers() {
+        let n = plan();
+        assert_eq!(n.dialled_to_pbx("tel:+1 (425) 555-1002"), "1002");
+        assert_eq!(n.dialled_to_pbx("+3222220220"), "+3222220220");
+        assert_eq!(n.dialled_to_pbx("sip:200@pbx"), "200");
+    }
+
+    #[test]
+    fn shown_to_lync() {
+        let n = plan();
+        assert_eq!(n.to_lync("N<1002>;noa=nk"), "tel:+14255551002");
+        assert_eq!(n.to_lync("+3222220220"), "tel:+3222220220");
+        assert_eq!(n.to_lync("555"), "tel:555;phone-context=dialstring");
+    }
+}

@@ -1,0 +1,658 @@
+//! The tokio shell around [`Gateway`]: SIP listeners (TLS, TCP) with the trusted-peer check,
+//! one task per SIP connection (framing and parsing happen there), outbound connections for
+//! requests to the Front End, the PBX connection, the metrics endpoint, and one driver task that
+//! owns the engine and its timers.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::{ClientConfig, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::config::{Config, PbxTransport, TrustedPeer};
+use crate::engine::{Gateway, Output, Target};
+use crate::observe::Metrics;
+use crate::pbx::link::LinkOutput;
+use crate::rcc::session::FlowId;
+
+const DRIVER_QUEUE: usize = 8192;
+const FLOW_QUEUE: usize = 4096;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Control = Box<dyn FnOnce(&mut Gateway, Instant) + Send>;
+
+enum Cmd {
+    FlowUp {
+        flow: FlowId,
+        out: mpsc::Sender<Vec<u8>>,
+        target: Option<Target>,
+    },
+    Sip {
+        flow: FlowId,
+        msg: Message,
+    },
+    FlowDown {
+        flow: FlowId,
+    },
+    OutboundFailed {
+        target: Target,
+    },
+    PbxUp {
+        conn: u64,
+        out: mpsc::Sender<Vec<u8>>,
+    },
+    PbxBytes {
+        conn: u64,
+        bytes: Vec<u8>,
+    },
+    PbxDown {
+        conn: u64,
+        reason: String,
+    },
+    Control(Control),
+}
+
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Shared by the listener and connection tasks.
+struct Shared {
+    tx: mpsc::Sender<Cmd>,
+    trusted: Vec<TrustedPeer>,
+    metrics: Arc<Metrics>,
+    per_peer: Mutex<HashMap<IpAddr, usize>>,
+    max_per_peer: usize,
+    next_flow: std::sync::atomic::AtomicU64,
+    limits: Limits,
+    client_tls: Option<Arc<ClientConfig>>,
+}
+
+/// A running gateway; cheap to clone. It stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct GatewayHandle {
+    shared: Arc<Shared>,
+    /// The TLS listener's address.
+    pub sip_tls: Option<SocketAddr>,
+    /// The TCP listener's address.
+    pub sip_tcp: Option<SocketAddr>,
+    /// The metrics endpoint's address.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    _tasks: Arc<Tasks>,
+}
+
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayHandle")
+            .field("sip_tls", &self.sip_tls)
+            .field("sip_tcp", &self.sip_tcp)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GatewayHandle {
+    /// Starts the gateway: listeners, PBX link, metrics endpoint.
+    pub async fn start(config: Config) -> anyhow::Result<GatewayHandle> {
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::new());
+        let now = tokio::time::Instant::now().into_std();
+        let gateway = Gateway::new(config.clone(), metrics.clone(), now)?;
+        let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
+        let client_tls = match &config.sip.tls {
+            Some(t) => match &t.client_ca {
+                Some(ca) => Some(crate::tls::client(ca, Some((&t.cert, &t.key)))?),
+                None => None,
+            },
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            tx: tx.clone(),
+            trusted: config.sip.trusted_peers.clone(),
+            metrics: metrics.clone(),
+            per_peer: Mutex::new(HashMap::new()),
+            max_per_peer: config.sip.max_connections_per_peer,
+            next_flow: std::sync::atomic::AtomicU64::new(1),
+            limits: Limits::default(),
+            client_tls,
+        });
+        let pbx_tls = match (&config.pbx.transport, &config.pbx.tls_ca) {
+            (PbxTransport::Tls, Some(ca)) => Some(crate::tls::client(ca, None)?),
+            _ => None,
+        };
+        let mut tasks = vec![tokio::spawn(drive(
+            gateway,
+            rx,
+            shared.clone(),
+            config.clone(),
+            pbx_tls,
+        ))];
+        let mut sip_tcp = None;
+        if let Some(addr) = config.sip.listen_tcp {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow!("SIP TCP listener {addr}: {e}"))?;
+            sip_tcp = Some(l.local_addr()?);
+            tasks.push(tokio::spawn(accept_loop(l, None, shared.clone())));
+        }
+        let mut sip_tls = None;
+        if let (Some(addr), Some(t)) = (config.sip.listen_tls, &config.sip.tls) {
+            let server: Arc<ServerConfig> = crate::tls::sip_server(t)?;
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow!("SIP TLS listener {addr}: {e}"))?;
+            sip_tls = Some(l.local_addr()?);
+            tasks.push(tokio::spawn(accept_loop(
+                l,
+                Some(TlsAcceptor::from(server)),
+                shared.clone(),
+            )));
+        }
+        let metrics_addr = match config.observe.http {
+            Some(addr) => Some(crate::observe::serve(metrics.clone(), addr).await?),
+            None => None,
+        };
+        Ok(GatewayHandle {
+            shared,
+            sip_tls,
+            sip_tcp,
+            metrics_addr,
+            metrics,
+            _tasks: Arc::new(Tasks(tasks)),
+        })
+    }
+
+    /// Runs `f` on the engine and returns its result.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Gateway, Instant) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let control: Control = Box::new(move |g, now| {
+            let _ = reply.send(f(g, now));
+        });
+        self.shared
+            .tx
+            .send(Cmd::Control(control))
+            .await
+            .map_err(|_| anyhow!("the gateway has stopped"))?;
+        answer.await.map_err(|_| anyhow!("the gateway has stopped"))
+    }
+
+    /// Sessions alive.
+    pub async fn sessions(&self) -> anyhow::Result<usize> {
+        self.with(|g, _| g.session_count()).await
+    }
+
+    /// PBX monitors held.
+    pub async fn monitors(&self) -> anyhow::Result<usize> {
+        self.with(|g, _| g.monitor_count()).await
+    }
+
+    /// Whether the PBX link is up and normal.
+    pub async fn pbx_serving(&self) -> anyhow::Result<bool> {
+        self.with(|g, _| g.pbx_serving()).await
+    }
+
+    /// Graceful shutdown: BYE to every session, StopApplicationSession to the PBX; the
+    /// outputs are flushed before this returns.
+    pub async fn shutdown(&self) -> anyhow::Result<()> {
+        self.with(|g, now| g.shutdown(now)).await?;
+        // Let the writers drain.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(())
+    }
+}
+
+fn trusted_ip(trusted: &[TrustedPeer], ip: IpAddr) -> bool {
+    trusted.iter().any(|t| t.ip == Some(ip))
+}
+
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "SIP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            {
+                let mut counts = shared
+                    .per_peer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let n = counts.entry(peer.ip()).or_default();
+                if *n >= shared.max_per_peer {
+                    shared.metrics.refused_peers.inc();
+                    tracing::warn!(%peer, "refused: too many connections from this peer");
+                    return;
+                }
+                *n += 1;
+            }
+            match tls {
+                None => {
+                    if trusted_ip(&shared.trusted, peer.ip()) {
+                        run_flow(stream, peer, None, shared.clone()).await;
+                    } else {
+                        shared.metrics.refused_peers.inc();
+                        tracing::warn!(%peer, "refused: TCP peer is not a trusted IP");
+                    }
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            let names_ok = s
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .is_some_and(|cert| {
+                                    shared.trusted.iter().any(|t| {
+                                        t.name
+                                            .as_deref()
+                                            .is_some_and(|n| crate::tls::cert_matches(cert, n))
+                                    })
+                                });
+                            if names_ok || trusted_ip(&shared.trusted, peer.ip()) {
+                                run_flow(s, peer, None, shared.clone()).await;
+                            } else {
+                                shared.metrics.refused_peers.inc();
+                                tracing::warn!(%peer, "refused: TLS peer certificate names no trusted peer");
+                            }
+                        }
+                        Ok(Err(e)) => {
+                            shared.metrics.refused_peers.inc();
+                            tracing::warn!(%peer, error = %e, "refused: TLS handshake failed");
+                        }
+                        Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
+                    }
+                }
+            }
+            let mut counts = shared
+                .per_peer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(n) = counts.get_mut(&peer.ip()) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(&peer.ip());
+                }
+            }
+        });
+    }
+}
+
+/// Reads SIP from a connection and writes what the driver sends to it.
+async fn run_flow<S>(mut stream: S, peer: SocketAddr, target: Option<Target>, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let flow = shared
+        .next_flow
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(FLOW_QUEUE);
+    if shared
+        .tx
+        .send(Cmd::FlowUp {
+            flow,
+            out: out_tx,
+            target,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut framer = StreamFramer::new(shared.limits);
+    let mut buf = vec![0u8; 64 * 1024];
+    'conn: loop {
+        tokio::select! {
+            read = stream.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                framer.push(&buf[..n]);
+                loop {
+                    match framer.next_item() {
+                        Ok(Some(StreamItem::Message(msg))) => {
+                            if shared.tx.send(Cmd::Sip { flow, msg }).await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                        Ok(Some(StreamItem::Ping)) => {
+                            if stream.write_all(b"\r\n").await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                        Ok(Some(StreamItem::Pong)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            shared.metrics.malformed.inc();
+                            tracing::warn!(%peer, error = %e, "SIP framing lost; closing the connection");
+                            break 'conn;
+                        }
+                    }
+                }
+            }
+            out = out_rx.recv() => match out {
+                Some(bytes) => {
+                    if stream.write_all(&bytes).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    let _ = stream.shutdown().await;
+    let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
+}
+
+async fn connect_outbound(target: Target, shared: Arc<Shared>, first: Vec<u8>) {
+    let addr = format!("{}:{}", target.host, target.port);
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(%addr, error = %e, "cannot connect to the Front End");
+            let _ = shared.tx.send(Cmd::OutboundFailed { target }).await;
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%addr, "connecting to the Front End timed out");
+            let _ = shared.tx.send(Cmd::OutboundFailed { target }).await;
+            return;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let peer = tcp
+        .peer_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    if target.tls {
+        let (Some(config), Ok(name)) = (
+            shared.client_tls.clone(),
+            ServerName::try_from(target.host.clone()),
+        ) else {
+            tracing::warn!(%addr, "no TLS client configuration (sip.tls.client_ca) for the Front End");
+            let _ = shared.tx.send(Cmd::OutboundFailed { target }).await;
+            return;
+        };
+        match TlsConnector::from(config).connect(name, tcp).await {
+            Ok(mut s) => {
+                if s.write_all(&first).await.is_ok() {
+                    run_flow(s, peer, Some(target), shared).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "TLS to the Front End failed");
+                let _ = shared.tx.send(Cmd::OutboundFailed { target }).await;
+            }
+        }
+    } else {
+        let mut tcp = tcp;
+        if tcp.write_all(&first).await.is_ok() {
+            run_flow(tcp, peer, Some(target), shared).await;
+        }
+    }
+}
+
+struct PbxConn {
+    id: u64,
+    out: Option<mpsc::Sender<Vec<u8>>>,
+    task: Option<JoinHandle<()>>,
+}
+
+async fn pbx_connect(
+    conn: u64,
+    address: String,
+    tls: Option<(Arc<ClientConfig>, String)>,
+    tx: mpsc::Sender<Cmd>,
+) {
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            let reason = format!("cannot connect to the PBX at {address}: {e}");
+            let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
+            return;
+        }
+        Err(_) => {
+            let reason = format!("connecting to the PBX at {address} timed out");
+            let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
+            return;
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => pbx_run(tcp, conn, address, tx).await,
+        Some((config, name)) => {
+            let server_name = match ServerName::try_from(name.clone()) {
+                Ok(n) => n,
+                Err(e) => {
+                    let reason = format!("PBX TLS name {name:?}: {e}");
+                    let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
+                    return;
+                }
+            };
+            match TlsConnector::from(config).connect(server_name, tcp).await {
+                Ok(s) => pbx_run(s, conn, address, tx).await,
+                Err(e) => {
+                    let reason = format!("TLS to the PBX at {address} failed: {e}");
+                    let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
+                }
+            }
+        }
+    }
+}
+
+async fn pbx_run<S>(mut stream: S, conn: u64, address: String, tx: mpsc::Sender<Cmd>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(FLOW_QUEUE);
+    if tx.send(Cmd::PbxUp { conn, out: out_tx }).await.is_err() {
+        return;
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let reason = loop {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                Ok(0) => break format!("the PBX at {address} closed the connection"),
+                Err(e) => break format!("reading from the PBX at {address}: {e}"),
+                Ok(n) => {
+                    if tx.send(Cmd::PbxBytes { conn, bytes: buf[..n].to_vec() }).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            out = out_rx.recv() => match out {
+                Some(bytes) => {
+                    if let Err(e) = stream.write_all(&bytes).await {
+                        break format!("writing to the PBX at {address}: {e}");
+                    }
+                }
+                None => {
+                    let _ = stream.shutdown().await;
+                    return;
+                }
+            },
+        }
+    };
+    let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
+}
+
+async fn drive(
+    mut gw: Gateway,
+    mut rx: mpsc::Receiver<Cmd>,
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    pbx_tls: Option<Arc<ClientConfig>>,
+) {
+    let mut flows: HashMap<FlowId, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut outbound: HashMap<Target, FlowId> = HashMap::new();
+    let mut connecting: HashMap<Target, Vec<Vec<u8>>> = HashMap::new();
+    let mut pbx = PbxConn {
+        id: 0,
+        out: None,
+        task: None,
+    };
+    let addresses: Vec<String> = std::iter::once(config.pbx.address.clone())
+        .chain(config.pbx.secondary.clone())
+        .collect();
+    loop {
+        let deadline = gw.next_timeout();
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        let sleep_to = deadline.map_or(far, tokio::time::Instant::from_std);
+        let cmd = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(c) => Some(c),
+                None => return,
+            },
+            () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
+        };
+        let now = tokio::time::Instant::now().into_std();
+        match cmd {
+            None => gw.handle_timeout(now),
+            Some(Cmd::FlowUp { flow, out, target }) => {
+                flows.insert(flow, out.clone());
+                if let Some(t) = target {
+                    for bytes in connecting.remove(&t).unwrap_or_default() {
+                        let _ = out.try_send(bytes);
+                    }
+                    outbound.insert(t, flow);
+                }
+            }
+            Some(Cmd::Sip { flow, msg }) => gw.sip_message(flow, msg, now),
+            Some(Cmd::FlowDown { flow }) => {
+                flows.remove(&flow);
+                outbound.retain(|_, f| *f != flow);
+            }
+            Some(Cmd::OutboundFailed { target }) => {
+                connecting.remove(&target);
+            }
+            Some(Cmd::PbxUp { conn, out }) => {
+                if conn == pbx.id {
+                    pbx.out = Some(out);
+                    gw.pbx_connected(now);
+                }
+            }
+            Some(Cmd::PbxBytes { conn, bytes }) => {
+                if conn == pbx.id {
+                    gw.pbx_bytes(&bytes, now);
+                }
+            }
+            Some(Cmd::PbxDown { conn, reason }) => {
+                if conn == pbx.id {
+                    pbx.out = None;
+                    gw.pbx_disconnected(&reason, now);
+                }
+            }
+            Some(Cmd::Control(f)) => f(&mut gw, now),
+        }
+        while let Some(output) = gw.poll_output() {
+            match output {
+                Output::Respond { flow, bytes } => {
+                    if let Some(w) = flows.get(&flow)
+                        && w.try_send(bytes).is_err()
+                    {
+                        tracing::warn!(flow, "SIP connection does not keep up; response lost");
+                    }
+                }
+                Output::Request {
+                    flow,
+                    target,
+                    bytes,
+                } => {
+                    let via = flows
+                        .get(&flow)
+                        .or_else(|| outbound.get(&target).and_then(|f| flows.get(f)));
+                    match via {
+                        Some(w) => {
+                            if w.try_send(bytes).is_err() {
+                                tracing::warn!(
+                                    flow,
+                                    "SIP connection does not keep up; request lost"
+                                );
+                            }
+                        }
+                        None => {
+                            if target.host.is_empty() {
+                                tracing::warn!("in-dialog request without a routable target");
+                            } else if let Some(q) = connecting.get_mut(&target) {
+                                if q.len() < FLOW_QUEUE {
+                                    q.push(bytes);
+                                }
+                            } else {
+                                connecting.insert(target.clone(), Vec::new());
+                                tokio::spawn(connect_outbound(target, shared.clone(), bytes));
+                            }
+                        }
+                    }
+                }
+                Output::Pbx(LinkOutput::Connect { attempt }) => {
+                    pbx.id += 1;
+                    pbx.out = None;
+                    if let Some(t) = pbx.task.take() {
+                        t.abort();
+                    }
+                    let address = addresses[attempt as usize % addresses.len()].clone();
+                    let tls = pbx_tls.clone().map(|c| {
+                        let name = config.pbx.tls_name.clone().unwrap_or_else(|| {
+                            crate::config::split_host_port(&address)
+                                .map(|(h, _)| h)
+                                .unwrap_or_default()
+                        });
+                        (c, name)
+                    });
+                    tracing::info!(%address, attempt, "connecting to the PBX");
+                    pbx.task = Some(tokio::spawn(pbx_connect(
+                        pbx.id,
+                        address,
+                        tls,
+                        shared.tx.clone(),
+                    )));
+                }
+                Output::Pbx(LinkOutput::Send(bytes)) => {
+                    if let Some(w) = &pbx.out
+                        && w.try_send(bytes).is_err()
+                    {
+                        tracing::warn!("PBX connection does not keep up; frame lost");
+                    }
+                }
+                Output::Pbx(LinkOutput::Close) => {
+                    pbx.out = None;
+                    pbx.id += 1;
+                    if let Some(t) = pbx.task.take() {
+                        // Give the writer a moment to flush what was queued.
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            t.abort();
+                        });
+                    }
+                }
+            }
+        }
+    }
+}

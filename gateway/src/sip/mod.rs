@@ -1,0 +1,3 @@
+//! SIP transactions (the transports live in [`crate::server`]).
+
+pub mod transaction;
