@@ -440,6 +440,17 @@ impl Message {
         });
     }
 
+    /// Inserts a header before every other (a proxy's Via or Record-Route).
+    pub fn prepend_header(&mut self, name: &str, value: impl Into<String>) {
+        self.headers.insert(
+            0,
+            Header {
+                name: HeaderName::new(name),
+                value: value.into(),
+            },
+        );
+    }
+
     /// Replaces every line of the header with one value (appended if absent).
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
         let name = HeaderName::new(name);

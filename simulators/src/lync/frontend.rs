@@ -1,0 +1,568 @@
+//! The Front End pool, sans-IO, with the client endpoints it serves: static routes chosen by the
+//! Request-URI domain (MatchUri), applied only to trusted applications; Via and Record-Route
+//! added on the way out; in-dialog traffic proxied both ways over few connections to the
+//! gateway; requests from the gateway accepted only from a trusted application.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Instant;
+
+use rcc_protocol::sip::{Message, Method, Uri};
+use serde::{Deserialize, Serialize};
+
+use super::endpoint::{Endpoint, EndpointConfig};
+
+/// Identifies a connection between the pool and a gateway.
+pub type ConnId = u64;
+
+/// Identifies an endpoint.
+pub type EndpointId = usize;
+
+/// Transport of a static route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteTransport {
+    /// Mutual TLS.
+    #[default]
+    Tls,
+    /// TCP (the gateway's IP must be pinned on its trusted application).
+    Tcp,
+}
+
+/// `New-CsStaticRoute`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRoute {
+    /// `-MatchUri`: a domain (`rcc.contoso.com`) or `*.suffix`.
+    pub match_uri: String,
+    /// `-TLSRoute` or `-TCPRoute`.
+    #[serde(default)]
+    pub transport: RouteTransport,
+    /// `-Destination`: the gateway's FQDN (TLS) or IP (TCP).
+    pub destination: String,
+    /// `-Port`.
+    pub port: u16,
+    /// `-UseDefaultCertificate`.
+    #[serde(default = "yes")]
+    pub use_default_certificate: bool,
+}
+
+/// `New-CsTrustedApplicationPool` with its `New-CsTrustedApplication`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedApplication {
+    /// Pool identity: the gateway's FQDN (TLS certificate name) or IP.
+    pub pool_fqdn: String,
+    /// Pinned IP ("Limit service usage to selected IP addresses"), needed for TCP.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// `-Port`.
+    pub port: u16,
+    /// `-EnableTcp`.
+    #[serde(default)]
+    pub tcp_enabled: bool,
+    /// `-TreatAsAuthenticated` (false: the gateway's requests are challenged).
+    #[serde(default = "yes")]
+    pub treat_as_authenticated: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The pool's topology.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    /// The pool (and Record-Route) FQDN.
+    pub fqdn: String,
+    /// The port the pool listens on for servers (5061).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Static routes.
+    #[serde(default, rename = "static_route")]
+    pub static_routes: Vec<StaticRoute>,
+    /// Trusted applications.
+    #[serde(default, rename = "trusted_application")]
+    pub trusted_applications: Vec<TrustedApplication>,
+}
+
+fn default_port() -> u16 {
+    5061
+}
+
+/// How the shell identified a connection's peer.
+#[derive(Debug, Clone, Default)]
+pub struct PeerIdentity {
+    /// Peer IP address.
+    pub ip: Option<IpAddr>,
+    /// Trusted application pool FQDNs the peer's (verified) certificate is valid for.
+    pub cert_names: Vec<String>,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PoolOutput {
+    /// Open a connection for static route number `route`.
+    Connect {
+        /// Index into the static routes.
+        route: usize,
+    },
+    /// Write on a connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// A SIP message.
+        bytes: Vec<u8>,
+    },
+}
+
+#[derive(Debug)]
+struct Conn {
+    trusted: bool,
+    peer: String,
+}
+
+/// Counters a lab reads to prove the pool's decisions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PoolStats {
+    /// INVITEs answered 404 because no static route (or no trusted application) matched.
+    pub no_route: u64,
+    /// Requests from peers that are not trusted applications, refused.
+    pub untrusted_refused: u64,
+    /// Requests from the gateway for dialogs the pool does not know (481).
+    pub unknown_dialog: u64,
+    /// Messages proxied to gateways.
+    pub to_gateway: u64,
+    /// Messages proxied from gateways.
+    pub from_gateway: u64,
+}
+
+/// The pool and its endpoints.
+#[derive(Debug)]
+pub struct Frontend {
+    config: PoolConfig,
+    endpoints: Vec<Endpoint>,
+    by_call: HashMap<String, EndpointId>,
+    call_route: HashMap<String, usize>,
+    conns: HashMap<ConnId, Conn>,
+    route_conn: HashMap<usize, ConnId>,
+    waiting: HashMap<usize, Vec<Vec<u8>>>,
+    gw_requests: HashMap<String, ConnId>,
+    outputs: VecDeque<PoolOutput>,
+    stats: PoolStats,
+    counter: u64,
+}
+
+/// Whether a domain matches a MatchUri (`domain` or `*.suffix`, case-insensitive).
+pub fn match_uri(pattern: &str, domain: &str) -> bool {
+    let (p, d) = (pattern.to_ascii_lowercase(), domain.to_ascii_lowercase());
+    match p.strip_prefix("*.") {
+        Some(suffix) => d == suffix || d.ends_with(&format!(".{suffix}")),
+        None => p == d,
+    }
+}
+
+impl Frontend {
+    /// A pool with no endpoints.
+    pub fn new(config: PoolConfig) -> Self {
+        Frontend {
+            config,
+            endpoints: Vec::new(),
+            by_call: HashMap::new(),
+            call_route: HashMap::new(),
+            conns: HashMap::new(),
+            route_conn: HashMap::new(),
+            waiting: HashMap::new(),
+            gw_requests: HashMap::new(),
+            outputs: VecDeque::new(),
+            stats: PoolStats::default(),
+            counter: 0,
+        }
+    }
+
+    /// The topology.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &PoolStats {
+        &self.stats
+    }
+
+    /// Adds an endpoint (not signed in yet).
+    pub fn add_endpoint(&mut self, config: EndpointConfig) -> EndpointId {
+        self.endpoints.push(Endpoint::new(config));
+        self.endpoints.len() - 1
+    }
+
+    /// An endpoint.
+    pub fn endpoint(&self, id: EndpointId) -> Option<&Endpoint> {
+        self.endpoints.get(id)
+    }
+
+    /// An endpoint, to act on it; call [`Frontend::flush`] afterwards.
+    pub fn endpoint_mut(&mut self, id: EndpointId) -> Option<&mut Endpoint> {
+        self.endpoints.get_mut(id)
+    }
+
+    /// Number of endpoints.
+    pub fn endpoint_count(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// The next output for the shell.
+    pub fn poll_output(&mut self) -> Option<PoolOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// Whether the route's destination is a trusted application (Lync applies no other).
+    fn route_trusted(&self, r: &StaticRoute) -> bool {
+        self.config.trusted_applications.iter().any(|t| {
+            let same_port = t.port == r.port;
+            let by_name = t.pool_fqdn.eq_ignore_ascii_case(&r.destination);
+            let by_ip = t.ip.is_some_and(|ip| ip.to_string() == r.destination);
+            let transport_ok = r.transport == RouteTransport::Tls || t.tcp_enabled;
+            same_port && (by_name || by_ip) && transport_ok
+        })
+    }
+
+    /// The static route for a Request-URI domain.
+    pub fn route_for(&self, domain: &str) -> Option<usize> {
+        self.config
+            .static_routes
+            .iter()
+            .position(|r| match_uri(&r.match_uri, domain) && self.route_trusted(r))
+    }
+
+    /// Whether a peer is a trusted application.
+    pub fn peer_trusted(&self, peer: &PeerIdentity) -> bool {
+        self.config.trusted_applications.iter().any(|t| {
+            t.treat_as_authenticated
+                && (peer
+                    .cert_names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&t.pool_fqdn))
+                    || (t.tcp_enabled && peer.ip.is_some() && t.ip == peer.ip))
+        })
+    }
+
+    /// A connection opened (by the pool for `route`, or by a gateway).
+    pub fn connected(&mut self, conn: ConnId, route: Option<usize>, peer: &PeerIdentity) {
+        let trusted = match route {
+            // The pool dialled the route's trusted application itself.
+            Some(r) => self
+                .config
+                .static_routes
+                .get(r)
+                .is_some_and(|r| self.route_trusted(r)),
+            None => self.peer_trusted(peer),
+        };
+        self.conns.insert(
+            conn,
+            Conn {
+                trusted,
+                peer: format!("{:?}", peer.ip),
+            },
+        );
+        if let Some(r) = route {
+            self.route_conn.insert(r, conn);
+            for bytes in self.waiting.remove(&r).unwrap_or_default() {
+                self.outputs.push_back(PoolOutput::Send { conn, bytes });
+            }
+        }
+    }
+
+    /// A connection failed to open or closed.
+    pub fn disconnected(&mut self, conn: Option<ConnId>, route: Option<usize>) {
+        if let Some(c) = conn {
+            self.conns.remove(&c);
+            self.route_conn.retain(|_, v| *v != c);
+        }
+        if let Some(r) = route {
+            self.waiting.remove(&r);
+        }
+    }
+
+    fn unique(&mut self) -> String {
+        self.counter += 1;
+        format!("z9hG4bKfe{:x}", self.counter)
+    }
+
+    fn our_via(&mut self) -> (String, String) {
+        let branch = self.unique();
+        (
+            format!(
+                "SIP/2.0/TLS {}:{};branch={branch}",
+                self.config.fqdn, self.config.port
+            ),
+            branch,
+        )
+    }
+
+    fn record_route(&self) -> String {
+        format!(
+            "<sip:{}:{};transport=tls;lr>",
+            self.config.fqdn, self.config.port
+        )
+    }
+
+    fn is_ours(&self, route: &str) -> bool {
+        route.contains(&format!("sip:{}:{}", self.config.fqdn, self.config.port))
+    }
+
+    fn send_on_route(&mut self, route: usize, m: &Message) {
+        self.stats.to_gateway += 1;
+        let bytes = m.to_bytes();
+        match self.route_conn.get(&route) {
+            Some(&conn) => self.outputs.push_back(PoolOutput::Send { conn, bytes }),
+            None => {
+                let first = !self.waiting.contains_key(&route);
+                self.waiting.entry(route).or_default().push(bytes);
+                if first {
+                    self.outputs.push_back(PoolOutput::Connect { route });
+                }
+            }
+        }
+    }
+
+    /// Moves what endpoints want to send into the pool.
+    pub fn flush(&mut self, now: Instant) {
+        for id in 0..self.endpoints.len() {
+            while let Some(m) = self.endpoints[id].poll_output() {
+                self.client_message(id, m, now);
+            }
+        }
+    }
+
+    /// Flushes one endpoint only.
+    pub fn flush_one(&mut self, id: EndpointId, now: Instant) {
+        while let Some(m) = self.endpoints.get_mut(id).and_then(Endpoint::poll_output) {
+            self.client_message(id, m, now);
+        }
+    }
+
+    fn client_message(&mut self, id: EndpointId, mut m: Message, now: Instant) {
+        let call_id = m.call_id().unwrap_or_default().to_owned();
+        if !m.is_request() {
+            // A client's answer to a gateway request: pop our Via, send it back.
+            let branch = m
+                .top_via()
+                .ok()
+                .and_then(|v| v.branch().map(str::to_owned))
+                .unwrap_or_default();
+            if let Some(conn) = self.gw_requests.remove(&branch) {
+                pop_via(&mut m);
+                self.stats.to_gateway += 1;
+                self.outputs.push_back(PoolOutput::Send {
+                    conn,
+                    bytes: m.to_bytes(),
+                });
+            }
+            return;
+        }
+        let initial = m.method() == Some(&Method::Invite)
+            && m.to_header()
+                .ok()
+                .and_then(|t| t.tag().map(str::to_owned))
+                .is_none();
+        let route = if initial {
+            let domain = match m.request_uri().map(Uri::parse) {
+                Some(Ok(Uri::Sip(u))) => u.host.to_string(),
+                _ => String::new(),
+            };
+            match self.route_for(&domain) {
+                Some(r) => {
+                    self.by_call.insert(call_id.clone(), id);
+                    self.call_route.insert(call_id.clone(), r);
+                    m.prepend_header("Record-Route", self.record_route());
+                    r
+                }
+                None => {
+                    self.stats.no_route += 1;
+                    let mut resp = Message::response_to(&m, 404, "Not Found", "fe404");
+                    resp.push_header(
+                        "ms-diagnostics",
+                        format!("1003;reason=\"User does not exist\";TargetUri=\"{domain}\""),
+                    );
+                    if let Some(e) = self.endpoints.get_mut(id) {
+                        e.receive(resp, now);
+                    }
+                    self.flush_one(id, now);
+                    return;
+                }
+            }
+        } else {
+            match self.call_route.get(&call_id) {
+                Some(&r) => r,
+                None => return,
+            }
+        };
+        // In-dialog: our own Route entry goes.
+        if let Some(pos) = m.headers.iter().position(|h| h.name.is("Route"))
+            && self.is_ours(&m.headers[pos].value)
+        {
+            m.headers.remove(pos);
+        }
+        let (via, _) = self.our_via();
+        m.prepend_header("Via", via);
+        if let Ok(Some(mf)) = m.max_forwards() {
+            m.set_header("Max-Forwards", mf.saturating_sub(1).to_string());
+        }
+        if m.method() == Some(&Method::Bye) {
+            self.by_call.remove(&call_id);
+        }
+        self.send_on_route(route, &m);
+    }
+
+    /// A message from a gateway connection.
+    pub fn gateway_message(&mut self, conn: ConnId, mut m: Message, now: Instant) {
+        self.stats.from_gateway += 1;
+        let call_id = m.call_id().unwrap_or_default().to_owned();
+        if !m.is_request() {
+            let ours = m
+                .top_via()
+                .ok()
+                .and_then(|v| v.branch().map(|b| b.starts_with("z9hG4bKfe")))
+                .unwrap_or(false);
+            if !ours {
+                return;
+            }
+            pop_via(&mut m);
+            let id = match self.by_call.get(&call_id) {
+                Some(&id) => id,
+                None => return,
+            };
+            if m.status().is_some_and(|c| c >= 300)
+                && m.cseq().is_ok_and(|c| c.method == Method::Invite)
+                && m.to_header()
+                    .ok()
+                    .and_then(|t| t.tag().map(str::to_owned))
+                    .is_some()
+            {
+                // A failed initial INVITE ends the routing state for that call.
+                let initial = self.endpoints.get(id).is_some_and(|e| {
+                    e.call_id() == call_id && e.phase() == &super::endpoint::Phase::Inviting
+                });
+                if initial {
+                    self.call_route.remove(&call_id);
+                }
+            }
+            if let Some(e) = self.endpoints.get_mut(id) {
+                e.receive(m, now);
+            }
+            self.flush_one(id, now);
+            return;
+        }
+        let trusted = self.conns.get(&conn).is_some_and(|c| c.trusted);
+        if !trusted {
+            self.stats.untrusted_refused += 1;
+            let peer = self
+                .conns
+                .get(&conn)
+                .map(|c| c.peer.clone())
+                .unwrap_or_default();
+            tracing::warn!(conn, %peer, "request from a peer that is not a trusted application refused");
+            if m.method() != Some(&Method::Ack) {
+                let mut resp = Message::response_to(&m, 403, "Forbidden", "fe403");
+                resp.push_header(
+                    "ms-diagnostics",
+                    "1000;reason=\"Peer is not a trusted application\"",
+                );
+                self.outputs.push_back(PoolOutput::Send {
+                    conn,
+                    bytes: resp.to_bytes(),
+                });
+            }
+            return;
+        }
+        let Some(&id) = self.by_call.get(&call_id) else {
+            self.stats.unknown_dialog += 1;
+            if m.method() != Some(&Method::Ack) {
+                let resp =
+                    Message::response_to(&m, 481, "Call/Transaction Does Not Exist", "fe481");
+                self.outputs.push_back(PoolOutput::Send {
+                    conn,
+                    bytes: resp.to_bytes(),
+                });
+            }
+            return;
+        };
+        if let Some(pos) = m.headers.iter().position(|h| h.name.is("Route"))
+            && self.is_ours(&m.headers[pos].value)
+        {
+            m.headers.remove(pos);
+        }
+        let (via, branch) = self.our_via();
+        m.prepend_header("Via", via);
+        if m.method() != Some(&Method::Ack) {
+            self.gw_requests.insert(branch, conn);
+        }
+        if m.method() == Some(&Method::Bye) {
+            self.by_call.remove(&call_id);
+        }
+        if let Some(e) = self.endpoints.get_mut(id) {
+            e.receive(m, now);
+        }
+        self.flush_one(id, now);
+        if self.gw_requests.len() > 100_000 {
+            // Clients that never answer (pidgin-sipe) must not grow this without bound.
+            self.gw_requests.clear();
+        }
+    }
+
+    /// When [`Frontend::handle_timeout`] must run next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.endpoints
+            .iter()
+            .filter_map(Endpoint::next_timeout)
+            .min()
+    }
+
+    /// Runs due endpoint timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for id in 0..self.endpoints.len() {
+            if self.endpoints[id].next_timeout().is_some_and(|t| t <= now) {
+                self.endpoints[id].handle_timeout(now);
+                self.flush_one(id, now);
+            }
+        }
+    }
+
+    /// A client's dialog was re-created with a new Call-ID: route it like before.
+    pub fn forget_call(&mut self, call_id: &str) {
+        self.by_call.remove(call_id);
+        self.call_route.remove(call_id);
+    }
+}
+
+fn pop_via(m: &mut Message) {
+    if let Some(pos) = m.headers.iter().position(|h| h.name.is("Via")) {
+        let value = m.headers[pos].value.clone();
+        // A Via header line may carry several values.
+        match rcc_protocol::sip::split_values(&value) {
+            Ok(values) if values.len() > 1 => {
+                m.headers[pos].value = values[1..].join(", ");
+            }
+            _ => {
+                m.headers.remove(pos);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_uri_rules() {
+        assert!(match_uri("rcc.contoso.com", "RCC.contoso.com"));
+        assert!(!match_uri("rcc.contoso.com", "x.rcc.contoso.com"));
+        assert!(match_uri("*.contoso.com", "rcc.contoso.com"));
+        assert!(match_uri("*.contoso.com", "a.b.contoso.com"));
+        assert!(match_uri("*.contoso.com", "contoso.com"));
+        assert!(!match_uri("*.contoso.com", "contoso.net"));
+    }
+}

@@ -1,0 +1,13 @@
+//! The simulated Lync Server 2013 side: a Front End pool (static routes, trusted applications,
+//! Record-Route, proxying) and RCC client endpoints with the profiles of real clients
+//! (rcc-sip.md §2, §4, §6.3, §7.2).
+
+pub mod endpoint;
+pub mod frontend;
+pub mod profile;
+pub mod server;
+
+pub use endpoint::{ActionResult, Endpoint, EndpointConfig, Phase, Seen};
+pub use frontend::{Frontend, PoolConfig, RouteTransport, StaticRoute, TrustedApplication};
+pub use profile::ClientProfile;
+pub use server::{LyncSim, LyncSimConfig, PoolTls, expect_response};

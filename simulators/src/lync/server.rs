@@ -1,0 +1,600 @@
+//! The async shell around [`Frontend`]: connections to gateways (dialled per static route, or
+//! accepted on the pool's server port), one driver task owning the pool and its endpoints, and
+//! [`LyncSim`], the in-process API tests and scenarios drive.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use rcc_protocol::csta::{self, Event, Request};
+use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use super::endpoint::{ActionResult, EndpointConfig, Phase, Seen};
+use super::frontend::{
+    ConnId, EndpointId, Frontend, PeerIdentity, PoolConfig, PoolOutput, RouteTransport,
+};
+use crate::tls::{ClientAuth, Identity};
+
+const QUEUE: usize = 8192;
+const POLL: Duration = Duration::from_millis(5);
+
+type Control = Box<dyn FnOnce(&mut Frontend, Instant) + Send>;
+
+enum Cmd {
+    Up {
+        conn: ConnId,
+        route: Option<usize>,
+        peer: PeerIdentity,
+        out: mpsc::Sender<Vec<u8>>,
+    },
+    Msg {
+        conn: ConnId,
+        msg: Message,
+    },
+    Down {
+        conn: Option<ConnId>,
+        route: Option<usize>,
+    },
+    Control(Control),
+}
+
+/// The pool's TLS material.
+#[derive(Debug, Clone)]
+pub struct PoolTls {
+    /// The pool's certificate (server and client: Lync uses mutual TLS).
+    pub identity: Identity,
+    /// CAs trusted for gateway certificates.
+    pub roots: RootCertStore,
+}
+
+/// How to run the simulated Lync side.
+#[derive(Debug, Clone)]
+pub struct LyncSimConfig {
+    /// The pool topology.
+    pub pool: PoolConfig,
+    /// Where the pool listens for connections gateways open (None: only dialled connections).
+    pub listen: Option<SocketAddr>,
+    /// TLS material (needed for TLS routes and a TLS listener).
+    pub tls: Option<PoolTls>,
+    /// Host names of route destinations and their addresses (lab DNS).
+    pub hosts: HashMap<String, IpAddr>,
+}
+
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// A running Lync simulator (pool and endpoints); cheap to clone.
+#[derive(Clone)]
+pub struct LyncSim {
+    tx: mpsc::Sender<Cmd>,
+    /// Address of the pool's listener, when it has one.
+    pub listen_addr: Option<SocketAddr>,
+    _tasks: Arc<Tasks>,
+}
+
+impl std::fmt::Debug for LyncSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LyncSim")
+            .field("listen_addr", &self.listen_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Dialer {
+    pool: PoolConfig,
+    hosts: HashMap<String, IpAddr>,
+    client_tls: Option<Arc<ClientConfig>>,
+    tx: mpsc::Sender<Cmd>,
+    next_conn: std::sync::atomic::AtomicU64,
+    trusted_names: Vec<String>,
+}
+
+impl LyncSim {
+    /// Starts the pool.
+    pub async fn start(config: LyncSimConfig) -> anyhow::Result<LyncSim> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let client_tls = match &config.tls {
+            Some(t) => Some(crate::tls::client_config(
+                t.roots.clone(),
+                Some(&t.identity),
+            )?),
+            None => None,
+        };
+        let trusted_names = config
+            .pool
+            .trusted_applications
+            .iter()
+            .map(|t| t.pool_fqdn.clone())
+            .collect();
+        let dialer = Arc::new(Dialer {
+            pool: config.pool.clone(),
+            hosts: config.hosts.clone(),
+            client_tls,
+            tx: tx.clone(),
+            next_conn: std::sync::atomic::AtomicU64::new(1),
+            trusted_names,
+        });
+        let fe = Frontend::new(config.pool.clone());
+        let mut tasks = vec![tokio::spawn(drive(fe, rx, dialer.clone()))];
+        let mut listen_addr = None;
+        if let Some(addr) = config.listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow!("Front End listener {addr}: {e}"))?;
+            listen_addr = Some(l.local_addr()?);
+            let acceptor = match &config.tls {
+                Some(t) => Some(TlsAcceptor::from(server_config(t)?)),
+                None => None,
+            };
+            tasks.push(tokio::spawn(accept_loop(l, acceptor, dialer)));
+        }
+        Ok(LyncSim {
+            tx,
+            listen_addr,
+            _tasks: Arc::new(Tasks(tasks)),
+        })
+    }
+
+    /// Runs `f` on the pool (in the driver task); endpoint output is flushed afterwards.
+    pub async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Frontend, Instant) -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let control: Control = Box::new(move |fe, now| {
+            let out = f(fe, now);
+            fe.flush(now);
+            let _ = reply.send(out);
+        });
+        self.tx
+            .send(Cmd::Control(control))
+            .await
+            .map_err(|_| anyhow!("the Lync simulator has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow!("the Lync simulator has stopped"))
+    }
+
+    /// Adds an endpoint.
+    pub async fn add_endpoint(&self, config: EndpointConfig) -> anyhow::Result<EndpointId> {
+        self.with(move |fe, _| fe.add_endpoint(config)).await
+    }
+
+    /// Starts signing an endpoint in.
+    pub async fn sign_in(&self, id: EndpointId) -> anyhow::Result<()> {
+        self.with(move |fe, now| {
+            if let Some(e) = fe.endpoint_mut(id) {
+                e.sign_in(now);
+            }
+        })
+        .await
+    }
+
+    /// Signs an endpoint out (MonitorStop, BYE).
+    pub async fn sign_out(&self, id: EndpointId) -> anyhow::Result<()> {
+        self.with(move |fe, now| {
+            if let Some(e) = fe.endpoint_mut(id) {
+                e.sign_out(now);
+            }
+        })
+        .await
+    }
+
+    /// Sends the endpoint's refresh now (re-INVITE or UPDATE per profile).
+    pub async fn refresh(&self, id: EndpointId) -> anyhow::Result<()> {
+        self.with(move |fe, now| {
+            if let Some(e) = fe.endpoint_mut(id) {
+                e.refresh(now);
+            }
+        })
+        .await
+    }
+
+    /// The endpoint's phase.
+    pub async fn phase(&self, id: EndpointId) -> anyhow::Result<Phase> {
+        self.with(move |fe, _| fe.endpoint(id).map(|e| e.phase().clone()))
+            .await?
+            .ok_or_else(|| anyhow!("no endpoint {id}"))
+    }
+
+    /// Waits until `check` holds for the endpoint, polling; fails after `wait`.
+    pub async fn wait_for<T: Send + 'static>(
+        &self,
+        id: EndpointId,
+        wait: Duration,
+        what: &str,
+        check: impl Fn(&super::endpoint::Endpoint) -> Option<T> + Send + Sync + 'static,
+    ) -> anyhow::Result<T> {
+        let check = Arc::new(check);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let c = check.clone();
+            let found = self
+                .with(move |fe, _| fe.endpoint(id).and_then(|e| c(e)))
+                .await?;
+            if let Some(v) = found {
+                return Ok(v);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let state = self
+                    .with(move |fe, _| {
+                        fe.endpoint(id).map(|e| {
+                            format!(
+                                "phase {:?}, {} events, violations {:?}",
+                                e.phase(),
+                                e.events().len(),
+                                e.violations()
+                            )
+                        })
+                    })
+                    .await?
+                    .unwrap_or_default();
+                return Err(anyhow!(
+                    "endpoint {id}: {what} did not happen within {wait:?} ({state})"
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits until the endpoint monitors its line (or fails to).
+    pub async fn wait_ready(&self, id: EndpointId, wait: Duration) -> anyhow::Result<String> {
+        let phase = self
+            .wait_for(id, wait, "sign-in", |e| match e.phase() {
+                Phase::Ready => e.xref().map(|x| Ok(x.to_owned())),
+                Phase::Failed(why) => Some(Err(why.clone())),
+                Phase::Degraded(s) => Some(Err(format!("systemStatus {s}"))),
+                _ => None,
+            })
+            .await?;
+        phase.map_err(|why| anyhow!("endpoint {id} did not sign in: {why}"))
+    }
+
+    /// Sends a CSTA request and waits for its answer.
+    pub async fn request(
+        &self,
+        id: EndpointId,
+        request: Request,
+        wait: Duration,
+    ) -> anyhow::Result<ActionResult> {
+        let action = self
+            .with(move |fe, now| fe.endpoint_mut(id).and_then(|e| e.request(request, now)))
+            .await?
+            .ok_or_else(|| anyhow!("no endpoint {id}"))?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let r = self
+                .with(move |fe, _| fe.endpoint_mut(id).and_then(|e| e.take_result(action)))
+                .await?;
+            if let Some(r) = r {
+                return Ok(r);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(anyhow!(
+                    "endpoint {id}: no answer to the request within {wait:?}"
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Waits for an event after position `after` (an index into the endpoint's event list)
+    /// that satisfies `matches`; returns it with its index.
+    pub async fn wait_event(
+        &self,
+        id: EndpointId,
+        after: usize,
+        wait: Duration,
+        what: &str,
+        matches: impl Fn(&Event) -> bool + Send + Sync + 'static,
+    ) -> anyhow::Result<(usize, Event)> {
+        self.wait_for(id, wait, what, move |e| {
+            e.events()
+                .iter()
+                .enumerate()
+                .skip(after)
+                .find(|(_, s)| matches(&s.event))
+                .map(|(i, s)| (i, s.event.clone()))
+        })
+        .await
+    }
+
+    /// The endpoint's events so far.
+    pub async fn events(&self, id: EndpointId) -> anyhow::Result<Vec<Seen>> {
+        self.with(move |fe, _| {
+            fe.endpoint(id)
+                .map(|e| e.events().to_vec())
+                .unwrap_or_default()
+        })
+        .await
+    }
+
+    /// Rules the gateway broke, as the endpoint saw them.
+    pub async fn violations(&self, id: EndpointId) -> anyhow::Result<Vec<String>> {
+        self.with(move |fe, _| {
+            fe.endpoint(id)
+                .map(|e| e.violations().to_vec())
+                .unwrap_or_default()
+        })
+        .await
+    }
+
+    /// The pool's counters.
+    pub async fn stats(&self) -> anyhow::Result<super::frontend::PoolStats> {
+        self.with(|fe, _| fe.stats().clone()).await
+    }
+}
+
+/// Shorthand for a CSTA answer that must be a positive response.
+pub fn expect_response(r: ActionResult) -> anyhow::Result<csta::Response> {
+    match r {
+        Ok(csta::Message::Response(resp)) => Ok(resp),
+        Ok(csta::Message::Error(e)) => {
+            Err(anyhow!("CSTAErrorCode {}/{}", e.category.as_str(), e.value))
+        }
+        Ok(other) => Err(anyhow!("unexpected answer {other:?}")),
+        Err(e) => Err(anyhow!("{e}")),
+    }
+}
+
+fn server_config(t: &PoolTls) -> anyhow::Result<Arc<ServerConfig>> {
+    crate::tls::server_config(&t.identity, ClientAuth::Optional(t.roots.clone()))
+}
+
+fn cert_names(cert: Option<&CertificateDer<'_>>, candidates: &[String]) -> Vec<String> {
+    let Some(cert) = cert else {
+        return Vec::new();
+    };
+    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
+        return Vec::new();
+    };
+    candidates
+        .iter()
+        .filter(|n| {
+            ServerName::try_from(n.as_str())
+                .is_ok_and(|sn| ee.verify_is_valid_for_subject_name(&sn).is_ok())
+        })
+        .cloned()
+        .collect()
+}
+
+async fn accept_loop(l: TcpListener, tls: Option<TlsAcceptor>, dialer: Arc<Dialer>) {
+    loop {
+        let Ok((stream, peer)) = l.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let dialer = dialer.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let conn = dialer
+                .next_conn
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match tls {
+                None => {
+                    let id = PeerIdentity {
+                        ip: Some(peer.ip()),
+                        cert_names: Vec::new(),
+                    };
+                    run_conn(stream, conn, None, id, dialer.tx.clone()).await;
+                }
+                Some(a) => {
+                    match tokio::time::timeout(Duration::from_secs(10), a.accept(stream)).await {
+                        Ok(Ok(s)) => {
+                            let names = cert_names(
+                                s.get_ref().1.peer_certificates().and_then(|c| c.first()),
+                                &dialer.trusted_names,
+                            );
+                            let id = PeerIdentity {
+                                ip: Some(peer.ip()),
+                                cert_names: names,
+                            };
+                            run_conn(s, conn, None, id, dialer.tx.clone()).await;
+                        }
+                        _ => tracing::warn!(%peer, "TLS handshake with the Front End failed"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn dial(route: usize, dialer: Arc<Dialer>) {
+    let Some(r) = dialer.pool.static_routes.get(route).cloned() else {
+        return;
+    };
+    let conn = dialer
+        .next_conn
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let fail = |why: String| {
+        let tx = dialer.tx.clone();
+        async move {
+            tracing::warn!("Front End cannot reach the gateway: {why}");
+            let _ = tx
+                .send(Cmd::Down {
+                    conn: None,
+                    route: Some(route),
+                })
+                .await;
+        }
+    };
+    let ip = match dialer.hosts.get(&r.destination) {
+        Some(ip) => Some(*ip),
+        None => r.destination.parse::<IpAddr>().ok(),
+    };
+    let addr = match ip {
+        Some(ip) => SocketAddr::new(ip, r.port),
+        None => match tokio::net::lookup_host((r.destination.as_str(), r.port)).await {
+            Ok(mut a) => match a.next() {
+                Some(a) => a,
+                None => return fail(format!("{} does not resolve", r.destination)).await,
+            },
+            Err(e) => return fail(format!("{}: {e}", r.destination)).await,
+        },
+    };
+    let tcp = match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return fail(format!("{addr}: {e}")).await,
+        Err(_) => return fail(format!("{addr}: connect timed out")).await,
+    };
+    let _ = tcp.set_nodelay(true);
+    let id = PeerIdentity {
+        ip: Some(addr.ip()),
+        cert_names: Vec::new(),
+    };
+    match r.transport {
+        RouteTransport::Tcp => run_conn(tcp, conn, Some(route), id, dialer.tx.clone()).await,
+        RouteTransport::Tls => {
+            let (Some(config), Ok(name)) = (
+                dialer.client_tls.clone(),
+                ServerName::try_from(r.destination.clone()),
+            ) else {
+                return fail("TLS route without pool TLS material".into()).await;
+            };
+            match TlsConnector::from(config).connect(name, tcp).await {
+                Ok(s) => run_conn(s, conn, Some(route), id, dialer.tx.clone()).await,
+                Err(e) => fail(format!("TLS to {}: {e}", r.destination)).await,
+            }
+        }
+    }
+}
+
+async fn run_conn<S>(
+    mut stream: S,
+    conn: ConnId,
+    route: Option<usize>,
+    peer: PeerIdentity,
+    tx: mpsc::Sender<Cmd>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    if tx
+        .send(Cmd::Up {
+            conn,
+            route,
+            peer,
+            out: out_tx,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut framer = StreamFramer::new(Limits::default());
+    let mut buf = vec![0u8; 64 * 1024];
+    'conn: loop {
+        tokio::select! {
+            read = stream.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                framer.push(&buf[..n]);
+                loop {
+                    match framer.next_item() {
+                        Ok(Some(StreamItem::Message(msg))) => {
+                            if tx.send(Cmd::Msg { conn, msg }).await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                        Ok(Some(StreamItem::Ping)) => {
+                            if stream.write_all(b"\r\n").await.is_err() {
+                                break 'conn;
+                            }
+                        }
+                        Ok(Some(StreamItem::Pong)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(conn, error = %e, "Front End: SIP framing lost");
+                            break 'conn;
+                        }
+                    }
+                }
+            }
+            out = out_rx.recv() => match out {
+                Some(b) => {
+                    if stream.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    let _ = stream.shutdown().await;
+    let _ = tx
+        .send(Cmd::Down {
+            conn: Some(conn),
+            route,
+        })
+        .await;
+}
+
+async fn drive(mut fe: Frontend, mut rx: mpsc::Receiver<Cmd>, dialer: Arc<Dialer>) {
+    let mut writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    loop {
+        let deadline = fe.next_timeout();
+        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
+        let sleep_to = deadline.map_or(far, tokio::time::Instant::from_std);
+        let cmd = tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(c) => Some(c),
+                None => return,
+            },
+            () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
+        };
+        let now = tokio::time::Instant::now().into_std();
+        match cmd {
+            None => fe.handle_timeout(now),
+            Some(Cmd::Up {
+                conn,
+                route,
+                peer,
+                out,
+            }) => {
+                writers.insert(conn, out);
+                fe.connected(conn, route, &peer);
+            }
+            Some(Cmd::Msg { conn, msg }) => fe.gateway_message(conn, msg, now),
+            Some(Cmd::Down { conn, route }) => {
+                if let Some(c) = conn {
+                    writers.remove(&c);
+                }
+                fe.disconnected(conn, route);
+            }
+            Some(Cmd::Control(f)) => f(&mut fe, now),
+        }
+        while let Some(o) = fe.poll_output() {
+            match o {
+                PoolOutput::Send { conn, bytes } => {
+                    if let Some(w) = writers.get(&conn)
+                        && w.try_send(bytes).is_err()
+                    {
+                        tracing::warn!(conn, "Front End connection does not keep up");
+                    }
+                }
+                PoolOutput::Connect { route } => {
+                    tokio::spawn(dial(route, dialer.clone()));
+                }
+            }
+        }
+    }
+}
