@@ -1,5 +1,6 @@
-//! rcc-lab: the lab around the RCC gateway. At this stage it holds the reference exchange that
-//! `rcc-lab run` pushes through the protocol codecs; the scenario runner, replay, load harness
-//! and reports come with the gateway and simulators.
+//! rcc-lab: the lab around the RCC gateway. [`lab`] starts the PBX simulator, the gateway and
+//! the Lync simulator wired together in one process; [`reference`] is the reference exchange
+//! pushed through the wire codecs.
 
+pub mod lab;
 pub mod reference;

@@ -424,6 +424,11 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     }
 }
 
+/// Parses configuration text without checking it (for programs that complete it first).
+pub fn parse_unchecked(text: &str) -> anyhow::Result<Config> {
+    toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// Every problem in a parsed configuration (files are checked for existence).
 pub fn check(c: &Config) -> Vec<String> {
     let mut p = Vec::new();

@@ -1,0 +1,386 @@
+//! The in-process lab: the PBX simulator, the gateway and the Lync simulator wired together over
+//! loopback sockets (TLS with a throw-away CA, or TCP), with users whose lines exist on the PBX.
+//! Tests, scenarios and `rcc-lab run` all start it the same way.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use rcc_gateway::config::{self as gwconfig, Config as GatewayConfig};
+use rcc_gateway::server::GatewayHandle;
+use rcc_simulators::lync::{
+    ClientProfile, EndpointConfig, LyncSim, LyncSimConfig, PoolConfig, PoolTls, RouteTransport,
+    StaticRoute, TrustedApplication,
+};
+use rcc_simulators::pbx::{DeviceConfig, Listen, PbxConfig, PbxSim, Profile};
+use rcc_simulators::tls::LabCa;
+
+/// The gateway's lab FQDN (its certificate name and trusted application pool).
+pub const GATEWAY_FQDN: &str = "gw.lab.example";
+/// The Front End pool's lab FQDN.
+pub const POOL_FQDN: &str = "fe.lab.example";
+/// The LineServerURI domain the static route matches.
+pub const RCC_DOMAIN: &str = "rcc.lab.example";
+
+/// A lab user: a SIP URI and the line (a PBX extension with an E.164 number).
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Short name (`alice`).
+    pub name: String,
+    /// The PBX extension (`1001`).
+    pub extension: String,
+}
+
+impl User {
+    /// A user named `name` on extension `ext`.
+    pub fn new(name: &str, extension: &str) -> Self {
+        User {
+            name: name.to_owned(),
+            extension: extension.to_owned(),
+        }
+    }
+
+    /// `sip:alice@contoso.lab`
+    pub fn uri(&self) -> String {
+        format!("sip:{}@contoso.lab", self.name)
+    }
+
+    /// The E.164 number (`+14255551001`).
+    pub fn e164(&self) -> String {
+        format!("+1425555{}", self.extension)
+    }
+
+    /// The LineURI as Microsoft documents it (`tel:+14255551001;ext=1001`).
+    pub fn line(&self) -> String {
+        format!("tel:{};ext={}", self.e164(), self.extension)
+    }
+}
+
+/// How the lab is built.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Front End ↔ gateway over TLS (mutual) or TCP.
+    pub tls: bool,
+    /// The PBX simulator's profile (the gateway's matches).
+    pub pbx_profile: Profile,
+    /// Users (and their PBX lines).
+    pub users: Vec<User>,
+    /// Extra PBX devices without a Lync user (desk phones only).
+    pub extra_devices: Vec<String>,
+    /// Changes to the gateway's configuration before it starts.
+    pub gateway_tweak: Option<fn(&mut GatewayConfig)>,
+    /// Changes to the PBX simulator's configuration before it starts.
+    pub pbx_tweak: Option<fn(&mut PbxConfig)>,
+    /// Trust the gateway as an application in the pool (false: the pool refuses it).
+    pub gateway_trusted: bool,
+    /// The static route's MatchUri.
+    pub match_uri: String,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            tls: true,
+            pbx_profile: Profile::Generic,
+            users: vec![
+                User::new("alice", "1001"),
+                User::new("bob", "1002"),
+                User::new("carol", "1003"),
+            ],
+            extra_devices: vec!["1009".to_owned()],
+            gateway_tweak: None,
+            pbx_tweak: None,
+            gateway_trusted: true,
+            match_uri: RCC_DOMAIN.to_owned(),
+        }
+    }
+}
+
+/// A running lab.
+pub struct Lab {
+    /// The PBX simulator.
+    pub pbx: PbxSim,
+    /// The gateway.
+    pub gateway: GatewayHandle,
+    /// The Lync side.
+    pub lync: LyncSim,
+    /// The options it was built with.
+    pub options: LabOptions,
+    /// The gateway's configuration.
+    pub gateway_config: GatewayConfig,
+    dir: PathBuf,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn lab_dir() -> anyhow::Result<PathBuf> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "rcc-lab-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn gateway_profile(p: Profile) -> gwconfig::PbxProfile {
+    match p {
+        Profile::Generic => gwconfig::PbxProfile::Generic,
+        Profile::Osv => gwconfig::PbxProfile::Osv,
+        Profile::Aes => gwconfig::PbxProfile::Aes,
+    }
+}
+
+impl Lab {
+    /// Starts the three parts.
+    pub async fn start(options: LabOptions) -> anyhow::Result<Lab> {
+        let dir = lab_dir()?;
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+
+        // The PBX, with every user's line and the extra desk phones.
+        let mut pbx_config = PbxConfig::for_profile(options.pbx_profile);
+        if options.pbx_profile == Profile::Aes {
+            pbx_config.session.credentials = Some(("cti".into(), "lab".into()));
+        }
+        if let Some(t) = options.pbx_tweak {
+            t(&mut pbx_config);
+        }
+        let mut devices: Vec<DeviceConfig> = options
+            .users
+            .iter()
+            .map(|u| {
+                let mut d = DeviceConfig::new(&u.extension, Some(&u.e164()));
+                d.name = Some(u.name.clone());
+                d
+            })
+            .collect();
+        devices.extend(
+            options
+                .extra_devices
+                .iter()
+                .map(|e| DeviceConfig::new(e, Some(&format!("+1425555{e}")))),
+        );
+        let pbx = PbxSim::start(pbx_config, devices, Listen::loopback()).await?;
+        let pbx_addr = pbx
+            .tcp_addr()
+            .ok_or_else(|| anyhow::anyhow!("PBX simulator has no TCP listener"))?;
+
+        // Certificates for both SIP ends.
+        let ca = LabCa::new("rcc-lab CA")?;
+        let gw_id = ca.issue(&[GATEWAY_FQDN])?;
+        let fe_id = ca.issue(&[POOL_FQDN])?;
+        let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
+            let p = dir.join(name);
+            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+            Ok(p)
+        };
+        let ca_path = write("ca.pem", &ca.cert_pem)?;
+        let gw_cert = write("gw.crt", &gw_id.cert_pem)?;
+        let gw_key = write("gw.key", &gw_id.key_pem)?;
+
+        // The gateway.
+        let toml = format!(
+            r#"
+[sip]
+host = "{host}"
+trusted_peer = [{peer}]
+[pbx]
+profile = "{profile}"
+address = "{pbx_addr}"
+reconnect_min_ms = 100
+reconnect_max_ms = 1000
+request_timeout_ms = 3000
+{credentials}
+[numbering]
+line = "ext"
+[[numbering.to_pbx]]
+pattern = '\+1425555(\d{{4}})'
+replace = "$1"
+[[numbering.to_lync]]
+pattern = '(\d{{4}})'
+replace = "+1425555$1"
+"#,
+            host = if options.tls {
+                GATEWAY_FQDN
+            } else {
+                "127.0.0.1"
+            },
+            peer = if options.tls {
+                format!("{{ name = \"{POOL_FQDN}\" }}")
+            } else {
+                "{ ip = \"127.0.0.1\" }".to_owned()
+            },
+            credentials = if options.pbx_profile == Profile::Aes {
+                "username = \"cti\"\npassword = \"lab\""
+            } else {
+                ""
+            },
+            profile = match options.pbx_profile {
+                Profile::Generic => "generic",
+                Profile::Osv => "osv",
+                Profile::Aes => "aes",
+            },
+        );
+        let mut gateway_config = gwconfig::parse_unchecked(&toml)?;
+        if options.tls {
+            gateway_config.sip.listen_tls = Some(loopback);
+            gateway_config.sip.tls = Some(gwconfig::SipTlsConfig {
+                cert: gw_cert,
+                key: gw_key,
+                client_ca: Some(ca_path),
+                client_cert: gwconfig::ClientCertMode::Required,
+            });
+        } else {
+            gateway_config.sip.listen_tcp = Some(loopback);
+        }
+        gateway_config.pbx.profile = gateway_profile(options.pbx_profile);
+        if let Some(t) = options.gateway_tweak {
+            t(&mut gateway_config);
+        }
+        let problems = gwconfig::check(&gateway_config);
+        anyhow::ensure!(problems.is_empty(), "lab gateway config: {problems:?}");
+        let gateway = GatewayHandle::start(gateway_config.clone()).await?;
+        let gw_addr = gateway
+            .sip_tls
+            .or(gateway.sip_tcp)
+            .ok_or_else(|| anyhow::anyhow!("gateway has no SIP listener"))?;
+
+        // The Lync side: a static route on the LineServerURI domain to the gateway.
+        let destination = if options.tls {
+            GATEWAY_FQDN.to_owned()
+        } else {
+            "127.0.0.1".to_owned()
+        };
+        let mut trusted = Vec::new();
+        if options.gateway_trusted {
+            trusted.push(TrustedApplication {
+                pool_fqdn: destination.clone(),
+                ip: (!options.tls).then_some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                port: gw_addr.port(),
+                tcp_enabled: !options.tls,
+                treat_as_authenticated: true,
+            });
+        }
+        let pool = PoolConfig {
+            fqdn: POOL_FQDN.to_owned(),
+            port: 5061,
+            static_routes: vec![StaticRoute {
+                match_uri: options.match_uri.clone(),
+                transport: if options.tls {
+                    RouteTransport::Tls
+                } else {
+                    RouteTransport::Tcp
+                },
+                destination,
+                port: gw_addr.port(),
+                use_default_certificate: true,
+            }],
+            trusted_applications: trusted,
+        };
+        let lync = LyncSim::start(LyncSimConfig {
+            pool,
+            listen: None,
+            tls: Some(PoolTls {
+                identity: fe_id,
+                roots: ca.roots(),
+            }),
+            hosts: HashMap::from([(GATEWAY_FQDN.to_owned(), IpAddr::V4(Ipv4Addr::LOCALHOST))]),
+        })
+        .await?;
+        let lab = Lab {
+            pbx,
+            gateway,
+            lync,
+            options,
+            gateway_config,
+            dir,
+        };
+        lab.wait_pbx_link().await?;
+        Ok(lab)
+    }
+
+    /// Waits until the gateway's PBX link is up.
+    pub async fn wait_pbx_link(&self) -> anyhow::Result<()> {
+        for _ in 0..500 {
+            if self.gateway.pbx_serving().await? {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        anyhow::bail!("the gateway's PBX link did not come up within 5 s")
+    }
+
+    /// A user of the lab by name.
+    pub fn user(&self, name: &str) -> anyhow::Result<User> {
+        self.options
+            .users
+            .iter()
+            .find(|u| u.name == name)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no lab user {name:?}"))
+    }
+
+    /// Adds an endpoint for a user (`epid` distinguishes MPOP endpoints).
+    pub async fn endpoint(
+        &self,
+        name: &str,
+        epid: &str,
+        profile: ClientProfile,
+    ) -> anyhow::Result<usize> {
+        let u = self.user(name)?;
+        self.endpoint_on_line(&u.uri(), &u.line(), epid, profile)
+            .await
+    }
+
+    /// Adds an endpoint for any SIP user on any line.
+    pub async fn endpoint_on_line(
+        &self,
+        uri: &str,
+        line: &str,
+        epid: &str,
+        profile: ClientProfile,
+    ) -> anyhow::Result<usize> {
+        self.lync
+            .add_endpoint(EndpointConfig {
+                user: uri.to_owned(),
+                epid: epid.to_owned(),
+                line: line.to_owned(),
+                line_server: format!("sip:rccgateway@{RCC_DOMAIN}"),
+                profile,
+                refresh: None,
+                reestablish: true,
+                reestablish_delay: Duration::from_millis(200),
+                address: "192.0.2.10:51063".to_owned(),
+            })
+            .await
+    }
+
+    /// Adds and signs in an endpoint; waits until it monitors its line.
+    pub async fn signed_in(
+        &self,
+        name: &str,
+        epid: &str,
+        profile: ClientProfile,
+    ) -> anyhow::Result<usize> {
+        let id = self.endpoint(name, epid, profile).await?;
+        self.lync.sign_in(id).await?;
+        self.lync.wait_ready(id, Duration::from_secs(10)).await?;
+        Ok(id)
+    }
+}
