@@ -102,8 +102,7 @@ impl Default for LabOptions {
 pub struct Lab {
     /// The PBX simulator.
     pub pbx: PbxSim,
-    /// The gateway.
-    pub gateway: GatewayHandle,
+    gateway: Option<GatewayHandle>,
     /// The Lync side.
     pub lync: LyncSim,
     /// The options it was built with.
@@ -305,7 +304,7 @@ replace = "+1425555$1"
         .await?;
         let lab = Lab {
             pbx,
-            gateway,
+            gateway: Some(gateway),
             lync,
             options,
             gateway_config,
@@ -315,15 +314,53 @@ replace = "+1425555$1"
         Ok(lab)
     }
 
+    /// The gateway.
+    pub fn gateway(&self) -> anyhow::Result<&GatewayHandle> {
+        self.gateway
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the gateway is not running"))
+    }
+
     /// Waits until the gateway's PBX link is up.
     pub async fn wait_pbx_link(&self) -> anyhow::Result<()> {
         for _ in 0..500 {
-            if self.gateway.pbx_serving().await? {
+            if self.gateway()?.pbx_serving().await? {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         anyhow::bail!("the gateway's PBX link did not come up within 5 s")
+    }
+
+    /// Stops the gateway (its sessions are lost, as in a crash) and starts a fresh one on the
+    /// same address and configuration.
+    pub async fn restart_gateway(&mut self) -> anyhow::Result<()> {
+        let mut config = self.gateway_config.clone();
+        if let Some(a) = self.gateway()?.sip_tls {
+            config.sip.listen_tls = Some(a);
+        }
+        if let Some(a) = self.gateway()?.sip_tcp {
+            config.sip.listen_tcp = Some(a);
+        }
+        let gw = self.gateway.take();
+        if let Some(g) = &gw {
+            // Give the old driver a moment to release its sockets once dropped.
+            let _ = g.sessions().await;
+        }
+        drop(gw);
+        // The listener's port is free once the old tasks are gone.
+        let mut last = None;
+        for _ in 0..100 {
+            match GatewayHandle::start(config.clone()).await {
+                Ok(g) => {
+                    self.gateway = Some(g);
+                    return self.wait_pbx_link().await;
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("gateway restart failed")))
     }
 
     /// A user of the lab by name.

@@ -338,6 +338,24 @@ impl Endpoint {
         Some(id)
     }
 
+    /// Sends an INFO with any body (to exercise a gateway's input checks); the outcome is a
+    /// SIP status for anything but 200.
+    pub fn raw_info(&mut self, content_type: &str, body: Vec<u8>, now: Instant) -> ActionId {
+        self.counter += 1;
+        let id = self.counter;
+        match self.in_dialog(Method::Info) {
+            Some(m) => {
+                let m = m.with_body(content_type, Some(DISPOSITION), body);
+                self.send(m, What::Action(id), now);
+            }
+            None => {
+                self.results
+                    .insert(id, Err("not signed in (no dialog)".to_owned()));
+            }
+        }
+        id
+    }
+
     fn info(&mut self, request: Request, what: What, now: Instant) {
         let body = csta::encode(&csta::Message::Request(request), csta::ED3).into_bytes();
         if let Some(m) = self.in_dialog(Method::Info) {

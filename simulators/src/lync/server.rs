@@ -294,6 +294,36 @@ impl LyncSim {
         }
     }
 
+    /// Sends an INFO with any body and waits for its outcome.
+    pub async fn raw_info(
+        &self,
+        id: EndpointId,
+        content_type: &str,
+        body: Vec<u8>,
+        wait: Duration,
+    ) -> anyhow::Result<ActionResult> {
+        let ct = content_type.to_owned();
+        let action = self
+            .with(move |fe, now| fe.endpoint_mut(id).map(|e| e.raw_info(&ct, body, now)))
+            .await?
+            .ok_or_else(|| anyhow!("no endpoint {id}"))?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let r = self
+                .with(move |fe, _| fe.endpoint_mut(id).and_then(|e| e.take_result(action)))
+                .await?;
+            if let Some(r) = r {
+                return Ok(r);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(anyhow!(
+                    "endpoint {id}: no answer to the INFO within {wait:?}"
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Waits for an event after position `after` (an index into the endpoint's event list)
     /// that satisfies `matches`; returns it with its index.
     pub async fn wait_event(
