@@ -1,6 +1,7 @@
 //! rcc-lab: the lab around the RCC gateway. [`lab`] starts the PBX simulator, the gateway and
 //! the Lync simulator wired together in one process; [`reference`] is the reference exchange
-//! pushed through the wire codecs.
+//! pushed through the wire codecs; [`tour`] is what `rcc-lab run` drives through the lab.
 
 pub mod lab;
 pub mod reference;
+pub mod tour;

@@ -168,13 +168,13 @@ impl Endpoint {
     }
 
     fn unique(&mut self, prefix: &str) -> String {
+        use std::hash::{BuildHasher, Hasher};
         self.counter += 1;
-        let seed = self
-            .config
-            .epid
-            .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-        format!("{prefix}{seed:08x}{:x}", self.counter)
+        // Unique across endpoints and runs: the user, the epid and a per-process random key.
+        let mut h = random_state().build_hasher();
+        h.write(self.config.user.as_bytes());
+        h.write(self.config.epid.as_bytes());
+        format!("{prefix}{:016x}{:x}", h.finish(), self.counter)
     }
 
     /// The current phase.
@@ -828,6 +828,12 @@ impl Endpoint {
             event: e,
         });
     }
+}
+
+fn random_state() -> &'static std::collections::hash_map::RandomState {
+    static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    STATE.get_or_init(std::collections::hash_map::RandomState::new)
 }
 
 fn request_is_makecall(m: &Message) -> bool {
