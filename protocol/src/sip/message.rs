@@ -413,6 +413,14 @@ impl Message {
         }
     }
 
+    /// The reason phrase of a response.
+    pub fn reason(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Response { reason, .. } => Some(reason),
+            StartLine::Request { .. } => None,
+        }
+    }
+
     /// Whether this is a request.
     pub fn is_request(&self) -> bool {
         matches!(self.start, StartLine::Request { .. })

@@ -1,0 +1,514 @@
+//! The gateway core without sockets: SIP rules (transactions, dialogs, session timers, error
+//! answers) driven with synthetic messages and synthetic time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcc_gateway::config;
+use rcc_gateway::engine::{Gateway, Output};
+use rcc_gateway::observe::Metrics;
+use rcc_gateway::pbx::link::LinkOutput;
+use rcc_protocol::csta::{self, Request, Response};
+use rcc_protocol::sip::{Message, Method};
+
+const CONFIG: &str = r#"
+[sip]
+listen_tcp = "127.0.0.1:5066"
+host = "gw.lab.example"
+trusted_peer = [{ ip = "127.0.0.1" }]
+session_expires_s = 1800
+[pbx]
+address = "127.0.0.1:1040"
+"#;
+
+struct Harness {
+    gw: Gateway,
+    now: Instant,
+    responses: Vec<Message>,
+    requests: Vec<Message>,
+    pbx: Vec<Vec<u8>>,
+}
+
+fn rss(line: &str) -> Vec<u8> {
+    csta::encode(
+        &csta::Message::Request(Request::RequestSystemStatus {
+            line: Some(line.to_owned()),
+        }),
+        csta::ED3,
+    )
+    .into_bytes()
+}
+
+fn sip(head: &str, content_type: Option<&str>, body: &[u8]) -> Message {
+    let mut text = head.trim_start().replace('\n', "\r\n");
+    if let Some(ct) = content_type {
+        text.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    text.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(body);
+    Message::parse(&bytes).expect("test message parses")
+}
+
+fn invite(call_id: &str, branch: &str, extra: &str) -> Message {
+    sip(
+        &format!(
+            "INVITE sip:rccgateway@rcc.lab.example SIP/2.0
+Via: SIP/2.0/TLS fe.lab.example:5061;branch={branch}
+Record-Route: <sip:fe.lab.example:5061;transport=tls;lr>
+Max-Forwards: 69
+From: <sip:alice@contoso.lab>;tag=a1;epid=e1
+To: <sip:rccgateway@rcc.lab.example>
+Call-ID: {call_id}
+CSeq: 1 INVITE
+Contact: <sip:alice@contoso.lab;opaque=user:epid:e1;gruu>
+{extra}"
+        ),
+        Some("application/csta+xml"),
+        &rss("tel:+14255551001;ext=1001"),
+    )
+}
+
+impl Harness {
+    fn new(toml: &str) -> Harness {
+        let config = Arc::new(config::parse(toml).expect("config"));
+        let now = Instant::now();
+        let gw = Gateway::new(config, Arc::new(Metrics::new()), now).expect("gateway");
+        let mut h = Harness {
+            gw,
+            now,
+            responses: Vec::new(),
+            requests: Vec::new(),
+            pbx: Vec::new(),
+        };
+        h.tick(Duration::ZERO);
+        h.gw.pbx_connected(h.now);
+        h.drain();
+        assert!(
+            h.gw.pbx_serving(),
+            "the PBX link is up once connected (generic profile)"
+        );
+        h
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.gw.poll_output() {
+            match o {
+                Output::Respond { bytes, .. } => self
+                    .responses
+                    .push(Message::parse(&bytes).expect("gateway output parses")),
+                Output::Request { bytes, .. } => self
+                    .requests
+                    .push(Message::parse(&bytes).expect("gateway output parses")),
+                Output::Pbx(LinkOutput::Send(b)) => self.pbx.push(b),
+                Output::Pbx(_) => {}
+            }
+        }
+    }
+
+    fn tick(&mut self, d: Duration) {
+        self.now += d;
+        self.gw.handle_timeout(self.now);
+        self.drain();
+    }
+
+    fn send(&mut self, m: Message) -> Vec<Message> {
+        let before = self.responses.len();
+        self.gw.sip_message(1, m, self.now);
+        self.drain();
+        self.responses[before..].to_vec()
+    }
+
+    fn one(&mut self, m: Message) -> Message {
+        let r = self.send(m);
+        assert_eq!(r.len(), 1, "expected one response, got {r:?}");
+        r.into_iter().next().expect("one response")
+    }
+
+    /// Signs alice in; returns the 200 OK.
+    fn signed_in(&mut self, call_id: &str) -> Message {
+        let ok = self.one(invite(call_id, "z9hG4bKinv1", "Supported: timer\n"));
+        assert_eq!(ok.status(), Some(200));
+        let ack = self.in_dialog(&ok, Method::Ack, 1, "z9hG4bKack1", None, b"");
+        assert!(self.send(ack).is_empty(), "no answer to ACK");
+        ok
+    }
+
+    fn in_dialog(
+        &self,
+        ok: &Message,
+        method: Method,
+        cseq: u32,
+        branch: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Message {
+        let to = ok.header("To").expect("To");
+        let call_id = ok.call_id().expect("Call-ID");
+        let via = if branch.is_empty() {
+            "SIP/2.0/TLS fe.lab.example:5061".to_owned()
+        } else {
+            format!("SIP/2.0/TLS fe.lab.example:5061;branch={branch}")
+        };
+        sip(
+            &format!(
+                "{method} sip:rccgateway@gw.lab.example:5066;transport=tcp SIP/2.0
+Via: {via}
+Max-Forwards: 69
+From: <sip:alice@contoso.lab>;tag=a1;epid=e1
+To: {to}
+Call-ID: {call_id}
+CSeq: {cseq} {method}
+"
+            ),
+            content_type,
+            body,
+        )
+    }
+}
+
+fn info_body(r: Request) -> Vec<u8> {
+    csta::encode(&csta::Message::Request(r), csta::ED3).into_bytes()
+}
+
+fn body(m: &Message) -> csta::Message {
+    csta::decode(&m.body).expect("CSTA body").message
+}
+
+#[test]
+fn invite_answered_with_normal_status_timer_and_record_route() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.one(invite(
+        "c1",
+        "z9hG4bKinv1",
+        "Supported: timer\nSession-Expires: 3600\n",
+    ));
+    assert_eq!(ok.status(), Some(200));
+    assert_eq!(
+        body(&ok),
+        csta::Message::Response(Response::RequestSystemStatus {
+            status: csta::SystemStatusValue::Normal
+        })
+    );
+    assert_eq!(
+        ok.header("Record-Route"),
+        Some("<sip:fe.lab.example:5061;transport=tls;lr>")
+    );
+    assert_eq!(
+        ok.header("Session-Expires"),
+        Some("1800;refresher=uac"),
+        "capped to the configured 1800"
+    );
+    assert_eq!(ok.header("Require"), Some("timer"));
+    assert!(ok.header("Allow").is_some_and(|a| a.contains("UPDATE")));
+    assert!(ok.to_header().expect("To").tag().is_some());
+    assert_eq!(
+        ok.header("Contact"),
+        Some("<sip:rccgateway@gw.lab.example:5066;transport=tcp>")
+    );
+}
+
+#[test]
+fn retransmitted_invite_gets_the_same_answer() {
+    let mut h = Harness::new(CONFIG);
+    let a = h.one(invite("c1", "z9hG4bKinv1", ""));
+    let b = h.one(invite("c1", "z9hG4bKinv1", ""));
+    assert_eq!(a.to_bytes(), b.to_bytes());
+    assert_eq!(h.gw.session_count(), 1);
+}
+
+#[test]
+fn unacknowledged_2xx_is_retransmitted_then_the_session_ends() {
+    let mut h = Harness::new(CONFIG);
+    h.one(invite("c1", "z9hG4bKinv1", ""));
+    h.tick(Duration::from_millis(500));
+    h.tick(Duration::from_millis(1000));
+    assert_eq!(h.responses.len(), 3, "T1, then 2·T1");
+    h.tick(Duration::from_secs(40));
+    assert_eq!(h.gw.session_count(), 0);
+    assert!(
+        h.requests.iter().any(|r| r.method() == Some(&Method::Bye)),
+        "BYE after 64·T1 without ACK"
+    );
+}
+
+#[test]
+fn ack_stops_retransmissions() {
+    let mut h = Harness::new(CONFIG);
+    h.signed_in("c1");
+    let n = h.responses.len();
+    h.tick(Duration::from_secs(5));
+    assert_eq!(h.responses.len(), n);
+    assert_eq!(h.gw.session_count(), 1);
+}
+
+#[test]
+fn session_timer_expiry_ends_the_session_and_update_refreshes_it() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.signed_in("c1");
+    h.tick(Duration::from_secs(1700));
+    let update = h.in_dialog(&ok, Method::Update, 2, "z9hG4bKupd", None, b"");
+    let r = h.one(update);
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(r.header("Session-Expires"), Some("1800;refresher=uac"));
+    h.tick(Duration::from_secs(1700));
+    assert_eq!(h.gw.session_count(), 1, "refreshed 1700 s ago by UPDATE");
+    h.tick(Duration::from_secs(101));
+    assert_eq!(h.gw.session_count(), 0, "expired");
+    let bye = h
+        .requests
+        .iter()
+        .find(|r| r.method() == Some(&Method::Bye))
+        .expect("BYE");
+    assert_eq!(
+        bye.request_uri(),
+        Some("sip:alice@contoso.lab;opaque=user:epid:e1;gruu")
+    );
+    assert_eq!(
+        bye.header("Route"),
+        Some("<sip:fe.lab.example:5061;transport=tls;lr>")
+    );
+    assert_eq!(
+        bye.header("To"),
+        Some("<sip:alice@contoso.lab>;tag=a1;epid=e1"),
+        "epid echoed"
+    );
+}
+
+#[test]
+fn reinvite_refreshes_without_a_new_session() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.signed_in("c1");
+    let re = h.in_dialog(
+        &ok,
+        Method::Invite,
+        2,
+        "z9hG4bKre",
+        Some("application/csta+xml"),
+        &rss("tel:+14255551001;ext=1001"),
+    );
+    let r = h.one(re);
+    assert_eq!(r.status(), Some(200));
+    assert!(matches!(
+        body(&r),
+        csta::Message::Response(Response::RequestSystemStatus { .. })
+    ));
+    assert_eq!(h.gw.session_count(), 1);
+}
+
+#[test]
+fn too_small_session_interval_gets_422_with_min_se() {
+    let mut h = Harness::new(CONFIG);
+    let r = h.one(invite(
+        "c1",
+        "z9hG4bKinv1",
+        "Supported: timer\nSession-Expires: 30\n",
+    ));
+    assert_eq!(r.status(), Some(422));
+    assert_eq!(r.header("Min-SE"), Some("90"));
+}
+
+#[test]
+fn requests_outside_a_known_dialog() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.signed_in("c1");
+    let mut stranger = h.in_dialog(&ok, Method::Info, 2, "z9hG4bKx", None, b"");
+    stranger.set_header("Call-ID", "unknown");
+    assert_eq!(h.one(stranger).status(), Some(481));
+    let options = sip(
+        "OPTIONS sip:gw.lab.example SIP/2.0
+Via: SIP/2.0/TLS fe.lab.example:5061;branch=z9hG4bKopt
+Max-Forwards: 70
+From: <sip:fe.lab.example>;tag=o1
+To: <sip:gw.lab.example>
+Call-ID: opt1
+CSeq: 1 OPTIONS
+",
+        None,
+        b"",
+    );
+    let r = h.one(options);
+    assert_eq!(r.status(), Some(200));
+    assert!(r.header("Allow").is_some());
+    let refer = h.in_dialog(
+        &ok,
+        Method::parse("REFER").expect("method"),
+        3,
+        "z9hG4bKref",
+        None,
+        b"",
+    );
+    let r = h.one(refer);
+    assert_eq!(r.status(), Some(501));
+    assert!(r.header("Allow").is_some());
+}
+
+#[test]
+fn wrong_and_broken_bodies() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.signed_in("c1");
+    let plain = h.in_dialog(&ok, Method::Info, 2, "z9hG4bKi2", Some("text/plain"), b"hi");
+    let r = h.one(plain);
+    assert_eq!(r.status(), Some(415));
+    assert_eq!(r.header("Accept"), Some("application/csta+xml"));
+    let broken = h.in_dialog(
+        &ok,
+        Method::Info,
+        3,
+        "z9hG4bKi3",
+        Some("application/csta+xml"),
+        b"<MakeCall>",
+    );
+    let r = h.one(broken);
+    assert_eq!(r.status(), Some(400));
+    assert!(
+        r.reason().is_some_and(|why| why.contains("CSTA body")),
+        "{:?}",
+        r.reason()
+    );
+    let mut sdp = invite("c2", "z9hG4bKinv2", "");
+    sdp.set_header("Content-Type", "application/sdp");
+    assert_eq!(h.one(sdp).status(), Some(488));
+}
+
+#[test]
+fn pbx_down_gives_503_or_a_disabled_status() {
+    let mut h = Harness::new(CONFIG);
+    h.gw.pbx_disconnected("test", h.now);
+    h.drain();
+    let r = h.one(invite("c1", "z9hG4bKinv1", ""));
+    assert_eq!(r.status(), Some(503));
+    assert_eq!(r.header("Retry-After"), Some("30"));
+    let mut h = Harness::new(&format!("{CONFIG}\n").replace("[pbx]", "[pbx]\n").replace(
+        "session_expires_s = 1800",
+        "session_expires_s = 1800\npbx_down = \"status\"",
+    ));
+    h.gw.pbx_disconnected("test", h.now);
+    h.drain();
+    let r = h.one(invite("c1", "z9hG4bKinv1", ""));
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(
+        body(&r),
+        csta::Message::Response(Response::RequestSystemStatus {
+            status: csta::SystemStatusValue::Disabled
+        })
+    );
+}
+
+#[test]
+fn session_limit_gives_503() {
+    let mut h = Harness::new(&CONFIG.replace(
+        "session_expires_s = 1800",
+        "session_expires_s = 1800\nmax_sessions = 1",
+    ));
+    h.signed_in("c1");
+    assert_eq!(h.one(invite("c2", "z9hG4bKinv2", "")).status(), Some(503));
+}
+
+#[test]
+fn branchless_client_with_cseq_back_to_one() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.signed_in("c1");
+    // pidgin-sipe: re-INVITE CSeq 7, ACK CSeq 1, then INFO CSeq 2, all without a branch.
+    let re = h.in_dialog(
+        &ok,
+        Method::Invite,
+        7,
+        "",
+        Some("application/csta+xml"),
+        &rss("tel:+14255551001;ext=1001"),
+    );
+    assert_eq!(h.one(re).status(), Some(200));
+    let ack = h.in_dialog(&ok, Method::Ack, 1, "", None, b"");
+    assert!(h.send(ack).is_empty());
+    let info = h.in_dialog(
+        &ok,
+        Method::Info,
+        2,
+        "",
+        Some("application/csta+xml"),
+        &info_body(Request::GetCstaFeatures { line: None }),
+    );
+    let r = h.one(info.clone());
+    assert_eq!(r.status(), Some(200));
+    assert!(matches!(
+        body(&r),
+        csta::Message::Response(Response::GetCstaFeatures { .. })
+    ));
+    // A retransmission of that INFO (same RFC 2543 key) gets the same answer.
+    assert_eq!(h.one(info).to_bytes(), r.to_bytes());
+}
+
+#[test]
+fn unanswered_event_infos_are_not_fatal_but_481_is() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.signed_in("c1");
+    // MonitorStart: the gateway asks the PBX, whose answer we forge.
+    let ms = h.in_dialog(
+        &ok,
+        Method::Info,
+        2,
+        "z9hG4bKms",
+        Some("application/csta+xml"),
+        &info_body(Request::MonitorStart {
+            object: csta::MonitorObject::Device("tel:+14255551001;ext=1001".into()),
+            monitor_type: None,
+        }),
+    );
+    assert!(h.send(ms).is_empty(), "answered once the PBX answers");
+    let frame = h.pbx.iter().rev().find_map(|f| {
+        let xml = &f[8..];
+        matches!(
+            csta::decode(xml).map(|d| d.message),
+            Ok(csta::Message::Request(Request::MonitorStart { .. }))
+        )
+        .then(|| String::from_utf8_lossy(&f[4..8]).into_owned())
+    });
+    let invoke: u16 = frame
+        .expect("MonitorStart sent to the PBX")
+        .parse()
+        .expect("invoke");
+    let answer = csta::encode(
+        &csta::Message::Response(Response::MonitorStart {
+            cross_ref: "px1".into(),
+            existing_calls: None,
+        }),
+        csta::ED3,
+    );
+    let bytes = rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame");
+    h.gw.pbx_bytes(&bytes, h.now);
+    h.drain();
+    let r = h.responses.last().expect("MonitorStartResponse").clone();
+    let csta::Message::Response(Response::MonitorStart { cross_ref, .. }) = body(&r) else {
+        panic!("MonitorStartResponse expected");
+    };
+    // A PBX event reaches the client with the client's own cross-reference ID.
+    let mut e = csta::CallEvent::new(csta::CallEventKind::Delivered, "px1");
+    e.connection = Some(csta::ConnectionId::new("C1", "1001"));
+    e.local_state = Some(csta::LocalConnectionState::Alerting);
+    let ev = csta::encode(&csta::Message::Event(csta::Event::Call(e)), csta::ED3);
+    let bytes = rcc_protocol::framing::encode_annex_j(9999, ev.as_bytes()).expect("frame");
+    h.gw.pbx_bytes(&bytes, h.now);
+    h.drain();
+    let info = h.requests.last().expect("event INFO").clone();
+    let csta::Message::Event(csta::Event::Call(c)) = body(&info) else {
+        panic!("event expected");
+    };
+    assert_eq!(c.cross_ref, cross_ref);
+    assert_eq!(
+        c.connection.and_then(|c| c.device_id).as_deref(),
+        Some("tel:+14255551001;ext=1001"),
+        "the line echoed verbatim"
+    );
+    // Never answered: given up after the event timeout, the session stays.
+    h.tick(Duration::from_secs(9));
+    assert_eq!(h.gw.session_count(), 1);
+    // Another event, answered 481: the session ends.
+    h.gw.pbx_bytes(&bytes, h.now);
+    h.drain();
+    let info = h.requests.last().expect("event INFO").clone();
+    let resp = Message::response_to(&info, 481, "Call/Transaction Does Not Exist", "x");
+    h.gw.sip_message(1, resp, h.now);
+    h.drain();
+    assert_eq!(h.gw.session_count(), 0);
+}
