@@ -2,6 +2,8 @@
 //! Record-Route, proxying) and RCC client endpoints with the profiles of real clients
 //! (rcc-sip.md §2, §4, §6.3, §7.2).
 
+pub mod config;
+pub mod control;
 pub mod endpoint;
 pub mod frontend;
 pub mod profile;

@@ -1,0 +1,242 @@
+//! `lync.toml`: the Lync simulator's topology (pool, static routes, trusted applications), its TLS
+//! material and its users; and the Lync Server PowerShell that builds the same topology.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::endpoint::EndpointConfig;
+use super::frontend::{PoolConfig, RouteTransport};
+use super::profile::ClientProfile;
+use super::server::{LyncSimConfig, PoolTls};
+
+/// The file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LyncFile {
+    /// Pool topology.
+    pub pool: PoolConfig,
+    /// Where the pool accepts connections gateways open.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// HTTP control endpoint.
+    #[serde(default)]
+    pub control: Option<SocketAddr>,
+    /// TLS material.
+    #[serde(default)]
+    pub tls: Option<TlsFile>,
+    /// Lab DNS: route destinations and their addresses.
+    #[serde(default)]
+    pub hosts: HashMap<String, IpAddr>,
+    /// Users.
+    #[serde(default, rename = "user")]
+    pub users: Vec<UserFile>,
+}
+
+/// `[tls]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// The pool's certificate chain (PEM).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Its key (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// CAs trusted for gateway certificates (PEM).
+    pub ca: PathBuf,
+}
+
+/// `[[user]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFile {
+    /// SIP URI.
+    pub uri: String,
+    /// LineURI.
+    pub line: String,
+    /// LineServerURI.
+    pub line_server: String,
+    /// Client profile.
+    #[serde(default)]
+    pub profile: ClientProfile,
+    /// Endpoints (MPOP).
+    #[serde(default = "one")]
+    pub endpoints: usize,
+    /// Refresh interval in seconds (default: the profile's).
+    #[serde(default)]
+    pub refresh_s: Option<u64>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Parses and checks the file; every problem is listed.
+pub fn parse(text: &str) -> anyhow::Result<LyncFile> {
+    let f: LyncFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut p = Vec::new();
+    if f.pool.fqdn.trim().is_empty() {
+        p.push("pool.fqdn is empty".to_owned());
+    }
+    if f.pool.static_routes.is_empty() {
+        p.push("pool: no static_route; no INVITE would reach a gateway".to_owned());
+    }
+    for (i, r) in f.pool.static_routes.iter().enumerate() {
+        if r.transport == RouteTransport::Tls && f.tls.is_none() {
+            p.push(format!(
+                "static_route #{} is TLS but there is no [tls]",
+                i + 1
+            ));
+        }
+    }
+    for u in &f.users {
+        if !u.uri.starts_with("sip:") {
+            p.push(format!("user {:?}: uri must be a sip: URI", u.uri));
+        }
+        if !u.line_server.starts_with("sip:") {
+            p.push(format!("user {}: line_server must be a sip: URI", u.uri));
+        }
+        if u.endpoints == 0 {
+            p.push(format!("user {}: endpoints must be at least 1", u.uri));
+        }
+    }
+    if let Some(t) = &f.tls
+        && t.cert.is_some() != t.key.is_some()
+    {
+        p.push("tls: cert and key go together".to_owned());
+    }
+    if p.is_empty() {
+        Ok(f)
+    } else {
+        Err(anyhow::anyhow!(
+            "{} problem(s):\n  - {}",
+            p.len(),
+            p.join("\n  - ")
+        ))
+    }
+}
+
+impl LyncFile {
+    /// The simulator configuration (loading or generating the pool certificate).
+    pub fn sim_config(&self) -> anyhow::Result<LyncSimConfig> {
+        let tls = match &self.tls {
+            Some(t) => {
+                let roots = crate::tls::roots_from_pem_file(&t.ca)?;
+                let identity = match (&t.cert, &t.key) {
+                    (Some(c), Some(k)) => crate::tls::Identity::from_pem_files(c, k)?,
+                    _ => crate::tls::LabCa::new("rcc-lab pool CA")?.issue(&[&self.pool.fqdn])?,
+                };
+                Some(PoolTls { identity, roots })
+            }
+            None => None,
+        };
+        Ok(LyncSimConfig {
+            pool: self.pool.clone(),
+            listen: self.listen,
+            tls,
+            hosts: self.hosts.clone(),
+        })
+    }
+
+    /// One endpoint configuration per user endpoint.
+    pub fn endpoints(&self) -> Vec<EndpointConfig> {
+        let mut out = Vec::new();
+        for (ui, u) in self.users.iter().enumerate() {
+            for e in 0..u.endpoints {
+                out.push(EndpointConfig {
+                    user: u.uri.clone(),
+                    epid: format!("{:04x}{e:02x}", ui),
+                    line: u.line.clone(),
+                    line_server: u.line_server.clone(),
+                    profile: u.profile,
+                    refresh: u.refresh_s.map(Duration::from_secs),
+                    reestablish: true,
+                    reestablish_delay: Duration::from_secs(2),
+                    address: format!("192.0.2.{}:{}", 10 + (ui % 200), 50000 + e),
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The Lync Server Management Shell commands for this topology.
+pub fn powershell(f: &LyncFile, registrar: &str, site: &str) -> String {
+    let mut out = String::from(
+        "# Lync Server 2013 Management Shell: the topology of this simulated pool\n\n",
+    );
+    for (i, r) in f.pool.static_routes.iter().enumerate() {
+        let kind = match r.transport {
+            RouteTransport::Tls => "-TLSRoute",
+            RouteTransport::Tcp => "-TCPRoute",
+        };
+        let cert = if r.transport == RouteTransport::Tls {
+            format!(" -UseDefaultCertificate ${}", r.use_default_certificate)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "$route{i} = New-CsStaticRoute {kind} -Destination {} -Port {}{cert} -MatchUri {}\n",
+            r.destination, r.port, r.match_uri
+        ));
+        out.push_str(&format!(
+            "Set-CsStaticRoutingConfiguration -Identity global -Route @{{Add=$route{i}}}\n"
+        ));
+    }
+    out.push('\n');
+    for (i, t) in f.pool.trusted_applications.iter().enumerate() {
+        out.push_str(&format!(
+            "New-CsTrustedApplicationPool -Identity {} -Registrar {registrar} -Site {site} -TreatAsAuthenticated ${} -ThrottleAsServer $true -RequiresReplication $false\n",
+            t.pool_fqdn, t.treat_as_authenticated
+        ));
+        out.push_str(&format!(
+            "New-CsTrustedApplication -ApplicationId rcc-gateway-{} -TrustedApplicationPoolFqdn {} -Port {}{}\n",
+            i + 1,
+            t.pool_fqdn,
+            t.port,
+            if t.tcp_enabled { " -EnableTcp" } else { "" }
+        ));
+        if let Some(ip) = t.ip {
+            out.push_str(&format!(
+                "# Topology Builder: limit service usage of {} to the selected IP {ip}\n",
+                t.pool_fqdn
+            ));
+        }
+    }
+    out.push_str("Enable-CsTopology\n\n");
+    for u in &f.users {
+        out.push_str(&format!(
+            "Set-CsUser -Identity {} -EnterpriseVoiceEnabled $false -LineServerUri {} -LineUri {} -RemoteCallControlTelephonyEnabled $true\n",
+            u.uri, u.line_server, u.line
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_parses_and_prints_its_topology() {
+        let f = parse(include_str!("../../lync.example.toml")).expect("example");
+        assert_eq!(f.endpoints().len(), 3);
+        let ps = powershell(&f, "pool01.contoso.com", "site1");
+        assert!(ps.contains("New-CsStaticRoute -TLSRoute -Destination rccgw01.contoso.com -Port 5065 -UseDefaultCertificate $true -MatchUri rcc.contoso.com"));
+        assert!(ps.contains("New-CsTrustedApplication -ApplicationId rcc-gateway-1 -TrustedApplicationPoolFqdn rccgw01.contoso.com -Port 5065\n"));
+        assert!(ps.contains("Set-CsUser -Identity sip:alice@contoso.com"));
+    }
+
+    #[test]
+    fn problems_are_listed() {
+        let err = parse("[pool]\nfqdn = \"\"\n[[user]]\nuri = \"alice\"\nline = \"tel:1\"\nline_server = \"x\"\nendpoints = 0\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("5 problem(s)"), "{err}");
+    }
+}
