@@ -77,6 +77,8 @@ pub struct LabOptions {
     pub gateway_trusted: bool,
     /// The static route's MatchUri.
     pub match_uri: String,
+    /// The gateway's authorization table (empty: each user controls only its own line).
+    pub authorization: Vec<rcc_gateway::config::UserLines>,
 }
 
 impl Default for LabOptions {
@@ -94,6 +96,7 @@ impl Default for LabOptions {
             pbx_tweak: None,
             gateway_trusted: true,
             match_uri: RCC_DOMAIN.to_owned(),
+            authorization: Vec::new(),
         }
     }
 }
@@ -249,6 +252,7 @@ replace = "+1425555$1"
             gateway_config.sip.listen_tcp = Some(loopback);
         }
         gateway_config.pbx.profile = gateway_profile(options.pbx_profile);
+        gateway_config.authorization.users = options.authorization.clone();
         if let Some(t) = options.gateway_tweak {
             t(&mut gateway_config);
         }
@@ -361,6 +365,42 @@ replace = "+1425555$1"
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Err(last.unwrap_or_else(|| anyhow::anyhow!("gateway restart failed")))
+    }
+
+    /// Every SIP and CSTA message between the clients, the Front End, the gateway and the PBX,
+    /// in time order.
+    pub async fn ladder(&self) -> anyhow::Result<Vec<crate::report::Arrow>> {
+        let mut arrows: Vec<crate::report::Arrow> = self
+            .lync
+            .trace()
+            .await?
+            .into_iter()
+            .map(|t| crate::report::Arrow {
+                at_us: t.at_us,
+                from: t.from,
+                to: t.to,
+                label: t.label,
+                text: t.text,
+            })
+            .collect();
+        for e in self.pbx.log_since(0).await? {
+            let (from, to) = match e.direction {
+                rcc_simulators::pbx::Direction::In => ("gateway", "PBX"),
+                rcc_simulators::pbx::Direction::Out => ("PBX", "gateway"),
+            };
+            arrows.push(crate::report::Arrow {
+                at_us: e.at_us,
+                from: from.to_owned(),
+                to: to.to_owned(),
+                label: match e.invoke_id {
+                    Some(i) => format!("[{i:04}] {}", e.root),
+                    None => e.root.clone(),
+                },
+                text: e.xml,
+            });
+        }
+        arrows.sort_by_key(|a| a.at_us);
+        Ok(arrows)
     }
 
     /// A user of the lab by name.

@@ -4,4 +4,5 @@
 
 pub mod lab;
 pub mod reference;
+pub mod report;
 pub mod tour;

@@ -1,5 +1,9 @@
 //! The `rcc-lab` command line.
 
+mod scenarios;
+
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 
 /// Lab for Lync Remote Call Control: gateway, simulators, scenarios, replay.
@@ -12,9 +16,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the full lab in one process (PBX simulator, gateway, Lync pool and endpoints) through
-    /// the everyday RCC flows, checking both sides of each step.
+    /// Run the Gherkin conformance suite against the full lab in one process (PBX simulator,
+    /// gateway, Lync pool and endpoints); print the results, write JUnit and an HTML report.
     Run {
+        /// Folder of .feature files.
+        #[arg(long, default_value = "features")]
+        features: PathBuf,
+        /// Tag expression, e.g. "@profile-osv and not @slow".
+        #[arg(long)]
+        tags: Option<String>,
+        /// Report folder (index.html with a ladder per scenario, junit.xml).
+        #[arg(long, default_value = "target/rcc-lab-report")]
+        report: PathBuf,
+        /// Scenarios run at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Walk the everyday flows through the lab without Gherkin (a quick smoke check).
+    Tour {
         /// Front End to gateway over TCP instead of mutual TLS.
         #[arg(long)]
         tcp: bool,
@@ -26,7 +45,36 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run { tcp } => {
+        Command::Run {
+            features,
+            tags,
+            report,
+            concurrency,
+        } => {
+            let opts = scenarios::RunOptions {
+                features,
+                tags,
+                junit: report.join("junit.xml"),
+                report: Some(report.clone()),
+                concurrency,
+            };
+            let t = scenarios::run(&opts).await?;
+            println!(
+                "{} passed, {} failed{}; report: {}",
+                t.passed,
+                t.failed,
+                if t.skipped > 0 {
+                    format!(", {} not run", t.skipped)
+                } else {
+                    String::new()
+                },
+                report.join("index.html").display()
+            );
+            if t.failed + t.skipped > 0 {
+                std::process::exit(1);
+            }
+        }
+        Command::Tour { tcp } => {
             let steps = rcc_lab::tour::run(!tcp).await?;
             let mut failed = 0;
             for s in &steps {

@@ -138,9 +138,30 @@ pub struct PoolStats {
     pub from_gateway: u64,
 }
 
+/// One message as the pool saw it pass, for ladder diagrams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TraceEntry {
+    /// Wall-clock time, microseconds since the Unix epoch.
+    pub at_us: u64,
+    /// Sender (`alice/desk`, `Front End`, `gateway`).
+    pub from: String,
+    /// Receiver.
+    pub to: String,
+    /// Start line.
+    pub label: String,
+    /// The whole message.
+    pub text: String,
+}
+
+/// Messages kept in the trace (oldest dropped first).
+const TRACE_LIMIT: usize = 50_000;
+
 /// The pool and its endpoints.
 #[derive(Debug)]
 pub struct Frontend {
+    trace: VecDeque<TraceEntry>,
+    /// Whether to keep a trace (off for load runs).
+    pub tracing: bool,
     config: PoolConfig,
     endpoints: Vec<Endpoint>,
     by_call: HashMap<String, EndpointId>,
@@ -167,6 +188,8 @@ impl Frontend {
     /// A pool with no endpoints.
     pub fn new(config: PoolConfig) -> Self {
         Frontend {
+            trace: VecDeque::new(),
+            tracing: true,
             config,
             endpoints: Vec::new(),
             by_call: HashMap::new(),
@@ -184,6 +207,51 @@ impl Frontend {
     /// The topology.
     pub fn config(&self) -> &PoolConfig {
         &self.config
+    }
+
+    /// The messages seen so far.
+    pub fn trace(&self) -> Vec<TraceEntry> {
+        self.trace.iter().cloned().collect()
+    }
+
+    fn record(&mut self, from: &str, to: &str, m: &Message) {
+        if !self.tracing {
+            return;
+        }
+        if self.trace.len() == TRACE_LIMIT {
+            self.trace.pop_front();
+        }
+        let text = String::from_utf8_lossy(&m.to_bytes()).into_owned();
+        let start = text.lines().next().unwrap_or_default().to_owned();
+        let body = if m.body.is_empty() {
+            String::new()
+        } else {
+            rcc_protocol::csta::decode(&m.body)
+                .map(|d| format!(" ({})", d.message.root_name()))
+                .unwrap_or_default()
+        };
+        let label = match m.method() {
+            Some(_) => format!("{}{body}", start.split(' ').next().unwrap_or_default()),
+            None => format!("{}{body}", start.trim_start_matches("SIP/2.0 ")),
+        };
+        self.trace.push_back(TraceEntry {
+            at_us: crate::now_us(),
+            from: from.to_owned(),
+            to: to.to_owned(),
+            label,
+            text,
+        });
+    }
+
+    fn label(&self, id: EndpointId) -> String {
+        self.endpoints.get(id).map_or_else(
+            || format!("endpoint {id}"),
+            |e| {
+                let user = e.config.user.trim_start_matches("sip:");
+                let user = user.split('@').next().unwrap_or(user);
+                format!("{user}/{}", e.config.epid)
+            },
+        )
     }
 
     /// The counters.
@@ -313,6 +381,7 @@ impl Frontend {
     }
 
     fn send_on_route(&mut self, route: usize, m: &Message) {
+        self.record("Front End", "gateway", m);
         self.stats.to_gateway += 1;
         let bytes = m.to_bytes();
         match self.route_conn.get(&route) {
@@ -344,6 +413,8 @@ impl Frontend {
     }
 
     fn client_message(&mut self, id: EndpointId, mut m: Message, now: Instant) {
+        let who = self.label(id);
+        self.record(&who, "Front End", &m);
         let call_id = m.call_id().unwrap_or_default().to_owned();
         if !m.is_request() {
             // A client's answer to a gateway request: pop our Via, send it back.
@@ -354,6 +425,7 @@ impl Frontend {
                 .unwrap_or_default();
             if let Some(conn) = self.gw_requests.remove(&branch) {
                 pop_via(&mut m);
+                self.record("Front End", "gateway", &m);
                 self.stats.to_gateway += 1;
                 self.outputs.push_back(PoolOutput::Send {
                     conn,
@@ -386,6 +458,7 @@ impl Frontend {
                         "ms-diagnostics",
                         format!("1003;reason=\"User does not exist\";TargetUri=\"{domain}\""),
                     );
+                    self.record("Front End", &who, &resp);
                     if let Some(e) = self.endpoints.get_mut(id) {
                         e.receive(resp, now);
                     }
@@ -419,6 +492,7 @@ impl Frontend {
     /// A message from a gateway connection.
     pub fn gateway_message(&mut self, conn: ConnId, mut m: Message, now: Instant) {
         self.stats.from_gateway += 1;
+        self.record("gateway", "Front End", &m);
         let call_id = m.call_id().unwrap_or_default().to_owned();
         if !m.is_request() {
             let ours = m
@@ -449,6 +523,8 @@ impl Frontend {
                     self.call_route.remove(&call_id);
                 }
             }
+            let who = self.label(id);
+            self.record("Front End", &who, &m);
             if let Some(e) = self.endpoints.get_mut(id) {
                 e.receive(m, now);
             }
@@ -502,6 +578,8 @@ impl Frontend {
         if m.method() == Some(&Method::Bye) {
             self.by_call.remove(&call_id);
         }
+        let who = self.label(id);
+        self.record("Front End", &who, &m);
         if let Some(e) = self.endpoints.get_mut(id) {
             e.receive(m, now);
         }

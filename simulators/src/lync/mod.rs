@@ -10,6 +10,8 @@ pub mod profile;
 pub mod server;
 
 pub use endpoint::{ActionResult, Endpoint, EndpointConfig, Phase, Seen};
-pub use frontend::{Frontend, PoolConfig, RouteTransport, StaticRoute, TrustedApplication};
+pub use frontend::{
+    Frontend, PoolConfig, RouteTransport, StaticRoute, TraceEntry, TrustedApplication,
+};
 pub use profile::ClientProfile;
 pub use server::{LyncSim, LyncSimConfig, PoolTls, expect_response};

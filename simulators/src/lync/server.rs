@@ -365,6 +365,11 @@ impl LyncSim {
         .await
     }
 
+    /// Every message the pool saw, in order.
+    pub async fn trace(&self) -> anyhow::Result<Vec<super::frontend::TraceEntry>> {
+        self.with(|fe, _| fe.trace()).await
+    }
+
     /// The pool's counters.
     pub async fn stats(&self) -> anyhow::Result<super::frontend::PoolStats> {
         self.with(|fe, _| fe.stats().clone()).await

@@ -54,6 +54,8 @@ pub enum Direction {
 pub struct LogEntry {
     /// Sequence number, increasing.
     pub seq: u64,
+    /// Wall-clock time, microseconds since the Unix epoch (for merging traces).
+    pub at_us: u64,
     /// The link.
     pub link: LinkId,
     /// Direction.
@@ -735,6 +737,7 @@ impl Pbx {
         tracing::debug!(target: "csta", "link {link} {arrow} [{invoke}] {root} {xml}");
         self.log.push_back(LogEntry {
             seq: self.log_seq,
+            at_us: crate::now_us(),
             link,
             direction,
             invoke_id,

@@ -1,0 +1,933 @@
+//! Step definitions, in the words of a Lync user and a telephony engineer. Every `Then` checks
+//! what the Lync client received or what the PBX did, with a deadline.
+
+use std::time::Duration;
+
+use cucumber::{given, then, when};
+use rcc_protocol::csta::{
+    AutoOriginate, CallEventKind as K, ConnectionId, Event, ForwardingType, Message, Request,
+    Response,
+};
+use rcc_simulators::lync::{ClientProfile, Phase};
+use rcc_simulators::pbx::{ExternalParty, Faults, Profile, Reach};
+
+use super::{RccWorld, lab};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+type Step = anyhow::Result<()>;
+
+fn profile(name: &str) -> anyhow::Result<ClientProfile> {
+    ClientProfile::parse(name).ok_or_else(|| anyhow::anyhow!("unknown client profile {name:?}"))
+}
+
+/// A number as a user would dial it: a lab user's name means their E.164 number.
+fn number(w: &RccWorld, who: &str) -> String {
+    match w.options.users.iter().find(|u| u.name == who) {
+        Some(u) => format!("tel:{}", u.e164()),
+        None if who.starts_with("tel:") => who.to_owned(),
+        None => format!("tel:{who}"),
+    }
+}
+
+fn extension(w: &RccWorld, who: &str) -> anyhow::Result<String> {
+    w.options
+        .users
+        .iter()
+        .find(|u| u.name == who)
+        .map(|u| u.extension.clone())
+        .ok_or_else(|| anyhow::anyhow!("no lab user {who:?}"))
+}
+
+fn endpoint(w: &RccWorld, who: &str) -> anyhow::Result<usize> {
+    w.endpoints
+        .get(who)
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("{who} has not signed in"))
+}
+
+fn line(w: &RccWorld, who: &str) -> anyhow::Result<String> {
+    let user = who.split('/').next().unwrap_or(who);
+    w.options
+        .users
+        .iter()
+        .find(|u| u.name == user)
+        .map(rcc_lab::lab::User::line)
+        .ok_or_else(|| anyhow::anyhow!("no lab user {user:?}"))
+}
+
+async fn sign_in(w: &mut RccWorld, key: &str, user: &str, epid: &str, p: ClientProfile) -> Step {
+    let lab = lab(w).await?;
+    let id = lab.signed_in(user, epid, p).await?;
+    w.endpoints.insert(key.to_owned(), id);
+    Ok(())
+}
+
+// ----- the lab -----
+
+#[given(expr = "the PBX is {word}")]
+async fn pbx_is(w: &mut RccWorld, which: String) -> Step {
+    w.options.pbx_profile = match which.as_str() {
+        "generic" | "standard" => Profile::Generic,
+        "OpenScape" | "osv" => Profile::Osv,
+        "Avaya" | "aes" => Profile::Aes,
+        other => anyhow::bail!("unknown PBX {other:?} (generic, OpenScape, Avaya)"),
+    };
+    Ok(())
+}
+
+#[given(expr = "the Front End reaches the gateway over {word}")]
+async fn transport(w: &mut RccWorld, t: String) -> Step {
+    w.options.tls = match t.as_str() {
+        "TLS" | "tls" => true,
+        "TCP" | "tcp" => false,
+        other => anyhow::bail!("unknown transport {other:?}"),
+    };
+    Ok(())
+}
+
+#[given("the gateway is not a trusted application")]
+async fn untrusted(w: &mut RccWorld) -> Step {
+    w.options.gateway_trusted = false;
+    Ok(())
+}
+
+#[given(expr = "the static route matches {word}")]
+async fn route_matches(w: &mut RccWorld, m: String) -> Step {
+    w.options.match_uri = m;
+    Ok(())
+}
+
+#[given(expr = "only {word} may use {word}'s line")]
+async fn authz_table(w: &mut RccWorld, who: String, owner: String) -> Step {
+    let owner_line = line(w, &owner)?;
+    let mut users = vec![rcc_gateway::config::UserLines {
+        uri: format!("sip:{who}@contoso.lab"),
+        lines: vec![owner_line.clone()],
+    }];
+    if who != owner {
+        users.push(rcc_gateway::config::UserLines {
+            uri: format!("sip:{owner}@contoso.lab"),
+            lines: vec![owner_line],
+        });
+    }
+    w.options.authorization = users;
+    Ok(())
+}
+
+#[given(expr = "the outside number {word} is {word}")]
+async fn outside_is(w: &mut RccWorld, n: String, how: String) -> Step {
+    let party = match how.as_str() {
+        "busy" => ExternalParty::unreachable(Reach::Busy),
+        "unallocated" => ExternalParty::unreachable(Reach::Unallocated),
+        "rejecting" => ExternalParty::unreachable(Reach::Reject),
+        "ringing" => ExternalParty::default(),
+        other => anyhow::bail!("unknown behaviour {other:?}"),
+    };
+    lab(w).await?.pbx.set_external(&n, party).await
+}
+
+// ----- signing in -----
+
+#[given(expr = "{word} is signed in")]
+async fn signed_in(w: &mut RccWorld, who: String) -> Step {
+    sign_in(w, &who, &who, "desk", ClientProfile::Lync2013).await
+}
+
+#[given(expr = "{word} is signed in with {word}")]
+async fn signed_in_with(w: &mut RccWorld, who: String, p: String) -> Step {
+    let p = profile(&p)?;
+    sign_in(w, &who, &who, p.name(), p).await
+}
+
+#[given(expr = "{word} is signed in with line {word}")]
+async fn signed_in_line(w: &mut RccWorld, who: String, l: String) -> Step {
+    let lab = lab(w).await?;
+    let id = lab
+        .endpoint_on_line(
+            &format!("sip:{who}@contoso.lab"),
+            &l,
+            "desk",
+            ClientProfile::Lync2013,
+        )
+        .await?;
+    lab.lync.sign_in(id).await?;
+    lab.lync.wait_ready(id, WAIT).await?;
+    w.endpoints.insert(who, id);
+    Ok(())
+}
+
+#[given(expr = "{word} is also signed in on the {word}")]
+async fn also_signed_in(w: &mut RccWorld, who: String, device: String) -> Step {
+    sign_in(
+        w,
+        &format!("{who}/{device}"),
+        &who,
+        &device,
+        ClientProfile::Lync2013,
+    )
+    .await
+}
+
+#[when(expr = "{word} signs in on {word}'s line")]
+async fn signs_in_on_line(w: &mut RccWorld, who: String, owner: String) -> Step {
+    let l = line(w, &owner)?;
+    let lab = lab(w).await?;
+    let id = lab
+        .endpoint_on_line(
+            &format!("sip:{who}@contoso.lab"),
+            &l,
+            "desk",
+            ClientProfile::Lync2013,
+        )
+        .await?;
+    lab.lync.sign_in(id).await?;
+    w.endpoints.insert(who, id);
+    Ok(())
+}
+
+#[when(expr = "{word} tries to sign in")]
+async fn tries_sign_in(w: &mut RccWorld, who: String) -> Step {
+    let lab = lab(w).await?;
+    let id = lab.endpoint(&who, "desk", ClientProfile::Lync2013).await?;
+    lab.lync.sign_in(id).await?;
+    w.endpoints.insert(who, id);
+    Ok(())
+}
+
+#[then(expr = "{word} is monitoring the line")]
+async fn monitoring(w: &mut RccWorld, who: String) -> Step {
+    let id = endpoint(w, &who)?;
+    lab(w).await?.lync.wait_ready(id, WAIT).await.map(drop)
+}
+
+#[then(expr = "{word} is refused with {int}")]
+async fn refused_with(w: &mut RccWorld, who: String, code: u16) -> Step {
+    let id = endpoint(w, &who)?;
+    let phase = lab(w)
+        .await?
+        .lync
+        .wait_for(id, WAIT, "a final answer to the INVITE", |e| {
+            match e.phase() {
+                Phase::Failed(why) => Some(why.clone()),
+                Phase::Ready => Some("signed in".to_owned()),
+                _ => None,
+            }
+        })
+        .await?;
+    anyhow::ensure!(phase == format!("INVITE answered {code}"), "{who}: {phase}");
+    Ok(())
+}
+
+#[then(expr = "the gateway advertises {word}")]
+async fn advertises(w: &mut RccWorld, feature: String) -> Step {
+    let id = *w
+        .endpoints
+        .values()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("nobody signed in"))?;
+    let features = lab(w)
+        .await?
+        .lync
+        .with(move |fe, _| {
+            fe.endpoint(id)
+                .map(|e| e.features().to_vec())
+                .unwrap_or_default()
+        })
+        .await?;
+    anyhow::ensure!(features.contains(&feature), "{feature} not in {features:?}");
+    Ok(())
+}
+
+#[when(expr = "{word} signs out")]
+async fn signs_out(w: &mut RccWorld, who: String) -> Step {
+    let id = endpoint(w, &who)?;
+    lab(w).await?.lync.sign_out(id).await
+}
+
+#[then(expr = "the gateway holds {int} session(s) and {int} PBX monitor(s)")]
+async fn holds(w: &mut RccWorld, sessions: usize, monitors: usize) -> Step {
+    let lab = lab(w).await?;
+    let mut last = (0, 0);
+    for _ in 0..500 {
+        let s = lab.gateway()?.sessions().await?;
+        let m: usize = lab
+            .pbx
+            .links()
+            .await?
+            .iter()
+            .map(|l| l.monitors.len())
+            .sum();
+        last = (s, m);
+        if last == (sessions, monitors) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!(
+        "gateway sessions and PBX monitors are {last:?}, expected ({sessions}, {monitors})"
+    )
+}
+
+#[when(expr = "{word} refreshes the session")]
+async fn refreshes(w: &mut RccWorld, who: String) -> Step {
+    let id = endpoint(w, &who)?;
+    lab(w).await?.lync.refresh(id).await
+}
+
+#[then(expr = "the gateway answers {word}'s refresh")]
+async fn refresh_answered(w: &mut RccWorld, who: String) -> Step {
+    let id = endpoint(w, &who)?;
+    lab(w)
+        .await?
+        .lync
+        .wait_for(id, WAIT, "refresh answered", |e| {
+            (e.refreshes() >= 1).then_some(())
+        })
+        .await
+}
+
+// ----- calls from Lync -----
+
+async fn ask(w: &mut RccWorld, who: &str, r: Request) -> anyhow::Result<Message> {
+    let id = endpoint(w, who)?;
+    let answer = lab(w).await?.lync.request(id, r, WAIT).await?;
+    w.answers.insert(who.to_owned(), answer.clone());
+    answer.map_err(|e| anyhow::anyhow!("{who}'s request failed: {e}"))
+}
+
+async fn ok(w: &mut RccWorld, who: &str, r: Request) -> anyhow::Result<Response> {
+    match ask(w, who, r).await? {
+        Message::Response(r) => Ok(r),
+        Message::Error(e) => anyhow::bail!(
+            "{who} got CSTAErrorCode {}/{}",
+            e.category.as_str(),
+            e.value
+        ),
+        other => anyhow::bail!("{who} got {other:?}"),
+    }
+}
+
+fn me(w: &RccWorld, who: &str, call: &str) -> anyhow::Result<ConnectionId> {
+    Ok(ConnectionId::new(call, line(w, who)?))
+}
+
+fn current(w: &RccWorld, who: &str) -> anyhow::Result<String> {
+    w.calls
+        .get(who.split('/').next().unwrap_or(who))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{who} has no call"))
+}
+
+#[when(expr = "{word} dials {word}")]
+async fn dials(w: &mut RccWorld, who: String, target: String) -> Step {
+    let called = number(w, &target);
+    let calling = line(w, &who)?;
+    let r = ok(
+        w,
+        &who,
+        Request::MakeCall {
+            calling: calling.clone(),
+            called,
+            auto_originate: Some(AutoOriginate::DoNotPrompt),
+        },
+    )
+    .await?;
+    let Response::MakeCall { calling: c } = r else {
+        anyhow::bail!("expected MakeCallResponse, got {r:?}");
+    };
+    anyhow::ensure!(
+        c.device_id.as_deref() == Some(calling.as_str()),
+        "MakeCallResponse did not echo the LineURI verbatim: {:?}",
+        c.device_id
+    );
+    w.calls.insert(who, c.call_id.unwrap_or_default());
+    Ok(())
+}
+
+#[when(expr = "{word} tries to dial {word}")]
+async fn tries_dial(w: &mut RccWorld, who: String, target: String) -> Step {
+    let called = number(w, &target);
+    let calling = line(w, &who)?;
+    ask(
+        w,
+        &who,
+        Request::MakeCall {
+            calling,
+            called,
+            auto_originate: Some(AutoOriginate::DoNotPrompt),
+        },
+    )
+    .await
+    .map(drop)
+}
+
+#[when(expr = "{word} tries to dial from {word}'s line")]
+async fn dial_from_other_line(w: &mut RccWorld, who: String, owner: String) -> Step {
+    let calling = line(w, &owner)?;
+    ask(
+        w,
+        &who,
+        Request::MakeCall {
+            calling,
+            called: "tel:+14255559999".into(),
+            auto_originate: None,
+        },
+    )
+    .await
+    .map(drop)
+}
+
+#[then(expr = "{word} gets the CSTA error {word}")]
+async fn csta_error(w: &mut RccWorld, who: String, value: String) -> Step {
+    match w.answers.get(&who) {
+        Some(Ok(Message::Error(e))) => {
+            anyhow::ensure!(
+                e.value == value,
+                "{who} got {}/{}, expected {value}",
+                e.category.as_str(),
+                e.value
+            );
+            Ok(())
+        }
+        other => anyhow::bail!("{who} got {other:?}, expected CSTAErrorCode {value}"),
+    }
+}
+
+#[then(expr = "{word}'s request is refused with {int}")]
+async fn sip_refused(w: &mut RccWorld, who: String, code: u16) -> Step {
+    match w.answers.get(&who) {
+        Some(Err(e)) if *e == format!("SIP {code}") => Ok(()),
+        other => anyhow::bail!("{who} got {other:?}, expected SIP {code}"),
+    }
+}
+
+#[when(expr = "{word} sends a malformed CSTA request")]
+async fn malformed(w: &mut RccWorld, who: String) -> Step {
+    let id = endpoint(w, &who)?;
+    let r = lab(w)
+        .await?
+        .lync
+        .raw_info(
+            id,
+            "application/csta+xml",
+            b"<MakeCall><callingDevice>".to_vec(),
+            WAIT,
+        )
+        .await?;
+    w.answers.insert(who, r);
+    Ok(())
+}
+
+#[when(expr = "{word} answers from Lync")]
+async fn answers_from_lync(w: &mut RccWorld, who: String) -> Step {
+    let call = current(w, &who)?;
+    let c = me(w, &who, &call)?;
+    ok(w, &who, Request::AnswerCall { call: c }).await.map(drop)
+}
+
+#[when(expr = "{word} hangs up from Lync")]
+async fn hangs_up_lync(w: &mut RccWorld, who: String) -> Step {
+    let call = current(w, &who)?;
+    let c = me(w, &who, &call)?;
+    ok(
+        w,
+        &who,
+        Request::ClearConnection {
+            connection: c,
+            reason: None,
+        },
+    )
+    .await
+    .map(drop)
+}
+
+#[when(expr = "{word} puts the call on hold")]
+async fn hold(w: &mut RccWorld, who: String) -> Step {
+    let call = current(w, &who)?;
+    let c = me(w, &who, &call)?;
+    ok(
+        w,
+        &who,
+        Request::HoldCall {
+            call: c,
+            reservation: None,
+        },
+    )
+    .await
+    .map(drop)
+}
+
+#[when(expr = "{word} retrieves the call")]
+async fn retrieve(w: &mut RccWorld, who: String) -> Step {
+    let call = current(w, &who)?;
+    let c = me(w, &who, &call)?;
+    ok(w, &who, Request::RetrieveCall { call: c })
+        .await
+        .map(drop)
+}
+
+#[when(expr = "{word} consults {word}")]
+async fn consults(w: &mut RccWorld, who: String, target: String) -> Step {
+    let call = current(w, &who)?;
+    let c = me(w, &who, &call)?;
+    let consulted = number(w, &target);
+    let r = ok(
+        w,
+        &who,
+        Request::ConsultationCall {
+            existing: c,
+            consulted,
+        },
+    )
+    .await?;
+    let Response::ConsultationCall { initiated } = r else {
+        anyhow::bail!("expected ConsultationCallResponse");
+    };
+    w.held.insert(who.clone(), call);
+    w.calls.insert(who, initiated.call_id.unwrap_or_default());
+    Ok(())
+}
+
+#[when(expr = "{word} transfers the call")]
+async fn transfers(w: &mut RccWorld, who: String) -> Step {
+    let held = w
+        .held
+        .get(&who)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{who} holds no call"))?;
+    let active = current(w, &who)?;
+    let (h, a) = (me(w, &who, &held)?, me(w, &who, &active)?);
+    ok(w, &who, Request::TransferCall { held: h, active: a })
+        .await
+        .map(drop)
+}
+
+#[when(expr = "{word} conferences the calls")]
+async fn conferences(w: &mut RccWorld, who: String) -> Step {
+    let held = w
+        .held
+        .get(&who)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{who} holds no call"))?;
+    let active = current(w, &who)?;
+    let (h, a) = (me(w, &who, &held)?, me(w, &who, &active)?);
+    let r = ok(w, &who, Request::ConferenceCall { held: h, active: a }).await?;
+    if let Response::ConferenceCall {
+        conference: Some(c),
+        ..
+    } = r
+    {
+        w.calls.insert(who, c.call_id.unwrap_or_default());
+    }
+    Ok(())
+}
+
+#[when(expr = "{word} alternates between the calls")]
+async fn alternates(w: &mut RccWorld, who: String) -> Step {
+    let held = w
+        .held
+        .get(&who)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{who} holds no call"))?;
+    let active = current(w, &who)?;
+    let (h, a) = (me(w, &who, &held)?, me(w, &who, &active)?);
+    ok(w, &who, Request::AlternateCall { held: h, active: a }).await?;
+    w.held.insert(who.clone(), active);
+    w.calls.insert(who, held);
+    Ok(())
+}
+
+#[when(expr = "{word} goes back to the held call")]
+async fn reconnects(w: &mut RccWorld, who: String) -> Step {
+    let held = w
+        .held
+        .get(&who)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{who} holds no call"))?;
+    let active = current(w, &who)?;
+    let (h, a) = (me(w, &who, &held)?, me(w, &who, &active)?);
+    ok(w, &who, Request::ReconnectCall { active: a, held: h }).await?;
+    w.calls.insert(who.clone(), held);
+    w.held.remove(&who);
+    Ok(())
+}
+
+#[when(expr = "{word} transfers the call to {word}")]
+async fn single_step(w: &mut RccWorld, who: String, target: String) -> Step {
+    let call = current(w, &who)?;
+    let c = me(w, &who, &call)?;
+    let to = number(w, &target);
+    ok(
+        w,
+        &who,
+        Request::SingleStepTransferCall {
+            active: c,
+            transferred_to: to,
+        },
+    )
+    .await
+    .map(drop)
+}
+
+#[when(expr = "{word} deflects the call to {word}")]
+async fn deflects(w: &mut RccWorld, who: String, target: String) -> Step {
+    let call = current(w, &who)?;
+    let c = me(w, &who, &call)?;
+    let to = number(w, &target);
+    ok(
+        w,
+        &who,
+        Request::DeflectCall {
+            call: c,
+            new_destination: to,
+        },
+    )
+    .await
+    .map(drop)
+}
+
+#[when(expr = "{word} sends the digits {word}")]
+async fn dtmf(w: &mut RccWorld, who: String, digits: String) -> Step {
+    let call = current(w, &who)?;
+    let c = me(w, &who, &call)?;
+    ok(
+        w,
+        &who,
+        Request::GenerateDigits {
+            connection: c,
+            digits,
+            tone_duration: None,
+        },
+    )
+    .await
+    .map(drop)
+}
+
+#[when(expr = "{word} forwards all calls to {word}")]
+async fn forwards(w: &mut RccWorld, who: String, target: String) -> Step {
+    let device = line(w, &who)?;
+    let dn = number(w, &target);
+    ok(
+        w,
+        &who,
+        Request::SetForwarding {
+            device,
+            forwarding_type: ForwardingType::Immediate,
+            activate: true,
+            forward_dn: Some(dn),
+            ring_count: None,
+        },
+    )
+    .await
+    .map(drop)
+}
+
+#[then(expr = "{word} reads back forwarding to {word}")]
+async fn reads_forwarding(w: &mut RccWorld, who: String, target: String) -> Step {
+    let device = line(w, &who)?;
+    let want = number(w, &target);
+    let r = ok(w, &who, Request::GetForwarding { device }).await?;
+    let Response::GetForwarding { items } = r else {
+        anyhow::bail!("expected GetForwardingResponse");
+    };
+    anyhow::ensure!(
+        items
+            .iter()
+            .any(|i| i.forwarding_type == ForwardingType::Immediate
+                && i.status
+                && i.forward_dn.as_deref() == Some(want.as_str())),
+        "forwarding read back: {items:?}"
+    );
+    Ok(())
+}
+
+#[when(expr = "{word} turns do-not-disturb on")]
+async fn dnd(w: &mut RccWorld, who: String) -> Step {
+    let device = line(w, &who)?;
+    ok(w, &who, Request::SetDoNotDisturb { device, on: true })
+        .await
+        .map(drop)
+}
+
+// ----- the PBX side -----
+
+#[when(expr = "{word} answers at the desk phone")]
+async fn answers_desk(w: &mut RccWorld, who: String) -> Step {
+    let ext = extension(w, &who)?;
+    lab(w).await?.pbx.answer(&ext).await.map(drop)
+}
+
+#[when(expr = "{word} hangs up at the desk phone")]
+async fn hangs_up_desk(w: &mut RccWorld, who: String) -> Step {
+    let ext = extension(w, &who)?;
+    lab(w).await?.pbx.hang_up(&ext).await.map(drop)
+}
+
+#[when(expr = "the outside caller {word} calls {word}")]
+async fn outside_calls(w: &mut RccWorld, from: String, who: String) -> Step {
+    let ext = extension(w, &who)?;
+    let id = lab(w).await?.pbx.incoming(&from, &ext).await?;
+    w.calls.insert(who, id);
+    Ok(())
+}
+
+#[when(expr = "{word} hangs up")]
+async fn outside_hangs_up(w: &mut RccWorld, who: String) -> Step {
+    lab(w).await?.pbx.hang_up(&who).await.map(drop)
+}
+
+#[then(expr = "{word}'s desk phone rings")]
+async fn desk_rings(w: &mut RccWorld, who: String) -> Step {
+    let ext = extension(w, &who)?;
+    pbx_state(w, &ext, "alerting").await
+}
+
+#[then(expr = "{word}'s desk phone is {word}")]
+async fn desk_state(w: &mut RccWorld, who: String, state: String) -> Step {
+    let ext = extension(w, &who)?;
+    let s = match state.as_str() {
+        "talking" => "connected",
+        "holding" => "hold",
+        other => other,
+    };
+    pbx_state(w, &ext, s).await
+}
+
+async fn pbx_state(w: &mut RccWorld, device: &str, state: &str) -> Step {
+    let lab = lab(w).await?;
+    let mut seen = Vec::new();
+    for _ in 0..500 {
+        let calls = lab.pbx.calls().await?;
+        if calls.iter().any(|c| {
+            c.parties
+                .iter()
+                .any(|p| p.device == device && p.state == state)
+        }) {
+            return Ok(());
+        }
+        seen = calls;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("PBX: {device} is not {state}; calls: {seen:?}")
+}
+
+#[then(expr = "the PBX received the digits {word}")]
+async fn pbx_digits(w: &mut RccWorld, digits: String) -> Step {
+    let calls = lab(w).await?.pbx.calls().await?;
+    anyhow::ensure!(
+        calls.iter().any(|c| c.digits == digits),
+        "digits on the PBX: {calls:?}"
+    );
+    Ok(())
+}
+
+#[then("the PBX has no call")]
+async fn pbx_idle(w: &mut RccWorld) -> Step {
+    let lab = lab(w).await?;
+    for _ in 0..300 {
+        if lab.pbx.calls().await?.is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("calls left on the PBX: {:?}", lab.pbx.calls().await?)
+}
+
+#[when("the PBX link drops")]
+async fn link_drops(w: &mut RccWorld) -> Step {
+    lab(w).await?.pbx.drop_links(true).await
+}
+
+#[when("the PBX ends the CTI session")]
+async fn session_ends(w: &mut RccWorld) -> Step {
+    lab(w).await?.pbx.terminate_sessions().await
+}
+
+#[when("the PBX stops answering")]
+async fn pbx_silent(w: &mut RccWorld) -> Step {
+    lab(w)
+        .await?
+        .pbx
+        .set_faults(Faults {
+            drop_responses: true,
+            ..Faults::default()
+        })
+        .await
+}
+
+#[then("the gateway restores the PBX monitors")]
+async fn monitors_restored(w: &mut RccWorld) -> Step {
+    let lab = lab(w).await?;
+    let want = lab.gateway()?.monitors().await?.max(1);
+    for _ in 0..500 {
+        let m: usize = lab
+            .pbx
+            .links()
+            .await?
+            .iter()
+            .map(|l| l.monitors.len())
+            .sum();
+        if m == want && lab.gateway()?.pbx_serving().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("the PBX monitors were not re-created")
+}
+
+#[when("the gateway restarts")]
+async fn gateway_restarts(w: &mut RccWorld) -> Step {
+    super::lab(w).await?;
+    match w.lab.as_mut() {
+        Some(l) => l.restart_gateway().await,
+        None => anyhow::bail!("no lab"),
+    }
+}
+
+#[then(expr = "{word} signs in again")]
+async fn signs_in_again(w: &mut RccWorld, who: String) -> Step {
+    let id = endpoint(w, &who)?;
+    lab(w)
+        .await?
+        .lync
+        .wait_for(id, WAIT, "a second sign-in", |e| {
+            (e.sign_ins() >= 2 && e.phase() == &Phase::Ready).then_some(())
+        })
+        .await
+}
+
+// ----- what the Lync client sees -----
+
+fn kind_of(word: &str) -> anyhow::Result<K> {
+    Ok(match word {
+        "initiated" => K::ServiceInitiated,
+        "originated" => K::Originated,
+        "delivered" | "ringing" => K::Delivered,
+        "established" | "answered" => K::Established,
+        "cleared" => K::ConnectionCleared,
+        "held" => K::Held,
+        "retrieved" => K::Retrieved,
+        "diverted" | "deflected" | "forwarded" => K::Diverted,
+        "transferred" => K::Transferred,
+        "conferenced" => K::Conferenced,
+        "failed" => K::Failed,
+        other => anyhow::bail!("unknown call state {other:?}"),
+    })
+}
+
+async fn sees(
+    w: &mut RccWorld,
+    who: &str,
+    kind: K,
+) -> anyhow::Result<rcc_protocol::csta::CallEvent> {
+    let id = endpoint(w, who)?;
+    let after = w.seen.get(&id).copied().unwrap_or(0);
+    let (i, e) = lab(w)
+        .await?
+        .lync
+        .wait_event(
+            id,
+            after,
+            WAIT,
+            kind.root_name(),
+            move |e| matches!(e, Event::Call(c) if c.kind == kind),
+        )
+        .await?;
+    w.seen.insert(id, i + 1);
+    let Event::Call(c) = e else {
+        anyhow::bail!("not a call event");
+    };
+    let user = who.split('/').next().unwrap_or(who).to_owned();
+    let call = c.connection.as_ref().and_then(|x| x.call_id.clone());
+    if let (Some(call), false) = (
+        call,
+        matches!(kind, K::ConnectionCleared | K::Transferred | K::Diverted),
+    ) {
+        w.calls.entry(user).or_insert(call);
+    }
+    Ok(c)
+}
+
+#[then(expr = "{word} sees the call as {word}")]
+async fn sees_call(w: &mut RccWorld, who: String, state: String) -> Step {
+    sees(w, &who, kind_of(&state)?).await.map(drop)
+}
+
+#[then(expr = "{word} sees the call as {word} because of {word}")]
+async fn sees_call_cause(w: &mut RccWorld, who: String, state: String, cause: String) -> Step {
+    let c = sees(w, &who, kind_of(&state)?).await?;
+    let got = c
+        .cause
+        .as_ref()
+        .map(|c| c.as_str().to_owned())
+        .unwrap_or_default();
+    anyhow::ensure!(got == cause, "{who}: cause {got:?}, expected {cause:?}");
+    Ok(())
+}
+
+#[then(expr = "{word} sees a call from {word}")]
+async fn sees_call_from(w: &mut RccWorld, who: String, from: String) -> Step {
+    let c = sees(w, &who, K::Delivered).await?;
+    let want = number(w, &from);
+    let got = c
+        .calling
+        .as_ref()
+        .and_then(|d| d.as_id())
+        .unwrap_or_default()
+        .to_owned();
+    anyhow::ensure!(
+        got == want,
+        "{who} sees the call from {got:?}, expected {want:?}"
+    );
+    let call = c.connection.and_then(|x| x.call_id).unwrap_or_default();
+    w.calls
+        .insert(who.split('/').next().unwrap_or(&who).to_owned(), call);
+    Ok(())
+}
+
+#[then(expr = "{word} sees forwarding to {word}")]
+async fn sees_forwarding(w: &mut RccWorld, who: String, target: String) -> Step {
+    let id = endpoint(w, &who)?;
+    let want = number(w, &target);
+    lab(w)
+        .await?
+        .lync
+        .wait_event(id, 0, WAIT, "ForwardingEvent", move |e| {
+            matches!(e, Event::Forwarding(f) if f.status && f.forward_to.as_deref() == Some(want.as_str()))
+        })
+        .await
+        .map(drop)
+}
+
+#[then(expr = "{word} sees do-not-disturb on")]
+async fn sees_dnd(w: &mut RccWorld, who: String) -> Step {
+    let id = endpoint(w, &who)?;
+    lab(w)
+        .await?
+        .lync
+        .wait_event(
+            id,
+            0,
+            WAIT,
+            "DoNotDisturbEvent",
+            |e| matches!(e, Event::DoNotDisturb(d) if d.on),
+        )
+        .await
+        .map(drop)
+}
+
+#[then(expr = "{word} saw no protocol violations")]
+async fn no_violations(w: &mut RccWorld, who: String) -> Step {
+    let id = endpoint(w, &who)?;
+    let v = lab(w).await?.lync.violations(id).await?;
+    anyhow::ensure!(v.is_empty(), "{who}: {v:?}");
+    Ok(())
+}
+
+#[then(expr = "the Front End counted {int} refused route(s)")]
+async fn no_route_count(w: &mut RccWorld, n: u64) -> Step {
+    let s = lab(w).await?.lync.stats().await?;
+    anyhow::ensure!(s.no_route == n, "no_route = {}", s.no_route);
+    Ok(())
+}
