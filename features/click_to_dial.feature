@@ -1,7 +1,9 @@
+@needs-pbx-sim
 Feature: Click to dial
   Background:
     Given alice is signed in
 
+  @smoke
   Scenario: The called party answers
     When alice dials bob
     Then bob's desk phone rings

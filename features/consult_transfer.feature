@@ -1,3 +1,4 @@
+@needs-pbx-sim
 Feature: Consultation, alternate, reconnect, transfer and conference
   Background:
     Given alice is signed in

@@ -1,3 +1,4 @@
+@needs-pbx-sim
 Feature: DTMF
   Scenario: alice sends digits to a voice menu
     Given alice is signed in

@@ -1,3 +1,4 @@
+@needs-pbx-sim
 Feature: Forwarding and do-not-disturb
   Scenario: Forwarding set, read back, reported and applied
     Given alice is signed in

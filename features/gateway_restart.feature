@@ -1,5 +1,6 @@
+@needs-gateway-in-process
 Feature: Gateway restart
-  @slow
+  @slow @smoke
   Scenario: Clients re-establish after the gateway restarts
     Given alice is signed in
     When the gateway restarts

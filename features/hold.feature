@@ -1,4 +1,6 @@
+@needs-pbx-sim
 Feature: Hold and retrieve
+  @smoke
   Scenario: alice holds and retrieves a call
     Given alice is signed in
     When alice dials bob

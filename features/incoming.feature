@@ -1,7 +1,9 @@
+@needs-pbx-sim
 Feature: Incoming calls
   Background:
     Given alice is signed in
 
+  @smoke
   Scenario: Answered from Lync
     When the outside caller +14255550200 calls alice
     Then alice sees a call from +14255550200

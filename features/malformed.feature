@@ -1,3 +1,4 @@
+@needs-pbx-sim
 Feature: Malformed CSTA
   Scenario: A broken CSTA body gets 400 and the session survives
     Given alice is signed in

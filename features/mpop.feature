@@ -1,4 +1,6 @@
+@needs-pbx-sim
 Feature: Several endpoints and several users on one line
+  @smoke
   Scenario: Two endpoints of one user both see every event
     Given alice is signed in
     And alice is also signed in on the laptop
@@ -10,6 +12,7 @@ Feature: Several endpoints and several users on one line
     Then alice sees the call as established
     And alice/laptop sees the call as established
 
+  @needs-gateway-in-process
   Scenario: An assistant on the boss's line
     Given only bob may use alice's line
     And alice is signed in

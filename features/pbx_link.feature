@@ -1,5 +1,5 @@
+@needs-pbx-sim
 Feature: PBX link failures
-  @needs-pbx-sim
   Scenario: The PBX link is lost and restored mid-call
     Given alice is signed in
     When alice dials bob
@@ -11,7 +11,7 @@ Feature: PBX link failures
     When bob hangs up at the desk phone
     Then alice sees the call as cleared
 
-  @needs-pbx-sim @profile-aes
+  @profile-aes
   Scenario: The PBX ends the CTI session
     Given the PBX is Avaya
     And alice is signed in
@@ -20,7 +20,6 @@ Feature: PBX link failures
     When the outside caller +14255550200 calls alice
     Then alice sees a call from +14255550200
 
-  @needs-pbx-sim
   Scenario: The PBX stops answering
     Given alice is signed in
     When the PBX stops answering

@@ -1,3 +1,4 @@
+@needs-pbx-sim
 Feature: PBX profiles
   Scenario Outline: Click to dial on a <pbx> PBX
     Given the PBX is <pbx>

@@ -2,6 +2,7 @@ Feature: Session refresh
   Clients keep the RCC dialog alive: OC 2007 re-INVITEs, OC 2007 R2 and Lync send UPDATE, pidgin-sipe
   re-INVITEs and then restarts its CSeq at 1. The gateway answers each without a new session.
 
+  @needs-pbx-sim
   Scenario Outline: <profile> refreshes and keeps working
     Given bob is signed in with <profile>
     When bob refreshes the session

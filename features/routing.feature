@@ -1,4 +1,5 @@
 Feature: Routing and trust at the Front End
+  @smoke
   Scenario: The static route does not match the LineServerURI domain
     Given the static route matches elsewhere.example
     When alice tries to sign in

@@ -19,7 +19,7 @@ Feature: Sign-in and session setup
     Given alice is signed in with line tel:+14255551001;ext=1001
     Then alice is monitoring the line
 
-  @transport-tcp
+  @transport-tcp @needs-gateway-in-process
   Scenario: The Front End reaches the gateway over TCP with a pinned IP
     Given the Front End reaches the gateway over TCP
     And alice is signed in

@@ -1,3 +1,4 @@
+@needs-pbx-sim
 Feature: Single-step transfer
   Scenario: alice hands bob over to carol
     Given alice is signed in

@@ -77,6 +77,10 @@ pub struct LabOptions {
     pub gateway_trusted: bool,
     /// The static route's MatchUri.
     pub match_uri: String,
+    /// Where the gateway under test runs.
+    pub gateway_at: GatewayAt,
+    /// Where the PBX runs.
+    pub pbx_at: PbxAt,
     /// The gateway's authorization table (empty: each user controls only its own line).
     pub authorization: Vec<rcc_gateway::config::UserLines>,
 }
@@ -96,6 +100,8 @@ impl Default for LabOptions {
             pbx_tweak: None,
             gateway_trusted: true,
             match_uri: RCC_DOMAIN.to_owned(),
+            gateway_at: GatewayAt::InProcess,
+            pbx_at: PbxAt::Simulator,
             authorization: Vec::new(),
         }
     }
@@ -103,15 +109,14 @@ impl Default for LabOptions {
 
 /// A running lab.
 pub struct Lab {
-    /// The PBX simulator.
-    pub pbx: PbxSim,
+    pbx: Option<PbxSim>,
     gateway: Option<GatewayHandle>,
     /// The Lync side.
     pub lync: LyncSim,
     /// The options it was built with.
     pub options: LabOptions,
-    /// The gateway's configuration.
-    pub gateway_config: GatewayConfig,
+    /// Our gateway's configuration (none for an external gateway).
+    pub gateway_config: Option<GatewayConfig>,
     dir: PathBuf,
 }
 
@@ -149,66 +154,90 @@ fn gateway_profile(p: Profile) -> gwconfig::PbxProfile {
     }
 }
 
-impl Lab {
-    /// Starts the three parts.
-    pub async fn start(options: LabOptions) -> anyhow::Result<Lab> {
-        let dir = lab_dir()?;
-        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+/// Where the gateway under test runs.
+#[derive(Debug, Clone, Default)]
+pub enum GatewayAt {
+    /// Ours, in this process.
+    #[default]
+    InProcess,
+    /// Someone else's (a vendor gateway, or ours in another process).
+    External(ExternalGateway),
+}
 
-        // The PBX, with every user's line and the extra desk phones.
-        let mut pbx_config = PbxConfig::for_profile(options.pbx_profile);
-        if options.pbx_profile == Profile::Aes {
-            pbx_config.session.credentials = Some(("cti".into(), "lab".into()));
-        }
-        if let Some(t) = options.pbx_tweak {
-            t(&mut pbx_config);
-        }
-        let mut devices: Vec<DeviceConfig> = options
-            .users
-            .iter()
-            .map(|u| {
-                let mut d = DeviceConfig::new(&u.extension, Some(&u.e164()));
-                d.name = Some(u.name.clone());
-                d
-            })
-            .collect();
-        devices.extend(
-            options
-                .extra_devices
-                .iter()
-                .map(|e| DeviceConfig::new(e, Some(&format!("+1425555{e}")))),
-        );
-        let pbx = PbxSim::start(pbx_config, devices, Listen::loopback()).await?;
-        let pbx_addr = pbx
-            .tcp_addr()
-            .ok_or_else(|| anyhow::anyhow!("PBX simulator has no TCP listener"))?;
+/// An external gateway: where the Front End reaches it, and where our PBX simulator listens
+/// for its CSTA link.
+#[derive(Debug, Clone)]
+pub struct ExternalGateway {
+    /// SIP address (IP and port).
+    pub address: SocketAddr,
+    /// Mutual TLS (else TCP with the IP pinned).
+    pub tls: bool,
+    /// Its FQDN (certificate name, static route destination); TLS only.
+    pub fqdn: String,
+    /// CA of its certificate (PEM); TLS only.
+    pub ca: Option<PathBuf>,
+    /// The pool's certificate and key (PEM), issued by a CA the gateway trusts; TLS only.
+    pub pool_identity: Option<(PathBuf, PathBuf)>,
+    /// Where our PBX simulator listens for the gateway's CSTA link.
+    pub pbx_listen: SocketAddr,
+}
 
-        // Certificates for both SIP ends.
-        let ca = LabCa::new("rcc-lab CA")?;
-        let gw_id = ca.issue(&[GATEWAY_FQDN])?;
-        let fe_id = ca.issue(&[POOL_FQDN])?;
-        let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
-            let p = dir.join(name);
-            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-            Ok(p)
-        };
-        let ca_path = write("ca.pem", &ca.cert_pem)?;
-        let gw_cert = write("gw.crt", &gw_id.cert_pem)?;
-        let gw_key = write("gw.key", &gw_id.key_pem)?;
+/// Where the PBX runs.
+#[derive(Debug, Clone, Default)]
+pub enum PbxAt {
+    /// Our simulator, in this process.
+    #[default]
+    Simulator,
+    /// A real PBX, reached by our in-process gateway.
+    External(ExternalPbx),
+}
 
-        // The gateway.
-        let toml = format!(
-            r#"
+/// A real PBX's CSTA server.
+#[derive(Debug, Clone)]
+pub struct ExternalPbx {
+    /// `host:port`.
+    pub address: String,
+    /// Its profile.
+    pub profile: gwconfig::PbxProfile,
+    /// ECMA-354 login.
+    pub credentials: Option<(String, String)>,
+}
+
+type Writer<'a> = dyn Fn(&str, &str) -> anyhow::Result<PathBuf> + 'a;
+
+/// Our gateway, configured for the lab.
+async fn start_gateway(
+    options: &LabOptions,
+    pbx: Option<&PbxSim>,
+    ca: &LabCa,
+    ca_path: &std::path::Path,
+    write: &Writer<'_>,
+) -> anyhow::Result<(GatewayHandle, GatewayConfig)> {
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let gw_id = ca.issue(&[GATEWAY_FQDN])?;
+    let gw_cert = write("gw.crt", &gw_id.cert_pem)?;
+    let gw_key = write("gw.key", &gw_id.key_pem)?;
+    let (pbx_addr, profile, credentials) = match (&options.pbx_at, pbx) {
+        (PbxAt::External(e), _) => (e.address.clone(), e.profile, e.credentials.clone()),
+        (PbxAt::Simulator, Some(p)) => (
+            p.tcp_addr()
+                .ok_or_else(|| anyhow::anyhow!("PBX simulator has no TCP listener"))?
+                .to_string(),
+            gateway_profile(options.pbx_profile),
+            (options.pbx_profile == Profile::Aes).then(|| ("cti".to_owned(), "lab".to_owned())),
+        ),
+        (PbxAt::Simulator, None) => anyhow::bail!("the PBX simulator did not start"),
+    };
+    let toml = format!(
+        r#"
 [sip]
 host = "{host}"
 trusted_peer = [{peer}]
 [pbx]
-profile = "{profile}"
 address = "{pbx_addr}"
 reconnect_min_ms = 100
 reconnect_max_ms = 1000
 request_timeout_ms = 3000
-{credentials}
 [numbering]
 line = "ext"
 [[numbering.to_pbx]]
@@ -218,65 +247,126 @@ replace = "$1"
 pattern = '(\d{{4}})'
 replace = "+1425555$1"
 "#,
-            host = if options.tls {
-                GATEWAY_FQDN
-            } else {
-                "127.0.0.1"
-            },
-            peer = if options.tls {
-                format!("{{ name = \"{POOL_FQDN}\" }}")
-            } else {
-                "{ ip = \"127.0.0.1\" }".to_owned()
-            },
-            credentials = if options.pbx_profile == Profile::Aes {
-                "username = \"cti\"\npassword = \"lab\""
-            } else {
-                ""
-            },
-            profile = match options.pbx_profile {
-                Profile::Generic => "generic",
-                Profile::Osv => "osv",
-                Profile::Aes => "aes",
-            },
-        );
-        let mut gateway_config = gwconfig::parse_unchecked(&toml)?;
-        if options.tls {
-            gateway_config.sip.listen_tls = Some(loopback);
-            gateway_config.sip.tls = Some(gwconfig::SipTlsConfig {
-                cert: gw_cert,
-                key: gw_key,
-                client_ca: Some(ca_path),
-                client_cert: gwconfig::ClientCertMode::Required,
-            });
+        host = if options.tls {
+            GATEWAY_FQDN
         } else {
-            gateway_config.sip.listen_tcp = Some(loopback);
-        }
-        gateway_config.pbx.profile = gateway_profile(options.pbx_profile);
-        gateway_config.authorization.users = options.authorization.clone();
-        if let Some(t) = options.gateway_tweak {
-            t(&mut gateway_config);
-        }
-        let problems = gwconfig::check(&gateway_config);
-        anyhow::ensure!(problems.is_empty(), "lab gateway config: {problems:?}");
-        let gateway = GatewayHandle::start(gateway_config.clone()).await?;
-        let gw_addr = gateway
-            .sip_tls
-            .or(gateway.sip_tcp)
-            .ok_or_else(|| anyhow::anyhow!("gateway has no SIP listener"))?;
+            "127.0.0.1"
+        },
+        peer = if options.tls {
+            format!("{{ name = \"{POOL_FQDN}\" }}")
+        } else {
+            "{ ip = \"127.0.0.1\" }".to_owned()
+        },
+    );
+    let mut config = gwconfig::parse_unchecked(&toml)?;
+    config.pbx.profile = profile;
+    if let Some((u, p)) = credentials {
+        config.pbx.username = Some(u);
+        config.pbx.password = Some(p);
+    }
+    if options.tls {
+        config.sip.listen_tls = Some(loopback);
+        config.sip.tls = Some(gwconfig::SipTlsConfig {
+            cert: gw_cert,
+            key: gw_key,
+            client_ca: Some(ca_path.to_owned()),
+            client_cert: gwconfig::ClientCertMode::Required,
+        });
+    } else {
+        config.sip.listen_tcp = Some(loopback);
+    }
+    config.authorization.users = options.authorization.clone();
+    if let Some(t) = options.gateway_tweak {
+        t(&mut config);
+    }
+    let problems = gwconfig::check(&config);
+    anyhow::ensure!(problems.is_empty(), "lab gateway config: {problems:?}");
+    let gw = GatewayHandle::start(config.clone()).await?;
+    Ok((gw, config))
+}
+
+impl Lab {
+    /// Starts the parts the options place in this process.
+    pub async fn start(options: LabOptions) -> anyhow::Result<Lab> {
+        let dir = lab_dir()?;
+        let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+        let external_gw = match &options.gateway_at {
+            GatewayAt::External(e) => Some(e.clone()),
+            GatewayAt::InProcess => None,
+        };
+
+        // The PBX simulator, with every user's line and the extra desk phones.
+        let pbx = match &options.pbx_at {
+            PbxAt::External(_) => None,
+            PbxAt::Simulator => {
+                let mut pbx_config = PbxConfig::for_profile(options.pbx_profile);
+                if options.pbx_profile == Profile::Aes {
+                    pbx_config.session.credentials = Some(("cti".into(), "lab".into()));
+                }
+                if let Some(t) = options.pbx_tweak {
+                    t(&mut pbx_config);
+                }
+                let mut devices: Vec<DeviceConfig> = options
+                    .users
+                    .iter()
+                    .map(|u| {
+                        let mut d = DeviceConfig::new(&u.extension, Some(&u.e164()));
+                        d.name = Some(u.name.clone());
+                        d
+                    })
+                    .collect();
+                devices.extend(
+                    options
+                        .extra_devices
+                        .iter()
+                        .map(|e| DeviceConfig::new(e, Some(&format!("+1425555{e}")))),
+                );
+                let listen = Listen {
+                    tcp: Some(external_gw.as_ref().map_or(loopback, |e| e.pbx_listen)),
+                    tls: None,
+                };
+                Some(PbxSim::start(pbx_config, devices, listen).await?)
+            }
+        };
+
+        // Certificates for both SIP ends.
+        let ca = LabCa::new("rcc-lab CA")?;
+        let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
+            let p = dir.join(name);
+            std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+            Ok(p)
+        };
+        let ca_path = write("ca.pem", &ca.cert_pem)?;
+
+        // The gateway, when it is ours.
+        let (gateway, gateway_config, gw_addr) = match &external_gw {
+            Some(e) => (None, None, e.address),
+            None => {
+                let (gw, config) =
+                    start_gateway(&options, pbx.as_ref(), &ca, &ca_path, &write).await?;
+                let addr = gw
+                    .sip_tls
+                    .or(gw.sip_tcp)
+                    .ok_or_else(|| anyhow::anyhow!("gateway has no SIP listener"))?;
+                (Some(gw), Some(config), addr)
+            }
+        };
 
         // The Lync side: a static route on the LineServerURI domain to the gateway.
-        let destination = if options.tls {
-            GATEWAY_FQDN.to_owned()
-        } else {
-            "127.0.0.1".to_owned()
+        let tls = external_gw.as_ref().map_or(options.tls, |e| e.tls);
+        let (destination, host_ip) = match &external_gw {
+            Some(e) if e.tls => (e.fqdn.clone(), e.address.ip()),
+            Some(e) => (e.address.ip().to_string(), e.address.ip()),
+            None if tls => (GATEWAY_FQDN.to_owned(), IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            None => ("127.0.0.1".to_owned(), IpAddr::V4(Ipv4Addr::LOCALHOST)),
         };
         let mut trusted = Vec::new();
         if options.gateway_trusted {
             trusted.push(TrustedApplication {
                 pool_fqdn: destination.clone(),
-                ip: (!options.tls).then_some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                ip: (!tls).then_some(host_ip),
                 port: gw_addr.port(),
-                tcp_enabled: !options.tls,
+                tcp_enabled: !tls,
                 treat_as_authenticated: true,
             });
         }
@@ -285,44 +375,91 @@ replace = "+1425555$1"
             port: 5061,
             static_routes: vec![StaticRoute {
                 match_uri: options.match_uri.clone(),
-                transport: if options.tls {
+                transport: if tls {
                     RouteTransport::Tls
                 } else {
                     RouteTransport::Tcp
                 },
-                destination,
+                destination: destination.clone(),
                 port: gw_addr.port(),
                 use_default_certificate: true,
             }],
             trusted_applications: trusted,
         };
+        let (identity, roots) = match &external_gw {
+            Some(e) if e.tls => {
+                let identity = match &e.pool_identity {
+                    Some((c, k)) => rcc_simulators::tls::Identity::from_pem_files(c, k)?,
+                    None => ca.issue(&[POOL_FQDN])?,
+                };
+                let roots = match &e.ca {
+                    Some(p) => rcc_simulators::tls::roots_from_pem_file(p)?,
+                    None => anyhow::bail!(
+                        "an external TLS gateway needs gateway.ca (the CA of its certificate)"
+                    ),
+                };
+                (identity, roots)
+            }
+            _ => (ca.issue(&[POOL_FQDN])?, ca.roots()),
+        };
         let lync = LyncSim::start(LyncSimConfig {
             pool,
             listen: None,
-            tls: Some(PoolTls {
-                identity: fe_id,
-                roots: ca.roots(),
-            }),
-            hosts: HashMap::from([(GATEWAY_FQDN.to_owned(), IpAddr::V4(Ipv4Addr::LOCALHOST))]),
+            tls: Some(PoolTls { identity, roots }),
+            hosts: HashMap::from([(destination, host_ip)]),
         })
         .await?;
         let lab = Lab {
             pbx,
-            gateway: Some(gateway),
+            gateway,
             lync,
             options,
             gateway_config,
             dir,
         };
-        lab.wait_pbx_link().await?;
+        if lab.gateway.is_some() {
+            lab.wait_pbx_link().await?;
+        } else if let Some(p) = &lab.pbx {
+            // An external gateway connects on its own schedule; give it a moment.
+            for _ in 0..500 {
+                if !p.links().await?.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         Ok(lab)
+    }
+
+    /// Stops everything this lab started and waits until its sockets are released (so the next
+    /// lab can listen on the same ports).
+    pub async fn shutdown(mut self) {
+        if let Some(p) = &self.pbx {
+            let _ = p.drop_links(false).await;
+        }
+        self.gateway.take();
+        self.pbx.take();
+        drop(self);
+        // Aborted listener tasks release their sockets on the runtime's next turns.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    /// The PBX simulator (absent when the lab uses a real PBX).
+    pub fn pbx(&self) -> anyhow::Result<&PbxSim> {
+        self.pbx.as_ref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "not applicable: this needs the PBX simulator and the lab uses an external PBX"
+            )
+        })
     }
 
     /// The gateway.
     pub fn gateway(&self) -> anyhow::Result<&GatewayHandle> {
         self.gateway
             .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("the gateway is not running"))
+            .ok_or_else(|| {
+                anyhow::anyhow!("not applicable: this needs our gateway in process (the gateway under test is external or stopped)")
+            })
     }
 
     /// Waits until the gateway's PBX link is up.
@@ -339,7 +476,10 @@ replace = "+1425555$1"
     /// Stops the gateway (its sessions are lost, as in a crash) and starts a fresh one on the
     /// same address and configuration.
     pub async fn restart_gateway(&mut self) -> anyhow::Result<()> {
-        let mut config = self.gateway_config.clone();
+        let mut config = self
+            .gateway_config
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("not applicable: the gateway under test is external"))?;
         if let Some(a) = self.gateway()?.sip_tls {
             config.sip.listen_tls = Some(a);
         }
@@ -383,7 +523,11 @@ replace = "+1425555$1"
                 text: t.text,
             })
             .collect();
-        for e in self.pbx.log_since(0).await? {
+        let pbx_log = match &self.pbx {
+            Some(p) => p.log_since(0).await?,
+            None => Vec::new(),
+        };
+        for e in pbx_log {
             let (from, to) = match e.direction {
                 rcc_simulators::pbx::Direction::In => ("gateway", "PBX"),
                 rcc_simulators::pbx::Direction::Out => ("PBX", "gateway"),

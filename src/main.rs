@@ -31,6 +31,9 @@ enum Command {
         /// Scenarios run at once.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Which component stands in each position (default: all ours, in process).
+        #[arg(long)]
+        lab: Option<PathBuf>,
     },
     /// Walk the everyday flows through the lab without Gherkin (a quick smoke check).
     Tour {
@@ -50,8 +53,14 @@ async fn main() -> anyhow::Result<()> {
             tags,
             report,
             concurrency,
+            lab,
         } => {
+            let lab = match &lab {
+                Some(p) => rcc_lab::labfile::LabFile::load(p)?.options(),
+                None => rcc_lab::lab::LabOptions::default(),
+            };
             let opts = scenarios::RunOptions {
+                lab,
                 features,
                 tags,
                 junit: report.join("junit.xml"),
@@ -60,11 +69,16 @@ async fn main() -> anyhow::Result<()> {
             };
             let t = scenarios::run(&opts).await?;
             println!(
-                "{} passed, {} failed{}; report: {}",
+                "{} passed, {} failed{}{}; report: {}",
                 t.passed,
-                t.failed,
+                t.failed + t.skipped,
                 if t.skipped > 0 {
-                    format!(", {} not run", t.skipped)
+                    format!(" ({} with undefined steps)", t.skipped)
+                } else {
+                    String::new()
+                },
+                if t.not_applicable > 0 {
+                    format!(", {} not applicable to this lab", t.not_applicable)
                 } else {
                     String::new()
                 },

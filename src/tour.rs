@@ -150,7 +150,7 @@ impl Tour {
                 t.call = calling.call_id.unwrap_or_default();
                 t.seen = next_event(&t.lab, t.alice, 0, K::Delivered).await?;
                 next_event(&t.lab, t.bob, 0, K::Delivered).await?;
-                let calls = t.lab.pbx.calls().await?;
+                let calls = t.lab.pbx()?.calls().await?;
                 anyhow::ensure!(
                     calls.iter().any(|c| c
                         .parties
@@ -165,7 +165,7 @@ impl Tour {
         self.step(
             "bob answers at his desk phone; both alice endpoints see it",
             async |t| {
-                t.lab.pbx.answer("1002").await?;
+                t.lab.pbx()?.answer("1002").await?;
                 t.seen = next_event(&t.lab, t.alice, t.seen, K::Established).await?;
                 next_event(&t.lab, t.alice2, 0, K::Established).await?;
                 Ok(())
@@ -214,7 +214,7 @@ impl Tour {
                     )
                     .await?,
             )?;
-            let calls = t.lab.pbx.calls().await?;
+            let calls = t.lab.pbx()?.calls().await?;
             anyhow::ensure!(
                 calls.iter().any(|c| c.digits == "1234#"),
                 "the PBX did not get the digits"
@@ -240,7 +240,7 @@ impl Tour {
                         .await?,
                 )?;
                 t.seen = next_event(&t.lab, t.alice, t.seen, K::Transferred).await?;
-                t.lab.pbx.answer("1003").await?;
+                t.lab.pbx()?.answer("1003").await?;
                 Ok(())
             },
         )
@@ -248,7 +248,7 @@ impl Tour {
         self.step(
             "an outside caller rings alice; she answers from Lync",
             async |t| {
-                let id = t.lab.pbx.incoming("+14255550200", "1001").await?;
+                let id = t.lab.pbx()?.incoming("+14255550200", "1001").await?;
                 t.seen = next_event(&t.lab, t.alice, t.seen, K::Delivered).await?;
                 let me = ConnectionId::new(id, t.lab.user("alice")?.line());
                 expect_response(
@@ -258,7 +258,7 @@ impl Tour {
                         .await?,
                 )?;
                 t.seen = next_event(&t.lab, t.alice, t.seen, K::Established).await?;
-                t.lab.pbx.hang_up("+14255550200").await?;
+                t.lab.pbx()?.hang_up("+14255550200").await?;
                 t.seen = next_event(&t.lab, t.alice, t.seen, K::ConnectionCleared).await?;
                 Ok(())
             },
@@ -268,12 +268,12 @@ impl Tour {
             "the PBX link drops; the gateway recovers without losing a session",
             async |t| {
                 let before = t.lab.gateway()?.sessions().await?;
-                t.lab.pbx.drop_links(true).await?;
+                t.lab.pbx()?.drop_links(true).await?;
                 let mut monitors = 0;
                 for _ in 0..500 {
                     monitors = t
                         .lab
-                        .pbx
+                        .pbx()?
                         .links()
                         .await?
                         .iter()

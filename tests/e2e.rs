@@ -102,7 +102,7 @@ async fn dial(lab: &Lab, ep: usize, who: &str, number: &str) -> anyhow::Result<S
 async fn alice_talks_to_bob(lab: &Lab, alice: usize) -> anyhow::Result<(String, usize)> {
     let id = dial(lab, alice, "alice", "tel:+14255551002").await?;
     let (n, _) = event(lab, alice, 0, K::Delivered).await?;
-    lab.pbx.answer("1002").await?;
+    lab.pbx()?.answer("1002").await?;
     let (n, est) = event(lab, alice, n, K::Established).await?;
     anyhow::ensure!(lci(&est) == "connected");
     Ok((id, n))
@@ -136,7 +136,7 @@ async fn click_to_dial_answered_then_cleared_over_tls() -> anyhow::Result<()> {
         Some("tel:+14255551002")
     );
     assert_eq!(lci(&d), "connected");
-    let calls = lab.pbx.calls().await?;
+    let calls = lab.pbx()?.calls().await?;
     assert_eq!(calls[0].call_id, id);
     assert!(calls[0].parties.iter().all(|p| p.state == "connected"));
     csta(
@@ -150,7 +150,7 @@ async fn click_to_dial_answered_then_cleared_over_tls() -> anyhow::Result<()> {
     .await?;
     let (_, cc) = event(&lab, alice, n, K::ConnectionCleared).await?;
     assert_eq!(lci(&cc), "null");
-    assert!(lab.pbx.calls().await?.is_empty());
+    assert!(lab.pbx()?.calls().await?.is_empty());
     no_violations(&lab, &[alice]).await
 }
 
@@ -183,7 +183,7 @@ async fn click_to_dial_with_aes_pbx_session() -> anyhow::Result<()> {
         ..LabOptions::default()
     })
     .await?;
-    let links = lab.pbx.links().await?;
+    let links = lab.pbx()?.links().await?;
     assert!(
         links[0].session_id.is_some(),
         "the gateway opened an ECMA-354 session"
@@ -198,7 +198,7 @@ async fn click_to_dial_with_aes_pbx_session() -> anyhow::Result<()> {
 #[tokio::test]
 async fn busy_and_invalid_destinations() -> anyhow::Result<()> {
     let lab = Lab::start(LabOptions::default()).await?;
-    lab.pbx
+    lab.pbx()?
         .set_external(
             "+15550000001",
             rcc_simulators::pbx::ExternalParty::unreachable(rcc_simulators::pbx::Reach::Busy),
@@ -236,7 +236,7 @@ async fn incoming_call_answered_from_lync_then_caller_hangs_up() -> anyhow::Resu
     let alice = lab
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
-    let id = lab.pbx.incoming("+14255550200", "1001").await?;
+    let id = lab.pbx()?.incoming("+14255550200", "1001").await?;
     let (n, d) = event(&lab, alice, 0, K::Delivered).await?;
     assert_eq!(lci(&d), "alerting");
     assert_eq!(
@@ -253,8 +253,8 @@ async fn incoming_call_answered_from_lync_then_caller_hangs_up() -> anyhow::Resu
     )
     .await?;
     let (n, _) = event(&lab, alice, n, K::Established).await?;
-    assert_eq!(lab.pbx.calls().await?[0].parties[1].state, "connected");
-    lab.pbx.hang_up("+14255550200").await?;
+    assert_eq!(lab.pbx()?.calls().await?[0].parties[1].state, "connected");
+    lab.pbx()?.hang_up("+14255550200").await?;
     let (_, cc) = event(&lab, alice, n, K::ConnectionCleared).await?;
     assert_eq!(lci(&cc), "null");
     no_violations(&lab, &[alice]).await
@@ -266,9 +266,9 @@ async fn incoming_call_answered_at_the_desk_phone() -> anyhow::Result<()> {
     let alice = lab
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
-    lab.pbx.incoming("+14255550200", "1001").await?;
+    lab.pbx()?.incoming("+14255550200", "1001").await?;
     let (n, _) = event(&lab, alice, 0, K::Delivered).await?;
-    lab.pbx.answer("1001").await?;
+    lab.pbx()?.answer("1001").await?;
     let (_, e) = event(&lab, alice, n, K::Established).await?;
     assert_eq!(lci(&e), "connected");
     no_violations(&lab, &[alice]).await
@@ -324,7 +324,7 @@ async fn consulting(lab: &Lab, alice: usize) -> anyhow::Result<(String, String, 
     let (n, h) = event(lab, alice, n, K::Held).await?;
     assert_eq!(call_id(&h), c1);
     let (n, _) = event(lab, alice, n, K::Delivered).await?;
-    lab.pbx.answer("1003").await?;
+    lab.pbx()?.answer("1003").await?;
     let (n, _) = event(lab, alice, n, K::Established).await?;
     Ok((c1, c2, n))
 }
@@ -347,7 +347,7 @@ async fn consultation_then_transfer() -> anyhow::Result<()> {
     .await?;
     let (_, t) = event(&lab, alice, n, K::Transferred).await?;
     assert_eq!(lci(&t), "null");
-    let calls = lab.pbx.calls().await?;
+    let calls = lab.pbx()?.calls().await?;
     assert_eq!(calls.len(), 1);
     let parties: Vec<_> = calls[0]
         .parties
@@ -401,7 +401,7 @@ async fn alternate_reconnect_and_conference() -> anyhow::Result<()> {
     );
     let (_, c) = event(&lab, alice, n, K::Conferenced).await?;
     assert_eq!(lci(&c), "connected");
-    assert_eq!(lab.pbx.calls().await?[0].parties.len(), 3);
+    assert_eq!(lab.pbx()?.calls().await?[0].parties.len(), 3);
     no_violations(&lab, &[alice]).await
 }
 
@@ -464,7 +464,7 @@ async fn deflect_a_ringing_call() -> anyhow::Result<()> {
     let alice = lab
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
-    let id = lab.pbx.incoming("+14255550200", "1001").await?;
+    let id = lab.pbx()?.incoming("+14255550200", "1001").await?;
     let (n, _) = event(&lab, alice, 0, K::Delivered).await?;
     csta(
         &lab,
@@ -477,7 +477,7 @@ async fn deflect_a_ringing_call() -> anyhow::Result<()> {
     .await?;
     let (_, d) = event(&lab, alice, n, K::Diverted).await?;
     assert_eq!(lci(&d), "null");
-    let calls = lab.pbx.calls().await?;
+    let calls = lab.pbx()?.calls().await?;
     assert_eq!(calls[0].parties[1].device, "1003");
     assert_eq!(calls[0].parties[1].state, "alerting");
     no_violations(&lab, &[alice]).await
@@ -500,7 +500,7 @@ async fn dtmf_reaches_the_pbx() -> anyhow::Result<()> {
         },
     )
     .await?;
-    assert_eq!(lab.pbx.calls().await?[0].digits, "1234#");
+    assert_eq!(lab.pbx()?.calls().await?[0].digits, "1234#");
     no_violations(&lab, &[alice]).await
 }
 
@@ -555,7 +555,7 @@ async fn forwarding_set_read_back_reported_and_applied() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no forwardImmediate item"))?;
     assert!(cfu.status);
     assert_eq!(cfu.forward_dn.as_deref(), Some("tel:+14255551003"));
-    lab.pbx.incoming("+14255550200", "1001").await?;
+    lab.pbx()?.incoming("+14255550200", "1001").await?;
     let (_, d) = event(&lab, alice, 0, K::Diverted).await?;
     assert_eq!(
         d.cause.as_ref().map(|c| c.as_str()),
@@ -609,14 +609,14 @@ async fn two_endpoints_of_one_user_share_one_pbx_monitor() -> anyhow::Result<()>
         .await?;
     assert_eq!(lab.gateway()?.monitors().await?, 1);
     let pbx_monitors: usize = lab
-        .pbx
+        .pbx()?
         .links()
         .await?
         .iter()
         .map(|l| l.monitors.len())
         .sum();
     assert_eq!(pbx_monitors, 1, "one PBX monitor for the device");
-    let id = lab.pbx.incoming("+14255550200", "1001").await?;
+    let id = lab.pbx()?.incoming("+14255550200", "1001").await?;
     let (_, a) = event(&lab, pc, 0, K::Delivered).await?;
     let (_, b) = event(&lab, laptop, 0, K::Delivered).await?;
     assert_ne!(
@@ -656,7 +656,7 @@ async fn sign_out_releases_the_pbx_monitor() -> anyhow::Result<()> {
     lab.lync.sign_out(alice).await?;
     for _ in 0..300 {
         let pbx_monitors: usize = lab
-            .pbx
+            .pbx()?
             .links()
             .await?
             .iter()
@@ -694,7 +694,10 @@ async fn a_user_may_not_control_another_line() -> anyhow::Result<()> {
             "privilegeViolationSpecifiedDevice"
         )
     );
-    assert!(lab.pbx.calls().await?.is_empty(), "nothing reached the PBX");
+    assert!(
+        lab.pbx()?.calls().await?.is_empty(),
+        "nothing reached the PBX"
+    );
     Ok(())
 }
 
@@ -745,7 +748,7 @@ async fn authorization_table_refuses_an_unlisted_line_and_allows_a_shared_one() 
         .await?;
     lab.lync.sign_in(bob_on_alice).await?;
     lab.lync.wait_ready(bob_on_alice, WAIT).await?;
-    lab.pbx.incoming("+14255550200", "1001").await?;
+    lab.pbx()?.incoming("+14255550200", "1001").await?;
     event(&lab, alice, 0, K::Delivered).await?;
     event(&lab, bob_on_alice, 0, K::Delivered).await?;
     no_violations(&lab, &[alice, bob_on_alice]).await
@@ -825,14 +828,14 @@ async fn pbx_link_lost_and_restored_mid_call() -> anyhow::Result<()> {
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
     let (id, n) = alice_talks_to_bob(&lab, alice).await?;
-    lab.pbx.drop_links(true).await?;
+    lab.pbx()?.drop_links(true).await?;
     // While down, requests get a CSTA error, not a hung INFO.
     tokio::time::sleep(Duration::from_millis(20)).await;
     // The gateway reconnects, re-creates the monitor and keeps the session.
     let mut up = false;
     for _ in 0..500 {
         let monitors: usize = lab
-            .pbx
+            .pbx()?
             .links()
             .await?
             .iter()
@@ -847,7 +850,7 @@ async fn pbx_link_lost_and_restored_mid_call() -> anyhow::Result<()> {
     assert!(up, "monitor not re-created after the link came back");
     assert_eq!(lab.gateway()?.sessions().await?, 1);
     // The call survived on the PBX; events flow again.
-    lab.pbx.hang_up("1002").await?;
+    lab.pbx()?.hang_up("1002").await?;
     let (_, cc) = event(&lab, alice, n, K::ConnectionCleared).await?;
     assert_eq!(call_id(&cc), id);
     no_violations(&lab, &[alice]).await
@@ -866,7 +869,7 @@ async fn pbx_link_down_answers_requests_and_new_sessions() -> anyhow::Result<()>
     let alice = lab
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
-    lab.pbx.drop_links(false).await?;
+    lab.pbx()?.drop_links(false).await?;
     for _ in 0..200 {
         if !lab.gateway()?.pbx_serving().await? {
             break;
@@ -914,11 +917,11 @@ async fn pbx_session_terminated_is_restarted() -> anyhow::Result<()> {
     let alice = lab
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
-    let before = lab.pbx.links().await?[0].session_id.clone();
-    lab.pbx.terminate_sessions().await?;
+    let before = lab.pbx()?.links().await?[0].session_id.clone();
+    lab.pbx()?.terminate_sessions().await?;
     let mut after = None;
     for _ in 0..500 {
-        let links = lab.pbx.links().await?;
+        let links = lab.pbx()?.links().await?;
         if let Some(l) = links.first()
             && l.session_id.is_some()
             && l.session_id != before
@@ -933,7 +936,7 @@ async fn pbx_session_terminated_is_restarted() -> anyhow::Result<()> {
         after.is_some(),
         "no new session with the monitor re-created"
     );
-    lab.pbx.incoming("+14255550200", "1001").await?;
+    lab.pbx()?.incoming("+14255550200", "1001").await?;
     event(&lab, alice, 0, K::Delivered).await?;
     Ok(())
 }
@@ -942,7 +945,7 @@ async fn pbx_session_terminated_is_restarted() -> anyhow::Result<()> {
 async fn events_before_the_response_are_held_back() -> anyhow::Result<()> {
     let lab = Lab::start(LabOptions::default()).await?;
     let alice = lab.signed_in("alice", "a1", ClientProfile::Sipe).await?;
-    lab.pbx
+    lab.pbx()?
         .set_faults(Faults {
             events_before_response: true,
             ..Faults::default()
@@ -960,7 +963,7 @@ async fn pbx_answers_too_slowly() -> anyhow::Result<()> {
     let alice = lab
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
-    lab.pbx
+    lab.pbx()?
         .set_faults(Faults {
             drop_responses: true,
             ..Faults::default()
@@ -1031,7 +1034,7 @@ async fn gateway_restart_clients_re_establish() -> anyhow::Result<()> {
         })
         .await?;
     assert_eq!(lab.gateway()?.sessions().await?, 1);
-    lab.pbx.incoming("+14255550200", "1001").await?;
+    lab.pbx()?.incoming("+14255550200", "1001").await?;
     let n = lab.lync.events(alice).await?.len();
     event(&lab, alice, n.saturating_sub(1), K::Delivered).await?;
     Ok(())

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use cucumber::WriterExt as _;
 use cucumber::event::ScenarioFinished;
+use cucumber::tag::Ext as _;
 use cucumber::writer::Stats as _;
 use cucumber::{World, writer, writer::Verbosity};
 use futures::FutureExt as _;
@@ -45,9 +46,17 @@ impl std::fmt::Debug for RccWorld {
     }
 }
 
+/// The lab every scenario of a run starts from (set by [`run`]).
+static BASE: std::sync::OnceLock<Mutex<LabOptions>> = std::sync::OnceLock::new();
+
 impl RccWorld {
     fn new() -> Self {
+        let options = BASE
+            .get()
+            .and_then(|m| m.lock().ok().map(|o| o.clone()))
+            .unwrap_or_default();
         RccWorld {
+            options,
             started: Some(Instant::now()),
             ..Default::default()
         }
@@ -67,6 +76,8 @@ pub struct RunOptions {
     pub report: Option<PathBuf>,
     /// Scenarios run at once.
     pub concurrency: usize,
+    /// Which component stands in each position.
+    pub lab: LabOptions,
 }
 
 /// Counts of a run.
@@ -76,8 +87,10 @@ pub struct Totals {
     pub passed: usize,
     /// Scenarios failed (or whose steps were missing).
     pub failed: usize,
-    /// Scenarios not run, each listed by name with its reason.
+    /// Scenarios with a step that has no definition (a failure of the suite itself).
     pub skipped: usize,
+    /// Scenarios not applicable to this lab (listed by name in the output and the report).
+    pub not_applicable: usize,
 }
 
 /// Runs the suite; writes JUnit and, when asked, the HTML report.
@@ -89,6 +102,13 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Totals> {
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", opts.junit.display()))?;
     let collected: Arc<Mutex<Vec<ScenarioReport>>> = Arc::new(Mutex::new(Vec::new()));
     let sink = collected.clone();
+    let base = BASE.get_or_init(|| Mutex::new(LabOptions::default()));
+    if let Ok(mut b) = base.lock() {
+        *b = opts.lab.clone();
+    }
+    let not_applicable = rcc_lab::labfile::inapplicable(&opts.lab);
+    let skipped: Arc<Mutex<Vec<ScenarioReport>>> = Arc::new(Mutex::new(Vec::new()));
+    let skipped_sink = skipped.clone();
     let tags = match &opts.tags {
         Some(t) => Some(
             t.parse::<cucumber::gherkin::tagexpr::TagOperation>()
@@ -96,9 +116,37 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Totals> {
         ),
         None => None,
     };
-    let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty> {
-        tags_filter: tags,
-        ..Default::default()
+    let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default();
+    let filter = move |feature: &cucumber::gherkin::Feature,
+                       rule: Option<&cucumber::gherkin::Rule>,
+                       scenario: &cucumber::gherkin::Scenario| {
+        let all: Vec<&String> = feature
+            .tags
+            .iter()
+            .chain(rule.iter().flat_map(|r| &r.tags))
+            .chain(scenario.tags.iter())
+            .collect();
+        if let Some(t) = &tags
+            && !t.eval(all.iter().copied())
+        {
+            return false;
+        }
+        if let Some((_, why)) = not_applicable
+            .iter()
+            .find(|(tag, _)| all.iter().any(|t| t.as_str() == *tag))
+        {
+            if let Ok(mut v) = skipped_sink.lock() {
+                v.push(ScenarioReport {
+                    feature: feature.name.clone(),
+                    name: scenario.name.clone(),
+                    status: Status::Skipped(format!("not applicable: {why}")),
+                    millis: 0,
+                    arrows: Vec::new(),
+                });
+            }
+            return false;
+        }
+        true
     };
     let writer = writer::Basic::raw(
         std::io::stdout(),
@@ -130,6 +178,16 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Totals> {
                 if let Some(w) = world {
                     if let Some(lab) = &w.lab {
                         arrows = lab.ladder().await.unwrap_or_default();
+                        // Leave nothing behind in a gateway that outlives the scenario.
+                        for id in w.endpoints.values() {
+                            let _ = lab.lync.sign_out(*id).await;
+                        }
+                        if !w.endpoints.is_empty() {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        }
+                    }
+                    if let Some(lab) = w.lab.take() {
+                        lab.shutdown().await;
                     }
                     millis = w.started.map_or(0, |s| s.elapsed().as_millis());
                 }
@@ -145,9 +203,16 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Totals> {
             }
             .boxed_local()
         })
-        .run(&opts.features)
+        .filter_run(&opts.features, filter)
         .await;
-    let reports = collected.lock().map(|v| v.clone()).unwrap_or_default();
+    let mut reports = collected.lock().map(|v| v.clone()).unwrap_or_default();
+    let not_run = skipped.lock().map(|v| v.clone()).unwrap_or_default();
+    for r in &not_run {
+        if let Status::Skipped(why) = &r.status {
+            println!("{} — {}: {why}", r.feature, r.name);
+        }
+    }
+    reports.extend(not_run);
     let count = |f: fn(&Status) -> bool| reports.iter().filter(|r| f(&r.status)).count();
     let reported_failures = count(|s| matches!(s, Status::Failed(_)));
     // Parse errors and hook errors fail the run even though no scenario report carries them.
@@ -155,7 +220,10 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Totals> {
     let totals = Totals {
         passed: count(|s| *s == Status::Passed),
         failed: reported_failures + extra,
-        skipped: count(|s| matches!(s, Status::Skipped(_))),
+        skipped: count(|s| matches!(s, Status::Skipped(r) if !r.starts_with("not applicable"))),
+        not_applicable: count(
+            |s| matches!(s, Status::Skipped(r) if r.starts_with("not applicable")),
+        ),
     };
     anyhow::ensure!(
         !result.execution_has_failed() || totals.failed + totals.skipped > 0,

@@ -133,6 +133,7 @@ pub struct Endpoint {
     counter: u64,
     sign_ins: u32,
     refreshes: u32,
+    nonce: u64,
 }
 
 impl Endpoint {
@@ -164,6 +165,7 @@ impl Endpoint {
             counter: 0,
             sign_ins: 0,
             refreshes: 0,
+            nonce: crate::nonce(),
         }
     }
 
@@ -174,6 +176,7 @@ impl Endpoint {
         let mut h = random_state().build_hasher();
         h.write(self.config.user.as_bytes());
         h.write(self.config.epid.as_bytes());
+        h.write_u64(self.nonce);
         format!("{prefix}{:016x}{:x}", h.finish(), self.counter)
     }
 

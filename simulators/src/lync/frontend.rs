@@ -173,6 +173,7 @@ pub struct Frontend {
     outputs: VecDeque<PoolOutput>,
     stats: PoolStats,
     counter: u64,
+    nonce: u64,
 }
 
 /// Whether a domain matches a MatchUri (`domain` or `*.suffix`, case-insensitive).
@@ -201,6 +202,7 @@ impl Frontend {
             outputs: VecDeque::new(),
             stats: PoolStats::default(),
             counter: 0,
+            nonce: crate::nonce(),
         }
     }
 
@@ -355,7 +357,7 @@ impl Frontend {
 
     fn unique(&mut self) -> String {
         self.counter += 1;
-        format!("z9hG4bKfe{:x}", self.counter)
+        format!("z9hG4bKfe{:x}{:x}", self.nonce & 0xffff_ffff, self.counter)
     }
 
     fn our_via(&mut self) -> (String, String) {
