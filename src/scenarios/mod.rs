@@ -158,7 +158,6 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Totals> {
     .normalized();
     let result = RccWorld::cucumber()
         .max_concurrent_scenarios(opts.concurrency)
-        .with_cli(cli)
         .with_writer(writer)
         .after(move |feature, _rule, scenario, finished, world| {
             let sink = sink.clone();
@@ -203,6 +202,8 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<Totals> {
             }
             .boxed_local()
         })
+        // Last: changing the writer or hooks resets the CLI, which would then parse argv.
+        .with_cli(cli)
         .filter_run(&opts.features, filter)
         .await;
     let mut reports = collected.lock().map(|v| v.clone()).unwrap_or_default();
