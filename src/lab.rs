@@ -115,6 +115,8 @@ pub struct Lab {
     pub lync: LyncSim,
     /// The options it was built with.
     pub options: LabOptions,
+    /// The lab's certificate authority (it issued the gateway's and the pool's certificates).
+    pub ca: LabCa,
     /// Our gateway's configuration (none for an external gateway).
     pub gateway_config: Option<GatewayConfig>,
     dir: PathBuf,
@@ -415,6 +417,7 @@ impl Lab {
             lync,
             options,
             gateway_config,
+            ca,
             dir,
         };
         if lab.gateway.is_some() {

@@ -1039,3 +1039,229 @@ async fn gateway_restart_clients_re_establish() -> anyhow::Result<()> {
     event(&lab, alice, n.saturating_sub(1), K::Delivered).await?;
     Ok(())
 }
+
+/// A TLS client with a certificate for `name` from the lab's CA... or from a CA of its own.
+async fn tls_hello(
+    addr: std::net::SocketAddr,
+    ca: &rcc_simulators::tls::LabCa,
+    name: &str,
+    trusted_ca: bool,
+) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let other = rcc_simulators::tls::LabCa::new("rogue CA").expect("CA");
+    let id = if trusted_ca {
+        ca.issue(&[name])
+    } else {
+        other.issue(&[name])
+    }
+    .expect("cert");
+    // Trust anything on the server side for this probe: we test the gateway's decision.
+    let config = rcc_simulators::tls::client_config(ca.roots(), Some(&id)).expect("client config");
+    let Ok(tcp) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let sn = tokio_rustls::rustls::pki_types::ServerName::try_from(rcc_lab::lab::GATEWAY_FQDN)
+        .expect("name");
+    let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
+        .connect(sn, tcp)
+        .await
+    else {
+        return false;
+    };
+    let options = "OPTIONS sip:gw.lab.example SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKprobe\r\nMax-Forwards: 70\r\nFrom: <sip:probe@lab>;tag=p\r\nTo: <sip:gw.lab.example>\r\nCall-ID: probe\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    if tls.write_all(options.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut buf = vec![0u8; 2048];
+    match tokio::time::timeout(Duration::from_secs(3), tls.read(&mut buf)).await {
+        Ok(Ok(n)) if n > 0 => String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200"),
+        _ => false,
+    }
+}
+
+#[tokio::test]
+async fn gateway_refuses_peers_that_are_not_trusted() -> anyhow::Result<()> {
+    let lab = Lab::start(LabOptions::default()).await?;
+    let addr = lab
+        .gateway()?
+        .sip_tls
+        .ok_or_else(|| anyhow::anyhow!("TLS listener"))?;
+    // The Front End's name is trusted: OPTIONS answered.
+    assert!(
+        tls_hello(addr, &lab.ca, "fe.lab.example", true).await,
+        "trusted peer refused"
+    );
+    // A valid certificate from the same CA, but for a name that is not a trusted peer.
+    assert!(
+        !tls_hello(addr, &lab.ca, "rogue.lab.example", true).await,
+        "untrusted name accepted"
+    );
+    // A certificate from a CA the gateway does not trust fails the handshake.
+    assert!(
+        !tls_hello(addr, &lab.ca, "fe.lab.example", false).await,
+        "unknown CA accepted"
+    );
+    for _ in 0..200 {
+        if lab.gateway()?.metrics.refused_peers.get() >= 2 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!(
+        "refusals not counted: {}",
+        lab.gateway()?.metrics.refused_peers.get()
+    )
+}
+
+#[tokio::test]
+async fn gateway_refuses_tcp_peers_with_an_unpinned_address() -> anyhow::Result<()> {
+    let lab = Lab::start(LabOptions {
+        tls: false,
+        gateway_tweak: Some(|c| {
+            c.sip.trusted_peers = vec![rcc_gateway::config::TrustedPeer {
+                name: None,
+                ip: Some("10.9.9.9".parse().expect("ip")),
+            }];
+        }),
+        ..LabOptions::default()
+    })
+    .await?;
+    let alice = lab.endpoint("alice", "a1", ClientProfile::Lync2013).await?;
+    lab.lync.sign_in(alice).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_ne!(lab.lync.phase(alice).await?, Phase::Ready);
+    assert_eq!(lab.gateway()?.sessions().await?, 0);
+    assert!(lab.gateway()?.metrics.refused_peers.get() >= 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn graceful_shutdown_says_bye_and_stops_the_pbx_session() -> anyhow::Result<()> {
+    let lab = Lab::start(LabOptions {
+        pbx_profile: Profile::Aes,
+        ..LabOptions::default()
+    })
+    .await?;
+    let alice = lab.signed_in("alice", "a1", ClientProfile::Sipe).await?;
+    lab.gateway()?.shutdown().await?;
+    let trace = lab.lync.trace().await?;
+    assert!(
+        trace
+            .iter()
+            .any(|t| t.from == "gateway" && t.label == "BYE"),
+        "the client got a BYE"
+    );
+    let log = lab.pbx()?.log_since(0).await?;
+    assert!(
+        log.iter().any(|e| e.root == "StopApplicationSession"),
+        "the PBX session was stopped"
+    );
+    let _ = alice;
+    Ok(())
+}
+
+#[tokio::test]
+async fn pbx_heartbeat_is_answered_and_session_timer_reset_in_time() -> anyhow::Result<()> {
+    // OpenScape Voice polls with SystemStatus; the gateway must answer every one.
+    let lab = Lab::start(LabOptions {
+        pbx_profile: Profile::Osv,
+        pbx_tweak: Some(|c| {
+            if let Some(h) = c.heartbeat.as_mut() {
+                h.interval = Duration::from_millis(100);
+                h.max_misses = 2;
+            }
+        }),
+        ..LabOptions::default()
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let links = lab.pbx()?.links().await?;
+    assert_eq!(links.len(), 1, "the link survived the heartbeats");
+    assert_eq!(links[0].heartbeat_misses, 0);
+    // Avaya AES: a 2-second session must be reset at half its duration, not later.
+    let lab = Lab::start(LabOptions {
+        pbx_profile: Profile::Aes,
+        pbx_tweak: Some(|c| c.session.max_duration = Duration::from_secs(2)),
+        ..LabOptions::default()
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let links = lab.pbx()?.links().await?;
+    assert_eq!(links.len(), 1, "the session did not expire");
+    assert!(links[0].resets >= 2, "resets: {}", links[0].resets);
+    assert_eq!(links[0].late_resets, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn pbx_link_with_nul_framing() -> anyhow::Result<()> {
+    let lab = Lab::start(LabOptions {
+        pbx_tweak: Some(|c| c.framing = rcc_simulators::pbx::Framing::Nul),
+        gateway_tweak: Some(|c| c.pbx.framing = rcc_gateway::config::PbxFraming::Nul),
+        ..LabOptions::default()
+    })
+    .await?;
+    let alice = lab
+        .signed_in("alice", "a1", ClientProfile::Lync2013)
+        .await?;
+    alice_talks_to_bob(&lab, alice).await?;
+    no_violations(&lab, &[alice]).await
+}
+
+#[tokio::test]
+async fn pbx_link_over_tls_via_the_secondary_address() -> anyhow::Result<()> {
+    let ca = rcc_simulators::tls::LabCa::new("pbx CA")?;
+    let id = ca.issue(&["pbx.lab.example"])?;
+    let listen = rcc_simulators::pbx::Listen {
+        tcp: None,
+        tls: Some((
+            "127.0.0.1:0".parse()?,
+            rcc_simulators::tls::server_config(&id, rcc_simulators::tls::ClientAuth::None)?,
+        )),
+    };
+    let pbx = rcc_simulators::pbx::PbxSim::start(
+        rcc_simulators::pbx::PbxConfig::for_profile(Profile::Generic),
+        vec![rcc_simulators::pbx::DeviceConfig::new("1001", None)],
+        listen,
+    )
+    .await?;
+    let dir = std::env::temp_dir().join(format!("rcc-lab-pbxtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let ca_path = dir.join("pbx-ca.pem");
+    std::fs::write(&ca_path, &ca.cert_pem)?;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let toml = format!(
+        r#"
+[sip]
+listen_tcp = "127.0.0.1:0"
+host = "127.0.0.1"
+trusted_peer = [{{ ip = "127.0.0.1" }}]
+[pbx]
+address = "{dead}"
+secondary = "{secondary}"
+transport = "tls"
+tls_ca = "{ca}"
+tls_name = "pbx.lab.example"
+reconnect_min_ms = 50
+reconnect_max_ms = 100
+"#,
+        secondary = pbx.tls_addr().ok_or_else(|| anyhow::anyhow!("tls"))?,
+        ca = ca_path.display()
+    );
+    let gw = rcc_gateway::server::GatewayHandle::start(rcc_gateway::config::parse(&toml)?).await?;
+    let mut up = false;
+    for _ in 0..300 {
+        if gw.pbx_serving().await? {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        up,
+        "the gateway did not reach the PBX over TLS on the secondary address"
+    );
+    assert_eq!(pbx.links().await?.len(), 1);
+    Ok(())
+}

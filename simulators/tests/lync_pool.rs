@@ -515,3 +515,42 @@ async fn a_gateway_bye_makes_the_client_sign_in_again() {
         .count();
     assert_eq!(invites, 2);
 }
+
+#[tokio::test]
+async fn only_advertised_features_are_used() {
+    // The scripted gateway advertises makeCall only.
+    let (gw, lync, id) = signed_in(ClientProfile::Lync2013, true, false).await;
+    let before = gw.seen.lock().expect("lock").requests.len();
+    let r = lync
+        .request(
+            id,
+            Request::HoldCall {
+                call: csta::ConnectionId::new("C1", "tel:+14255550100;ext=100"),
+                reservation: None,
+            },
+            WAIT,
+        )
+        .await
+        .expect("outcome");
+    assert_eq!(r, Err("not offered by the gateway: holdCall".to_owned()));
+    assert_eq!(
+        gw.seen.lock().expect("lock").requests.len(),
+        before,
+        "nothing was sent"
+    );
+    let r = lync
+        .request(
+            id,
+            Request::MakeCall {
+                calling: "tel:+14255550100;ext=100".into(),
+                called: "tel:+1".into(),
+                auto_originate: None,
+            },
+            WAIT,
+        )
+        .await
+        .expect("outcome");
+    // The scripted gateway answers with an empty 200: what matters is that it was sent.
+    assert_eq!(r, Err("200 OK without a CSTA body".to_owned()));
+    assert_eq!(gw.seen.lock().expect("lock").requests.len(), before + 1);
+}

@@ -546,7 +546,7 @@ impl<P> PbxLink<P> {
                     self.namespace = v;
                 }
                 self.session = Some((session_id, d));
-                self.reset_at = Some(now + d / 2);
+                self.reset_at = Some(now + reset_after(d));
                 self.register(now);
             }
             Session::StartNeg { error } => {
@@ -566,7 +566,7 @@ impl<P> PbxLink<P> {
                     s.1 = Duration::from_secs(d.into());
                 }
                 if let Some((_, d)) = &self.session {
-                    self.reset_at = Some(now + *d / 2);
+                    self.reset_at = Some(now + reset_after(*d));
                 }
             }
             Session::ResetNeg { error } => {
@@ -632,4 +632,10 @@ fn new_decoder(framing: PbxFraming) -> Decoder {
         PbxFraming::AnnexJ => Decoder::AnnexJ(AnnexJDecoder::new()),
         PbxFraming::Nul => Decoder::Nul(NulDecoder::new(framing::MAX_FRAME)),
     }
+}
+
+/// When to reset a session timer: comfortably before half its duration (pbx-csta.md §6.3 asks
+/// for at most half; arriving exactly at half would be late after any delay).
+fn reset_after(duration: Duration) -> Duration {
+    duration * 2 / 5
 }

@@ -326,6 +326,15 @@ impl Endpoint {
     pub fn request(&mut self, request: Request, now: Instant) -> Option<ActionId> {
         self.counter += 1;
         let id = self.counter;
+        // Lync and Communicator show (and send) only what the gateway advertised.
+        if let Some(name) = feature_name(&request) {
+            let gated = self.config.profile != ClientProfile::Sipe && self.bootstrapped;
+            if gated && !self.features.iter().any(|f| f == name) {
+                self.results
+                    .insert(id, Err(format!("not offered by the gateway: {name}")));
+                return Some(id);
+            }
+        }
         let is_makecall = matches!(request, Request::MakeCall { .. });
         let body = csta::encode(&csta::Message::Request(request), csta::ED3).into_bytes();
         let Some(m) = self.in_dialog(Method::Info) else {
@@ -831,6 +840,31 @@ impl Endpoint {
             event: e,
         });
     }
+}
+
+/// The GetCSTAFeaturesResponse capability a request needs.
+fn feature_name(r: &Request) -> Option<&'static str> {
+    Some(match r {
+        Request::MakeCall { .. } => "makeCall",
+        Request::AnswerCall { .. } => "answerCall",
+        Request::ClearConnection { .. } => "clearConnection",
+        Request::ClearCall { .. } => "clearCall",
+        Request::HoldCall { .. } => "holdCall",
+        Request::RetrieveCall { .. } => "retrieveCall",
+        Request::AlternateCall { .. } => "alternateCall",
+        Request::ReconnectCall { .. } => "reconnectCall",
+        Request::ConsultationCall { .. } => "consultationCall",
+        Request::TransferCall { .. } => "transferCall",
+        Request::SingleStepTransferCall { .. } => "singleStepTransfer",
+        Request::DeflectCall { .. } => "deflectCall",
+        Request::ConferenceCall { .. } => "conferenceCall",
+        Request::GenerateDigits { .. } => "generateDigits",
+        Request::SetForwarding { .. } => "setForwarding",
+        Request::GetForwarding { .. } => "getForwarding",
+        Request::SetDoNotDisturb { .. } => "setDoNotDisturb",
+        Request::SnapshotDevice { .. } => "snapshotDevice",
+        _ => return None,
+    })
 }
 
 fn random_state() -> &'static std::collections::hash_map::RandomState {
