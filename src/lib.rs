@@ -4,6 +4,7 @@
 
 pub mod lab;
 pub mod labfile;
+pub mod load;
 pub mod reference;
 pub mod report;
 pub mod tour;

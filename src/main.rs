@@ -41,6 +41,28 @@ enum Command {
         #[arg(long)]
         tcp: bool,
     },
+    /// Load: the gateway, the PBX simulator and the Lync load generator as separate processes;
+    /// prints the figures, writes CSVs and an SVG plot. Build first: cargo build --release --workspace.
+    Load {
+        /// Users (one line each).
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Endpoints per user.
+        #[arg(long, default_value_t = 1)]
+        endpoints: usize,
+        /// Sign-ins per second.
+        #[arg(long, default_value_t = 2000.0)]
+        signin_rate: f64,
+        /// Calls per second (two CSTA requests each).
+        #[arg(long, default_value_t = 500.0)]
+        call_rate: f64,
+        /// Seconds of calls.
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Output folder.
+        #[arg(long, default_value = "target/rcc-lab-load")]
+        out: PathBuf,
+    },
     /// Push the reference RCC exchange through the wire codecs and print the ladder.
     Reference,
 }
@@ -110,6 +132,25 @@ async fn main() -> anyhow::Result<()> {
             if failed > 0 {
                 std::process::exit(1);
             }
+        }
+        Command::Load {
+            users,
+            endpoints,
+            signin_rate,
+            call_rate,
+            duration,
+            out,
+        } => {
+            let report = rcc_lab::load::run(&rcc_lab::load::LoadOptions {
+                users,
+                endpoints,
+                signin_rate,
+                call_rate,
+                duration,
+                out,
+            })
+            .await?;
+            print!("{report}");
         }
         Command::Reference => {
             let ladder = rcc_lab::reference::run()?;

@@ -36,6 +36,45 @@ enum Command {
         #[arg(long, default_value = "site1")]
         site: String,
     },
+    /// Load mode: users × endpoints sign in at a rate, then click-to-dial calls at a rate.
+    Load {
+        /// Configuration file (the pool and its route to the gateway; users are generated).
+        #[arg(long, env = "LYNC_SIM_CONFIG")]
+        config: PathBuf,
+        /// Users.
+        #[arg(long, default_value_t = 1000)]
+        users: usize,
+        /// Endpoints per user.
+        #[arg(long, default_value_t = 1)]
+        endpoints: usize,
+        /// First extension.
+        #[arg(long, default_value_t = 100000)]
+        first_extension: u64,
+        /// LineURI template ({ext} is replaced).
+        #[arg(long, default_value = "tel:+1425{ext};ext={ext}")]
+        line: String,
+        /// LineServerURI.
+        #[arg(long, default_value = "sip:rccgateway@rcc.contoso.com")]
+        line_server: String,
+        /// Sign-ins per second.
+        #[arg(long, default_value_t = 2000.0)]
+        signin_rate: f64,
+        /// Calls per second (two CSTA requests each).
+        #[arg(long, default_value_t = 100.0)]
+        call_rate: f64,
+        /// Seconds of calls.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Number to dial.
+        #[arg(long, default_value = "tel:+15550100")]
+        callee: String,
+        /// Per-second CSV output.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Summary as JSON on stdout's last line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the configuration and exit.
     Check {
         /// Configuration file.
@@ -62,6 +101,72 @@ async fn main() -> anyhow::Result<()> {
             registrar,
             site,
         } => print!("{}", config::powershell(&load(&config)?, &registrar, &site)),
+        Command::Load {
+            config,
+            users,
+            endpoints,
+            first_extension,
+            line,
+            line_server,
+            signin_rate,
+            call_rate,
+            duration,
+            callee,
+            csv,
+            json,
+        } => {
+            let f = load(&config)?;
+            let sim = LyncSim::start(f.sim_config()?).await?;
+            let plan = rcc_simulators::lync::load::LoadPlan {
+                users,
+                endpoints_per_user: endpoints,
+                first_extension,
+                line_template: line,
+                line_server,
+                profile: rcc_simulators::lync::ClientProfile::Lync2013,
+                signin_rate,
+                call_rate,
+                duration: Duration::from_secs(duration),
+                callee,
+                signin_timeout: Duration::from_secs(300),
+            };
+            let summary = rcc_simulators::lync::load::run(&sim, &plan, |r| {
+                eprintln!(
+                    "t={:>4}s {:<7} sessions {:>7}  {:>6} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  {:>7} events/s  {} failures",
+                    r.t, r.phase, r.sessions, r.requests, r.p50_ms, r.p99_ms, r.events, r.failures
+                );
+            })
+            .await?;
+            if let Some(p) = csv {
+                std::fs::write(&p, rcc_simulators::lync::load::csv(&summary.rows))
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+            }
+            println!(
+                "sessions {} established, {} failed in {:.1} s (sign-in p50 {:.1} ms, p99 {:.1} ms)",
+                summary.sessions_established,
+                summary.sessions_failed,
+                summary.signin_seconds,
+                summary.signin_ms[0],
+                summary.signin_ms[2]
+            );
+            println!(
+                "requests {} at {:.0}/s: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; {} failures; {} events; {} violations",
+                summary.requests,
+                summary.requests_per_second,
+                summary.request_ms[0],
+                summary.request_ms[1],
+                summary.request_ms[2],
+                summary.request_ms[3],
+                summary.failures,
+                summary.events,
+                summary.violations
+            );
+            if json {
+                let mut s = summary.clone();
+                s.rows.clear();
+                println!("{}", serde_json::to_string(&s)?);
+            }
+        }
         Command::Run { config } => {
             let filter =
                 EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

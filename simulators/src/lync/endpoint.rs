@@ -134,6 +134,27 @@ pub struct Endpoint {
     sign_ins: u32,
     refreshes: u32,
     nonce: u64,
+    signin_started: Option<Instant>,
+    /// Measurements for load runs, drained by [`Endpoint::drain_timings`].
+    timings: Timings,
+    /// Keep every event (tests); load runs only count them.
+    pub keep_events: bool,
+    events_received: u64,
+}
+
+/// Response times an endpoint measured (microseconds).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Client CSTA requests: INFO sent → 200 OK received.
+    pub requests: Vec<u32>,
+    /// Sign-ins: INVITE sent → MonitorStartResponse received.
+    pub sign_ins: Vec<u32>,
+    /// Requests that ended without a CSTA answer (SIP error or timeout).
+    pub failures: u32,
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
 impl Endpoint {
@@ -166,6 +187,10 @@ impl Endpoint {
             sign_ins: 0,
             refreshes: 0,
             nonce: crate::nonce(),
+            signin_started: None,
+            timings: Timings::default(),
+            keep_events: true,
+            events_received: 0,
         }
     }
 
@@ -203,6 +228,18 @@ impl Endpoint {
     /// Calls at the line, by callID.
     pub fn calls(&self) -> &BTreeMap<String, CallInfo> {
         &self.calls
+    }
+
+    fn violation(&mut self, what: String) {
+        // Bounded: a gateway that breaks a rule on every event must not exhaust memory.
+        if self.violations.len() < 1000 {
+            self.violations.push(what);
+        }
+    }
+
+    /// Events received in all (kept or not).
+    pub fn events_received(&self) -> u64 {
+        self.events_received
     }
 
     /// Rules the gateway broke, in order.
@@ -266,8 +303,14 @@ impl Endpoint {
         .into_bytes()
     }
 
+    /// Takes the measurements gathered since the last call.
+    pub fn drain_timings(&mut self) -> Timings {
+        std::mem::take(&mut self.timings)
+    }
+
     /// Sends the initial INVITE.
     pub fn sign_in(&mut self, now: Instant) {
+        self.signin_started = Some(now);
         self.call_id = self.unique("");
         self.tag = self.unique("");
         self.dialog = None;
@@ -452,6 +495,9 @@ impl Endpoint {
             .collect();
         for k in expired {
             if let Some(p) = self.pending.remove(&k) {
+                if matches!(p.what, What::Action(_)) {
+                    self.timings.failures += 1;
+                }
                 self.failed(p.what, 408, now);
             }
         }
@@ -507,8 +553,7 @@ impl Endpoint {
                 if matches!(code, 481 | 408) {
                     self.lost(&format!("in-dialog request answered {code}"), now);
                 } else if !matches!(what, What::Invite { .. } | What::Update) {
-                    self.violations
-                        .push(format!("bootstrap request answered {code}"));
+                    self.violation(format!("bootstrap request answered {code}"));
                 }
             }
             What::MonitorStop | What::Bye => {}
@@ -538,6 +583,16 @@ impl Endpoint {
         if cseq.method == Method::Invite {
             self.ack(&p.request, &m);
         }
+        if let What::Action(_) = p.what {
+            if code >= 300 {
+                self.timings.failures += 1;
+            } else {
+                let sent = p.deadline.checked_sub(REQUEST_TIMEOUT).unwrap_or(now);
+                self.timings
+                    .requests
+                    .push(micros(now.saturating_duration_since(sent)));
+            }
+        }
         if code >= 300 {
             self.failed(p.what, code, now);
             return;
@@ -556,8 +611,9 @@ impl Endpoint {
                 {
                     self.features = services.into_iter().map(|f| f.name).collect();
                 } else {
-                    self.violations
-                        .push("GetCSTAFeatures answered without GetCSTAFeaturesResponse".into());
+                    self.violation(
+                        "GetCSTAFeatures answered without GetCSTAFeaturesResponse".into(),
+                    );
                 }
                 let line = self.config.line.clone();
                 self.info(
@@ -573,6 +629,11 @@ impl Endpoint {
                 Some(csta::Message::Response(Response::MonitorStart { cross_ref, .. })) => {
                     self.xref = Some(cross_ref);
                     self.phase = Phase::Ready;
+                    if let Some(t) = self.signin_started.take() {
+                        self.timings
+                            .sign_ins
+                            .push(micros(now.saturating_duration_since(t)));
+                    }
                 }
                 other => {
                     self.phase = Phase::Failed(format!("MonitorStart refused: {other:?}"));
@@ -601,7 +662,7 @@ impl Endpoint {
             && d != self.config.line
             && same_number(d, &self.config.line)
         {
-            self.violations.push(format!(
+            self.violation(format!(
                 "{what}: the line came back as {d:?}, not verbatim {:?}",
                 self.config.line
             ));
@@ -639,7 +700,7 @@ impl Endpoint {
                     a
                 }
                 Err(e) => {
-                    self.violations.push(format!("2xx to INVITE unusable: {e}"));
+                    self.violation(format!("2xx to INVITE unusable: {e}"));
                     return;
                 }
             }
@@ -682,7 +743,7 @@ impl Endpoint {
         let status = match decode_body(resp) {
             Some(csta::Message::Response(Response::RequestSystemStatus { status })) => status,
             other => {
-                self.violations.push(format!(
+                self.violation(format!(
                     "2xx to INVITE without RequestSystemStatusResponse: {other:?}"
                 ));
                 csta::SystemStatusValue::Other("missing".into())
@@ -721,9 +782,9 @@ impl Endpoint {
                 let body = decode_body(&m);
                 match body {
                     Some(csta::Message::Event(e)) => self.event(e),
-                    other => self
-                        .violations
-                        .push(format!("INFO from the gateway without an event: {other:?}")),
+                    other => {
+                        self.violation(format!("INFO from the gateway without an event: {other:?}"))
+                    }
                 }
                 if self.config.profile.answers_events() {
                     self.outputs
@@ -750,10 +811,8 @@ impl Endpoint {
     fn event(&mut self, e: Event) {
         self.event_seq += 1;
         match &self.xref {
-            None => self
-                .violations
-                .push(format!("{} before MonitorStartResponse", e.root_name())),
-            Some(x) if x != e.cross_ref() => self.violations.push(format!(
+            None => self.violation(format!("{} before MonitorStartResponse", e.root_name())),
+            Some(x) if x != e.cross_ref() => self.violation(format!(
                 "{} with monitorCrossRefID {:?}, expected {x:?}",
                 e.root_name(),
                 e.cross_ref()
@@ -779,14 +838,14 @@ impl Endpoint {
                 )
                 && !self.known_calls.contains(&call)
             {
-                self.violations.push(format!(
+                self.violation(format!(
                     "{} for call {call} before MakeCallResponse",
                     c.kind.root_name()
                 ));
             }
             for d in c.connection.iter().filter_map(|x| x.device_id.as_deref()) {
                 if d != self.config.line && same_number(d, &self.config.line) {
-                    self.violations.push(format!(
+                    self.violation(format!(
                         "{}: the line came back as {d:?}, not verbatim {:?}",
                         c.kind.root_name(),
                         self.config.line
@@ -835,10 +894,13 @@ impl Endpoint {
                 self.calls.remove(&call);
             }
         }
-        self.events.push(Seen {
-            seq: self.event_seq,
-            event: e,
-        });
+        self.events_received += 1;
+        if self.keep_events {
+            self.events.push(Seen {
+                seq: self.event_seq,
+                event: e,
+            });
+        }
     }
 }
 

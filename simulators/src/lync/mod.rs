@@ -6,6 +6,7 @@ pub mod config;
 pub mod control;
 pub mod endpoint;
 pub mod frontend;
+pub mod load;
 pub mod profile;
 pub mod server;
 

@@ -1,0 +1,427 @@
+//! Load mode: N users × M endpoints sign in at a rate, then click-to-dial calls (MakeCall, then
+//! ClearConnection once the call exists) run at a rate for a duration. Response times go into
+//! HDR histograms; one row per second is kept for the CSV and the plot. The generator drives the
+//! pool in batches from one task, so it stays cheap next to the gateway it measures.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use rcc_protocol::csta::{self, ConnectionId, Request, Response};
+use serde::Serialize;
+
+use super::endpoint::{ActionId, EndpointConfig, Phase};
+use super::profile::ClientProfile;
+use super::server::LyncSim;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Users (each on its own line, extension `first_extension + i`).
+    pub users: usize,
+    /// Endpoints per user (MPOP).
+    pub endpoints_per_user: usize,
+    /// The first user's extension.
+    pub first_extension: u64,
+    /// LineURI template: `{ext}` is replaced (e.g. `tel:+1425555{ext};ext={ext}`).
+    pub line_template: String,
+    /// LineServerURI.
+    pub line_server: String,
+    /// Client profile.
+    pub profile: ClientProfile,
+    /// Sign-ins per second.
+    pub signin_rate: f64,
+    /// Calls per second (each call is two CSTA requests: MakeCall, ClearConnection).
+    pub call_rate: f64,
+    /// How long calls run.
+    pub duration: Duration,
+    /// The number each call dials.
+    pub callee: String,
+    /// Longest wait for the sign-in storm to finish.
+    pub signin_timeout: Duration,
+}
+
+/// One second of the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Row {
+    /// Seconds since the start.
+    pub t: u64,
+    /// Phase: `sign-in` or `calls`.
+    pub phase: &'static str,
+    /// Sessions monitoring their line.
+    pub sessions: u64,
+    /// CSTA requests answered in this second.
+    pub requests: u64,
+    /// Requests that failed in this second.
+    pub failures: u64,
+    /// Median response time in this second, ms.
+    pub p50_ms: f64,
+    /// 99th percentile in this second, ms.
+    pub p99_ms: f64,
+    /// Events received in this second.
+    pub events: u64,
+}
+
+/// The outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Endpoints that signed in.
+    pub sessions_established: u64,
+    /// Endpoints that did not.
+    pub sessions_failed: u64,
+    /// Seconds the sign-in storm took (all endpoints ready, or the timeout).
+    pub signin_seconds: f64,
+    /// Sign-in time percentiles, ms: p50, p90, p99, p99.9.
+    pub signin_ms: [f64; 4],
+    /// CSTA requests answered during the call phase.
+    pub requests: u64,
+    /// Requests per second during the call phase.
+    pub requests_per_second: f64,
+    /// Request response time percentiles, ms: p50, p90, p99, p99.9.
+    pub request_ms: [f64; 4],
+    /// Requests without a CSTA answer.
+    pub failures: u64,
+    /// Events received in all.
+    pub events: u64,
+    /// Rules the gateway broke, as endpoints saw them.
+    pub violations: u64,
+    /// Per-second rows.
+    pub rows: Vec<Row>,
+}
+
+fn hist() -> Histogram<u32> {
+    // 1 µs .. 60 s, 3 significant digits: constant, valid bounds.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+fn pct(h: &Histogram<u32>) -> [f64; 4] {
+    [50.0, 90.0, 99.0, 99.9].map(|q| h.value_at_quantile(q / 100.0) as f64 / 1000.0)
+}
+
+#[derive(Default)]
+struct Collected {
+    requests: Vec<u32>,
+    sign_ins: Vec<u32>,
+    failures: u64,
+    events: u64,
+    ready: u64,
+}
+
+async fn collect(sim: &LyncSim, last_events: &mut u64) -> anyhow::Result<Collected> {
+    let (mut c, events) = sim
+        .with(|fe, _| {
+            let mut c = Collected::default();
+            let mut events = 0;
+            for i in 0..fe.endpoint_count() {
+                if let Some(e) = fe.endpoint_mut(i) {
+                    let t = e.drain_timings();
+                    c.requests.extend(t.requests);
+                    c.sign_ins.extend(t.sign_ins);
+                    c.failures += u64::from(t.failures);
+                    events += e.events_received();
+                    if e.phase() == &Phase::Ready {
+                        c.ready += 1;
+                    }
+                }
+            }
+            (c, events)
+        })
+        .await?;
+    c.events = events.saturating_sub(*last_events);
+    *last_events = events;
+    Ok(c)
+}
+
+/// Runs the plan against the pool; `progress` sees every second's row.
+pub async fn run(
+    sim: &LyncSim,
+    plan: &LoadPlan,
+    mut progress: impl FnMut(&Row),
+) -> anyhow::Result<Summary> {
+    let total = plan.users * plan.endpoints_per_user;
+    anyhow::ensure!(total > 0, "nothing to load: 0 endpoints");
+    anyhow::ensure!(plan.signin_rate > 0.0, "the sign-in rate must be positive");
+    let configs: Vec<EndpointConfig> = (0..plan.users)
+        .flat_map(|u| {
+            let ext = plan.first_extension + u as u64;
+            let line = plan.line_template.replace("{ext}", &ext.to_string());
+            (0..plan.endpoints_per_user).map(move |e| (u, ext, line.clone(), e))
+        })
+        .map(|(u, ext, line, e)| EndpointConfig {
+            user: format!("sip:user{ext}@load.lab"),
+            epid: format!("{u:x}e{e}"),
+            line,
+            line_server: plan.line_server.clone(),
+            profile: plan.profile,
+            refresh: None,
+            reestablish: false,
+            reestablish_delay: Duration::from_secs(5),
+            address: format!("192.0.2.{}:{}", 1 + u % 250, 40000 + e),
+        })
+        .collect();
+    let first = sim
+        .with(move |fe, _| {
+            fe.tracing = false;
+            let first = fe.endpoint_count();
+            for c in configs {
+                let id = fe.add_endpoint(c);
+                if let Some(e) = fe.endpoint_mut(id) {
+                    e.keep_events = false;
+                }
+            }
+            first
+        })
+        .await?;
+    let start = Instant::now();
+    let mut rows = Vec::new();
+    let mut signin_hist = hist();
+    let mut request_hist = hist();
+    let mut last_events = 0;
+    let mut all_events = 0;
+    let mut failures = 0;
+    let tick = Duration::from_millis(10);
+
+    // Sign-in storm.
+    let mut started = 0usize;
+    let mut second = hist();
+    let mut row_start = Instant::now();
+    let mut row = Row {
+        phase: "sign-in",
+        ..Row::default()
+    };
+    let signin_done;
+    loop {
+        let due = ((start.elapsed().as_secs_f64() * plan.signin_rate) as usize).min(total);
+        if due > started {
+            let (from, to) = (first + started, first + due);
+            sim.with(move |fe, now| {
+                for id in from..to {
+                    if let Some(e) = fe.endpoint_mut(id) {
+                        e.sign_in(now);
+                    }
+                }
+            })
+            .await?;
+            started = due;
+        }
+        if row_start.elapsed() >= Duration::from_secs(1) || started == total {
+            let c = collect(sim, &mut last_events).await?;
+            for v in &c.sign_ins {
+                let _ = signin_hist.record(u64::from(*v));
+                let _ = second.record(u64::from(*v));
+            }
+            all_events += c.events;
+            failures += c.failures;
+            row.t = start.elapsed().as_secs();
+            row.sessions = c.ready;
+            row.events = c.events;
+            row.requests = c.sign_ins.len() as u64;
+            row.p50_ms = second.value_at_quantile(0.5) as f64 / 1000.0;
+            row.p99_ms = second.value_at_quantile(0.99) as f64 / 1000.0;
+            if row_start.elapsed() >= Duration::from_secs(1) {
+                progress(&row);
+                rows.push(row.clone());
+                second.reset();
+                row_start = Instant::now();
+            }
+            if c.ready as usize >= total || start.elapsed() > plan.signin_timeout {
+                signin_done = start.elapsed();
+                progress(&row);
+                rows.push(row.clone());
+                break;
+            }
+        }
+        tokio::time::sleep(tick).await;
+    }
+    let ready: Vec<usize> = sim
+        .with(move |fe, _| {
+            (first..first + total)
+                .filter(|id| fe.endpoint(*id).is_some_and(|e| e.phase() == &Phase::Ready))
+                .collect()
+        })
+        .await?;
+    let established = ready.len() as u64;
+
+    // Calls: one endpoint per user places them, round robin.
+    let callers: Vec<usize> = ready
+        .iter()
+        .copied()
+        .filter(|id| (id - first) % plan.endpoints_per_user == 0)
+        .collect();
+    let calls_start = Instant::now();
+    let mut placed = 0usize;
+    let mut in_flight: Vec<(usize, ActionId, bool)> = Vec::new();
+    let mut requests = 0u64;
+    second.reset();
+    row_start = Instant::now();
+    row = Row {
+        phase: "calls",
+        ..Row::default()
+    };
+    while !callers.is_empty() && (calls_start.elapsed() < plan.duration || !in_flight.is_empty()) {
+        let due = if calls_start.elapsed() < plan.duration {
+            (calls_start.elapsed().as_secs_f64() * plan.call_rate) as usize
+        } else {
+            placed
+        };
+        let new: Vec<usize> = (placed..due).map(|n| callers[n % callers.len()]).collect();
+        placed = due.max(placed);
+        let callee = plan.callee.clone();
+        let pending = std::mem::take(&mut in_flight);
+        in_flight = sim
+            .with(move |fe, now| {
+                let mut next = Vec::new();
+                for (id, action, clearing) in pending {
+                    let Some(e) = fe.endpoint_mut(id) else {
+                        continue;
+                    };
+                    match e.take_result(action) {
+                        None => next.push((id, action, clearing)),
+                        Some(Ok(csta::Message::Response(Response::MakeCall { calling })))
+                            if !clearing =>
+                        {
+                            let c = ConnectionId {
+                                call_id: calling.call_id,
+                                device_id: Some(e.config.line.clone()),
+                            };
+                            if let Some(a) = e.request(
+                                Request::ClearConnection {
+                                    connection: c,
+                                    reason: None,
+                                },
+                                now,
+                            ) {
+                                next.push((id, a, true));
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                }
+                for id in new {
+                    if let Some(e) = fe.endpoint_mut(id) {
+                        let line = e.config.line.clone();
+                        if let Some(a) = e.request(
+                            Request::MakeCall {
+                                calling: line,
+                                called: callee.clone(),
+                                auto_originate: Some(csta::AutoOriginate::DoNotPrompt),
+                            },
+                            now,
+                        ) {
+                            next.push((id, a, false));
+                        }
+                    }
+                }
+                next
+            })
+            .await?;
+        if row_start.elapsed() >= Duration::from_secs(1) {
+            let c = collect(sim, &mut last_events).await?;
+            for v in &c.requests {
+                let _ = request_hist.record(u64::from(*v));
+                let _ = second.record(u64::from(*v));
+            }
+            requests += c.requests.len() as u64;
+            all_events += c.events;
+            failures += c.failures;
+            row.t = start.elapsed().as_secs();
+            row.sessions = c.ready;
+            row.requests = c.requests.len() as u64;
+            row.failures = c.failures;
+            row.events = c.events;
+            row.p50_ms = second.value_at_quantile(0.5) as f64 / 1000.0;
+            row.p99_ms = second.value_at_quantile(0.99) as f64 / 1000.0;
+            progress(&row);
+            rows.push(row.clone());
+            second.reset();
+            row_start = Instant::now();
+        }
+        if calls_start.elapsed() > plan.duration + Duration::from_secs(40) {
+            // Requests still unanswered 40 s after the end are counted as failures.
+            failures += in_flight.len() as u64;
+            break;
+        }
+        tokio::time::sleep(tick).await;
+    }
+    let c = collect(sim, &mut last_events).await?;
+    for v in &c.requests {
+        let _ = request_hist.record(u64::from(*v));
+    }
+    requests += c.requests.len() as u64;
+    all_events += c.events;
+    failures += c.failures;
+    let call_secs = calls_start.elapsed().as_secs_f64().max(1e-9);
+    let violations = sim
+        .with(move |fe, _| {
+            (first..first + total)
+                .filter_map(|id| fe.endpoint(id).map(|e| e.violations().len() as u64))
+                .sum::<u64>()
+        })
+        .await?;
+    Ok(Summary {
+        sessions_established: established,
+        sessions_failed: total as u64 - established,
+        signin_seconds: signin_done.as_secs_f64(),
+        signin_ms: pct(&signin_hist),
+        requests,
+        requests_per_second: requests as f64 / call_secs,
+        request_ms: pct(&request_hist),
+        failures,
+        events: all_events,
+        violations,
+        rows,
+    })
+}
+
+/// The per-second rows as CSV.
+pub fn csv(rows: &[Row]) -> String {
+    let mut out = String::from("t_s,phase,sessions,requests,failures,p50_ms,p99_ms,events\n");
+    for r in rows {
+        out.push_str(&format!(
+            "{},{},{},{},{},{:.3},{:.3},{}\n",
+            r.t, r.phase, r.sessions, r.requests, r.failures, r.p50_ms, r.p99_ms, r.events
+        ));
+    }
+    out
+}
+
+/// An SVG plot of throughput and p99 latency over time.
+pub fn svg(rows: &[Row], title: &str) -> String {
+    let (w, h, pad) = (800.0_f64, 360.0_f64, 50.0_f64);
+    let t_max = rows.iter().map(|r| r.t).max().unwrap_or(1).max(1) as f64;
+    let req_max = rows.iter().map(|r| r.requests).max().unwrap_or(1).max(1) as f64;
+    let lat_max = rows
+        .iter()
+        .map(|r| r.p99_ms)
+        .fold(0.0_f64, f64::max)
+        .max(0.001);
+    let x = |t: u64| pad + (t as f64 / t_max) * (w - 2.0 * pad);
+    let y = |v: f64, max: f64| h - pad - (v / max) * (h - 2.0 * pad);
+    let line = |f: &dyn Fn(&Row) -> (f64, f64)| {
+        rows.iter()
+            .map(|r| {
+                let (v, max) = f(r);
+                format!("{:.1},{:.1}", x(r.t), y(v, max))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let req = line(&|r| (r.requests as f64, req_max));
+    let lat = line(&|r| (r.p99_ms, lat_max));
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<text x="{pad}" y="20" font-weight="bold">{title}</text>
+<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="#999"/><line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="#999"/>
+<polyline fill="none" stroke="#1f6fb2" stroke-width="2" points="{req}"/>
+<polyline fill="none" stroke="#c2410c" stroke-width="2" points="{lat}"/>
+<text x="{pad}" y="{lg}" fill="#1f6fb2">requests per second (max {req_max:.0})</text>
+<text x="{lx}" y="{lg}" fill="#c2410c">p99 response time (max {lat_max:.2} ms)</text>
+<text x="{r}" y="{tb}" text-anchor="end">{t_max:.0} s</text>
+</svg>
+"##,
+        b = h - pad,
+        r = w - pad,
+        lg = h - 15.0,
+        lx = w / 2.0,
+        tb = h - pad + 15.0,
+    )
+}

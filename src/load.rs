@@ -1,0 +1,425 @@
+//! `rcc-lab load`: the gateway, the PBX simulator and the Lync load generator as three separate
+//! processes on loopback, so each one's CPU time and memory are measured from `/proc`; then a
+//! loopback TCP echo of the same message size in the same run, the physical floor the gateway's
+//! response times are compared with. Writes a CSV and an SVG plot; prints the figures.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Users (one line each).
+    pub users: usize,
+    /// Endpoints per user.
+    pub endpoints: usize,
+    /// Sign-ins per second.
+    pub signin_rate: f64,
+    /// Calls per second (MakeCall + ClearConnection each).
+    pub call_rate: f64,
+    /// Seconds of calls.
+    pub duration: u64,
+    /// Output folder (CSV, SVG, configs, logs).
+    pub out: PathBuf,
+}
+
+/// CPU time and resident memory of a process.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcSample {
+    /// User + system CPU seconds.
+    pub cpu_s: f64,
+    /// Resident set size, KiB.
+    pub rss_kib: u64,
+}
+
+/// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`.
+pub fn sample(pid: u32) -> Option<ProcSample> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let ticks = 100.0; // USER_HZ on Linux.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Some(ProcSample {
+        cpu_s: (utime + stime) / ticks,
+        rss_kib,
+    })
+}
+
+fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no directory for {}", exe.display()))?;
+    let p = dir.join(name);
+    anyhow::ensure!(
+        p.is_file(),
+        "{} not found next to rcc-lab: build everything first (cargo build --release --workspace)",
+        p.display()
+    );
+    Ok(p)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Killed> {
+    let f = std::fs::File::create(log)?;
+    let child = Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(f))
+        .spawn()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    Ok(Killed(child))
+}
+
+fn write_configs(
+    o: &LoadOptions,
+    pbx: u16,
+    sip: u16,
+    metrics: u16,
+) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    std::fs::create_dir_all(&o.out)?;
+    let mut p = format!(
+        "profile = \"generic\"\n[listen]\ntcp = \"127.0.0.1:{pbx}\"\n[switch]\nmonitors_per_device = 4\n[default_external]\nreach = \"ring\"\nanswer_after_ms = 0\n"
+    );
+    for u in 0..o.users {
+        let ext = 100_000 + u;
+        let _ = write!(p, "[[device]]\nnumber = \"{ext}\"\n");
+    }
+    let g = format!(
+        r#"[sip]
+listen_tcp = "127.0.0.1:{sip}"
+host = "127.0.0.1"
+trusted_peer = [{{ ip = "127.0.0.1" }}]
+max_sessions = 1000000
+[pbx]
+address = "127.0.0.1:{pbx}"
+max_in_flight = 8000
+[observe]
+http = "127.0.0.1:{metrics}"
+"#
+    );
+    let l = format!(
+        r#"[pool]
+fqdn = "fe.load.lab"
+[[pool.static_route]]
+match_uri = "rcc.contoso.com"
+transport = "tcp"
+destination = "127.0.0.1"
+port = {sip}
+[[pool.trusted_application]]
+pool_fqdn = "127.0.0.1"
+ip = "127.0.0.1"
+port = {sip}
+tcp_enabled = true
+"#
+    );
+    let paths = (
+        o.out.join("pbx.toml"),
+        o.out.join("gateway.toml"),
+        o.out.join("lync.toml"),
+    );
+    std::fs::write(&paths.0, p)?;
+    std::fs::write(&paths.1, g)?;
+    std::fs::write(&paths.2, l)?;
+    Ok(paths)
+}
+
+/// Loopback TCP echo round trips of `size` bytes: p50 and p99 in microseconds.
+pub async fn echo_floor(size: usize, rounds: usize) -> anyhow::Result<(f64, f64)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = l.local_addr()?;
+    let server = tokio::spawn(async move {
+        if let Ok((mut s, _)) = l.accept().await {
+            let _ = s.set_nodelay(true);
+            let mut buf = vec![0u8; 65536];
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        if s.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    let mut c = tokio::net::TcpStream::connect(addr).await?;
+    c.set_nodelay(true)?;
+    let msg = vec![b'x'; size];
+    let mut back = vec![0u8; size];
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let t = Instant::now();
+        c.write_all(&msg).await?;
+        c.read_exact(&mut back).await?;
+        times.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    server.abort();
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    Ok((at(0.5), at(0.99)))
+}
+
+/// Runs the three processes and reports.
+pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
+    let (pbx_port, sip_port, metrics_port) = (free_port()?, free_port()?, free_port()?);
+    let (pbx_cfg, gw_cfg, lync_cfg) = write_configs(o, pbx_port, sip_port, metrics_port)?;
+    let pbx = spawn(
+        &binary("pbx-sim")?,
+        &["--config", &pbx_cfg.to_string_lossy()],
+        &o.out.join("pbx-sim.log"),
+    )?;
+    // Let the PBX listen before the gateway connects (it retries anyway).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gw = spawn(
+        &binary("rcc-gateway")?,
+        &["--config", &gw_cfg.to_string_lossy()],
+        &o.out.join("gateway.log"),
+    )?;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let gw_pid = gw.0.id();
+    let pbx_pid = pbx.0.id();
+    let base = sample(gw_pid)
+        .ok_or_else(|| anyhow::anyhow!("the gateway process is not running (see gateway.log)"))?;
+    let csv_path = o.out.join("load.csv");
+    let mut generator = Command::new(binary("lync-sim")?)
+        .args([
+            "load",
+            "--config",
+            &lync_cfg.to_string_lossy(),
+            "--users",
+            &o.users.to_string(),
+            "--endpoints",
+            &o.endpoints.to_string(),
+            "--first-extension",
+            "100000",
+            "--line",
+            "tel:+1425{ext};ext={ext}",
+            "--line-server",
+            "sip:rccgateway@rcc.contoso.com",
+            "--signin-rate",
+            &o.signin_rate.to_string(),
+            "--call-rate",
+            &o.call_rate.to_string(),
+            "--duration",
+            &o.duration.to_string(),
+            "--callee",
+            "tel:+15550100",
+            "--csv",
+            &csv_path.to_string_lossy(),
+            "--json",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting lync-sim load")?;
+    let gen_pid = generator.id();
+    let stderr = generator.stderr.take();
+    let progress = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        if let Some(e) = stderr {
+            for line in BufReader::new(e).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                lines.push(line);
+            }
+        }
+        lines
+    });
+    let started = Instant::now();
+    let mut samples: Vec<(f64, ProcSample, ProcSample, ProcSample)> = Vec::new();
+    loop {
+        if let Ok(Some(_)) = generator.try_wait() {
+            break;
+        }
+        let t = started.elapsed().as_secs_f64();
+        samples.push((
+            t,
+            sample(gw_pid).unwrap_or_default(),
+            sample(pbx_pid).unwrap_or_default(),
+            sample(gen_pid).unwrap_or_default(),
+        ));
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    let out = generator
+        .wait_with_output()
+        .context("waiting for lync-sim load")?;
+    let _ = progress.join();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json_line = stdout.lines().last().unwrap_or_default();
+    let summary: serde_json::Value = serde_json::from_str(json_line)
+        .with_context(|| format!("lync-sim load did not report a summary: {stdout}"))?;
+    let end = sample(gw_pid).unwrap_or_default();
+    drop(gw);
+    drop(pbx);
+
+    let num = |k: &str| {
+        summary
+            .get(k)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let arr = |k: &str, i: usize| {
+        summary
+            .get(k)
+            .and_then(|v| v.get(i))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let sessions = num("sessions_established");
+    let peak_rss = samples
+        .iter()
+        .map(|s| s.1.rss_kib)
+        .max()
+        .unwrap_or(0)
+        .max(end.rss_kib);
+    let rss_per_session = if sessions > 0.0 {
+        (peak_rss.saturating_sub(base.rss_kib)) as f64 / sessions
+    } else {
+        0.0
+    };
+    let requests = num("requests");
+    let signin_s = num("signin_seconds");
+    // CPU of each process over the call phase (after the sign-in storm).
+    let phase = |proc_of: fn(&(f64, ProcSample, ProcSample, ProcSample)) -> f64| {
+        let after: Vec<_> = samples.iter().filter(|s| s.0 >= signin_s + 1.0).collect();
+        match (after.first(), after.last()) {
+            (Some(a), Some(b)) => proc_of(b) - proc_of(a),
+            _ => 0.0,
+        }
+    };
+    let gw_cpu_calls = phase(|s| s.1.cpu_s);
+    let pbx_cpu_calls = phase(|s| s.2.cpu_s);
+    let gen_cpu_calls = phase(|s| s.3.cpu_s);
+    let (echo50, echo99) = echo_floor(1024, 5000).await?;
+    let p50_us = arr("request_ms", 0) * 1000.0;
+
+    let mut csv = String::from(
+        "t_s,gateway_cpu_s,gateway_rss_kib,pbx_cpu_s,pbx_rss_kib,generator_cpu_s,generator_rss_kib\n",
+    );
+    for (t, g, p, l) in &samples {
+        let _ = writeln!(
+            csv,
+            "{t:.1},{:.2},{},{:.2},{},{:.2},{}",
+            g.cpu_s, g.rss_kib, p.cpu_s, p.rss_kib, l.cpu_s, l.rss_kib
+        );
+    }
+    std::fs::write(o.out.join("processes.csv"), csv)?;
+    if let Ok(rows_csv) = std::fs::read_to_string(&csv_path) {
+        let rows: Vec<rcc_simulators::lync::load::Row> = rows_csv
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                Some(rcc_simulators::lync::load::Row {
+                    t: f.first()?.parse().ok()?,
+                    phase: if f.get(1)? == &"calls" {
+                        "calls"
+                    } else {
+                        "sign-in"
+                    },
+                    sessions: f.get(2)?.parse().ok()?,
+                    requests: f.get(3)?.parse().ok()?,
+                    failures: f.get(4)?.parse().ok()?,
+                    p50_ms: f.get(5)?.parse().ok()?,
+                    p99_ms: f.get(6)?.parse().ok()?,
+                    events: f.get(7)?.parse().ok()?,
+                })
+            })
+            .collect();
+        std::fs::write(
+            o.out.join("load.svg"),
+            rcc_simulators::lync::load::svg(&rows, "rcc-gateway under load: requests/s and p99"),
+        )?;
+    }
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "sessions: {} established, {} failed; sign-in storm {:.1} s (p50 {:.1} ms, p99 {:.1} ms)",
+        sessions,
+        num("sessions_failed"),
+        signin_s,
+        arr("signin_ms", 0),
+        arr("signin_ms", 2)
+    );
+    let _ = writeln!(
+        r,
+        "gateway memory: {:.1} MiB at start, {:.1} MiB peak: {:.2} KiB per session",
+        base.rss_kib as f64 / 1024.0,
+        peak_rss as f64 / 1024.0,
+        rss_per_session
+    );
+    let _ = writeln!(
+        r,
+        "requests: {} at {:.0}/s end to end; response p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms; {} failures",
+        requests,
+        num("requests_per_second"),
+        arr("request_ms", 0),
+        arr("request_ms", 1),
+        arr("request_ms", 2),
+        arr("request_ms", 3),
+        num("failures")
+    );
+    let _ = writeln!(
+        r,
+        "events: {} received by clients; {} rule violations seen",
+        num("events"),
+        num("violations")
+    );
+    let _ = writeln!(
+        r,
+        "CPU during calls: gateway {:.2} s, PBX simulator {:.2} s, generator {:.2} s; gateway {:.1} µs per request",
+        gw_cpu_calls,
+        pbx_cpu_calls,
+        gen_cpu_calls,
+        if requests > 0.0 {
+            gw_cpu_calls * 1e6 / requests
+        } else {
+            0.0
+        }
+    );
+    let _ = writeln!(
+        r,
+        "loopback TCP echo of 1 KiB (same run): p50 {echo50:.1} µs, p99 {echo99:.1} µs; request p50 / echo p50 = {:.1}",
+        if echo50 > 0.0 { p50_us / echo50 } else { 0.0 }
+    );
+    let _ = writeln!(
+        r,
+        "written: {}, {}, {}",
+        o.out.join("load.csv").display(),
+        o.out.join("processes.csv").display(),
+        o.out.join("load.svg").display()
+    );
+    Ok(r)
+}
