@@ -159,6 +159,11 @@ const TRACE_LIMIT: usize = 50_000;
 /// The pool and its endpoints.
 #[derive(Debug)]
 pub struct Frontend {
+    /// Endpoints touched through [`Frontend::endpoint_mut`] since the last flush.
+    dirty: std::collections::BTreeSet<EndpointId>,
+    /// Endpoint timers, soonest first, and each endpoint's entry.
+    timers: std::collections::BTreeSet<(Instant, EndpointId)>,
+    timer_of: Vec<Option<Instant>>,
     trace: VecDeque<TraceEntry>,
     /// Whether to keep a trace (off for load runs).
     pub tracing: bool,
@@ -189,6 +194,9 @@ impl Frontend {
     /// A pool with no endpoints.
     pub fn new(config: PoolConfig) -> Self {
         Frontend {
+            dirty: std::collections::BTreeSet::new(),
+            timers: std::collections::BTreeSet::new(),
+            timer_of: Vec::new(),
             trace: VecDeque::new(),
             tracing: true,
             config,
@@ -274,6 +282,9 @@ impl Frontend {
 
     /// An endpoint, to act on it; call [`Frontend::flush`] afterwards.
     pub fn endpoint_mut(&mut self, id: EndpointId) -> Option<&mut Endpoint> {
+        if id < self.endpoints.len() {
+            self.dirty.insert(id);
+        }
         self.endpoints.get_mut(id)
     }
 
@@ -398,20 +409,39 @@ impl Frontend {
         }
     }
 
-    /// Moves what endpoints want to send into the pool.
+    /// Moves what the endpoints touched since the last flush want to send into the pool.
     pub fn flush(&mut self, now: Instant) {
-        for id in 0..self.endpoints.len() {
-            while let Some(m) = self.endpoints[id].poll_output() {
-                self.client_message(id, m, now);
-            }
+        for id in std::mem::take(&mut self.dirty) {
+            self.flush_one(id, now);
         }
     }
 
-    /// Flushes one endpoint only.
+    /// Flushes one endpoint and re-arms its timer.
     pub fn flush_one(&mut self, id: EndpointId, now: Instant) {
         while let Some(m) = self.endpoints.get_mut(id).and_then(Endpoint::poll_output) {
             self.client_message(id, m, now);
         }
+        self.reschedule(id);
+    }
+
+    fn reschedule(&mut self, id: EndpointId) {
+        let Some(e) = self.endpoints.get(id) else {
+            return;
+        };
+        let next = e.next_timeout();
+        if self.timer_of.len() < self.endpoints.len() {
+            self.timer_of.resize(self.endpoints.len(), None);
+        }
+        if self.timer_of[id] == next {
+            return;
+        }
+        if let Some(old) = self.timer_of[id] {
+            self.timers.remove(&(old, id));
+        }
+        if let Some(t) = next {
+            self.timers.insert((t, id));
+        }
+        self.timer_of[id] = next;
     }
 
     fn client_message(&mut self, id: EndpointId, mut m: Message, now: Instant) {
@@ -594,19 +624,23 @@ impl Frontend {
 
     /// When [`Frontend::handle_timeout`] must run next.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.endpoints
-            .iter()
-            .filter_map(Endpoint::next_timeout)
-            .min()
+        self.timers.first().map(|(t, _)| *t)
     }
 
     /// Runs due endpoint timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for id in 0..self.endpoints.len() {
-            if self.endpoints[id].next_timeout().is_some_and(|t| t <= now) {
-                self.endpoints[id].handle_timeout(now);
-                self.flush_one(id, now);
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
             }
+            self.timers.pop_first();
+            if let Some(slot) = self.timer_of.get_mut(id) {
+                *slot = None;
+            }
+            if let Some(e) = self.endpoints.get_mut(id) {
+                e.handle_timeout(now);
+            }
+            self.flush_one(id, now);
         }
     }
 

@@ -191,6 +191,8 @@ fn state_err(value: &str) -> CstaError {
 pub struct Switch {
     config: SwitchConfig,
     devices: BTreeMap<String, Device>,
+    /// E.164 number (with and without `+`) → device number.
+    by_e164: HashMap<String, String>,
     externals: HashMap<String, ExternalParty>,
     calls: BTreeMap<String, Call>,
     monitors: HashMap<String, Monitor>,
@@ -210,6 +212,7 @@ impl Switch {
         Switch {
             config,
             devices: BTreeMap::new(),
+            by_e164: HashMap::new(),
             externals: HashMap::new(),
             calls: BTreeMap::new(),
             monitors: HashMap::new(),
@@ -231,6 +234,11 @@ impl Switch {
     /// Adds (or replaces) an internal device.
     pub fn add_device(&mut self, config: DeviceConfig) {
         let number = config.number.clone();
+        if let Some(e) = &config.e164 {
+            self.by_e164.insert(e.clone(), number.clone());
+            self.by_e164
+                .insert(e.trim_start_matches('+').to_owned(), number.clone());
+        }
         self.devices.insert(
             number,
             Device {
@@ -264,13 +272,8 @@ impl Switch {
             return Resolved::Internal(s.to_owned());
         }
         let plain = s.strip_prefix('+').unwrap_or(s);
-        if let Some(d) = self.devices.values().find(|d| {
-            d.config
-                .e164
-                .as_deref()
-                .is_some_and(|e| e == s || e.strip_prefix('+').unwrap_or(e) == plain)
-        }) {
-            return Resolved::Internal(d.config.number.clone());
+        if let Some(d) = self.by_e164.get(s).or_else(|| self.by_e164.get(plain)) {
+            return Resolved::Internal(d.clone());
         }
         if is_dialable(s) {
             Resolved::External(s.to_owned())
