@@ -90,10 +90,11 @@ impl Drop for Killed {
 
 fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Killed> {
     let f = std::fs::File::create(log)?;
+    let g = f.try_clone()?;
     let child = Command::new(bin)
         .args(args)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(g))
         .stderr(Stdio::from(f))
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
@@ -108,7 +109,7 @@ fn write_configs(
 ) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
     std::fs::create_dir_all(&o.out)?;
     let mut p = format!(
-        "profile = \"generic\"\n[listen]\ntcp = \"127.0.0.1:{pbx}\"\n[switch]\nmonitors_per_device = 4\n[default_external]\nreach = \"ring\"\nanswer_after_ms = 0\n"
+        "profile = \"generic\"\nlog_frames = false\n[listen]\ntcp = \"127.0.0.1:{pbx}\"\n[switch]\nmonitors_per_device = 4\n[default_external]\nreach = \"ring\"\nanswer_after_ms = 0\n"
     );
     for u in 0..o.users {
         let ext = 100_000 + u;

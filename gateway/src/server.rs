@@ -25,7 +25,11 @@ use crate::pbx::link::LinkOutput;
 use crate::rcc::session::FlowId;
 
 const DRIVER_QUEUE: usize = 8192;
-const FLOW_QUEUE: usize = 4096;
+/// Messages queued per SIP connection before it is considered stuck.
+const FLOW_QUEUE: usize = 16_384;
+/// Frames queued to the PBX before the link is considered stuck (a monitor resync after a link
+/// loss sends one MonitorStart per device at once).
+const PBX_QUEUE: usize = 262_144;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -471,7 +475,7 @@ async fn pbx_run<S>(mut stream: S, conn: u64, address: String, tx: mpsc::Sender<
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(FLOW_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(PBX_QUEUE);
     if tx.send(Cmd::PbxUp { conn, out: out_tx }).await.is_err() {
         return;
     }

@@ -46,6 +46,9 @@ pub struct PbxFile {
     /// Scripted external numbers.
     #[serde(default, rename = "external")]
     pub externals: Vec<ExternalFile>,
+    /// Keep the frame log for the control endpoint (default true; turn off for load runs).
+    #[serde(default)]
+    pub log_frames: Option<bool>,
 }
 
 /// `[listen]`
@@ -342,6 +345,9 @@ fn build(file: &PbxFile) -> PbxConfig {
     }
     if let Some(b) = w.second_connection_cleared {
         c.switch.second_connection_cleared = b;
+    }
+    if let Some(l) = file.log_frames {
+        c.log_frames = l;
     }
     if let Some(x) = &file.default_external {
         c.switch.default_external = x.clone();

@@ -725,6 +725,9 @@ impl Pbx {
         xml: &[u8],
     ) {
         self.log_seq += 1;
+        if !self.config.log_frames {
+            return;
+        }
         if self.log.len() == LOG_CAPACITY {
             self.log.pop_front();
         }

@@ -96,6 +96,8 @@ pub struct PbxConfig {
     pub switch: SwitchConfig,
     /// Largest frame accepted.
     pub max_frame: usize,
+    /// Keep a log of every frame (the control API's `/log`); off for load runs.
+    pub log_frames: bool,
 }
 
 impl PbxConfig {
@@ -119,6 +121,7 @@ impl PbxConfig {
             heartbeat: None,
             switch: SwitchConfig::default(),
             max_frame: rcc_protocol::framing::MAX_FRAME,
+            log_frames: true,
         };
         match profile {
             Profile::Generic => base,

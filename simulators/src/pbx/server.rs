@@ -22,7 +22,7 @@ use super::profile::PbxConfig;
 use super::switch::CallView;
 
 /// Commands queued per link before the link is considered stuck and closed.
-const LINK_QUEUE: usize = 4096;
+const LINK_QUEUE: usize = 65_536;
 /// Commands queued to the driver.
 const DRIVER_QUEUE: usize = 1024;
 /// Time allowed for a TLS handshake.
