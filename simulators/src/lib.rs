@@ -3,6 +3,7 @@
 //! ECMA-269 call model, vendor profiles and fault injection; [`tls`] mints the lab's
 //! certificates.
 
+pub mod http;
 pub mod lync;
 pub mod pbx;
 pub mod tls;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rcc_protocol::csta::{self, AutoOriginate, ConnectionId, Request};
@@ -18,21 +17,7 @@ use super::server::LyncSim;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-struct Failure(StatusCode, String);
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure(StatusCode::CONFLICT, format!("{e:#}"))
-    }
-}
-
-type Reply = Result<Json<Value>, Failure>;
+use crate::http::{Failure, Reply, optional_json};
 
 /// The routes.
 pub fn router(sim: LyncSim) -> Router {
@@ -46,18 +31,9 @@ pub fn router(sim: LyncSim) -> Router {
         .with_state(sim)
 }
 
-/// Serves the control endpoint.
+/// Serves the control endpoint; returns the bound address.
 pub async fn serve(sim: LyncSim, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let l = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("control endpoint cannot listen on {addr}: {e}"))?;
-    let local = l.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(l, router(sim)).await {
-            tracing::error!(error = %e, "control endpoint stopped");
-        }
-    });
-    Ok(local)
+    crate::http::serve(router(sim), addr).await
 }
 
 async fn stats(State(sim): State<LyncSim>) -> Reply {
@@ -152,16 +128,7 @@ async fn action(
     Path((id, action)): Path<(usize, String)>,
     body: Bytes,
 ) -> Reply {
-    let args: Args = if body.iter().all(u8::is_ascii_whitespace) {
-        Args::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            Failure(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("request body: {e}"),
-            )
-        })?
-    };
+    let args: Args = optional_json(&body)?;
     match action.as_str() {
         "sign-in" => {
             sim.sign_in(id).await?;

@@ -277,6 +277,16 @@ impl LyncSim {
             .with(move |fe, now| fe.endpoint_mut(id).and_then(|e| e.request(request, now)))
             .await?
             .ok_or_else(|| anyhow!("no endpoint {id}"))?;
+        self.outcome(id, action, wait).await
+    }
+
+    /// Waits for the outcome of an endpoint's action.
+    async fn outcome(
+        &self,
+        id: EndpointId,
+        action: super::endpoint::ActionId,
+        wait: Duration,
+    ) -> anyhow::Result<ActionResult> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let r = self
@@ -286,9 +296,7 @@ impl LyncSim {
                 return Ok(r);
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(anyhow!(
-                    "endpoint {id}: no answer to the request within {wait:?}"
-                ));
+                return Err(anyhow!("endpoint {id}: no answer within {wait:?}"));
             }
             tokio::time::sleep(POLL).await;
         }
@@ -307,21 +315,7 @@ impl LyncSim {
             .with(move |fe, now| fe.endpoint_mut(id).map(|e| e.raw_info(&ct, body, now)))
             .await?
             .ok_or_else(|| anyhow!("no endpoint {id}"))?;
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let r = self
-                .with(move |fe, _| fe.endpoint_mut(id).and_then(|e| e.take_result(action)))
-                .await?;
-            if let Some(r) = r {
-                return Ok(r);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(anyhow!(
-                    "endpoint {id}: no answer to the INFO within {wait:?}"
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-        }
+        self.outcome(id, action, wait).await
     }
 
     /// Waits for an event after position `after` (an index into the endpoint's event list)

@@ -6,46 +6,18 @@ use std::net::SocketAddr;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rcc_protocol::csta::{ForwardingType, SystemStatusValue};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::directory::{DeviceConfig, ExternalParty};
 use super::engine::Faults;
 use super::server::PbxSim;
 
 /// A control-endpoint failure as JSON `{"error": "..."}`.
-struct Failure(StatusCode, String);
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure(StatusCode::CONFLICT, e.to_string())
-    }
-}
-
-type Reply = Result<Json<Value>, Failure>;
-
-/// A JSON body that may be left out (curl without `-d`).
-fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, Failure> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        Failure(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("request body: {e}"),
-        )
-    })
-}
+use crate::http::{Failure, Reply, optional_json};
 
 /// The routes, bound to a running simulator.
 pub fn router(sim: PbxSim) -> Router {
@@ -66,18 +38,9 @@ pub fn router(sim: PbxSim) -> Router {
         .with_state(sim)
 }
 
-/// Serves the control endpoint until the task is dropped.
+/// Serves the control endpoint; returns the bound address.
 pub async fn serve(sim: PbxSim, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("control endpoint cannot listen on {addr}: {e}"))?;
-    let local = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(sim)).await {
-            tracing::error!(error = %e, "control endpoint stopped");
-        }
-    });
-    Ok(local)
+    crate::http::serve(router(sim), addr).await
 }
 
 async fn calls(State(sim): State<PbxSim>) -> Reply {
