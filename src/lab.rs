@@ -83,6 +83,8 @@ pub struct LabOptions {
     pub pbx_at: PbxAt,
     /// The gateway's authorization table (empty: each user controls only its own line).
     pub authorization: Vec<rcc_gateway::config::UserLines>,
+    /// Where our gateway writes a pcapng trace of both legs.
+    pub trace: Option<PathBuf>,
 }
 
 impl Default for LabOptions {
@@ -103,6 +105,7 @@ impl Default for LabOptions {
             gateway_at: GatewayAt::InProcess,
             pbx_at: PbxAt::Simulator,
             authorization: Vec::new(),
+            trace: None,
         }
     }
 }
@@ -278,6 +281,7 @@ replace = "+1425555$1"
         config.sip.listen_tcp = Some(loopback);
     }
     config.authorization.users = options.authorization.clone();
+    config.observe.trace.clone_from(&options.trace);
     if let Some(t) = options.gateway_tweak {
         t(&mut config);
     }

@@ -314,6 +314,9 @@ pub struct ObserveConfig {
     /// `text` (default) or `json`.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// A pcapng trace of both legs (TLS written as its decrypted SIP), for Wireshark.
+    #[serde(default)]
+    pub trace: Option<PathBuf>,
 }
 
 /// Log output format.

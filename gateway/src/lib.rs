@@ -14,3 +14,4 @@ pub mod rcc;
 pub mod server;
 pub mod sip;
 pub mod tls;
+pub mod trace;

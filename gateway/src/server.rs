@@ -86,6 +86,7 @@ struct Shared {
     next_flow: std::sync::atomic::AtomicU64,
     limits: Limits,
     client_tls: Option<Arc<ClientConfig>>,
+    tracer: Option<Arc<crate::trace::Tracer>>,
 }
 
 /// A running gateway; cheap to clone. It stops when the last clone is dropped.
@@ -127,7 +128,12 @@ impl GatewayHandle {
             },
             None => None,
         };
+        let tracer = match &config.observe.trace {
+            Some(p) => Some(Arc::new(crate::trace::Tracer::create(p)?)),
+            None => None,
+        };
         let shared = Arc::new(Shared {
+            tracer,
             tx: tx.clone(),
             trusted: config.sip.trusted_peers.clone(),
             metrics: metrics.clone(),
@@ -240,6 +246,9 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
             }
         };
         let _ = stream.set_nodelay(true);
+        let local = stream
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let shared = shared.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -259,7 +268,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
             match tls {
                 None => {
                     if trusted_ip(&shared.trusted, peer.ip()) {
-                        run_flow(stream, peer, None, shared.clone()).await;
+                        run_flow(stream, local, peer, None, shared.clone()).await;
                     } else {
                         shared.metrics.refused_peers.inc();
                         tracing::warn!(%peer, "refused: TCP peer is not a trusted IP");
@@ -281,7 +290,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                                     })
                                 });
                             if names_ok || trusted_ip(&shared.trusted, peer.ip()) {
-                                run_flow(s, peer, None, shared.clone()).await;
+                                run_flow(s, local, peer, None, shared.clone()).await;
                             } else {
                                 shared.metrics.refused_peers.inc();
                                 tracing::warn!(%peer, "refused: TLS peer certificate names no trusted peer");
@@ -310,8 +319,13 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
 }
 
 /// Reads SIP from a connection and writes what the driver sends to it.
-async fn run_flow<S>(mut stream: S, peer: SocketAddr, target: Option<Target>, shared: Arc<Shared>)
-where
+async fn run_flow<S>(
+    mut stream: S,
+    local: SocketAddr,
+    peer: SocketAddr,
+    target: Option<Target>,
+    shared: Arc<Shared>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let flow = shared
@@ -339,6 +353,9 @@ where
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                if let Some(t) = &shared.tracer {
+                    t.data(local, peer, crate::trace::Way::In, &buf[..n]);
+                }
                 framer.push(&buf[..n]);
                 loop {
                     match framer.next_item() {
@@ -364,6 +381,9 @@ where
             }
             out = out_rx.recv() => match out {
                 Some(bytes) => {
+                    if let Some(t) = &shared.tracer {
+                        t.data(local, peer, crate::trace::Way::Out, &bytes);
+                    }
                     if stream.write_all(&bytes).await.is_err() {
                         break;
                     }
@@ -371,6 +391,9 @@ where
                 None => break,
             },
         }
+    }
+    if let Some(t) = &shared.tracer {
+        t.closed(local, peer);
     }
     let _ = stream.shutdown().await;
     let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
@@ -392,9 +415,15 @@ async fn connect_outbound(target: Target, shared: Arc<Shared>, first: Vec<u8>) {
         }
     };
     let _ = tcp.set_nodelay(true);
+    let local = tcp
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let peer = tcp
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    if let Some(t) = &shared.tracer {
+        t.data(local, peer, crate::trace::Way::Out, &first);
+    }
     if target.tls {
         let (Some(config), Ok(name)) = (
             shared.client_tls.clone(),
@@ -407,7 +436,7 @@ async fn connect_outbound(target: Target, shared: Arc<Shared>, first: Vec<u8>) {
         match TlsConnector::from(config).connect(name, tcp).await {
             Ok(mut s) => {
                 if s.write_all(&first).await.is_ok() {
-                    run_flow(s, peer, Some(target), shared).await;
+                    run_flow(s, local, peer, Some(target), shared).await;
                 }
             }
             Err(e) => {
@@ -418,7 +447,7 @@ async fn connect_outbound(target: Target, shared: Arc<Shared>, first: Vec<u8>) {
     } else {
         let mut tcp = tcp;
         if tcp.write_all(&first).await.is_ok() {
-            run_flow(tcp, peer, Some(target), shared).await;
+            run_flow(tcp, local, peer, Some(target), shared).await;
         }
     }
 }
@@ -434,6 +463,7 @@ async fn pbx_connect(
     address: String,
     tls: Option<(Arc<ClientConfig>, String)>,
     tx: mpsc::Sender<Cmd>,
+    tracer: Option<Arc<crate::trace::Tracer>>,
 ) {
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)).await {
         Ok(Ok(s)) => s,
@@ -449,8 +479,10 @@ async fn pbx_connect(
         }
     };
     let _ = tcp.set_nodelay(true);
+    let ends = tcp.local_addr().ok().zip(tcp.peer_addr().ok());
+    let trace = tracer.zip(ends);
     match tls {
-        None => pbx_run(tcp, conn, address, tx).await,
+        None => pbx_run(tcp, conn, address, tx, trace).await,
         Some((config, name)) => {
             let server_name = match ServerName::try_from(name.clone()) {
                 Ok(n) => n,
@@ -461,7 +493,7 @@ async fn pbx_connect(
                 }
             };
             match TlsConnector::from(config).connect(server_name, tcp).await {
-                Ok(s) => pbx_run(s, conn, address, tx).await,
+                Ok(s) => pbx_run(s, conn, address, tx, trace).await,
                 Err(e) => {
                     let reason = format!("TLS to the PBX at {address} failed: {e}");
                     let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
@@ -471,8 +503,15 @@ async fn pbx_connect(
     }
 }
 
-async fn pbx_run<S>(mut stream: S, conn: u64, address: String, tx: mpsc::Sender<Cmd>)
-where
+type PbxTrace = Option<(Arc<crate::trace::Tracer>, (SocketAddr, SocketAddr))>;
+
+async fn pbx_run<S>(
+    mut stream: S,
+    conn: u64,
+    address: String,
+    tx: mpsc::Sender<Cmd>,
+    trace: PbxTrace,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(PBX_QUEUE);
@@ -486,6 +525,9 @@ where
                 Ok(0) => break format!("the PBX at {address} closed the connection"),
                 Err(e) => break format!("reading from the PBX at {address}: {e}"),
                 Ok(n) => {
+                    if let Some((t, (l, p))) = &trace {
+                        t.data(*l, *p, crate::trace::Way::In, &buf[..n]);
+                    }
                     if tx.send(Cmd::PbxBytes { conn, bytes: buf[..n].to_vec() }).await.is_err() {
                         return;
                     }
@@ -493,6 +535,9 @@ where
             },
             out = out_rx.recv() => match out {
                 Some(bytes) => {
+                    if let Some((t, (l, p))) = &trace {
+                        t.data(*l, *p, crate::trace::Way::Out, &bytes);
+                    }
                     if let Err(e) = stream.write_all(&bytes).await {
                         break format!("writing to the PBX at {address}: {e}");
                     }
@@ -636,6 +681,7 @@ async fn drive(
                         address,
                         tls,
                         shared.tx.clone(),
+                        shared.tracer.clone(),
                     )));
                 }
                 Output::Pbx(LinkOutput::Send(bytes)) => {
