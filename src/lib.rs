@@ -2,6 +2,7 @@
 //! the Lync simulator wired together in one process; [`reference`] is the reference exchange
 //! pushed through the wire codecs; [`tour`] is what `rcc-lab run` drives through the lab.
 
+pub mod capture;
 pub mod lab;
 pub mod labfile;
 pub mod load;

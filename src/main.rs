@@ -63,6 +63,12 @@ enum Command {
         #[arg(long, default_value = "target/rcc-lab-load")]
         out: PathBuf,
     },
+    /// Read a pcap or pcapng capture of RCC traffic.
+    Replay {
+        /// Print the normalized ladder of the capture.
+        #[arg(long)]
+        ladder: PathBuf,
+    },
     /// Push the reference RCC exchange through the wire codecs and print the ladder.
     Reference,
 }
@@ -151,6 +157,11 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
             print!("{report}");
+        }
+        Command::Replay { ladder } => {
+            let cap = rcc_lab::capture::read(&ladder)?;
+            let (steps, notes) = rcc_lab::capture::ladder(&cap);
+            print!("{}", rcc_lab::capture::ladder_text(&steps, &notes));
         }
         Command::Reference => {
             let ladder = rcc_lab::reference::run()?;
