@@ -281,6 +281,12 @@ pub struct Step {
     pub to: String,
     /// Normalized description.
     pub label: String,
+    /// The SIP message, for SIP steps.
+    pub sip: Option<Message>,
+    /// The CSTA frame (invoke ID, XML), for CSTA steps.
+    pub frame: Option<(Option<InvokeId>, Vec<u8>)>,
+    /// The connection it travelled on (sender, receiver addresses).
+    pub conn: (SocketAddr, SocketAddr),
 }
 
 fn sip_label(m: &Message) -> String {
@@ -341,7 +347,17 @@ pub fn ladder(cap: &Capture) -> (Vec<Step>, Vec<String>) {
         }
     }
     // Messages per direction, with their kind.
-    let mut msgs: Vec<(u64, SocketAddr, SocketAddr, Kind, String, Option<Message>)> = Vec::new();
+    type Frame = Option<(Option<InvokeId>, Vec<u8>)>;
+    type Found = (
+        u64,
+        SocketAddr,
+        SocketAddr,
+        Kind,
+        String,
+        Option<Message>,
+        Frame,
+    );
+    let mut msgs: Vec<Found> = Vec::new();
     let mut kinds: HashMap<(SocketAddr, SocketAddr), Kind> = HashMap::new();
     for ((src, dst), s) in &streams {
         let head = |s: &Stream| -> Vec<u8> {
@@ -376,7 +392,7 @@ pub fn ladder(cap: &Capture) -> (Vec<Step>, Vec<String>) {
                         loop {
                             match sip.next_item() {
                                 Ok(Some(StreamItem::Message(m))) => {
-                                    msgs.push((*ts, *src, *dst, kind, sip_label(&m), Some(m)))
+                                    msgs.push((*ts, *src, *dst, kind, sip_label(&m), Some(m), None))
                                 }
                                 Ok(Some(_)) => {}
                                 Ok(None) => break,
@@ -402,13 +418,15 @@ pub fn ladder(cap: &Capture) -> (Vec<Step>, Vec<String>) {
                             }
                         }
                         for fr in frames {
+                            let label = csta_label(&fr.xml, fr.invoke_id);
                             msgs.push((
                                 *ts,
                                 *src,
                                 *dst,
                                 kind,
-                                csta_label(&fr.xml, fr.invoke_id),
+                                label,
                                 None,
+                                Some((fr.invoke_id, fr.xml)),
                             ));
                         }
                     }
@@ -419,7 +437,15 @@ pub fn ladder(cap: &Capture) -> (Vec<Step>, Vec<String>) {
     }
     for p in udp {
         if let Ok(m) = Message::parse(&p.payload) {
-            msgs.push((p.ts_us, p.src, p.dst, Kind::Sip, sip_label(&m), Some(m)));
+            msgs.push((
+                p.ts_us,
+                p.src,
+                p.dst,
+                Kind::Sip,
+                sip_label(&m),
+                Some(m),
+                None,
+            ));
         }
     }
     msgs.sort_by_key(|m| m.0);
@@ -448,7 +474,7 @@ pub fn ladder(cap: &Capture) -> (Vec<Step>, Vec<String>) {
     let mut peers: Vec<SocketAddr> = Vec::new();
     let steps = msgs
         .into_iter()
-        .map(|(ts, src, dst, kind, label, _)| {
+        .map(|(ts, src, dst, kind, label, sip, frame)| {
             let mut name = |a: &SocketAddr, kind: Kind| -> String {
                 if is_gw(a) {
                     return "GW".into();
@@ -471,6 +497,9 @@ pub fn ladder(cap: &Capture) -> (Vec<Step>, Vec<String>) {
                 from: name(&src, kind),
                 to: name(&dst, kind),
                 label,
+                sip,
+                frame,
+                conn: (src, dst),
             }
         })
         .collect();

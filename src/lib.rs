@@ -7,5 +7,6 @@ pub mod lab;
 pub mod labfile;
 pub mod load;
 pub mod reference;
+pub mod replay;
 pub mod report;
 pub mod tour;

@@ -65,9 +65,11 @@ enum Command {
     },
     /// Read a pcap or pcapng capture of RCC traffic.
     Replay {
-        /// Print the normalized ladder of the capture.
+        /// The capture.
+        file: PathBuf,
+        /// Only print the normalized ladder of the capture.
         #[arg(long)]
-        ladder: PathBuf,
+        ladder: bool,
     },
     /// Push the reference RCC exchange through the wire codecs and print the ladder.
     Reference,
@@ -158,10 +160,22 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             print!("{report}");
         }
-        Command::Replay { ladder } => {
-            let cap = rcc_lab::capture::read(&ladder)?;
-            let (steps, notes) = rcc_lab::capture::ladder(&cap);
-            print!("{}", rcc_lab::capture::ladder_text(&steps, &notes));
+        Command::Replay { file, ladder } => {
+            if ladder {
+                let cap = rcc_lab::capture::read(&file)?;
+                let (steps, notes) = rcc_lab::capture::ladder(&cap);
+                print!("{}", rcc_lab::capture::ladder_text(&steps, &notes));
+            } else {
+                match rcc_lab::replay::replay_file(&file).await? {
+                    rcc_lab::replay::Outcome::Matched { steps } => {
+                        println!("{}: {steps} steps replayed, no divergence", file.display());
+                    }
+                    rcc_lab::replay::Outcome::Diverged(d) => {
+                        println!("{}: {d}", file.display());
+                        std::process::exit(1);
+                    }
+                }
+            }
         }
         Command::Reference => {
             let ladder = rcc_lab::reference::run()?;

@@ -1,6 +1,7 @@
 //! The capture corpus: every capture in `captures/` reads cleanly (no gaps, no framing loss), has
 //! a one-line description, and its normalized ladder matches the snapshot beside it
-//! (`captures/<name>.snap`). Replaying captures against the gateway is not built yet (issue 7).
+//! (`captures/<name>.snap`); every replayable capture replays against a fresh in-process gateway
+//! without divergence, and a deliberately changed behaviour is caught.
 
 use std::path::PathBuf;
 
@@ -86,4 +87,90 @@ fn garbage_is_refused_with_a_reason() {
         .unwrap_or_default();
     let _ = std::fs::remove_file(&f);
     assert!(err.contains("not a pcap or pcapng file"), "{err}");
+}
+
+/// Captures that cannot be replayed yet, each with the reason (never skipped silently).
+const NOT_REPLAYABLE: &[(&str, &str)] = &[(
+    "09-pbx-link-loss",
+    "the PBX link reconnects in this capture; replaying a reconnect is not built",
+)];
+
+#[tokio::test]
+async fn every_capture_replays_against_the_gateway() {
+    let mut failures = Vec::new();
+    for c in captures() {
+        let name = c
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if let Some((_, why)) = NOT_REPLAYABLE.iter().find(|(n, _)| *n == name) {
+            let cap = rcc_lab::capture::read(&c).expect("capture");
+            let (steps, _) = rcc_lab::capture::ladder(&cap);
+            assert_eq!(
+                rcc_lab::replay::replayable(&steps),
+                Err((*why).to_owned()),
+                "{name}: the exclusion reason changed"
+            );
+            println!("{name}: not replayed: {why}");
+            continue;
+        }
+        match rcc_lab::replay::replay_file(&c).await {
+            Ok(rcc_lab::replay::Outcome::Matched { steps }) => {
+                println!("{name}: {steps} steps matched")
+            }
+            Ok(rcc_lab::replay::Outcome::Diverged(d)) => failures.push(format!("{name}: {d}")),
+            Err(e) => failures.push(format!("{name}: {e:#}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[tokio::test]
+async fn a_reordered_event_is_caught() {
+    let path = captures()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("02-click-to-dial"))
+        .expect("the click-to-dial capture");
+    let cap = rcc_lab::capture::read(&path).expect("capture");
+    let (mut steps, _) = rcc_lab::capture::ladder(&cap);
+    // Pretend the gateway used to send OriginatedEvent before ServiceInitiatedEvent.
+    let si = steps
+        .iter()
+        .position(|s| s.from == "GW" && s.label == "INFO (ServiceInitiatedEvent)")
+        .expect("ServiceInitiated INFO");
+    let or = steps
+        .iter()
+        .position(|s| s.from == "GW" && s.label == "INFO (OriginatedEvent)")
+        .expect("Originated INFO");
+    let (a, b) = (steps[si].clone(), steps[or].clone());
+    steps[si] = b;
+    steps[or] = a;
+    let pbx = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let pbx_addr = pbx.local_addr().expect("addr");
+    let sip = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let config = rcc_gateway::config::parse(&rcc_lab::replay::lab_gateway_toml(sip, pbx_addr))
+        .expect("config");
+    let _gw = rcc_gateway::server::GatewayHandle::start(config)
+        .await
+        .expect("gateway");
+    match rcc_lab::replay::replay(&steps, sip, pbx)
+        .await
+        .expect("replay runs")
+    {
+        rcc_lab::replay::Outcome::Diverged(d) => {
+            assert_eq!(
+                d.step, si,
+                "the divergence is reported where the order changed"
+            );
+            assert!(d.expected.contains("OriginatedEvent"), "{d}");
+            assert!(d.actual.contains("ServiceInitiatedEvent"), "{d}");
+            assert!(!d.context.is_empty());
+        }
+        rcc_lab::replay::Outcome::Matched { .. } => panic!("a reordered event went unnoticed"),
+    }
 }

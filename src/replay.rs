@@ -1,0 +1,436 @@
+//! Replaying a capture against a gateway under test. The replayer plays the Front End and the
+//! PBX as recorded and waits, on each leg, for the gateway to send what it sent in the capture.
+//! What legitimately differs is normalized away: Via branches, CSeq numbering of the gateway's
+//! own requests, invoke IDs, the gateway's tags and monitorCrossRefIDs (learned as they appear,
+//! then substituted into what is played), Contact and Via hosts and ports, Content-Length and
+//! timing. The first divergence is reported with both messages and the steps before it.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use rcc_protocol::csta;
+use rcc_protocol::framing::{self, AnnexJDecoder, EVENT_INVOKE_ID, InvokeId};
+use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::capture::{Step, ladder};
+
+/// How long the gateway may take to send the next expected message.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Where replay and capture parted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    /// Index of the step in the recorded ladder.
+    pub step: usize,
+    /// What the capture has.
+    pub expected: String,
+    /// What the gateway did.
+    pub actual: String,
+    /// The ladder steps before it.
+    pub context: Vec<String>,
+}
+
+impl std::fmt::Display for Divergence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "divergence at step {}:", self.step + 1)?;
+        for c in &self.context {
+            writeln!(f, "    {c}")?;
+        }
+        writeln!(f, "  expected:\n{}", indent(&self.expected))?;
+        write!(f, "  actual:\n{}", indent(&self.actual))
+    }
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// The outcome of a replay.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Every gateway message matched.
+    Matched {
+        /// Steps replayed.
+        steps: usize,
+    },
+    /// The first difference.
+    Diverged(Divergence),
+}
+
+/// Whether a ladder can be replayed, and why not.
+pub fn replayable(steps: &[Step]) -> Result<(), String> {
+    let conns = |peer: &str| {
+        let mut c: Vec<(SocketAddr, SocketAddr)> = steps
+            .iter()
+            .filter(|s| s.from == peer || s.to == peer)
+            .map(|s| {
+                if s.from == "GW" {
+                    (s.conn.1, s.conn.0)
+                } else {
+                    s.conn
+                }
+            })
+            .collect();
+        c.sort();
+        c.dedup();
+        c.len()
+    };
+    if conns("PBX") > 1 {
+        return Err(
+            "the PBX link reconnects in this capture; replaying a reconnect is not built".into(),
+        );
+    }
+    if steps
+        .iter()
+        .any(|s| s.from.starts_with("FE") && s.from != "FE")
+    {
+        return Err("several Front End peers; replay plays one".into());
+    }
+    if conns("FE") > 1 {
+        return Err("the Front End uses several connections; replay plays one".into());
+    }
+    Ok(())
+}
+
+fn mask_body(xml: &[u8]) -> String {
+    match csta::decode(xml) {
+        Ok(d) => {
+            let canon = csta::encode(&d.message, csta::ED3);
+            let re = regex_lite_mask(&canon, "monitorCrossRefID");
+            regex_lite_mask(&re, "sysStatRegisterID")
+        }
+        Err(_) => String::from_utf8_lossy(xml).into_owned(),
+    }
+}
+
+fn regex_lite_mask(s: &str, element: &str) -> String {
+    let open = format!("<{element}>");
+    let close = format!("</{element}>");
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find(&open) {
+        out.push_str(&rest[..i + open.len()]);
+        out.push('*');
+        rest = &rest[i + open.len()..];
+        match rest.find(&close) {
+            Some(j) => rest = &rest[j..],
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn xml_value<'a>(s: &'a str, element: &str) -> Option<&'a str> {
+    let open = format!("<{element}>");
+    let i = s.find(&open)? + open.len();
+    let j = s[i..].find('<')?;
+    Some(&s[i..i + j])
+}
+
+fn sip_key(m: &Message) -> String {
+    let body = if m.body.is_empty() {
+        String::new()
+    } else {
+        mask_body(&m.body)
+    };
+    match (m.method(), m.status()) {
+        (Some(me), _) => format!("{me} {body}"),
+        (_, Some(c)) => format!(
+            "{c} {} {body}",
+            m.cseq().map(|c| c.method.to_string()).unwrap_or_default()
+        ),
+        _ => body,
+    }
+}
+
+fn text(m: &Message) -> String {
+    String::from_utf8_lossy(&m.to_bytes()).into_owned()
+}
+
+struct Substitutions(Vec<(String, String)>);
+
+impl Substitutions {
+    fn learn(&mut self, recorded: &str, live: &str) {
+        if !recorded.is_empty() && recorded != live && !self.0.iter().any(|(r, _)| r == recorded) {
+            self.0.push((recorded.to_owned(), live.to_owned()));
+        }
+    }
+
+    fn apply(&self, s: &str) -> String {
+        let mut out = s.to_owned();
+        for (r, l) in &self.0 {
+            out = out.replace(r.as_str(), l.as_str());
+        }
+        out
+    }
+}
+
+/// Replays the capture's ladder against the gateway listening (TCP) at `gateway_sip`, playing
+/// the PBX on `pbx_listener` (which the gateway is configured to reach).
+pub async fn replay(
+    steps: &[Step],
+    gateway_sip: SocketAddr,
+    pbx_listener: TcpListener,
+) -> anyhow::Result<Outcome> {
+    replayable(steps).map_err(|e| anyhow!("not replayable: {e}"))?;
+    // The PBX side: the gateway connects to us.
+    let (pbx_in_tx, mut pbx_in) = mpsc::unbounded_channel::<(Option<InvokeId>, Vec<u8>)>();
+    let (pbx_out, mut pbx_out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = pbx_listener.accept().await else {
+            return;
+        };
+        let mut d = AnnexJDecoder::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            tokio::select! {
+                r = s.read(&mut buf) => match r {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        d.push(&buf[..n]);
+                        while let Ok(Some(f)) = d.next_frame() {
+                            let _ = pbx_in_tx.send((f.invoke_id, f.xml));
+                        }
+                    }
+                },
+                o = pbx_out_rx.recv() => match o {
+                    Some(b) => { if s.write_all(&b).await.is_err() { return; } }
+                    None => return,
+                },
+            }
+        }
+    });
+    // The Front End side: we connect to the gateway.
+    let fe = TcpStream::connect(gateway_sip)
+        .await
+        .with_context(|| format!("connecting to the gateway at {gateway_sip}"))?;
+    let (mut fe_r, mut fe_w) = fe.into_split();
+    let (fe_in_tx, mut fe_in) = mpsc::unbounded_channel::<Message>();
+    tokio::spawn(async move {
+        let mut f = StreamFramer::new(Limits::default());
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match fe_r.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    f.push(&buf[..n]);
+                    while let Ok(Some(item)) = f.next_item() {
+                        if let StreamItem::Message(m) = item {
+                            let _ = fe_in_tx.send(m);
+                        }
+                    }
+                }
+            }
+        }
+    });
+
+    let mut subs = Substitutions(Vec::new());
+    let mut invokes: HashMap<u16, u16> = HashMap::new();
+    let mut live_requests: HashMap<String, Message> = HashMap::new();
+    let mut fe_queue: VecDeque<Message> = VecDeque::new();
+    let mut pbx_queue: VecDeque<(Option<InvokeId>, Vec<u8>)> = VecDeque::new();
+    let diverged = |i: usize, expected: String, actual: String| {
+        let context = steps[i.saturating_sub(5)..i]
+            .iter()
+            .map(|s| format!("{:>3} -> {:<3} {}", s.from, s.to, s.label))
+            .collect();
+        Ok(Outcome::Diverged(Divergence {
+            step: i,
+            expected,
+            actual,
+            context,
+        }))
+    };
+    for (i, step) in steps.iter().enumerate() {
+        match (step.from.as_str(), step.to.as_str()) {
+            ("GW", "PBX") => {
+                let Some((rec_invoke, rec_xml)) = &step.frame else {
+                    continue;
+                };
+                let live = match pbx_queue.pop_front() {
+                    Some(l) => Some(l),
+                    None => tokio::time::timeout(WAIT, pbx_in.recv())
+                        .await
+                        .ok()
+                        .flatten(),
+                };
+                let Some((live_invoke, live_xml)) = live else {
+                    return diverged(
+                        i,
+                        format!("{}\n{}", step.label, String::from_utf8_lossy(rec_xml)),
+                        "nothing within 5 s".into(),
+                    );
+                };
+                if mask_body(rec_xml) != mask_body(&live_xml) {
+                    return diverged(
+                        i,
+                        String::from_utf8_lossy(rec_xml).into_owned(),
+                        String::from_utf8_lossy(&live_xml).into_owned(),
+                    );
+                }
+                if let (Some(InvokeId::Id(r)), Some(InvokeId::Id(l))) = (rec_invoke, live_invoke) {
+                    invokes.insert(*r, l);
+                }
+            }
+            ("PBX", "GW") => {
+                let Some((rec_invoke, rec_xml)) = &step.frame else {
+                    continue;
+                };
+                let invoke = match rec_invoke {
+                    Some(InvokeId::Id(EVENT_INVOKE_ID)) => EVENT_INVOKE_ID,
+                    Some(InvokeId::Id(r)) => invokes.get(r).copied().unwrap_or(*r),
+                    _ => 0,
+                };
+                let bytes = framing::encode_annex_j(invoke, rec_xml).map_err(|e| anyhow!("{e}"))?;
+                pbx_out
+                    .send(bytes)
+                    .map_err(|_| anyhow!("the gateway left the PBX link"))?;
+            }
+            ("GW", _) => {
+                let Some(rec) = &step.sip else {
+                    continue;
+                };
+                let live = match fe_queue.pop_front() {
+                    Some(l) => Some(l),
+                    None => tokio::time::timeout(WAIT, fe_in.recv())
+                        .await
+                        .ok()
+                        .flatten(),
+                };
+                let Some(live) = live else {
+                    return diverged(i, text(rec), "nothing within 5 s".into());
+                };
+                if sip_key(rec) != sip_key(&live) {
+                    return diverged(i, text(rec), text(&live));
+                }
+                // Learn what the gateway chose differently.
+                if let (Ok(r), Ok(l)) = (rec.to_header(), live.to_header())
+                    && let (Some(rt), Some(lt)) = (r.tag(), l.tag())
+                {
+                    subs.learn(rt, lt);
+                }
+                if rec.is_request() {
+                    if let (Ok(r), Ok(l)) = (rec.from_header(), live.from_header())
+                        && let (Some(rt), Some(lt)) = (r.tag(), l.tag())
+                    {
+                        subs.learn(rt, lt);
+                    }
+                    if let Some(b) = rec
+                        .top_via()
+                        .ok()
+                        .and_then(|v| v.branch().map(str::to_owned))
+                    {
+                        live_requests.insert(b, live.clone());
+                    }
+                }
+                let (rb, lb) = (
+                    String::from_utf8_lossy(&rec.body).into_owned(),
+                    String::from_utf8_lossy(&live.body).into_owned(),
+                );
+                if let (Some(r), Some(l)) = (
+                    xml_value(&rb, "monitorCrossRefID"),
+                    xml_value(&lb, "monitorCrossRefID"),
+                ) {
+                    subs.learn(r, l);
+                }
+            }
+            (_, "GW") => {
+                let Some(rec) = &step.sip else {
+                    continue;
+                };
+                let out = if rec.is_request() {
+                    let t = subs.apply(&String::from_utf8_lossy(&rec.to_bytes()));
+                    Message::parse(t.as_bytes()).map_err(|e| {
+                        anyhow!("recorded request no longer parses after substitution: {e}")
+                    })?
+                } else {
+                    // A response to one of the gateway's requests: answer the live request.
+                    let branch = rec
+                        .top_via()
+                        .ok()
+                        .and_then(|v| v.branch().map(str::to_owned))
+                        .unwrap_or_default();
+                    let Some(live_req) = live_requests.get(&branch) else {
+                        return diverged(
+                            i,
+                            text(rec),
+                            "no live request for this recorded response".into(),
+                        );
+                    };
+                    let tag = rec
+                        .to_header()
+                        .ok()
+                        .and_then(|t| t.tag().map(str::to_owned))
+                        .unwrap_or_default();
+                    let mut r =
+                        Message::response_to(live_req, rec.status().unwrap_or(200), "OK", &tag);
+                    if !rec.body.is_empty() {
+                        r = r.with_body(
+                            rec.header("Content-Type").unwrap_or("application/csta+xml"),
+                            None,
+                            rec.body.clone(),
+                        );
+                    }
+                    r
+                };
+                fe_w.write_all(&out.to_bytes())
+                    .await
+                    .context("writing to the gateway")?;
+            }
+            _ => {}
+        }
+        // Pick up anything the gateway sent meanwhile, in order per leg.
+        while let Ok(m) = fe_in.try_recv() {
+            fe_queue.push_back(m);
+        }
+        while let Ok(f) = pbx_in.try_recv() {
+            pbx_queue.push_back(f);
+        }
+    }
+    Ok(Outcome::Matched { steps: steps.len() })
+}
+
+/// The gateway configuration the lab's captures were recorded with, over TCP.
+pub fn lab_gateway_toml(sip: SocketAddr, pbx: SocketAddr) -> String {
+    format!(
+        r#"[sip]
+listen_tcp = "{sip}"
+host = "127.0.0.1"
+trusted_peer = [{{ ip = "127.0.0.1" }}]
+[pbx]
+address = "{pbx}"
+reconnect_min_ms = 50
+reconnect_max_ms = 200
+[numbering]
+line = "ext"
+[[numbering.to_pbx]]
+pattern = '\+1425555(\d{{4}})'
+replace = "$1"
+[[numbering.to_lync]]
+pattern = '(\d{{4}})'
+replace = "+1425555$1"
+"#
+    )
+}
+
+/// Replays a capture file against a fresh in-process gateway configured like the lab.
+pub async fn replay_file(path: &std::path::Path) -> anyhow::Result<Outcome> {
+    let cap = crate::capture::read(path)?;
+    let (steps, notes) = ladder(&cap);
+    anyhow::ensure!(notes.is_empty(), "{}: {notes:?}", path.display());
+    replayable(&steps).map_err(|e| anyhow!("{}: not replayable: {e}", path.display()))?;
+    let pbx = TcpListener::bind("127.0.0.1:0").await?;
+    let pbx_addr = pbx.local_addr()?;
+    let sip = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let config = rcc_gateway::config::parse(&lab_gateway_toml(sip, pbx_addr))?;
+    let gw = rcc_gateway::server::GatewayHandle::start(config).await?;
+    let out = replay(&steps, sip, pbx).await;
+    drop(gw);
+    out
+}
