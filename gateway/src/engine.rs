@@ -70,6 +70,7 @@ enum PbxTag {
         flow: FlowId,
         request: Box<Message>,
         started: Instant,
+        service: &'static str,
     },
     Monitor {
         device: String,
@@ -461,8 +462,8 @@ impl Gateway {
                 flow,
                 request,
                 started,
+                service,
             } => {
-                let service = request_service(&request).unwrap_or("unknown");
                 self.metrics.request_done(
                     service,
                     match &result {
@@ -1359,6 +1360,7 @@ impl Gateway {
                     flow,
                     request: req_box,
                     started: now,
+                    service: other.service().request_name(),
                 };
                 match self.link.request(tag, pbx_request, now) {
                     Ok(_) => {
@@ -1530,14 +1532,6 @@ impl Gateway {
     /// Whether [`Gateway::shutdown`] ran.
     pub fn is_stopping(&self) -> bool {
         self.stopping
-    }
-}
-
-fn request_service(req: &Message) -> Option<&'static str> {
-    let d = csta::decode(&req.body).ok()?;
-    match d.message {
-        csta::Message::Request(r) => Some(r.service().request_name()),
-        _ => None,
     }
 }
 

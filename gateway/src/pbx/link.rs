@@ -178,6 +178,8 @@ pub struct PbxLink<P> {
     namespace: String,
     next_invoke: u16,
     pending: HashMap<u16, Pending<P>>,
+    /// Pending requests by deadline, so finding the next timeout does not scan them all.
+    deadlines: std::collections::BTreeSet<(Instant, u16)>,
     session: Option<(String, Duration)>,
     reset_at: Option<Instant>,
     retry_at: Option<Instant>,
@@ -202,6 +204,7 @@ impl<P> PbxLink<P> {
             decoder,
             next_invoke: 1,
             pending: HashMap::new(),
+            deadlines: std::collections::BTreeSet::new(),
             session: None,
             reset_at: None,
             retry_at: Some(now),
@@ -245,7 +248,7 @@ impl<P> PbxLink<P> {
 
     /// When [`PbxLink::handle_timeout`] must run next.
     pub fn next_timeout(&self) -> Option<Instant> {
-        let pending = self.pending.values().map(|p| p.deadline).min();
+        let pending = self.deadlines.first().map(|(t, _)| *t);
         [self.retry_at, self.reset_at, pending]
             .into_iter()
             .flatten()
@@ -272,14 +275,16 @@ impl<P> PbxLink<P> {
                 self.send_request(Purpose::Reset, &req, now);
             }
         }
-        let expired: Vec<u16> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let mut expired = Vec::new();
+        while let Some(&(t, id)) = self.deadlines.first() {
+            if t > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            expired.push(id);
+        }
         for id in expired {
-            if let Some(p) = self.pending.remove(&id) {
+            if let Some(p) = self.take_pending(id) {
                 match p.purpose {
                     Purpose::Engine(purpose) => self.events.push_back(LinkEvent::Completed {
                         purpose,
@@ -362,6 +367,7 @@ impl<P> PbxLink<P> {
         self.session = None;
         self.reset_at = None;
         self.outputs.push_back(LinkOutput::Close);
+        self.deadlines.clear();
         for (_, p) in self.pending.drain() {
             if let Purpose::Engine(purpose) = p.purpose {
                 self.events.push_back(LinkEvent::Completed {
@@ -388,6 +394,12 @@ impl<P> PbxLink<P> {
         Ok(self.send_request(Purpose::Engine(purpose), &Message::Request(request), now))
     }
 
+    fn take_pending(&mut self, id: u16) -> Option<Pending<P>> {
+        let p = self.pending.remove(&id)?;
+        self.deadlines.remove(&(p.deadline, id));
+        Some(p)
+    }
+
     fn allocate(&mut self) -> u16 {
         loop {
             let id = self.next_invoke;
@@ -400,13 +412,9 @@ impl<P> PbxLink<P> {
 
     fn send_request(&mut self, purpose: Purpose<P>, message: &Message, now: Instant) -> u16 {
         let id = self.allocate();
-        self.pending.insert(
-            id,
-            Pending {
-                purpose,
-                deadline: now + self.settings.request_timeout,
-            },
-        );
+        let deadline = now + self.settings.request_timeout;
+        self.pending.insert(id, Pending { purpose, deadline });
+        self.deadlines.insert((deadline, id));
         self.write(id, message);
         id
     }
@@ -537,7 +545,7 @@ impl<P> PbxLink<P> {
                 duration,
             } => {
                 if let Some(id) = invoke {
-                    self.pending.remove(&id);
+                    self.take_pending(id);
                 }
                 let d = duration
                     .map(|d| Duration::from_secs(d.into()))
@@ -551,7 +559,7 @@ impl<P> PbxLink<P> {
             }
             Session::StartNeg { error } => {
                 if let Some(id) = invoke {
-                    self.pending.remove(&id);
+                    self.take_pending(id);
                 }
                 self.lose(
                     &format!("the PBX refused the session: {}", error.as_str()),
@@ -560,7 +568,7 @@ impl<P> PbxLink<P> {
             }
             Session::ResetPos { duration } => {
                 if let Some(id) = invoke {
-                    self.pending.remove(&id);
+                    self.take_pending(id);
                 }
                 if let (Some(d), Some(s)) = (duration, self.session.as_mut()) {
                     s.1 = Duration::from_secs(d.into());
@@ -577,7 +585,7 @@ impl<P> PbxLink<P> {
             }
             Session::StopPos | Session::StopNeg { .. } => {
                 if let Some(id) = invoke {
-                    self.pending.remove(&id);
+                    self.take_pending(id);
                 }
             }
             _ => self.dropped_frames += 1,
@@ -585,7 +593,7 @@ impl<P> PbxLink<P> {
     }
 
     fn complete(&mut self, id: u16, result: Result<Response, Failure>, now: Instant) {
-        let Some(p) = self.pending.remove(&id) else {
+        let Some(p) = self.take_pending(id) else {
             self.dropped_frames += 1;
             tracing::debug!(invoke = id, "answer for no pending request");
             return;
