@@ -70,6 +70,10 @@ enum Command {
         /// Only print the normalized ladder of the capture.
         #[arg(long)]
         ladder: bool,
+        /// Record what the gateway does now as the expected behaviour (rewrites the capture and
+        /// its ladder snapshot).
+        #[arg(long, conflicts_with = "ladder")]
+        update: bool,
     },
     /// Push the reference RCC exchange through the wire codecs and print the ladder.
     Reference,
@@ -160,8 +164,16 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             print!("{report}");
         }
-        Command::Replay { file, ladder } => {
-            if ladder {
+        Command::Replay {
+            file,
+            ladder,
+            update,
+        } => {
+            if update {
+                let text = rcc_lab::replay::update_file(&file).await?;
+                print!("{text}");
+                println!("{}: recorded as the expected behaviour", file.display());
+            } else if ladder {
                 let cap = rcc_lab::capture::read(&file)?;
                 let (steps, notes) = rcc_lab::capture::ladder(&cap);
                 print!("{}", rcc_lab::capture::ladder_text(&steps, &notes));

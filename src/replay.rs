@@ -178,6 +178,17 @@ pub async fn replay(
     gateway_sip: SocketAddr,
     pbx_listener: TcpListener,
 ) -> anyhow::Result<Outcome> {
+    run(steps, gateway_sip, pbx_listener, true).await
+}
+
+/// Plays the capture; with `compare` false the gateway's messages are accepted as they come
+/// (for `--update`, which records the new behaviour).
+async fn run(
+    steps: &[Step],
+    gateway_sip: SocketAddr,
+    pbx_listener: TcpListener,
+    compare: bool,
+) -> anyhow::Result<Outcome> {
     replayable(steps).map_err(|e| anyhow!("not replayable: {e}"))?;
     // The PBX side: the gateway connects to us.
     let (pbx_in_tx, mut pbx_in) = mpsc::unbounded_channel::<(Option<InvokeId>, Vec<u8>)>();
@@ -267,7 +278,7 @@ pub async fn replay(
                         "nothing within 5 s".into(),
                     );
                 };
-                if mask_body(rec_xml) != mask_body(&live_xml) {
+                if compare && mask_body(rec_xml) != mask_body(&live_xml) {
                     return diverged(
                         i,
                         String::from_utf8_lossy(rec_xml).into_owned(),
@@ -306,7 +317,7 @@ pub async fn replay(
                 let Some(live) = live else {
                     return diverged(i, text(rec), "nothing within 5 s".into());
                 };
-                if sip_key(rec) != sip_key(&live) {
+                if compare && sip_key(rec) != sip_key(&live) {
                     return diverged(i, text(rec), text(&live));
                 }
                 // Learn what the gateway chose differently.
@@ -421,6 +432,33 @@ replace = "+1425555$1"
 
 /// Replays a capture file against a fresh in-process gateway configured like the lab.
 pub async fn replay_file(path: &std::path::Path) -> anyhow::Result<Outcome> {
+    replay_with(path, None).await
+}
+
+/// Replays a capture and records what the gateway does now as the expected behaviour: the
+/// capture is replaced by the gateway's trace of the replay, and its ladder snapshot
+/// (`NAME.snap` beside it) is rewritten. Returns the new ladder.
+pub async fn update_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let trace = path.with_extension("replay.pcapng");
+    match replay_with(path, Some(&trace)).await? {
+        Outcome::Matched { .. } => {}
+        Outcome::Diverged(d) => anyhow::bail!("the replay could not complete: {d}"),
+    }
+    let cap = crate::capture::read(&trace)?;
+    let (steps, notes) = ladder(&cap);
+    anyhow::ensure!(notes.is_empty(), "the new trace has problems: {notes:?}");
+    std::fs::rename(&trace, path).with_context(|| format!("replacing {}", path.display()))?;
+    let text = crate::capture::ladder_text(&steps, &notes);
+    let snap = path.with_extension("snap");
+    std::fs::write(&snap, format!("---\nsource: tests/replay.rs\n---\n{text}"))
+        .with_context(|| format!("writing {}", snap.display()))?;
+    Ok(text)
+}
+
+async fn replay_with(
+    path: &std::path::Path,
+    trace: Option<&std::path::Path>,
+) -> anyhow::Result<Outcome> {
     let cap = crate::capture::read(path)?;
     let (steps, notes) = ladder(&cap);
     anyhow::ensure!(notes.is_empty(), "{}: {notes:?}", path.display());
@@ -428,9 +466,13 @@ pub async fn replay_file(path: &std::path::Path) -> anyhow::Result<Outcome> {
     let pbx = TcpListener::bind("127.0.0.1:0").await?;
     let pbx_addr = pbx.local_addr()?;
     let sip = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let config = rcc_gateway::config::parse(&lab_gateway_toml(sip, pbx_addr))?;
+    let mut config = rcc_gateway::config::parse(&lab_gateway_toml(sip, pbx_addr))?;
+    config.observe.trace = trace.map(std::path::Path::to_path_buf);
     let gw = rcc_gateway::server::GatewayHandle::start(config).await?;
-    let out = replay(&steps, sip, pbx).await;
+    let out = run(&steps, sip, pbx, trace.is_none()).await;
+    // Let the last messages reach the trace before the gateway goes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     drop(gw);
+    tokio::time::sleep(Duration::from_millis(50)).await;
     out
 }

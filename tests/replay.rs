@@ -174,3 +174,49 @@ async fn a_reordered_event_is_caught() {
         rcc_lab::replay::Outcome::Matched { .. } => panic!("a reordered event went unnoticed"),
     }
 }
+
+#[tokio::test]
+async fn update_records_the_new_behaviour_as_expected() {
+    // On a copy: replaying with --update rewrites the capture from the gateway's own trace; the
+    // new capture then replays cleanly and its ladder matches the old one (same behaviour).
+    let src = captures()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("04-hold-retrieve"))
+        .expect("the hold capture");
+    let dir = std::env::temp_dir().join(format!("rcc-lab-update-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let copy = dir.join("hold.pcapng");
+    std::fs::copy(&src, &copy).expect("copy");
+    let before = {
+        let cap = rcc_lab::capture::read(&src).expect("capture");
+        let (steps, notes) = rcc_lab::capture::ladder(&cap);
+        rcc_lab::capture::ladder_text(&steps, &notes)
+    };
+    let after = rcc_lab::replay::update_file(&copy).await.expect("update");
+    // How directions interleave depends on timing; each direction's own sequence does not.
+    let direction = |text: &str, from: &str, to: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                let mut w = l.split_whitespace();
+                w.next() == Some(from) && w.next() == Some("->") && w.next() == Some(to)
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    for (from, to) in [("FE", "GW"), ("GW", "FE"), ("GW", "PBX"), ("PBX", "GW")] {
+        assert_eq!(
+            direction(&after, from, to),
+            direction(&before, from, to),
+            "{from} -> {to} differs"
+        );
+    }
+    assert!(dir.join("hold.snap").is_file());
+    match rcc_lab::replay::replay_file(&copy)
+        .await
+        .expect("replay of the updated capture")
+    {
+        rcc_lab::replay::Outcome::Matched { .. } => {}
+        rcc_lab::replay::Outcome::Diverged(d) => panic!("the updated capture does not replay: {d}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
