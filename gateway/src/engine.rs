@@ -1038,7 +1038,17 @@ impl Gateway {
         );
         self.metrics.sessions.set(self.sessions.len() as i64);
         self.metrics.sessions_started.inc();
-        tracing::info!(session = sid, user = %normalise_user(&user), "RCC session started");
+        if let Some(sess) = self.sessions.get(&sid) {
+            tracing::info!(
+                session = sid,
+                call_id = %sess.dialog.call_id,
+                user = %sess.user,
+                epid = sess.epid.as_deref().unwrap_or(""),
+                line = %sess.line,
+                device = %sess.device,
+                "RCC session started"
+            );
+        }
         self.answer_invite(sid, flow, tx, req, &local_tag);
     }
 
@@ -1362,8 +1372,16 @@ impl Gateway {
                     started: now,
                     service: other.service().request_name(),
                 };
+                let service = other.service().request_name();
                 match self.link.request(tag, pbx_request, now) {
-                    Ok(_) => {
+                    Ok(invoke) => {
+                        tracing::debug!(
+                            session = sid,
+                            call_id = req.call_id().unwrap_or_default(),
+                            invoke,
+                            service,
+                            "request sent to the PBX"
+                        );
                         if let Some(s) = self.sessions.get_mut(&sid) {
                             s.pending_pbx += 1;
                         }
@@ -1480,7 +1498,7 @@ impl Gateway {
                 bytes: req.to_bytes(),
             });
         }
-        tracing::info!(session = sid, bye, "RCC session ended");
+        tracing::info!(session = sid, call_id = %s.dialog.call_id, user = %s.user, bye, "RCC session ended");
     }
 
     fn sip_response(&mut self, resp: Message) {
