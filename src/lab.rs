@@ -85,6 +85,8 @@ pub struct LabOptions {
     pub authorization: Vec<rcc_gateway::config::UserLines>,
     /// Where our gateway writes a pcapng trace of both legs.
     pub trace: Option<PathBuf>,
+    /// Session-Expires our gateway grants (RFC 4028), seconds.
+    pub session_expires: Option<u32>,
 }
 
 impl Default for LabOptions {
@@ -106,6 +108,7 @@ impl Default for LabOptions {
             pbx_at: PbxAt::Simulator,
             authorization: Vec::new(),
             trace: None,
+            session_expires: None,
         }
     }
 }
@@ -282,6 +285,9 @@ replace = "+1425555$1"
     }
     config.authorization.users = options.authorization.clone();
     config.observe.trace.clone_from(&options.trace);
+    if let Some(se) = options.session_expires {
+        config.sip.session_expires_s = se;
+    }
     if let Some(t) = options.gateway_tweak {
         t(&mut config);
     }

@@ -115,6 +115,40 @@ async fn authz_table(w: &mut RccWorld, who: String, owner: String) -> Step {
     Ok(())
 }
 
+#[given(expr = "the gateway grants sessions of {int} seconds")]
+async fn grants(w: &mut RccWorld, secs: u32) -> Step {
+    w.options.session_expires = Some(secs);
+    Ok(())
+}
+
+#[then(expr = "the gateway ends {word}'s session with a BYE within {int} seconds")]
+async fn ends_with_bye(w: &mut RccWorld, who: String, secs: u64) -> Step {
+    let id = endpoint(w, &who)?;
+    let lab = lab(w).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let bye = lab
+            .lync
+            .trace()
+            .await?
+            .iter()
+            .any(|t| t.from == "gateway" && t.label == "BYE");
+        if bye {
+            // The client signs in again on its own.
+            return lab
+                .lync
+                .wait_for(id, WAIT, "a new sign-in", |e| {
+                    (e.sign_ins() >= 2).then_some(())
+                })
+                .await;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("no BYE from the gateway within {secs} s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[given(expr = "the outside number {word} is {word}")]
 async fn outside_is(w: &mut RccWorld, n: String, how: String) -> Step {
     let party = match how.as_str() {
