@@ -26,6 +26,8 @@ pub struct LoadOptions {
     pub duration: u64,
     /// Output folder (CSV, SVG, configs, logs).
     pub out: PathBuf,
+    /// What each call does: click-to-dial, hold-retrieve or transfer.
+    pub pattern: String,
 }
 
 /// CPU time and resident memory of a process.
@@ -237,6 +239,8 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
             &o.duration.to_string(),
             "--callee",
             "tel:+15550100",
+            "--pattern",
+            &o.pattern,
             "--csv",
             &csv_path.to_string_lossy(),
             "--json",

@@ -62,6 +62,9 @@ enum Command {
         /// Output folder.
         #[arg(long, default_value = "target/rcc-lab-load")]
         out: PathBuf,
+        /// What each call does: click-to-dial, hold-retrieve or transfer.
+        #[arg(long, default_value = "click-to-dial")]
+        pattern: String,
     },
     /// Read a pcap or pcapng capture of RCC traffic.
     Replay {
@@ -152,8 +155,10 @@ async fn main() -> anyhow::Result<()> {
             call_rate,
             duration,
             out,
+            pattern,
         } => {
             let report = rcc_lab::load::run(&rcc_lab::load::LoadOptions {
+                pattern,
                 users,
                 endpoints,
                 signin_rate,

@@ -68,6 +68,9 @@ enum Command {
         /// Number to dial.
         #[arg(long, default_value = "tel:+15550100")]
         callee: String,
+        /// What each call does: click-to-dial, hold-retrieve or transfer.
+        #[arg(long, default_value = "click-to-dial")]
+        pattern: String,
         /// Per-second CSV output.
         #[arg(long)]
         csv: Option<PathBuf>,
@@ -112,9 +115,16 @@ async fn main() -> anyhow::Result<()> {
             call_rate,
             duration,
             callee,
+            pattern,
             csv,
             json,
         } => {
+            let pattern =
+                rcc_simulators::lync::load::CallPattern::parse(&pattern).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--pattern is click-to-dial, hold-retrieve or transfer, not {pattern:?}"
+                    )
+                })?;
             let f = load(&config)?;
             let sim = LyncSim::start(f.sim_config()?).await?;
             let plan = rcc_simulators::lync::load::LoadPlan {
@@ -129,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(duration),
                 callee,
                 signin_timeout: Duration::from_secs(300),
+                pattern,
             };
             let summary = rcc_simulators::lync::load::run(&sim, &plan, |r| {
                 eprintln!(

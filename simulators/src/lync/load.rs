@@ -38,6 +38,53 @@ pub struct LoadPlan {
     pub callee: String,
     /// Longest wait for the sign-in storm to finish.
     pub signin_timeout: Duration,
+    /// What each call does.
+    pub pattern: CallPattern,
+}
+
+/// What each call of the call phase does, after MakeCall (the far end answers at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallPattern {
+    /// ClearConnection: two requests a call.
+    #[default]
+    ClickToDial,
+    /// HoldCall, RetrieveCall, ClearConnection: four requests a call.
+    HoldRetrieve,
+    /// SingleStepTransferCall to the callee's neighbour: two requests a call.
+    Transfer,
+}
+
+impl CallPattern {
+    /// Parses `click-to-dial`, `hold-retrieve` or `transfer`.
+    pub fn parse(s: &str) -> Option<CallPattern> {
+        match s {
+            "click-to-dial" => Some(CallPattern::ClickToDial),
+            "hold-retrieve" => Some(CallPattern::HoldRetrieve),
+            "transfer" => Some(CallPattern::Transfer),
+            _ => None,
+        }
+    }
+
+    /// The request for stage `stage` (1-based after MakeCall), or None when the call is done.
+    fn next(self, stage: u8, me: ConnectionId, callee: &str) -> Option<Request> {
+        use CallPattern as P;
+        match (self, stage) {
+            (P::ClickToDial, 1) | (P::HoldRetrieve, 3) => Some(Request::ClearConnection {
+                connection: me,
+                reason: None,
+            }),
+            (P::HoldRetrieve, 1) => Some(Request::HoldCall {
+                call: me,
+                reservation: None,
+            }),
+            (P::HoldRetrieve, 2) => Some(Request::RetrieveCall { call: me }),
+            (P::Transfer, 1) => Some(Request::SingleStepTransferCall {
+                active: me,
+                transferred_to: format!("{callee}9"),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// One second of the run.
@@ -249,7 +296,9 @@ pub async fn run(
         .collect();
     let calls_start = Instant::now();
     let mut placed = 0usize;
-    let mut in_flight: Vec<(usize, ActionId, bool)> = Vec::new();
+    // (endpoint, action, stage, call ID)
+    let mut in_flight: Vec<(usize, ActionId, u8, Option<String>)> = Vec::new();
+    let pattern = plan.pattern;
     let mut requests = 0u64;
     second.reset();
     row_start = Instant::now();
@@ -270,30 +319,35 @@ pub async fn run(
         in_flight = sim
             .with(move |fe, now| {
                 let mut next = Vec::new();
-                for (id, action, clearing) in pending {
+                for (id, action, stage, call) in pending {
                     let Some(e) = fe.endpoint_mut(id) else {
                         continue;
                     };
-                    match e.take_result(action) {
-                        None => next.push((id, action, clearing)),
-                        Some(Ok(csta::Message::Response(Response::MakeCall { calling })))
-                            if !clearing =>
-                        {
-                            let c = ConnectionId {
-                                call_id: calling.call_id,
-                                device_id: Some(e.config.line.clone()),
-                            };
-                            if let Some(a) = e.request(
-                                Request::ClearConnection {
-                                    connection: c,
-                                    reason: None,
-                                },
-                                now,
-                            ) {
-                                next.push((id, a, true));
-                            }
+                    let call = match e.take_result(action) {
+                        None => {
+                            next.push((id, action, stage, call));
+                            continue;
                         }
-                        Some(_) => {}
+                        Some(Ok(csta::Message::Response(Response::MakeCall { calling })))
+                            if stage == 0 =>
+                        {
+                            calling.call_id
+                        }
+                        Some(Ok(csta::Message::Response(_))) if stage > 0 => call,
+                        // An error or a SIP failure ends this call's script (counted by the endpoint).
+                        Some(_) => None,
+                    };
+                    let Some(call_id) = call else {
+                        continue;
+                    };
+                    let me = ConnectionId {
+                        call_id: Some(call_id.clone()),
+                        device_id: Some(e.config.line.clone()),
+                    };
+                    if let Some(r) = pattern.next(stage + 1, me, &callee) {
+                        if let Some(a) = e.request(r, now) {
+                            next.push((id, a, stage + 1, Some(call_id)));
+                        }
                     }
                 }
                 for id in new {
@@ -307,7 +361,7 @@ pub async fn run(
                             },
                             now,
                         ) {
-                            next.push((id, a, false));
+                            next.push((id, a, 0, None));
                         }
                     }
                 }
