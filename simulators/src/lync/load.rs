@@ -344,10 +344,10 @@ pub async fn run(
                         call_id: Some(call_id.clone()),
                         device_id: Some(e.config.line.clone()),
                     };
-                    if let Some(r) = pattern.next(stage + 1, me, &callee) {
-                        if let Some(a) = e.request(r, now) {
-                            next.push((id, a, stage + 1, Some(call_id)));
-                        }
+                    if let Some(r) = pattern.next(stage + 1, me, &callee)
+                        && let Some(a) = e.request(r, now)
+                    {
+                        next.push((id, a, stage + 1, Some(call_id)));
                     }
                 }
                 for id in new {
