@@ -1,0 +1,65 @@
+//! Load mode works end to end at a small scale (a functional check: no figures are asserted,
+//! the figures live in BENCHMARKS.md): users sign in through the pool, each call pattern runs,
+//! every request is answered, events flow and no endpoint sees a rule broken.
+
+use std::time::Duration;
+
+use rcc_lab::lab::{Lab, LabOptions, User};
+use rcc_simulators::lync::ClientProfile;
+use rcc_simulators::lync::load::{CallPattern, LoadPlan, run};
+
+#[rstest::rstest]
+#[case::click_to_dial(CallPattern::ClickToDial, 2)]
+#[case::hold_retrieve(CallPattern::HoldRetrieve, 4)]
+#[case::transfer(CallPattern::Transfer, 2)]
+#[tokio::test]
+async fn load_mode_runs_each_call_pattern(
+    #[case] pattern: CallPattern,
+    #[case] per_call: u64,
+) -> anyhow::Result<()> {
+    let users: Vec<User> = (0..20)
+        .map(|i| User::new(&format!("u{i}"), &format!("{}", 2000 + i)))
+        .collect();
+    let lab = Lab::start(LabOptions {
+        tls: false,
+        users,
+        ..LabOptions::default()
+    })
+    .await?;
+    lab.pbx()?
+        .set_external(
+            "+15550100",
+            rcc_simulators::pbx::ExternalParty::answers_after(0),
+        )
+        .await?;
+    let plan = LoadPlan {
+        users: 20,
+        endpoints_per_user: 2,
+        first_extension: 2000,
+        line_template: "tel:+1425555{ext};ext={ext}".into(),
+        line_server: format!("sip:rccgateway@{}", rcc_lab::lab::RCC_DOMAIN),
+        profile: ClientProfile::Lync2013,
+        signin_rate: 200.0,
+        call_rate: 10.0,
+        duration: Duration::from_secs(2),
+        callee: "tel:+15550100".into(),
+        signin_timeout: Duration::from_secs(20),
+        pattern,
+    };
+    let s = run(&lab.lync, &plan, |_| {}).await?;
+    assert_eq!(s.sessions_established, 40);
+    assert_eq!(s.sessions_failed, 0);
+    assert_eq!(s.failures, 0);
+    assert!(s.requests >= per_call * 10, "{} requests", s.requests);
+    assert_eq!(
+        s.requests % per_call,
+        0,
+        "{} requests are not whole calls of {per_call}",
+        s.requests
+    );
+    assert!(s.events > 0);
+    assert_eq!(s.violations, 0);
+    assert!(!s.rows.is_empty());
+    assert!(rcc_simulators::lync::load::csv(&s.rows).starts_with("t_s,phase"));
+    Ok(())
+}
