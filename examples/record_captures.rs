@@ -48,6 +48,19 @@ async fn dial(lab: &Lab, ep: usize, to: &str) -> anyhow::Result<String> {
     }
 }
 
+/// Alice signs in at her desk and calls bob, who answers: her endpoint, the call, and the
+/// event index after `Established`.
+async fn alice_talks_to_bob(lab: &Lab) -> anyhow::Result<(usize, String, usize)> {
+    let a = lab
+        .signed_in("alice", "desk", ClientProfile::Lync2013)
+        .await?;
+    let id = dial(lab, a, "tel:+14255551002").await?;
+    let n = wait_kind(lab, a, 0, K::Delivered).await?;
+    lab.pbx()?.answer("1002").await?;
+    let n = wait_kind(lab, a, n, K::Established).await?;
+    Ok((a, id, n))
+}
+
 fn me(lab: &Lab, call: &str) -> anyhow::Result<ConnectionId> {
     Ok(ConnectionId::new(call, lab.user("alice")?.line()))
 }
@@ -93,13 +106,7 @@ async fn main() -> anyhow::Result<()> {
         "02-click-to-dial",
         "alice dials bob, bob answers at his desk phone, alice hangs up",
         async |lab| {
-            let a = lab
-                .signed_in("alice", "desk", ClientProfile::Lync2013)
-                .await?;
-            let id = dial(lab, a, "tel:+14255551002").await?;
-            let n = wait_kind(lab, a, 0, K::Delivered).await?;
-            lab.pbx()?.answer("1002").await?;
-            let n = wait_kind(lab, a, n, K::Established).await?;
+            let (a, id, n) = alice_talks_to_bob(lab).await?;
             ask(
                 lab,
                 a,
@@ -140,13 +147,7 @@ async fn main() -> anyhow::Result<()> {
         "04-hold-retrieve",
         "alice holds and retrieves a call with bob",
         async |lab| {
-            let a = lab
-                .signed_in("alice", "desk", ClientProfile::Lync2013)
-                .await?;
-            let id = dial(lab, a, "tel:+14255551002").await?;
-            let n = wait_kind(lab, a, 0, K::Delivered).await?;
-            lab.pbx()?.answer("1002").await?;
-            let n = wait_kind(lab, a, n, K::Established).await?;
+            let (a, id, n) = alice_talks_to_bob(lab).await?;
             ask(
                 lab,
                 a,
@@ -173,13 +174,7 @@ async fn main() -> anyhow::Result<()> {
         "05-consult-transfer",
         "alice consults carol, then transfers bob to her",
         async |lab| {
-            let a = lab
-                .signed_in("alice", "desk", ClientProfile::Lync2013)
-                .await?;
-            let c1 = dial(lab, a, "tel:+14255551002").await?;
-            let n = wait_kind(lab, a, 0, K::Delivered).await?;
-            lab.pbx()?.answer("1002").await?;
-            let n = wait_kind(lab, a, n, K::Established).await?;
+            let (a, c1, n) = alice_talks_to_bob(lab).await?;
             let Response::ConsultationCall { initiated } = ask(
                 lab,
                 a,
@@ -213,13 +208,7 @@ async fn main() -> anyhow::Result<()> {
         "06-single-step-transfer",
         "alice hands bob over to carol in one step",
         async |lab| {
-            let a = lab
-                .signed_in("alice", "desk", ClientProfile::Lync2013)
-                .await?;
-            let id = dial(lab, a, "tel:+14255551002").await?;
-            let n = wait_kind(lab, a, 0, K::Delivered).await?;
-            lab.pbx()?.answer("1002").await?;
-            let n = wait_kind(lab, a, n, K::Established).await?;
+            let (a, id, n) = alice_talks_to_bob(lab).await?;
             ask(
                 lab,
                 a,
@@ -288,13 +277,7 @@ async fn main() -> anyhow::Result<()> {
         "09-pbx-link-loss",
         "the PBX link drops mid-call; the gateway reconnects and re-creates the monitor",
         async |lab| {
-            let a = lab
-                .signed_in("alice", "desk", ClientProfile::Lync2013)
-                .await?;
-            dial(lab, a, "tel:+14255551002").await?;
-            let n = wait_kind(lab, a, 0, K::Delivered).await?;
-            lab.pbx()?.answer("1002").await?;
-            let n = wait_kind(lab, a, n, K::Established).await?;
+            let (a, _, n) = alice_talks_to_bob(lab).await?;
             lab.pbx()?.drop_links(true).await?;
             for _ in 0..300 {
                 if lab

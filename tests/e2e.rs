@@ -1142,7 +1142,7 @@ async fn graceful_shutdown_says_bye_and_stops_the_pbx_session() -> anyhow::Resul
         ..LabOptions::default()
     })
     .await?;
-    let alice = lab.signed_in("alice", "a1", ClientProfile::Sipe).await?;
+    lab.signed_in("alice", "a1", ClientProfile::Sipe).await?;
     lab.gateway()?.shutdown().await?;
     let trace = lab.lync.trace().await?;
     assert!(
@@ -1156,7 +1156,6 @@ async fn graceful_shutdown_says_bye_and_stops_the_pbx_session() -> anyhow::Resul
         log.iter().any(|e| e.root == "StopApplicationSession"),
         "the PBX session was stopped"
     );
-    let _ = alice;
     Ok(())
 }
 

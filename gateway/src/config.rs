@@ -81,10 +81,6 @@ pub struct SipConfig {
     /// Connections accepted per peer address.
     #[serde(default = "default_max_connections")]
     pub max_connections_per_peer: usize,
-    /// Accept any Front End as a client profile that never answers events and resets CSeq
-    /// (pidgin-sipe): in-dialog CSeq is not enforced.
-    #[serde(default = "yes")]
-    pub lenient_cseq: bool,
 }
 
 /// What a new session gets while the PBX link is down.

@@ -134,7 +134,6 @@ pub struct Gateway {
     seed: u64,
     counter: u64,
     now: Instant,
-    stopping: bool,
 }
 
 fn random_seed() -> u64 {
@@ -191,7 +190,6 @@ impl Gateway {
             seed: random_seed(),
             counter: 0,
             now,
-            stopping: false,
             config,
         })
     }
@@ -1250,7 +1248,7 @@ impl Gateway {
         let req_box = Box::new(req.clone());
         match request {
             Request::GetCstaFeatures { .. } => {
-                let resp = features(self.config.pbx.profile, self.pbx_features.as_deref());
+                let resp = features(self.pbx_features.as_deref());
                 self.answer_session(sid, tx, flow, req, &csta::Message::Response(resp));
                 self.metrics.request_done("GetCSTAFeatures", "ok");
             }
@@ -1537,7 +1535,6 @@ impl Gateway {
     /// Stops accepting work: every session gets a BYE and the PBX session is stopped.
     pub fn shutdown(&mut self, now: Instant) {
         self.now = now;
-        self.stopping = true;
         let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
         for sid in ids {
             self.metrics.ended("shutdown");
@@ -1545,11 +1542,6 @@ impl Gateway {
         }
         self.link.stop(now);
         self.pump_link();
-    }
-
-    /// Whether [`Gateway::shutdown`] ran.
-    pub fn is_stopping(&self) -> bool {
-        self.stopping
     }
 }
 

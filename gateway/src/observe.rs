@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -79,7 +78,6 @@ pub struct Metrics {
     pub pbx_link_losses: Counter,
     /// Malformed SIP or CSTA input.
     pub malformed: Counter,
-    started: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -117,7 +115,6 @@ impl Metrics {
             pbx_up: Gauge::default(),
             pbx_link_losses: Counter::default(),
             malformed: Counter::default(),
-            started: AtomicU64::new(0),
             registry: Registry::default(),
         };
         registry.register(
@@ -276,11 +273,6 @@ impl Metrics {
             out.clear();
         }
         out
-    }
-
-    /// Marks the process start (for the health output).
-    pub fn mark_started(&self, unix_seconds: u64) {
-        self.started.store(unix_seconds, Ordering::Relaxed);
     }
 }
 

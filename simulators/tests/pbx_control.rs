@@ -4,7 +4,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use rcc_protocol::csta::{CallEventKind, Message, Request, Response};
+use rcc_protocol::csta::{CallEventKind, Message, Request};
 use rcc_simulators::pbx::config;
 use support::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -120,5 +120,4 @@ async fn control_endpoint_drives_the_switch() {
     let (code, _) = http(ctl, "POST", "/links/drop", r#"{"reset":true}"#).await;
     assert_eq!(code, 200);
     assert!(c.closed_within(support::WAIT).await);
-    let _ = Response::Empty(rcc_protocol::csta::Service::AnswerCall);
 }

@@ -362,6 +362,21 @@ fn current(w: &RccWorld, who: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("{who} has no call"))
 }
 
+/// `who`'s connection in the current call.
+fn on_call(w: &RccWorld, who: &str) -> anyhow::Result<ConnectionId> {
+    me(w, who, &current(w, who)?)
+}
+
+/// `who`'s held call and current call (for transfer, conference, alternate, reconnect).
+fn held_and_active(w: &RccWorld, who: &str) -> anyhow::Result<(String, String)> {
+    let held = w
+        .held
+        .get(who)
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{who} holds no call"))?;
+    Ok((held, current(w, who)?))
+}
+
 #[when(expr = "{word} dials {word}")]
 async fn dials(w: &mut RccWorld, who: String, target: String) -> Step {
     let called = number(w, &target);
@@ -464,15 +479,13 @@ async fn malformed(w: &mut RccWorld, who: String) -> Step {
 
 #[when(expr = "{word} answers from Lync")]
 async fn answers_from_lync(w: &mut RccWorld, who: String) -> Step {
-    let call = current(w, &who)?;
-    let c = me(w, &who, &call)?;
+    let c = on_call(w, &who)?;
     ok(w, &who, Request::AnswerCall { call: c }).await.map(drop)
 }
 
 #[when(expr = "{word} hangs up from Lync")]
 async fn hangs_up_lync(w: &mut RccWorld, who: String) -> Step {
-    let call = current(w, &who)?;
-    let c = me(w, &who, &call)?;
+    let c = on_call(w, &who)?;
     ok(
         w,
         &who,
@@ -487,8 +500,7 @@ async fn hangs_up_lync(w: &mut RccWorld, who: String) -> Step {
 
 #[when(expr = "{word} puts the call on hold")]
 async fn hold(w: &mut RccWorld, who: String) -> Step {
-    let call = current(w, &who)?;
-    let c = me(w, &who, &call)?;
+    let c = on_call(w, &who)?;
     ok(
         w,
         &who,
@@ -503,8 +515,7 @@ async fn hold(w: &mut RccWorld, who: String) -> Step {
 
 #[when(expr = "{word} retrieves the call")]
 async fn retrieve(w: &mut RccWorld, who: String) -> Step {
-    let call = current(w, &who)?;
-    let c = me(w, &who, &call)?;
+    let c = on_call(w, &who)?;
     ok(w, &who, Request::RetrieveCall { call: c })
         .await
         .map(drop)
@@ -534,12 +545,7 @@ async fn consults(w: &mut RccWorld, who: String, target: String) -> Step {
 
 #[when(expr = "{word} transfers the call")]
 async fn transfers(w: &mut RccWorld, who: String) -> Step {
-    let held = w
-        .held
-        .get(&who)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("{who} holds no call"))?;
-    let active = current(w, &who)?;
+    let (held, active) = held_and_active(w, &who)?;
     let (h, a) = (me(w, &who, &held)?, me(w, &who, &active)?);
     ok(w, &who, Request::TransferCall { held: h, active: a })
         .await
@@ -548,12 +554,7 @@ async fn transfers(w: &mut RccWorld, who: String) -> Step {
 
 #[when(expr = "{word} conferences the calls")]
 async fn conferences(w: &mut RccWorld, who: String) -> Step {
-    let held = w
-        .held
-        .get(&who)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("{who} holds no call"))?;
-    let active = current(w, &who)?;
+    let (held, active) = held_and_active(w, &who)?;
     let (h, a) = (me(w, &who, &held)?, me(w, &who, &active)?);
     let r = ok(w, &who, Request::ConferenceCall { held: h, active: a }).await?;
     if let Response::ConferenceCall {
@@ -568,12 +569,7 @@ async fn conferences(w: &mut RccWorld, who: String) -> Step {
 
 #[when(expr = "{word} alternates between the calls")]
 async fn alternates(w: &mut RccWorld, who: String) -> Step {
-    let held = w
-        .held
-        .get(&who)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("{who} holds no call"))?;
-    let active = current(w, &who)?;
+    let (held, active) = held_and_active(w, &who)?;
     let (h, a) = (me(w, &who, &held)?, me(w, &who, &active)?);
     ok(w, &who, Request::AlternateCall { held: h, active: a }).await?;
     w.held.insert(who.clone(), active);
@@ -583,12 +579,7 @@ async fn alternates(w: &mut RccWorld, who: String) -> Step {
 
 #[when(expr = "{word} goes back to the held call")]
 async fn reconnects(w: &mut RccWorld, who: String) -> Step {
-    let held = w
-        .held
-        .get(&who)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("{who} holds no call"))?;
-    let active = current(w, &who)?;
+    let (held, active) = held_and_active(w, &who)?;
     let (h, a) = (me(w, &who, &held)?, me(w, &who, &active)?);
     ok(w, &who, Request::ReconnectCall { active: a, held: h }).await?;
     w.calls.insert(who.clone(), held);
@@ -598,8 +589,7 @@ async fn reconnects(w: &mut RccWorld, who: String) -> Step {
 
 #[when(expr = "{word} transfers the call to {word}")]
 async fn single_step(w: &mut RccWorld, who: String, target: String) -> Step {
-    let call = current(w, &who)?;
-    let c = me(w, &who, &call)?;
+    let c = on_call(w, &who)?;
     let to = number(w, &target);
     ok(
         w,
@@ -615,8 +605,7 @@ async fn single_step(w: &mut RccWorld, who: String, target: String) -> Step {
 
 #[when(expr = "{word} deflects the call to {word}")]
 async fn deflects(w: &mut RccWorld, who: String, target: String) -> Step {
-    let call = current(w, &who)?;
-    let c = me(w, &who, &call)?;
+    let c = on_call(w, &who)?;
     let to = number(w, &target);
     ok(
         w,
@@ -632,8 +621,7 @@ async fn deflects(w: &mut RccWorld, who: String, target: String) -> Step {
 
 #[when(expr = "{word} sends the digits {word}")]
 async fn dtmf(w: &mut RccWorld, who: String, digits: String) -> Step {
-    let call = current(w, &who)?;
-    let c = me(w, &who, &call)?;
+    let c = on_call(w, &who)?;
     ok(
         w,
         &who,

@@ -1,10 +1,8 @@
 //! GetCSTAFeaturesResponse: what the gateway offers a Lync client, by the ECMA-285 list names.
-//! The client shows only what is advertised, so the list is what the gateway translates and the
-//! PBX profile supports.
+//! The client shows only what is advertised, so the list is what the gateway translates,
+//! narrowed to what the PBX answered to its own GetCSTAFeatures.
 
 use rcc_protocol::csta::{Feature, Response};
-
-use crate::config::PbxProfile;
 
 const SERVICES: &[(&str, &str)] = &[
     ("capExchangeServList", "getCSTAFeatures"),
@@ -49,24 +47,16 @@ const EVENTS: &[(&str, &str)] = &[
     ("logicalEvtsList", "doNotDisturb"),
 ];
 
-/// Services a profile's PBX does not offer (none of the simulated profiles lacks one; real
-/// switches are narrowed with `pbx_features`, when the PBX answers GetCSTAFeatures).
-fn unsupported(_profile: PbxProfile) -> &'static [&'static str] {
-    &[]
-}
-
-/// The response for a profile, narrowed to what the PBX itself advertised when it did.
-pub fn features(profile: PbxProfile, pbx: Option<&[Feature]>) -> Response {
-    let missing = unsupported(profile);
+/// The response, narrowed to what the PBX itself advertised when it did.
+pub fn features(pbx: Option<&[Feature]>) -> Response {
     let offered = |name: &str| {
-        !missing.contains(&name)
-            && pbx.is_none_or(|list| {
-                list.iter().any(|f| {
-                    f.name.eq_ignore_ascii_case(name)
-                        // PBXs spell single-step transfer both ways.
-                        || (name == "singleStepTransfer" && f.name == "singleStepTransferCall")
-                })
+        pbx.is_none_or(|list| {
+            list.iter().any(|f| {
+                f.name.eq_ignore_ascii_case(name)
+                    // PBXs spell single-step transfer both ways.
+                    || (name == "singleStepTransfer" && f.name == "singleStepTransferCall")
             })
+        })
     };
     let always = [
         "getCSTAFeatures",
@@ -91,8 +81,7 @@ mod tests {
     #[test]
     fn narrowed_by_what_the_pbx_offers() {
         let pbx = [Feature::new("callControlServList", "makeCall")];
-        let Response::GetCstaFeatures { services, .. } = features(PbxProfile::Generic, Some(&pbx))
-        else {
+        let Response::GetCstaFeatures { services, .. } = features(Some(&pbx)) else {
             panic!("features response");
         };
         let names: Vec<_> = services.iter().map(|f| f.name.as_str()).collect();

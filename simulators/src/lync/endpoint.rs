@@ -113,7 +113,6 @@ pub struct Endpoint {
     dialog: Option<Dialog>,
     call_id: String,
     tag: String,
-    invite_cseq: u32,
     pending: HashMap<(u32, String), Pending>,
     xref: Option<String>,
     features: Vec<String>,
@@ -166,7 +165,6 @@ impl Endpoint {
             dialog: None,
             call_id: String::new(),
             tag: String::new(),
-            invite_cseq: 0,
             pending: HashMap::new(),
             xref: None,
             features: Vec::new(),
@@ -317,7 +315,6 @@ impl Endpoint {
         self.xref = None;
         self.bootstrapped = false;
         self.phase = Phase::Inviting;
-        self.invite_cseq = 1;
         let via = self.via();
         let mut m = Message::request(Method::Invite, self.config.line_server.clone());
         m.push_header("Via", via);
@@ -459,9 +456,6 @@ impl Endpoint {
                         m.push_header("Session-Expires", format!("{se};refresher=uac"));
                     }
                     let m = m.with_body(CSTA, Some(DISPOSITION), body);
-                    if let Ok(c) = m.cseq() {
-                        self.invite_cseq = c.seq;
-                    }
                     self.send(m, What::Invite { refresh: true }, now);
                 }
             }
@@ -598,7 +592,7 @@ impl Endpoint {
             return;
         }
         match p.what {
-            What::Invite { refresh } => self.invite_ok(&p.request, &m, refresh, now),
+            What::Invite { refresh } => self.invite_ok(&m, refresh, now),
             What::Update => {
                 self.refreshes += 1;
                 self.note_timer(&m);
@@ -730,7 +724,7 @@ impl Endpoint {
         self.outputs.push_back(ack);
     }
 
-    fn invite_ok(&mut self, _invite: &Message, resp: &Message, refresh: bool, now: Instant) {
+    fn invite_ok(&mut self, resp: &Message, refresh: bool, now: Instant) {
         if let Ok(allow) = resp.allow() {
             self.update_allowed = allow.iter().any(|a| a.eq_ignore_ascii_case("UPDATE"));
         }
@@ -891,7 +885,9 @@ impl Endpoint {
             if c.local_state == Some(LocalConnectionState::Null)
                 || (c.kind == CallEventKind::CallCleared)
             {
+                // Forgotten with the call, so a long load run's memory stays flat.
                 self.calls.remove(&call);
+                self.known_calls.remove(&call);
             }
         }
         self.events_received += 1;

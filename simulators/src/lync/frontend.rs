@@ -18,6 +18,14 @@ pub type ConnId = u64;
 /// Identifies an endpoint.
 pub type EndpointId = usize;
 
+/// Who sent or received a traced message.
+#[derive(Debug, Clone, Copy)]
+enum Party {
+    Pool,
+    Gateway,
+    Client(EndpointId),
+}
+
 /// Transport of a static route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -224,10 +232,12 @@ impl Frontend {
         self.trace.iter().cloned().collect()
     }
 
-    fn record(&mut self, from: &str, to: &str, m: &Message) {
+    /// Traces `m`; names are resolved here, so nothing is spent while tracing is off.
+    fn record(&mut self, from: Party, to: Party, m: &Message) {
         if !self.tracing {
             return;
         }
+        let (from, to) = (self.name_of(from), self.name_of(to));
         if self.trace.len() == TRACE_LIMIT {
             self.trace.pop_front();
         }
@@ -246,14 +256,19 @@ impl Frontend {
         };
         self.trace.push_back(TraceEntry {
             at_us: crate::now_us(),
-            from: from.to_owned(),
-            to: to.to_owned(),
+            from,
+            to,
             label,
             text,
         });
     }
 
-    fn label(&self, id: EndpointId) -> String {
+    fn name_of(&self, party: Party) -> String {
+        let id = match party {
+            Party::Pool => return "Front End".to_owned(),
+            Party::Gateway => return "gateway".to_owned(),
+            Party::Client(id) => id,
+        };
         self.endpoints.get(id).map_or_else(
             || format!("endpoint {id}"),
             |e| {
@@ -394,7 +409,7 @@ impl Frontend {
     }
 
     fn send_on_route(&mut self, route: usize, m: &Message) {
-        self.record("Front End", "gateway", m);
+        self.record(Party::Pool, Party::Gateway, m);
         self.stats.to_gateway += 1;
         let bytes = m.to_bytes();
         match self.route_conn.get(&route) {
@@ -445,8 +460,7 @@ impl Frontend {
     }
 
     fn client_message(&mut self, id: EndpointId, mut m: Message, now: Instant) {
-        let who = self.label(id);
-        self.record(&who, "Front End", &m);
+        self.record(Party::Client(id), Party::Pool, &m);
         let call_id = m.call_id().unwrap_or_default().to_owned();
         if !m.is_request() {
             // A client's answer to a gateway request: pop our Via, send it back.
@@ -457,7 +471,7 @@ impl Frontend {
                 .unwrap_or_default();
             if let Some(conn) = self.gw_requests.remove(&branch) {
                 pop_via(&mut m);
-                self.record("Front End", "gateway", &m);
+                self.record(Party::Pool, Party::Gateway, &m);
                 self.stats.to_gateway += 1;
                 self.outputs.push_back(PoolOutput::Send {
                     conn,
@@ -490,7 +504,7 @@ impl Frontend {
                         "ms-diagnostics",
                         format!("1003;reason=\"User does not exist\";TargetUri=\"{domain}\""),
                     );
-                    self.record("Front End", &who, &resp);
+                    self.record(Party::Pool, Party::Client(id), &resp);
                     if let Some(e) = self.endpoints.get_mut(id) {
                         e.receive(resp, now);
                     }
@@ -524,7 +538,7 @@ impl Frontend {
     /// A message from a gateway connection.
     pub fn gateway_message(&mut self, conn: ConnId, mut m: Message, now: Instant) {
         self.stats.from_gateway += 1;
-        self.record("gateway", "Front End", &m);
+        self.record(Party::Gateway, Party::Pool, &m);
         let call_id = m.call_id().unwrap_or_default().to_owned();
         if !m.is_request() {
             let ours = m
@@ -555,8 +569,7 @@ impl Frontend {
                     self.call_route.remove(&call_id);
                 }
             }
-            let who = self.label(id);
-            self.record("Front End", &who, &m);
+            self.record(Party::Pool, Party::Client(id), &m);
             if let Some(e) = self.endpoints.get_mut(id) {
                 e.receive(m, now);
             }
@@ -610,8 +623,7 @@ impl Frontend {
         if m.method() == Some(&Method::Bye) {
             self.by_call.remove(&call_id);
         }
-        let who = self.label(id);
-        self.record("Front End", &who, &m);
+        self.record(Party::Pool, Party::Client(id), &m);
         if let Some(e) = self.endpoints.get_mut(id) {
             e.receive(m, now);
         }
