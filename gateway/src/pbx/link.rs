@@ -99,6 +99,8 @@ enum State {
 #[derive(Debug)]
 enum Purpose<P> {
     Start,
+    /// StopApplicationSession at shutdown: its answer (or silence) changes nothing.
+    Stop,
     Reset,
     Register,
     Engine(P),
@@ -294,6 +296,7 @@ impl<P> PbxLink<P> {
                         self.lose("the PBX did not answer the session request", now)
                     }
                     Purpose::Register => self.become_up(now),
+                    Purpose::Stop => {}
                 }
             }
         }
@@ -608,6 +611,7 @@ impl<P> PbxLink<P> {
                     self.lose(&format!("session request failed: {f:?}"), now);
                 }
             }
+            Purpose::Stop => {}
         }
     }
 
@@ -630,7 +634,7 @@ impl<P> PbxLink<P> {
                 session_id: id,
                 reason: Reason::Defined("normal".to_owned()),
             });
-            self.send_request(Purpose::Start, &stop, now);
+            self.send_request(Purpose::Stop, &stop, now);
         }
     }
 }
@@ -646,4 +650,70 @@ fn new_decoder(framing: PbxFraming) -> Decoder {
 /// for at most half; arriving exactly at half would be late after any delay).
 fn reset_after(duration: Duration) -> Duration {
     duration * 2 / 5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aes_settings() -> LinkSettings {
+        LinkSettings {
+            profile: PbxProfile::Aes,
+            namespace: ED3.to_owned(),
+            framing: PbxFraming::AnnexJ,
+            credentials: None,
+            application_id: "rcc-lab".to_owned(),
+            session_duration: Duration::from_secs(180),
+            request_timeout: Duration::from_secs(4),
+            reconnect_min: Duration::from_millis(500),
+            reconnect_max: Duration::from_secs(30),
+            max_in_flight: 64,
+        }
+    }
+
+    /// The invoke ID of the one frame the link sent.
+    fn sent_invoke(link: &mut PbxLink<()>) -> u16 {
+        let Some(LinkOutput::Send(bytes)) = link.poll_output() else {
+            panic!("the link sent a frame");
+        };
+        let mut d = AnnexJDecoder::new();
+        d.push(&bytes);
+        match d.next_frame() {
+            Ok(Some(Frame {
+                invoke_id: Some(InvokeId::Id(id)),
+                ..
+            })) => id,
+            other => panic!("an Annex J request frame, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unanswered_stop_at_shutdown_does_not_count_as_a_link_loss() {
+        let now = Instant::now();
+        let mut link: PbxLink<()> = PbxLink::new(aes_settings(), now);
+        link.connected(now);
+        let start = sent_invoke(&mut link);
+        let pos = csta::encode(
+            &Message::Session(Session::StartPos {
+                session_id: "s1".to_owned(),
+                protocol_version: None,
+                duration: Some(180),
+            }),
+            ED3,
+        );
+        let frame = framing::encode_annex_j(start, pos.as_bytes()).expect("frame");
+        link.receive(&frame, now);
+        assert!(link.is_up(), "up once the session started");
+        while link.poll_event().is_some() {}
+
+        link.stop(now);
+        sent_invoke(&mut link);
+        link.handle_timeout(now + Duration::from_secs(5));
+        assert_eq!(link.in_flight(), 0, "the stop request expired");
+        assert!(link.is_up(), "a silent PBX at shutdown is not a link loss");
+        assert!(
+            std::iter::from_fn(|| link.poll_event()).all(|e| !matches!(e, LinkEvent::Down { .. })),
+            "no Down event"
+        );
+    }
 }
