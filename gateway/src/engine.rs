@@ -482,14 +482,7 @@ impl Gateway {
                 s.pending_pbx = s.pending_pbx.saturating_sub(1);
                 let message = match result {
                     Ok(mut r) => {
-                        let mut view = LineView {
-                            numbering: &self.numbering,
-                            authz: &self.authz,
-                            user: &s.user,
-                            line: &s.line,
-                            device: &s.device,
-                            shown: &mut s.shown,
-                        };
+                        let mut view = line_view(&self.numbering, &self.authz, s);
                         view.response_to_lync(&mut r);
                         csta::Message::Response(r)
                     }
@@ -636,14 +629,7 @@ impl Gateway {
                 continue;
             };
             let mut event = e.clone();
-            let mut view = LineView {
-                numbering: &self.numbering,
-                authz: &self.authz,
-                user: &s.user,
-                line: &s.line,
-                device: &s.device,
-                shown: &mut s.shown,
-            };
+            let mut view = line_view(&self.numbering, &self.authz, s);
             view.event_to_lync(&mut event, &xref);
             let body = csta::encode(&csta::Message::Event(event), &s.namespace).into_bytes();
             if s.queue.len() >= limit {
@@ -1272,14 +1258,7 @@ impl Gateway {
                 let Some(s) = self.sessions.get_mut(&sid) else {
                     return;
                 };
-                let view = LineView {
-                    numbering: &self.numbering,
-                    authz: &self.authz,
-                    user: &s.user,
-                    line: &s.line,
-                    device: &s.device,
-                    shown: &mut s.shown,
-                };
+                let view = line_view(&self.numbering, &self.authz, s);
                 let device = match view.request_to_pbx(&Request::MonitorStart {
                     object: MonitorObject::Device(d),
                     monitor_type,
@@ -1338,14 +1317,7 @@ impl Gateway {
                 let Some(s) = self.sessions.get_mut(&sid) else {
                     return;
                 };
-                let view = LineView {
-                    numbering: &self.numbering,
-                    authz: &self.authz,
-                    user: &s.user,
-                    line: &s.line,
-                    device: &s.device,
-                    shown: &mut s.shown,
-                };
+                let view = line_view(&self.numbering, &self.authz, s);
                 let pbx_request = match view.request_to_pbx(&other) {
                     Ok(r) => r,
                     Err(e) => {
@@ -1542,6 +1514,22 @@ impl Gateway {
         }
         self.link.stop(now);
         self.pump_link();
+    }
+}
+
+/// `s`'s view of device IDs (a free function: the engine's maps are borrowed apart).
+fn line_view<'a>(
+    numbering: &'a Numbering,
+    authz: &'a Authorization,
+    s: &'a mut RccSession,
+) -> LineView<'a> {
+    LineView {
+        numbering,
+        authz,
+        user: &s.user,
+        line: &s.line,
+        device: &s.device,
+        shown: &mut s.shown,
     }
 }
 
