@@ -530,7 +530,7 @@ impl Frontend {
             m.set_header("Max-Forwards", mf.saturating_sub(1).to_string());
         }
         if m.method() == Some(&Method::Bye) {
-            self.by_call.remove(&call_id);
+            self.forget_call(&call_id);
         }
         self.send_on_route(route, &m);
     }
@@ -621,7 +621,7 @@ impl Frontend {
             self.gw_requests.insert(branch, conn);
         }
         if m.method() == Some(&Method::Bye) {
-            self.by_call.remove(&call_id);
+            self.forget_call(&call_id);
         }
         self.record(Party::Pool, Party::Client(id), &m);
         if let Some(e) = self.endpoints.get_mut(id) {
@@ -656,8 +656,9 @@ impl Frontend {
         }
     }
 
-    /// A client's dialog was re-created with a new Call-ID: route it like before.
-    pub fn forget_call(&mut self, call_id: &str) {
+    /// A dialog ended (BYE either way): its routing state goes with it, so sign-in and
+    /// sign-out cycles leave nothing behind.
+    fn forget_call(&mut self, call_id: &str) {
         self.by_call.remove(call_id);
         self.call_route.remove(call_id);
     }
