@@ -194,6 +194,28 @@ pub async fn echo_floor(size: usize, rounds: usize) -> anyhow::Result<(f64, f64)
     Ok((at(0.5), at(0.99)))
 }
 
+/// The gateway's Prometheus text from its HTTP endpoint.
+async fn scrape(port: u16) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut text)).await??;
+    Ok(text)
+}
+
+/// The sum of every sample of one metric in Prometheus text (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Runs the three processes and reports.
 pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
     let (pbx_port, sip_port, metrics_port) = (free_port()?, free_port()?, free_port()?);
@@ -286,6 +308,9 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
     let summary: serde_json::Value = serde_json::from_str(json_line)
         .with_context(|| format!("lync-sim load did not report a summary: {stdout}"))?;
     let end = sample(gw_pid).unwrap_or_default();
+    // Let event INFOs still in flight land, then read the gateway's own counters.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let metrics = scrape(metrics_port).await.unwrap_or_default();
     drop(gw);
     drop(pbx);
 
@@ -402,6 +427,26 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
         num("events"),
         num("violations")
     );
+    let counter = |name: &str| metric(&metrics, &format!("rcc_gateway_{name}_total"));
+    let sent = counter("events_sent");
+    let _ = writeln!(
+        r,
+        "event path (gateway counters): {} CSTA events from the PBX, {} event INFOs sent, {} unanswered; {}",
+        counter("pbx_events"),
+        sent,
+        counter("event_timeouts"),
+        if metrics.is_empty() {
+            "the gateway's metrics could not be read".to_owned()
+        } else if sent == num("events") {
+            "every INFO sent reached a client".to_owned()
+        } else {
+            format!(
+                "{} INFOs sent, {} counted by the clients",
+                sent,
+                num("events")
+            )
+        }
+    );
     let _ = writeln!(
         r,
         "CPU during calls: gateway {:.2} s, PBX simulator {:.2} s, generator {:.2} s; gateway {:.1} µs per request",
@@ -427,4 +472,19 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
         o.out.join("load.svg").display()
     );
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric;
+
+    #[test]
+    fn metric_sums_labelled_samples_and_ignores_longer_names() {
+        let text = "# TYPE events_sent counter\nevents_sent_total 12\n\
+                    events_sent_total_other 99\nsip_responses_total{code=\"200\"} 3\n\
+                    sip_responses_total{code=\"481\"} 2\n";
+        assert_eq!(metric(text, "events_sent_total"), 12.0);
+        assert_eq!(metric(text, "sip_responses_total"), 5.0);
+        assert_eq!(metric(text, "absent_total"), 0.0);
+    }
 }

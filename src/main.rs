@@ -6,6 +6,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the message path allocates many small, short-lived buffers, where glibc malloc
+/// cost about a quarter of the gateway's CPU under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Lab for Lync Remote Call Control: gateway, simulators, scenarios, replay.
 #[derive(Parser)]
 #[command(version, about)]

@@ -8,6 +8,11 @@ use rcc_gateway::lync_config::{Deployment, powershell};
 use rcc_gateway::server::GatewayHandle;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the message path allocates many small, short-lived buffers, where glibc malloc
+/// cost about a quarter of the gateway's CPU under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// SIP/CSTA gateway for Lync Server 2010/2013 Remote Call Control.
 #[derive(Debug, Parser)]
 #[command(version)]

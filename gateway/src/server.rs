@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
+use rcc_protocol::batch::coalesce;
 use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -380,11 +381,13 @@ async fn run_flow<S>(
                 }
             }
             out = out_rx.recv() => match out {
-                Some(bytes) => {
-                    if let Some(t) = &shared.tracer {
-                        t.data(local, peer, crate::trace::Way::Out, &bytes);
-                    }
-                    if stream.write_all(&bytes).await.is_err() {
+                Some(first) => {
+                    let batch = coalesce(first, || out_rx.try_recv().ok(), |b| {
+                        if let Some(t) = &shared.tracer {
+                            t.data(local, peer, crate::trace::Way::Out, b);
+                        }
+                    });
+                    if stream.write_all(&batch).await.is_err() {
                         break;
                     }
                 }
@@ -534,11 +537,13 @@ async fn pbx_run<S>(
                 }
             },
             out = out_rx.recv() => match out {
-                Some(bytes) => {
-                    if let Some((t, (l, p))) = &trace {
-                        t.data(*l, *p, crate::trace::Way::Out, &bytes);
-                    }
-                    if let Err(e) = stream.write_all(&bytes).await {
+                Some(first) => {
+                    let batch = coalesce(first, || out_rx.try_recv().ok(), |b| {
+                        if let Some((t, (l, p))) = &trace {
+                            t.data(*l, *p, crate::trace::Way::Out, b);
+                        }
+                    });
+                    if let Err(e) = stream.write_all(&batch).await {
                         break format!("writing to the PBX at {address}: {e}");
                     }
                 }

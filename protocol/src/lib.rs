@@ -1,3 +1,4 @@
+pub mod batch;
 pub mod csta;
 pub mod framing;
 pub mod sip;

@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand};
 use rcc_simulators::lync::{LyncSim, config};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the message path allocates many small, short-lived buffers, where glibc malloc
+/// cost about a quarter of the gateway's CPU under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A simulated Lync Server 2013 pool with RCC client endpoints.
 #[derive(Debug, Parser)]
 #[command(version)]

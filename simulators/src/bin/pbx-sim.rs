@@ -5,6 +5,11 @@ use std::path::PathBuf;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the message path allocates many small, short-lived buffers, where glibc malloc
+/// cost about a quarter of the gateway's CPU under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A simulated PBX CSTA server with an ECMA-269 call model, vendor profiles and fault injection.
 #[derive(Debug, Parser)]
 #[command(version)]

@@ -549,8 +549,9 @@ async fn run_conn<S>(
                 }
             }
             out = out_rx.recv() => match out {
-                Some(b) => {
-                    if stream.write_all(&b).await.is_err() {
+                Some(first) => {
+                    let batch = rcc_protocol::batch::coalesce(first, || out_rx.try_recv().ok(), |_| {});
+                    if stream.write_all(&batch).await.is_err() {
                         break;
                     }
                 }
