@@ -209,12 +209,17 @@ fn invite_answered_with_normal_status_timer_and_record_route() {
 }
 
 #[test]
-fn retransmitted_invite_gets_the_same_answer() {
+fn retransmitted_invite_is_absorbed_and_the_2xx_is_retransmitted_until_ack() {
     let mut h = Harness::new(CONFIG);
     let a = h.one(invite("c1", "z9hG4bKinv1", ""));
-    let b = h.one(invite("c1", "z9hG4bKinv1", ""));
-    assert_eq!(a.to_bytes(), b.to_bytes());
+    assert!(
+        h.send(invite("c1", "z9hG4bKinv1", "")).is_empty(),
+        "RFC 6026 Accepted state absorbs the retransmitted INVITE"
+    );
     assert_eq!(h.gw.session_count(), 1);
+    h.tick(Duration::from_millis(500));
+    let again = h.responses.last().expect("2xx retransmitted after T1");
+    assert_eq!(again.to_bytes(), a.to_bytes(), "the same 2xx");
 }
 
 #[test]

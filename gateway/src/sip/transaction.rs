@@ -2,14 +2,20 @@
 //! matching by branch, and RFC 2543 matching (Call-ID, CSeq, From tag, top Via) for clients that
 //! send no `z9hG4bK` branch (pidgin-sipe).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcc_protocol::sip::{Message, Method};
 
 /// Identifies a server transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TxKey(String);
+pub struct TxKey {
+    id: String,
+    /// A non-INVITE request over TCP or TLS: RFC 3261 §17.2.2 sets Timer J to zero on reliable
+    /// transports, so the transaction ends with its final response.
+    ends_with_answer: bool,
+}
 
 impl TxKey {
     /// The key of a request (ACK and CANCEL get the key of the INVITE they belong to, with the
@@ -21,10 +27,10 @@ impl TxKey {
             Method::Cancel => "CANCEL",
             m => m.as_str(),
         };
-        match via.branch() {
-            Some(b) if b.starts_with("z9hG4bK") => {
-                Some(TxKey(format!("{b}|{}|{method}", sent_by(&via))))
-            }
+        let reliable = !via.transport.eq_ignore_ascii_case("UDP");
+        let ends_with_answer = reliable && method != "INVITE";
+        let id = match via.branch() {
+            Some(b) if b.starts_with("z9hG4bK") => format!("{b}|{}|{method}", sent_by(&via)),
             _ => {
                 let cseq = request.cseq().ok()?;
                 let from_tag = request
@@ -32,14 +38,18 @@ impl TxKey {
                     .ok()
                     .and_then(|f| f.tag().map(str::to_owned))
                     .unwrap_or_default();
-                Some(TxKey(format!(
+                format!(
                     "2543|{}|{}|{from_tag}|{}|{method}",
                     request.call_id().ok()?,
                     cseq.seq,
                     sent_by(&via)
-                )))
+                )
             }
-        }
+        };
+        Some(TxKey {
+            id,
+            ends_with_answer,
+        })
     }
 }
 
@@ -53,15 +63,19 @@ fn sent_by(via: &rcc_protocol::sip::Via) -> String {
 #[derive(Debug)]
 enum TxState {
     Proceeding,
-    Completed(Vec<u8>),
+    Completed(Arc<[u8]>),
+    Accepted,
 }
 
 /// Recently seen server transactions, with their final response for retransmissions.
+///
+/// Entries live in two generations that rotate every [`LINGER`]: a transaction is remembered
+/// between one and two LINGER periods after it was last touched, with no timer per entry.
 #[derive(Debug, Default)]
 pub struct ServerTransactions {
-    txs: HashMap<TxKey, (TxState, Instant)>,
-    expiry: BTreeMap<(Instant, u64), TxKey>,
-    seq: u64,
+    young: HashMap<TxKey, TxState>,
+    old: HashMap<TxKey, TxState>,
+    rotate_at: Option<Instant>,
 }
 
 /// What to do with a request.
@@ -75,60 +89,131 @@ pub enum Seen {
     Answered(Vec<u8>),
 }
 
-/// How long a completed transaction is remembered (64·T1).
+/// How long a completed transaction is remembered at least (64·T1).
 pub const LINGER: Duration = Duration::from_secs(32);
 
 impl ServerTransactions {
     /// Records a request; tells whether it is new.
     pub fn seen(&mut self, key: &TxKey, now: Instant) -> Seen {
-        match self.txs.get(key) {
-            Some((TxState::Proceeding, _)) => Seen::Pending,
-            Some((TxState::Completed(bytes), _)) => Seen::Answered(bytes.clone()),
+        match self.young.get(key).or_else(|| self.old.get(key)) {
+            Some(TxState::Proceeding | TxState::Accepted) => Seen::Pending,
+            Some(TxState::Completed(bytes)) => Seen::Answered(bytes.to_vec()),
             None => {
-                self.txs
-                    .insert(key.clone(), (TxState::Proceeding, now + LINGER));
-                self.seq += 1;
-                self.expiry.insert((now + LINGER, self.seq), key.clone());
+                self.insert(key.clone(), TxState::Proceeding, now);
                 Seen::New
             }
         }
     }
 
-    /// Records the final response.
+    /// Records the final response. A non-INVITE transaction on a reliable transport ends here;
+    /// others keep the response for retransmitted requests.
     pub fn completed(&mut self, key: &TxKey, bytes: &[u8], now: Instant) {
-        if let Some(tx) = self.txs.get_mut(key) {
-            tx.0 = TxState::Completed(bytes.to_vec());
-            tx.1 = now + LINGER;
-            self.seq += 1;
-            self.expiry.insert((now + LINGER, self.seq), key.clone());
+        self.completed_with(key, || Arc::from(bytes), now);
+    }
+
+    fn completed_with(&mut self, key: &TxKey, bytes: impl FnOnce() -> Arc<[u8]>, now: Instant) {
+        let known = self.young.remove(key).or_else(|| self.old.remove(key));
+        if known.is_some() && !key.ends_with_answer {
+            self.insert(key.clone(), TxState::Completed(bytes()), now);
         }
     }
 
-    /// Forgets transactions past their time.
+    /// Records a 2xx to INVITE: the transaction enters RFC 6026's Accepted state, where
+    /// retransmitted INVITEs are absorbed (the dialog layer retransmits the 2xx until ACK), so
+    /// the response itself is not kept here.
+    pub fn accepted(&mut self, key: &TxKey, now: Instant) {
+        if self
+            .young
+            .remove(key)
+            .or_else(|| self.old.remove(key))
+            .is_some()
+        {
+            self.insert(key.clone(), TxState::Accepted, now);
+        }
+    }
+
+    fn insert(&mut self, key: TxKey, state: TxState, now: Instant) {
+        self.young.insert(key, state);
+        self.rotate_at.get_or_insert(now + LINGER);
+    }
+
+    /// Forgets the older generation when its time has come.
     pub fn expire(&mut self, now: Instant) {
-        while let Some(entry) = self.expiry.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let key = entry.remove();
-            if self.txs.get(&key).is_some_and(|t| t.1 <= now) {
-                self.txs.remove(&key);
-            }
+        while self.rotate_at.is_some_and(|at| at <= now) {
+            self.old = std::mem::take(&mut self.young);
+            self.rotate_at = (!self.old.is_empty()).then_some(now + LINGER);
         }
     }
 
     /// When [`ServerTransactions::expire`] has work.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.expiry.keys().next().map(|k| k.0)
+        self.rotate_at
     }
 
     /// Transactions remembered.
     pub fn len(&self) -> usize {
-        self.txs.len()
+        self.young.len() + self.old.len()
     }
 
     /// Whether none are remembered.
     pub fn is_empty(&self) -> bool {
-        self.txs.is_empty()
+        self.young.is_empty() && self.old.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, transport: &str, branch: &str) -> Message {
+        let text = format!(
+            "{method} sip:gw@lab SIP/2.0\r\nVia: SIP/2.0/{transport} fe:5061;branch={branch}\r\n\
+             From: <sip:a@lab>;tag=1\r\nTo: <sip:gw@lab>\r\nCall-ID: c\r\n\
+             CSeq: 1 {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        Message::parse(text.as_bytes()).expect("test request parses")
+    }
+
+    fn key(method: &str, transport: &str) -> TxKey {
+        TxKey::of(&request(method, transport, "z9hG4bK1")).expect("key")
+    }
+
+    #[test]
+    fn non_invite_on_tls_ends_with_its_answer() {
+        let (mut t, now) = (ServerTransactions::default(), Instant::now());
+        let k = key("INFO", "TLS");
+        assert_eq!(t.seen(&k, now), Seen::New);
+        assert_eq!(t.seen(&k, now), Seen::Pending);
+        t.completed(&k, b"200", now);
+        assert!(t.is_empty(), "Timer J is zero on a reliable transport");
+    }
+
+    #[test]
+    fn invite_and_udp_answers_are_replayed_until_they_age_out() {
+        let (mut t, now) = (ServerTransactions::default(), Instant::now());
+        for k in [key("INVITE", "TLS"), key("INFO", "UDP")] {
+            assert_eq!(t.seen(&k, now), Seen::New);
+            t.completed(&k, b"200", now);
+            assert_eq!(t.seen(&k, now), Seen::Answered(b"200".to_vec()));
+        }
+        t.expire(now + LINGER);
+        assert_eq!(t.len(), 2, "kept for at least LINGER");
+        t.expire(now + LINGER * 2);
+        assert!(t.is_empty(), "forgotten after two generations");
+        assert_eq!(t.next_expiry(), None, "no timer while empty");
+    }
+
+    #[test]
+    fn retransmitted_invite_after_2xx_is_absorbed() {
+        let (mut t, now) = (ServerTransactions::default(), Instant::now());
+        let k = key("INVITE", "TLS");
+        assert_eq!(t.seen(&k, now), Seen::New);
+        t.accepted(&k, now);
+        assert_eq!(t.seen(&k, now), Seen::Pending, "RFC 6026 Accepted state");
+    }
+
+    #[test]
+    fn ack_shares_the_invite_key() {
+        assert_eq!(key("ACK", "TLS"), key("INVITE", "TLS"));
     }
 }
