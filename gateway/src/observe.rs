@@ -58,6 +58,8 @@ pub struct Metrics {
     response_time: Family<ServiceLabel, Histogram, fn() -> Histogram>,
     /// Peers refused before any SIP was read (untrusted address or certificate).
     pub refused_peers: Counter,
+    /// Connections closed because the peer did not take what was queued for it.
+    pub queue_overflows: Counter,
     /// Sessions alive.
     pub sessions: Gauge,
     /// Sessions started.
@@ -105,6 +107,7 @@ impl Metrics {
             requests: Family::default(),
             response_time: Family::new_with_constructor(latency_histogram),
             refused_peers: Counter::default(),
+            queue_overflows: Counter::default(),
             sessions: Gauge::default(),
             sessions_started: Counter::default(),
             monitors: Gauge::default(),
@@ -156,6 +159,11 @@ impl Metrics {
             "refused_peers",
             "Connections refused: peer not trusted",
             m.refused_peers.clone(),
+        );
+        registry.register(
+            "queue_overflows",
+            "Connections closed because the peer did not take what was queued for it",
+            m.queue_overflows.clone(),
         );
         registry.register("sessions", "RCC sessions alive", m.sessions.clone());
         registry.register(

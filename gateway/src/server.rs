@@ -349,7 +349,9 @@ async fn run_flow<S>(
     let mut buf = vec![0u8; 64 * 1024];
     'conn: loop {
         tokio::select! {
-            read = stream.read(&mut buf) => {
+            // Backpressure: while the peer is slow to take what is queued for it, stop reading
+            // its requests (TCP then slows the peer down) rather than queueing without end.
+            read = stream.read(&mut buf), if out_rx.len() < FLOW_QUEUE / 2 => {
                 let n = match read {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
@@ -557,6 +559,20 @@ async fn pbx_run<S>(
     let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
 }
 
+/// A SIP connection whose queue is full: dropping one message would silently lose a transaction,
+/// so the connection is closed instead (what is queued is still written first) and counted. The
+/// Front End opens a new one; the gateway reaches dialogs through their route target meanwhile.
+fn stuck_flow(flows: &mut HashMap<FlowId, mpsc::Sender<Vec<u8>>>, flow: FlowId, metrics: &Metrics) {
+    if flows.remove(&flow).is_some() {
+        metrics.queue_overflows.inc();
+        tracing::error!(
+            flow,
+            queued = FLOW_QUEUE,
+            "SIP peer does not take what is sent to it; closing the connection"
+        );
+    }
+}
+
 async fn drive(
     mut gw: Gateway,
     mut rx: mpsc::Receiver<Cmd>,
@@ -631,7 +647,7 @@ async fn drive(
                     if let Some(w) = flows.get(&flow)
                         && w.try_send(bytes).is_err()
                     {
-                        tracing::warn!(flow, "SIP connection does not keep up; response lost");
+                        stuck_flow(&mut flows, flow, &shared.metrics);
                     }
                 }
                 Output::Request {
@@ -639,16 +655,18 @@ async fn drive(
                     target,
                     bytes,
                 } => {
-                    let via = flows
-                        .get(&flow)
-                        .or_else(|| outbound.get(&target).and_then(|f| flows.get(f)));
-                    match via {
-                        Some(w) => {
+                    let via = if flows.contains_key(&flow) {
+                        Some(flow)
+                    } else {
+                        outbound
+                            .get(&target)
+                            .copied()
+                            .filter(|f| flows.contains_key(f))
+                    };
+                    match via.and_then(|f| flows.get(&f).map(|w| (f, w))) {
+                        Some((f, w)) => {
                             if w.try_send(bytes).is_err() {
-                                tracing::warn!(
-                                    flow,
-                                    "SIP connection does not keep up; request lost"
-                                );
+                                stuck_flow(&mut flows, f, &shared.metrics);
                             }
                         }
                         None => {
@@ -693,7 +711,17 @@ async fn drive(
                     if let Some(w) = &pbx.out
                         && w.try_send(bytes).is_err()
                     {
-                        tracing::warn!("PBX connection does not keep up; frame lost");
+                        // A lost frame would desynchronise the link; a lost link is recovered
+                        // (reconnect, monitors re-created, calls reconciled).
+                        shared.metrics.queue_overflows.inc();
+                        pbx.out = None;
+                        if let Some(t) = pbx.task.take() {
+                            t.abort();
+                        }
+                        gw.pbx_disconnected(
+                            &format!("the PBX did not take {PBX_QUEUE} queued frames"),
+                            now,
+                        );
                     }
                 }
                 Output::Pbx(LinkOutput::Close) => {

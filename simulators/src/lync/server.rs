@@ -25,6 +25,10 @@ use super::frontend::{
 use crate::tls::{ClientAuth, Identity};
 
 const QUEUE: usize = 8192;
+/// Messages queued per connection to the gateway: deep, because a pool of 120,000 endpoints
+/// signs in through one connection, and a message dropped here would be a failure the gateway
+/// did not cause.
+const CONN_QUEUE: usize = 1 << 18;
 const POLL: Duration = Duration::from_millis(5);
 
 type Control = Box<dyn FnOnce(&mut Frontend, Instant) + Send>;
@@ -504,7 +508,7 @@ async fn run_conn<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
     if tx
         .send(Cmd::Up {
             conn,
@@ -608,7 +612,11 @@ async fn drive(mut fe: Frontend, mut rx: mpsc::Receiver<Cmd>, dialer: Arc<Dialer
                     if let Some(w) = writers.get(&conn)
                         && w.try_send(bytes).is_err()
                     {
-                        tracing::warn!(conn, "Front End connection does not keep up");
+                        tracing::error!(
+                            conn,
+                            queued = CONN_QUEUE,
+                            "Front End connection does not keep up: message dropped"
+                        );
                     }
                 }
                 PoolOutput::Connect { route } => {
