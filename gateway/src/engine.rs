@@ -211,10 +211,8 @@ impl Gateway {
 
     /// PBX monitors held (one per device).
     pub fn monitor_count(&self) -> usize {
-        self.devices
-            .values()
-            .filter(|d| d.pbx_xref.is_some())
-            .count()
+        // One entry per device whose PBX monitor is up (kept with `DeviceWatch::pbx_xref`).
+        self.pbx_xrefs.len()
     }
 
     /// Whether the PBX link is up and normal.
@@ -504,13 +502,13 @@ impl Gateway {
                 };
                 match result {
                     Ok(Response::MonitorStart { cross_ref, .. }) => {
-                        self.pbx_xrefs.insert(cross_ref.clone(), device.clone());
                         let resync = self
                             .devices
                             .get(&device)
                             .is_some_and(|w| !w.sessions.is_empty());
                         if let Some(w) = self.devices.get_mut(&device) {
-                            w.pbx_xref = Some(cross_ref);
+                            w.pbx_xref = Some(cross_ref.clone());
+                            self.pbx_xrefs.insert(cross_ref, device.clone());
                         }
                         for wait in waiting {
                             self.attach(&device, wait);
