@@ -750,8 +750,11 @@ impl Switch {
         // Only call monitors care (device monitors already saw their connections cleared).
         self.notify(call, e, &[]);
         self.calls.remove(call);
-        self.monitors
-            .retain(|_, m| m.watch != Watch::Call(call.to_owned()));
+        // Device monitors outnumber call monitors by far: skip the walk when there are none.
+        if self.has_call_monitors {
+            self.monitors
+                .retain(|_, m| !matches!(&m.watch, Watch::Call(c) if c == call));
+        }
     }
 
     fn hold(&mut self, call: &str, device: &str, cause: &str) {
