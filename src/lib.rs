@@ -3,6 +3,7 @@
 //! pushed through the wire codecs; [`tour`] is what `rcc-lab run` drives through the lab.
 
 pub mod capture;
+pub mod kamailio;
 pub mod lab;
 pub mod labfile;
 pub mod load;

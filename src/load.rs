@@ -61,27 +61,34 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
-fn binary(name: &str) -> anyhow::Result<PathBuf> {
+/// A workspace binary next to the running one (or one folder up, for test executables in
+/// `target/<profile>/deps`).
+pub(crate) fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
         .ok_or_else(|| anyhow::anyhow!("no directory for {}", exe.display()))?;
-    let p = dir.join(name);
-    anyhow::ensure!(
-        p.is_file(),
-        "{} not found next to rcc-lab: build everything first (cargo build --release --workspace)",
-        p.display()
-    );
-    Ok(p)
+    let candidates = [Some(dir), dir.parent().filter(|_| dir.ends_with("deps"))];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{name} not found next to {}: build everything first (cargo build --release --workspace)",
+                exe.display()
+            )
+        })
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-struct Killed(Child);
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -90,7 +97,7 @@ impl Drop for Killed {
     }
 }
 
-fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Killed> {
+pub(crate) fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Killed> {
     let f = std::fs::File::create(log)?;
     let g = f.try_clone()?;
     let child = Command::new(bin)
@@ -103,7 +110,7 @@ fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Killed> {
     Ok(Killed(child))
 }
 
-fn write_configs(
+pub(crate) fn write_configs(
     o: &LoadOptions,
     pbx: u16,
     sip: u16,
@@ -195,7 +202,7 @@ pub async fn echo_floor(size: usize, rounds: usize) -> anyhow::Result<(f64, f64)
 }
 
 /// The gateway's Prometheus text from its HTTP endpoint.
-async fn scrape(port: u16) -> anyhow::Result<String> {
+pub(crate) async fn scrape(port: u16) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
@@ -206,7 +213,7 @@ async fn scrape(port: u16) -> anyhow::Result<String> {
 }
 
 /// The sum of every sample of one metric in Prometheus text (0 when absent).
-fn metric(text: &str, name: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| {
             l.strip_prefix(name)

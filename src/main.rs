@@ -71,6 +71,26 @@ enum Command {
         #[arg(long, default_value = "click-to-dial")]
         pattern: String,
     },
+    /// CPU per RCC request side by side with Kamailio's per relayed INFO: SIPp sends RCC sessions
+    /// (SnapshotDevice INFOs) through Kamailio to the gateway and the PBX simulator, all in one
+    /// run. Needs kamailio and sipp (apt-get install kamailio sip-tester).
+    Kamailio {
+        /// RCC sessions.
+        #[arg(long, default_value_t = 2000)]
+        calls: usize,
+        /// SnapshotDevice INFOs per session.
+        #[arg(long, default_value_t = 20)]
+        infos: usize,
+        /// Sessions started per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Sessions open at once at most.
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        /// Output folder.
+        #[arg(long, default_value = "target/rcc-lab-kamailio")]
+        out: PathBuf,
+    },
     /// Read a pcap or pcapng capture of RCC traffic.
     Replay {
         /// The capture.
@@ -169,6 +189,23 @@ async fn main() -> anyhow::Result<()> {
                 signin_rate,
                 call_rate,
                 duration,
+                out,
+            })
+            .await?;
+            print!("{report}");
+        }
+        Command::Kamailio {
+            calls,
+            infos,
+            rate,
+            limit,
+            out,
+        } => {
+            let report = rcc_lab::kamailio::run(&rcc_lab::kamailio::KamailioOptions {
+                calls,
+                infos,
+                rate,
+                limit,
                 out,
             })
             .await?;
