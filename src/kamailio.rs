@@ -327,7 +327,7 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
     listening(sip_port, "the gateway").await?;
     let kam = load::spawn(
         &kamailio,
-        &["-DD", "-E", "-x", "tlsf", "-m", "512", "-M", "32", "-f", &cfg.to_string_lossy()],
+        &["-DD", "-E", "-x", "tlsf", "-m", "2048", "-M", "32", "-f", &cfg.to_string_lossy()],
         &o.out.join("kamailio.log"),
     )?;
     listening(kamailio_port, "Kamailio")
