@@ -254,6 +254,44 @@ fn tree_cpu(root: u32) -> f64 {
     total
 }
 
+/// A program started in a process group of its own, ended with all its workers: Kamailio forks
+/// them, and killing only the main process would leave them running.
+struct ProcessGroup(std::process::Child);
+
+impl ProcessGroup {
+    fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<ProcessGroup> {
+        use std::os::unix::process::CommandExt;
+        let f = std::fs::File::create(log)?;
+        let child = Command::new(bin)
+            .args(args)
+            .process_group(0)
+            .stdout(Stdio::from(f.try_clone()?))
+            .stderr(Stdio::from(f))
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        Ok(ProcessGroup(child))
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.0.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.signal("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && matches!(self.0.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.signal("-KILL");
+        let _ = self.0.wait();
+    }
+}
+
 /// Waits until something accepts TCP connections on `port`.
 async fn listening(port: u16, what: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -325,9 +363,20 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
         &o.out.join("gateway.log"),
     )?;
     listening(sip_port, "the gateway").await?;
-    let kam = load::spawn(
+    let kam = ProcessGroup::spawn(
         &kamailio,
-        &["-DD", "-E", "-x", "tlsf", "-m", "2048", "-M", "32", "-f", &cfg.to_string_lossy()],
+        &[
+            "-DD",
+            "-E",
+            "-x",
+            "tlsf",
+            "-m",
+            "2048",
+            "-M",
+            "32",
+            "-f",
+            &cfg.to_string_lossy(),
+        ],
         &o.out.join("kamailio.log"),
     )?;
     listening(kamailio_port, "Kamailio")

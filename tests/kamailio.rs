@@ -23,7 +23,10 @@ async fn sipp_through_kamailio_and_the_gateway_measures_both() -> anyhow::Result
         out.join("sipp.log").display()
     );
     assert_eq!(c.infos, 100.0, "every INFO answered by the gateway: {c:?}");
-    assert!(c.gateway_cpu_s > 0.0 && c.kamailio_cpu_s > 0.0, "CPU measured: {c:?}");
+    assert!(
+        c.gateway_cpu_s > 0.0 && c.kamailio_cpu_s > 0.0,
+        "CPU measured: {c:?}"
+    );
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
 }
