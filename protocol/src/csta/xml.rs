@@ -395,6 +395,25 @@ mod tests {
     }
 
     #[test]
+    fn children_keep_their_parents_and_order() {
+        let doc = "<r><a><x>1</x><y/><z>3</z></a><b/><c>4<d>5</d></c></r>";
+        let root = parse(doc, &XmlLimits::default()).expect("parses");
+        let names = |e: &Element<'_>| {
+            e.children
+                .iter()
+                .map(|c| c.name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&root), ["a", "b", "c"]);
+        let a = root.child("a").expect("a");
+        assert_eq!(names(a), ["x", "y", "z"]);
+        assert_eq!(a.child_text("z"), Some("3"));
+        let c = root.child("c").expect("c");
+        assert_eq!((c.text.as_ref(), names(c)), ("4", vec!["d".to_owned()]));
+        assert!(root.child("b").is_some_and(|b| b.children.is_empty()));
+    }
+
+    #[test]
     fn limits_are_enforced() {
         let deep = "<a>".repeat(30) + &"</a>".repeat(30);
         assert!(matches!(
