@@ -98,8 +98,7 @@ impl Rig {
                     _ => continue,
                 };
                 let xml = csta::encode(&csta::Message::Response(answer), csta::ED3);
-                let id = u16::try_from(invoke).expect("invoke ID fits the Annex J header");
-                let bytes = encode_annex_j(id, xml.as_bytes()).expect("frame");
+                let bytes = encode_annex_j(invoke, xml.as_bytes()).expect("frame");
                 self.gw.pbx_bytes(&bytes, self.now);
             }
         }
