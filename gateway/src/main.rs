@@ -22,6 +22,11 @@ struct Args {
     /// Configuration file.
     #[arg(long, global = true, env = "RCC_GATEWAY_CONFIG")]
     config: Option<PathBuf>,
+    /// Runtime threads. 1 (the default): everything on one thread, the cheapest per request,
+    /// since the protocol core is single-threaded anyway; more: TLS and socket work spread over
+    /// that many threads.
+    #[arg(long, global = true, env = "RCC_GATEWAY_THREADS", default_value_t = 1)]
+    threads: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,9 +57,22 @@ enum Command {
     ExampleConfig,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = match args.threads {
+        0 => anyhow::bail!("--threads must be at least 1"),
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(start(args))
+}
+
+async fn start(args: Args) -> anyhow::Result<()> {
     let command = args.command.unwrap_or(Command::Run);
     if let Command::ExampleConfig = command {
         print!("{}", config::EXAMPLE);
