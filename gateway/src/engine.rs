@@ -671,7 +671,7 @@ impl Gateway {
             s.inflight += 1;
             s.events_sent += 1;
             let flow = s.flow;
-            let target = target_of(&s.dialog);
+            let target = s.next_hop.clone();
             self.client_txs.insert(
                 branch.clone(),
                 ClientTx {
@@ -1001,6 +1001,7 @@ impl Gateway {
             sid,
             Box::new(RccSession {
                 id: sid,
+                next_hop: target_of(&dialog),
                 dialog,
                 flow,
                 user: normalise_user(&user),
@@ -1130,6 +1131,7 @@ impl Gateway {
                 && let Some(c) = contacts.into_iter().next()
             {
                 s.dialog.remote_target = c.uri_raw;
+                s.next_hop = target_of(&s.dialog);
             }
         }
         let tag = self
@@ -1464,7 +1466,7 @@ impl Gateway {
             );
             self.outputs.push_back(Output::Request {
                 flow: s.flow,
-                target: target_of(&s.dialog),
+                target: s.next_hop.clone(),
                 bytes: req.to_bytes(),
             });
         }

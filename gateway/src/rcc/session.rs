@@ -31,6 +31,9 @@ pub struct RccSession {
     pub dialog: Dialog,
     /// The connection the dialog arrived on.
     pub flow: FlowId,
+    /// Where the dialog's requests go when that connection is gone (first route, else the
+    /// remote target), parsed once.
+    pub next_hop: crate::engine::Target,
     /// The From URI (the Lync user).
     pub user: String,
     /// The endpoint ID (`epid`), when the client sent one.
