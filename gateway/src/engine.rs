@@ -133,6 +133,8 @@ pub struct Gateway {
     pbx_xrefs: HashMap<String, String>,
     timers: BTreeMap<(Instant, u64), Timer>,
     outputs: VecDeque<Output>,
+    /// Our Via up to the branch value, formatted once.
+    via_prefix: String,
     seed: u64,
     counter: u64,
     now: Instant,
@@ -175,7 +177,15 @@ impl Gateway {
         let numbering = Numbering::new(&config.numbering, config.pbx.profile)?;
         let authz = Authorization::from_config(&config.authorization)?;
         let link = PbxLink::new(LinkSettings::from_config(&config.pbx), now);
+        let sip = &config.sip;
+        let via_prefix = format!(
+            "SIP/2.0/{} {}:{};branch=",
+            sip.advertised_transport().to_ascii_uppercase(),
+            sip.host,
+            sip.advertised_port()
+        );
         Ok(Gateway {
+            via_prefix,
             numbering,
             authz,
             metrics,
@@ -691,13 +701,10 @@ impl Gateway {
     }
 
     fn via(&self, branch: &str) -> String {
-        let sip = &self.config.sip;
-        format!(
-            "SIP/2.0/{} {}:{};branch={branch}",
-            sip.advertised_transport().to_ascii_uppercase(),
-            sip.host,
-            sip.advertised_port()
-        )
+        let mut via = String::with_capacity(self.via_prefix.len() + branch.len());
+        via.push_str(&self.via_prefix);
+        via.push_str(branch);
+        via
     }
 
     fn contact(&self) -> String {
