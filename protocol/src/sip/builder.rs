@@ -67,6 +67,9 @@ pub struct Dialog {
     pub local_contact: String,
     /// Last CSeq number we used.
     pub local_cseq: u32,
+    /// Whether the first route is a loose router (`;lr`), worked out once: every request in
+    /// the dialog needs it.
+    first_route_loose: bool,
 }
 
 impl Dialog {
@@ -86,6 +89,7 @@ impl Dialog {
             .map(|c| c.uri_raw)
             .ok_or(SipError::Missing("Contact"))?;
         let to_value = invite.header("To").unwrap_or_default();
+        let route_set = record_route_values(invite)?;
         let local = match to.tag() {
             Some(_) => to_value.to_owned(),
             None => format!("{to_value};tag={local_tag}"),
@@ -97,9 +101,10 @@ impl Dialog {
             remote: invite.header("From").unwrap_or_default().to_owned(),
             remote_tag: from.tag().map(str::to_owned),
             remote_target,
-            route_set: record_route_values(invite)?,
             local_contact: local_contact.to_owned(),
             local_cseq: 0,
+            first_route_loose: first_route_loose(&route_set),
+            route_set,
         })
     }
 
@@ -130,6 +135,7 @@ impl Dialog {
             remote: response.header("To").unwrap_or_default().to_owned(),
             remote_tag: to.tag().map(str::to_owned),
             remote_target,
+            first_route_loose: first_route_loose(&route_set),
             route_set,
             local_contact: local_contact.to_owned(),
             local_cseq: request.cseq()?.seq,
@@ -146,7 +152,7 @@ impl Dialog {
 
     /// A request with an explicit CSeq (ACK and CANCEL reuse the INVITE's).
     pub fn request_with_cseq(&self, method: Method, via: &str, cseq: u32) -> Message {
-        let loose = self.route_set.first().is_none_or(|r| route_is_loose(r));
+        let loose = self.route_set.is_empty() || self.first_route_loose;
         let (uri, routes): (String, Vec<String>) = if loose {
             (self.remote_target.clone(), self.route_set.clone())
         } else {
@@ -183,6 +189,10 @@ fn record_route_values(msg: &Message) -> Result<Vec<String>, SipError> {
 
 fn route_uri(route: &str) -> String {
     super::headers::NameAddr::parse(route).map_or_else(|_| route.to_owned(), |n| n.uri_raw)
+}
+
+fn first_route_loose(route_set: &[String]) -> bool {
+    route_set.first().is_none_or(|r| route_is_loose(r))
 }
 
 fn route_is_loose(route: &str) -> bool {

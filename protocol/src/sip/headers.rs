@@ -8,7 +8,6 @@ use super::uri::{Host, Params, Uri, is_lws, parse_host_port, split_outside_quote
 /// Empty values are an error: `a,,b` is malformed.
 pub fn split_values(value: &str) -> Result<Vec<&str>, String> {
     split_outside_quotes(value, b',')
-        .into_iter()
         .map(|v| v.trim_matches(is_lws))
         .map(|v| {
             if v.is_empty() {

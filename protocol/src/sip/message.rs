@@ -372,7 +372,8 @@ impl Message {
                 method,
                 uri: uri.into(),
             },
-            headers: Vec::new(),
+            // Room for a typical request or response without regrowing.
+            headers: Vec::with_capacity(12),
             body: Vec::new(),
         }
     }
@@ -384,7 +385,8 @@ impl Message {
                 code,
                 reason: reason.into(),
             },
-            headers: Vec::new(),
+            // Room for a typical request or response without regrowing.
+            headers: Vec::with_capacity(12),
             body: Vec::new(),
         }
     }

@@ -13,10 +13,10 @@ impl Params {
     pub fn parse(s: &str) -> Result<Params, String> {
         let s = s.trim_matches(is_lws);
         let s = s.strip_prefix(';').unwrap_or(s);
-        let mut out = Vec::new();
         if s.trim_matches(is_lws).is_empty() {
-            return Ok(Params(out));
+            return Ok(Params(Vec::new()));
         }
+        let mut out = Vec::with_capacity(split_outside_quotes(s, b';').count());
         for item in split_outside_quotes(s, b';') {
             let (name, value) = match item.split_once('=') {
                 Some((n, v)) => (n.trim_matches(is_lws), Some(v.trim_matches(is_lws))),
@@ -78,32 +78,56 @@ fn is_param_char(b: u8) -> bool {
 }
 
 /// Splits on `sep` where it is not inside a quoted string (with `\` escapes) or `<...>`.
-pub(crate) fn split_outside_quotes(s: &str, sep: u8) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let bytes = s.as_bytes();
-    let (mut start, mut in_quote, mut angle, mut i) = (0, false, 0usize, 0);
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_quote {
-            if b == b'\\' {
-                i += 1;
-            } else if b == b'"' {
-                in_quote = false;
-            }
-        } else if b == b'"' {
-            in_quote = true;
-        } else if b == b'<' {
-            angle += 1;
-        } else if b == b'>' {
-            angle = angle.saturating_sub(1);
-        } else if b == sep && angle == 0 {
-            parts.push(&s[start..i]);
-            start = i + 1;
-        }
-        i += 1;
+pub(crate) fn split_outside_quotes(s: &str, sep: u8) -> SplitOutsideQuotes<'_> {
+    SplitOutsideQuotes {
+        s,
+        sep,
+        start: 0,
+        done: false,
     }
-    parts.push(&s[start.min(s.len())..]);
-    parts
+}
+
+/// The pieces of [`split_outside_quotes`], found as they are asked for (no list is built).
+pub(crate) struct SplitOutsideQuotes<'a> {
+    s: &'a str,
+    sep: u8,
+    start: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for SplitOutsideQuotes<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.done {
+            return None;
+        }
+        let bytes = self.s.as_bytes();
+        let (mut in_quote, mut angle, mut i) = (false, 0usize, self.start);
+        while i < bytes.len() {
+            let b = bytes[i];
+            if in_quote {
+                if b == b'\\' {
+                    i += 1;
+                } else if b == b'"' {
+                    in_quote = false;
+                }
+            } else if b == b'"' {
+                in_quote = true;
+            } else if b == b'<' {
+                angle += 1;
+            } else if b == b'>' {
+                angle = angle.saturating_sub(1);
+            } else if b == self.sep && angle == 0 {
+                let part = &self.s[self.start..i];
+                self.start = i + 1;
+                return Some(part);
+            }
+            i += 1;
+        }
+        self.done = true;
+        Some(&self.s[self.start.min(self.s.len())..])
+    }
 }
 
 /// The host part of a SIP URI or Via sent-by.
