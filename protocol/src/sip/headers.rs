@@ -352,10 +352,17 @@ impl Message {
 
     /// The top Via.
     pub fn top_via(&self) -> Result<Via, SipError> {
-        let first = values(self, "Via")?
-            .into_iter()
+        // Only the first value of the first line is read (every response and request needs
+        // it; `vias` checks them all).
+        let line = self
+            .headers_named("Via")
             .next()
             .ok_or(SipError::Missing("Via"))?;
+        let first = split_outside_quotes(line, b',')
+            .next()
+            .map(|v| v.trim_matches(is_lws))
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| SipError::header("Via", "empty value in list"))?;
         Via::parse(first).map_err(|e| SipError::header("Via", e))
     }
 
