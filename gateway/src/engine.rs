@@ -674,10 +674,9 @@ impl Gateway {
             let Some(body) = s.queue.pop_front() else {
                 return;
             };
-            let req = s
+            let bytes = s
                 .dialog
-                .request(Method::Info, &via)
-                .with_body(CSTA, Some(DISPOSITION), body);
+                .request_bytes(&Method::Info, &via, CSTA, Some(DISPOSITION), &body);
             s.inflight += 1;
             s.events_sent += 1;
             let flow = s.flow;
@@ -693,7 +692,7 @@ impl Gateway {
             self.outputs.push_back(Output::Request {
                 flow,
                 target,
-                bytes: req.to_bytes(),
+                bytes,
             });
             let at = self.now + timeout;
             self.schedule(at, Timer::ClientTx(branch));

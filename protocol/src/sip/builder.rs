@@ -150,6 +150,67 @@ impl Dialog {
         self.request_with_cseq(method, via, cseq)
     }
 
+    /// The next request of the dialog with a body, written straight to wire bytes: the same
+    /// bytes as `request(..).with_body(..).to_bytes()`, without building the message first
+    /// (event INFOs are the gateway's most frequent output).
+    pub fn request_bytes(
+        &mut self,
+        method: &Method,
+        via: &str,
+        content_type: &str,
+        disposition: Option<&str>,
+        body: &[u8],
+    ) -> Vec<u8> {
+        self.local_cseq = self.local_cseq.wrapping_add(1);
+        let mut out = Vec::with_capacity(400 + body.len());
+        let line = |out: &mut Vec<u8>, name: &str, value: &[&str]| {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            for v in value {
+                out.extend_from_slice(v.as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+        };
+        let loose = self.route_set.is_empty() || self.first_route_loose;
+        let strict_uri;
+        let uri = if loose {
+            self.remote_target.as_str()
+        } else {
+            strict_uri = route_uri(&self.route_set[0]);
+            strict_uri.as_str()
+        };
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(uri.as_bytes());
+        out.extend_from_slice(b" SIP/2.0\r\n");
+        line(&mut out, "Via", &[via]);
+        if loose {
+            for r in &self.route_set {
+                line(&mut out, "Route", &[r]);
+            }
+        } else {
+            for r in &self.route_set[1..] {
+                line(&mut out, "Route", &[r]);
+            }
+            line(&mut out, "Route", &["<", &self.remote_target, ">"]);
+        }
+        line(&mut out, "Max-Forwards", &["70"]);
+        line(&mut out, "From", &[&self.local]);
+        line(&mut out, "To", &[&self.remote]);
+        line(&mut out, "Call-ID", &[&self.call_id]);
+        let cseq = self.local_cseq.to_string();
+        line(&mut out, "CSeq", &[&cseq, " ", method.as_str()]);
+        line(&mut out, "Contact", &[&self.local_contact]);
+        line(&mut out, "Content-Type", &[content_type]);
+        if let Some(d) = disposition {
+            line(&mut out, "Content-Disposition", &[d]);
+        }
+        line(&mut out, "Content-Length", &[&body.len().to_string()]);
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        out
+    }
+
     /// A request with an explicit CSeq (ACK and CANCEL reuse the INVITE's).
     pub fn request_with_cseq(&self, method: Method, via: &str, cseq: u32) -> Message {
         let loose = self.route_set.is_empty() || self.first_route_loose;
@@ -257,6 +318,35 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(info.from_header().expect("From").tag(), Some("gw7c1e0a52"));
         assert_eq!(info.cseq().expect("CSeq").seq, 1);
         info.validate().expect("valid");
+    }
+
+    #[test]
+    fn request_bytes_equal_the_built_message_for_loose_and_strict_routes() {
+        for invite in [INVITE.to_owned(), INVITE.replace(";lr>", ">")] {
+            let req = Message::parse(invite.as_bytes()).expect("parses");
+            let mut built = Dialog::as_uas(&req, "t1", "<sip:gw@gw>").expect("dialog");
+            let mut direct = built.clone();
+            for n in 0..2 {
+                let via = format!("SIP/2.0/TLS gw:5065;branch=z9hG4bK{n}");
+                let body = b"<?xml version=\"1.0\"?><DeliveredEvent/>".to_vec();
+                let expected = built
+                    .request(Method::Info, &via)
+                    .with_body("application/csta+xml", Some("signal"), body.clone())
+                    .to_bytes();
+                let got = direct.request_bytes(
+                    &Method::Info,
+                    &via,
+                    "application/csta+xml",
+                    Some("signal"),
+                    &body,
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&expected)
+                );
+            }
+            assert_eq!(direct.local_cseq, 2, "each request takes the next CSeq");
+        }
     }
 
     #[test]
