@@ -63,7 +63,7 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
 
 /// A workspace binary next to the running one (or one folder up, for test executables in
 /// `target/<profile>/deps`).
-pub(crate) fn binary(name: &str) -> anyhow::Result<PathBuf> {
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let dir = exe
         .parent()
@@ -82,7 +82,8 @@ pub(crate) fn binary(name: &str) -> anyhow::Result<PathBuf> {
         })
 }
 
-pub(crate) fn free_port() -> anyhow::Result<u16> {
+/// A TCP port free on loopback at the time of asking.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())

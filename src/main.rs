@@ -102,6 +102,17 @@ enum Command {
         /// its ladder snapshot).
         #[arg(long, conflicts_with = "ladder")]
         update: bool,
+        /// Replay against a gateway running elsewhere: its SIP TCP address (default: a fresh
+        /// in-process gateway).
+        #[arg(long, conflicts_with_all = ["ladder", "update"])]
+        gateway: Option<std::net::SocketAddr>,
+        /// With --gateway: where we play the PBX; that gateway's `pbx.address` must point here.
+        #[arg(long, default_value = "127.0.0.1:1040")]
+        pbx_listen: std::net::SocketAddr,
+        /// Print the gateway configuration the captures were recorded with (for --gateway and
+        /// --pbx-listen) and stop.
+        #[arg(long)]
+        gateway_config: bool,
     },
     /// Push the reference RCC exchange through the wire codecs and print the ladder.
     Reference,
@@ -215,8 +226,29 @@ async fn main() -> anyhow::Result<()> {
             file,
             ladder,
             update,
+            gateway,
+            pbx_listen,
+            gateway_config,
         } => {
-            if update {
+            if gateway_config {
+                let sip = gateway.unwrap_or_else(|| ([127, 0, 0, 1], 5066).into());
+                print!("{}", rcc_lab::replay::lab_gateway_toml(sip, pbx_listen));
+                return Ok(());
+            }
+            if let Some(sip) = gateway {
+                match rcc_lab::replay::replay_external(&file, sip, pbx_listen).await? {
+                    rcc_lab::replay::Outcome::Matched { steps } => {
+                        println!(
+                            "{}: {steps} steps replayed against {sip}, no divergence",
+                            file.display()
+                        );
+                    }
+                    rcc_lab::replay::Outcome::Diverged(d) => {
+                        println!("{}: {d}", file.display());
+                        std::process::exit(1);
+                    }
+                }
+            } else if update {
                 let text = rcc_lab::replay::update_file(&file).await?;
                 print!("{text}");
                 println!("{}: recorded as the expected behaviour", file.display());

@@ -455,6 +455,26 @@ pub async fn update_file(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// Replays a capture against a gateway running elsewhere (another process or host): we play
+/// the Front End by connecting to its SIP TCP listener at `gateway_sip`, and the PBX by listening
+/// on `pbx_listen`, where that gateway must be configured to connect (see [`lab_gateway_toml`]
+/// for the numbering the lab's captures were recorded with). The gateway must be fresh (no
+/// session from an earlier run) and reconnects to the PBX on its own.
+pub async fn replay_external(
+    path: &std::path::Path,
+    gateway_sip: SocketAddr,
+    pbx_listen: SocketAddr,
+) -> anyhow::Result<Outcome> {
+    let cap = crate::capture::read(path)?;
+    let (steps, notes) = ladder(&cap);
+    anyhow::ensure!(notes.is_empty(), "{}: {notes:?}", path.display());
+    replayable(&steps).map_err(|e| anyhow!("{}: not replayable: {e}", path.display()))?;
+    let pbx = TcpListener::bind(pbx_listen)
+        .await
+        .with_context(|| format!("listening for the gateway's PBX link on {pbx_listen}"))?;
+    replay(&steps, gateway_sip, pbx).await
+}
+
 async fn replay_with(
     path: &std::path::Path,
     trace: Option<&std::path::Path>,

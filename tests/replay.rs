@@ -220,3 +220,55 @@ async fn update_records_the_new_behaviour_as_expected() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Kills the spawned gateway when the test ends, however it ends.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_capture_replays_against_a_gateway_in_another_process() {
+    // The rcc-gateway binary, configured as `rcc-lab replay --gateway-config` prints, runs as its
+    // own process; the replay plays the Front End and the PBX against it over loopback.
+    let path = captures()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("02-click-to-dial"))
+        .expect("the click-to-dial capture");
+    let bin = rcc_lab::load::binary("rcc-gateway").expect("rcc-gateway built beside the tests");
+    let sip: std::net::SocketAddr =
+        ([127, 0, 0, 1], rcc_lab::load::free_port().expect("port")).into();
+    let pbx: std::net::SocketAddr =
+        ([127, 0, 0, 1], rcc_lab::load::free_port().expect("port")).into();
+    let dir = std::env::temp_dir().join(format!("rcc-lab-external-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("gateway.toml");
+    std::fs::write(&config, rcc_lab::replay::lab_gateway_toml(sip, pbx)).expect("config");
+    let _gw = Process(
+        std::process::Command::new(bin)
+            .args(["--config", &config.to_string_lossy()])
+            .env("RUST_LOG", "warn")
+            .spawn()
+            .expect("gateway starts"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(sip).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never listened on {sip}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    match rcc_lab::replay::replay_external(&path, sip, pbx)
+        .await
+        .expect("replay runs")
+    {
+        rcc_lab::replay::Outcome::Matched { steps } => assert!(steps > 10, "{steps} steps"),
+        rcc_lab::replay::Outcome::Diverged(d) => panic!("external gateway diverged: {d}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
