@@ -3,7 +3,9 @@
 //! What legitimately differs is normalized away: Via branches, CSeq numbering of the gateway's
 //! own requests, invoke IDs, the gateway's tags and monitorCrossRefIDs (learned as they appear,
 //! then substituted into what is played), Contact and Via hosts and ports, Content-Length and
-//! timing. The first divergence is reported with both messages and the steps before it.
+//! timing. The first divergence is reported with both messages and the steps before it. Where
+//! the capture's PBX link was lost and re-opened, the replayer closes its PBX side at the same
+//! point and accepts the gateway's reconnect.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -80,10 +82,19 @@ pub fn replayable(steps: &[Step]) -> Result<(), String> {
         c.dedup();
         c.len()
     };
-    if conns("PBX") > 1 {
-        return Err(
-            "the PBX link reconnects in this capture; replaying a reconnect is not built".into(),
-        );
+    // The PBX link may be lost and re-opened (the replayer drops it where the capture does),
+    // but two PBX connections may not be in use at once.
+    let mut seen: Vec<(SocketAddr, SocketAddr)> = Vec::new();
+    for key in steps.iter().filter_map(pbx_conn) {
+        if seen.last() != Some(&key) {
+            if seen.contains(&key) {
+                return Err(
+                    "the capture interleaves two PBX connections; replay plays one at a time"
+                        .into(),
+                );
+            }
+            seen.push(key);
+        }
     }
     if steps
         .iter()
@@ -95,6 +106,23 @@ pub fn replayable(steps: &[Step]) -> Result<(), String> {
         return Err("the Front End uses several connections; replay plays one".into());
     }
     Ok(())
+}
+
+/// The PBX connection of a step, as (gateway side, PBX side), or `None` off the PBX link.
+fn pbx_conn(s: &Step) -> Option<(SocketAddr, SocketAddr)> {
+    match (s.from.as_str(), s.to.as_str()) {
+        ("GW", "PBX") => Some(s.conn),
+        ("PBX", "GW") => Some((s.conn.1, s.conn.0)),
+        _ => None,
+    }
+}
+
+/// What the replayer tells its PBX side.
+enum PbxCmd {
+    /// Write these bytes to the gateway.
+    Send(Vec<u8>),
+    /// Close the link (as the PBX did in the capture) and take the gateway's next connection.
+    Drop,
 }
 
 fn mask_body(xml: &[u8]) -> String {
@@ -192,28 +220,29 @@ async fn run(
     replayable(steps).map_err(|e| anyhow!("not replayable: {e}"))?;
     // The PBX side: the gateway connects to us.
     let (pbx_in_tx, mut pbx_in) = mpsc::unbounded_channel::<(Option<InvokeId>, Vec<u8>)>();
-    let (pbx_out, mut pbx_out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (pbx_out, mut pbx_out_rx) = mpsc::unbounded_channel::<PbxCmd>();
     tokio::spawn(async move {
-        let Ok((mut s, _)) = pbx_listener.accept().await else {
-            return;
-        };
-        let mut d = AnnexJDecoder::new();
-        let mut buf = vec![0u8; 65536];
-        loop {
-            tokio::select! {
-                r = s.read(&mut buf) => match r {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        d.push(&buf[..n]);
-                        while let Ok(Some(f)) = d.next_frame() {
-                            let _ = pbx_in_tx.send((f.invoke_id, f.xml));
+        // One connection at a time: a Drop closes it and the gateway's reconnect is accepted.
+        while let Ok((mut s, _)) = pbx_listener.accept().await {
+            let mut d = AnnexJDecoder::new();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                tokio::select! {
+                    r = s.read(&mut buf) => match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            d.push(&buf[..n]);
+                            while let Ok(Some(f)) = d.next_frame() {
+                                let _ = pbx_in_tx.send((f.invoke_id, f.xml));
+                            }
                         }
-                    }
-                },
-                o = pbx_out_rx.recv() => match o {
-                    Some(b) => { if s.write_all(&b).await.is_err() { return; } }
-                    None => return,
-                },
+                    },
+                    o = pbx_out_rx.recv() => match o {
+                        Some(PbxCmd::Send(b)) => { if s.write_all(&b).await.is_err() { break; } }
+                        Some(PbxCmd::Drop) => break,
+                        None => return,
+                    },
+                }
             }
         }
     });
@@ -258,7 +287,19 @@ async fn run(
             context,
         }))
     };
+    let mut pbx_link: Option<(SocketAddr, SocketAddr)> = None;
     for (i, step) in steps.iter().enumerate() {
+        if let Some(key) = pbx_conn(step) {
+            if pbx_link.is_some_and(|current| current != key) {
+                // The capture's PBX link was lost here: drop ours; what the old link still
+                // carried no longer counts.
+                pbx_out
+                    .send(PbxCmd::Drop)
+                    .map_err(|_| anyhow!("the PBX side of the replay stopped"))?;
+                pbx_queue.clear();
+            }
+            pbx_link = Some(key);
+        }
         match (step.from.as_str(), step.to.as_str()) {
             ("GW", "PBX") => {
                 let Some((rec_invoke, rec_xml)) = &step.frame else {
@@ -300,7 +341,7 @@ async fn run(
                 };
                 let bytes = framing::encode_annex_j(invoke, rec_xml).map_err(|e| anyhow!("{e}"))?;
                 pbx_out
-                    .send(bytes)
+                    .send(PbxCmd::Send(bytes))
                     .map_err(|_| anyhow!("the gateway left the PBX link"))?;
             }
             ("GW", _) => {
