@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use rcc_protocol::csta;
 use rcc_protocol::framing::{self, AnnexJDecoder, EVENT_INVOKE_ID, InvokeId};
-use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
+use rcc_protocol::sip::{Limits, Message, StartLine, StreamFramer, StreamItem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -196,6 +196,23 @@ impl Substitutions {
             out = out.replace(r.as_str(), l.as_str());
         }
         out
+    }
+
+    /// A recorded message with the learned values in its Request-URI, header values and (text)
+    /// body; serialising it writes a Content-Length that fits the new body, whatever the
+    /// lengths of the values swapped.
+    fn apply_to(&self, recorded: &Message) -> Message {
+        let mut m = recorded.clone();
+        if let StartLine::Request { uri, .. } = &mut m.start {
+            *uri = self.apply(uri);
+        }
+        for h in &mut m.headers {
+            h.value = self.apply(&h.value);
+        }
+        if let Ok(text) = std::str::from_utf8(&m.body) {
+            m.body = self.apply(text).into_bytes();
+        }
+        m
     }
 }
 
@@ -397,10 +414,7 @@ async fn run(
                     continue;
                 };
                 let out = if rec.is_request() {
-                    let t = subs.apply(&String::from_utf8_lossy(&rec.to_bytes()));
-                    Message::parse(t.as_bytes()).map_err(|e| {
-                        anyhow!("recorded request no longer parses after substitution: {e}")
-                    })?
+                    subs.apply_to(rec)
                 } else {
                     // A response to one of the gateway's requests: answer the live request.
                     let branch = rec
@@ -536,4 +550,32 @@ async fn replay_with(
     drop(gw);
     tokio::time::sleep(Duration::from_millis(50)).await;
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitutions_of_other_lengths_keep_the_message_well_formed() {
+        let body = "<MonitorStop><monitorCrossRefID>7a1</monitorCrossRefID></MonitorStop>";
+        let text = format!(
+            "INFO sip:gw SIP/2.0\r\nVia: SIP/2.0/TCP fe;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=x\r\n\
+             To: <sip:gw>;tag=gw7a1\r\nCall-ID: c\r\nCSeq: 2 INFO\r\nMax-Forwards: 70\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let recorded = Message::parse(text.as_bytes()).expect("recorded message parses");
+        let mut subs = Substitutions(Vec::new());
+        subs.learn("7a1", "3c9d0e1f2");
+        let live = subs.apply_to(&recorded);
+        let wire = live.to_bytes();
+        let again = Message::parse(&wire).expect("the substituted message parses");
+        assert!(String::from_utf8_lossy(&again.body).contains(">3c9d0e1f2<"));
+        assert_eq!(again.header("To"), Some("<sip:gw>;tag=gw3c9d0e1f2"));
+        assert_eq!(
+            again.content_length().expect("length"),
+            Some(again.body.len())
+        );
+    }
 }

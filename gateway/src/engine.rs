@@ -232,7 +232,7 @@ impl Gateway {
 
     fn unique(&mut self, prefix: &str) -> String {
         self.counter += 1;
-        format!("{prefix}{:x}{:x}", self.seed & 0xffff_ffff, self.counter)
+        format!("{prefix}{:08x}{:x}", self.seed & 0xffff_ffff, self.counter)
     }
 
     fn schedule(&mut self, at: Instant, timer: Timer) {
