@@ -41,6 +41,16 @@ struct ServiceLabel {
     service: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InputLabel {
+    input: &'static str,
+}
+
+fn residence_histogram() -> Histogram {
+    // 10 µs to about 0.3 s.
+    Histogram::new(exponential_buckets(0.000_01, 2.0, 15))
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs to about 13 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
@@ -56,6 +66,7 @@ pub struct Metrics {
     refused_requests: Family<ReasonLabel, Counter>,
     requests: Family<RequestLabel, Counter>,
     response_time: Family<ServiceLabel, Histogram, fn() -> Histogram>,
+    residence: Family<InputLabel, Histogram, fn() -> Histogram>,
     /// Peers refused before any SIP was read (untrusted address or certificate).
     pub refused_peers: Counter,
     /// Connections closed because the peer did not take what was queued for it.
@@ -106,6 +117,7 @@ impl Metrics {
             refused_requests: Family::default(),
             requests: Family::default(),
             response_time: Family::new_with_constructor(latency_histogram),
+            residence: Family::new_with_constructor(residence_histogram),
             refused_peers: Counter::default(),
             queue_overflows: Counter::default(),
             sessions: Gauge::default(),
@@ -154,6 +166,11 @@ impl Metrics {
             "csta_response_seconds",
             "Time from a client request to its answer, by service",
             m.response_time.clone(),
+        );
+        registry.register(
+            "residence_seconds",
+            "Time from reading a SIP message or PBX bytes to queueing what they caused, by input (sip, pbx): the gateway's own share of a request's latency is one of each",
+            m.residence.clone(),
         );
         registry.register(
             "refused_peers",
@@ -271,6 +288,13 @@ impl Metrics {
             .get_or_create(&ServiceLabel {
                 service: service.to_owned(),
             })
+            .observe(seconds);
+    }
+
+    /// Time from reading `input` (`sip` or `pbx`) to the outputs it caused being queued.
+    pub fn residence(&self, input: &'static str, seconds: f64) {
+        self.residence
+            .get_or_create(&InputLabel { input })
             .observe(seconds);
     }
 

@@ -45,6 +45,8 @@ enum Cmd {
     Sip {
         flow: FlowId,
         msg: Message,
+        /// When its bytes were read.
+        at: Instant,
     },
     FlowDown {
         flow: FlowId,
@@ -59,6 +61,8 @@ enum Cmd {
     PbxBytes {
         conn: u64,
         bytes: Vec<u8>,
+        /// When they were read.
+        at: Instant,
     },
     PbxDown {
         conn: u64,
@@ -356,6 +360,7 @@ async fn run_flow<S>(
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
+                let at = Instant::now();
                 if let Some(t) = &shared.tracer {
                     t.data(local, peer, crate::trace::Way::In, &buf[..n]);
                 }
@@ -363,7 +368,7 @@ async fn run_flow<S>(
                 loop {
                     match framer.next_item() {
                         Ok(Some(StreamItem::Message(msg))) => {
-                            if shared.tx.send(Cmd::Sip { flow, msg }).await.is_err() {
+                            if shared.tx.send(Cmd::Sip { flow, msg, at }).await.is_err() {
                                 break 'conn;
                             }
                         }
@@ -533,7 +538,8 @@ async fn pbx_run<S>(
                     if let Some((t, (l, p))) = &trace {
                         t.data(*l, *p, crate::trace::Way::In, &buf[..n]);
                     }
-                    if tx.send(Cmd::PbxBytes { conn, bytes: buf[..n].to_vec() }).await.is_err() {
+                    let at = Instant::now();
+                    if tx.send(Cmd::PbxBytes { conn, bytes: buf[..n].to_vec(), at }).await.is_err() {
                         return;
                     }
                 }
@@ -603,6 +609,8 @@ async fn drive(
             () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
         };
         let now = tokio::time::Instant::now().into_std();
+        // For what was read from a peer: how long until the step's outputs are queued.
+        let mut residence: Option<(&'static str, Instant)> = None;
         match cmd {
             None => gw.handle_timeout(now),
             Some(Cmd::FlowUp { flow, out, target }) => {
@@ -614,7 +622,10 @@ async fn drive(
                     outbound.insert(t, flow);
                 }
             }
-            Some(Cmd::Sip { flow, msg }) => gw.sip_message(flow, msg, now),
+            Some(Cmd::Sip { flow, msg, at }) => {
+                residence = Some(("sip", at));
+                gw.sip_message(flow, msg, now);
+            }
             Some(Cmd::FlowDown { flow }) => {
                 flows.remove(&flow);
                 outbound.retain(|_, f| *f != flow);
@@ -628,8 +639,9 @@ async fn drive(
                     gw.pbx_connected(now);
                 }
             }
-            Some(Cmd::PbxBytes { conn, bytes }) => {
+            Some(Cmd::PbxBytes { conn, bytes, at }) => {
                 if conn == pbx.id {
+                    residence = Some(("pbx", at));
                     gw.pbx_bytes(&bytes, now);
                 }
             }
@@ -736,6 +748,9 @@ async fn drive(
                     }
                 }
             }
+        }
+        if let Some((input, at)) = residence {
+            shared.metrics.residence(input, at.elapsed().as_secs_f64());
         }
     }
 }
