@@ -385,14 +385,14 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
     // Let the PBX link come up before the first INVITE.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let cpu = |_: ()| {
+    let cpu = || {
         (
             load::sample(gw.0.id()).map_or(0.0, |s| s.cpu_s),
             tree_cpu(kam.0.id()),
             load::sample(pbx.0.id()).map_or(0.0, |s| s.cpu_s),
         )
     };
-    let before = cpu(());
+    let before = cpu();
     let started = Instant::now();
     let target = format!("127.0.0.1:{kamailio_port}");
     let sipp_log = std::fs::File::create(o.out.join("sipp.log"))?;
@@ -432,7 +432,7 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let seconds = started.elapsed().as_secs_f64();
-    let after = cpu(());
+    let after = cpu();
     let metrics = load::scrape(metrics_port).await.unwrap_or_default();
     drop(kam);
     drop(gw);
@@ -488,11 +488,7 @@ pub async fn run(o: &KamailioOptions) -> anyhow::Result<String> {
         "(PBX simulator {:.2} s, SIPp {:.2} s; configs and logs in {})",
         c.pbx_cpu_s,
         c.sipp_cpu_s,
-        display(&o.out)
+        o.out.display()
     );
     Ok(r)
-}
-
-fn display(p: &Path) -> String {
-    p.display().to_string()
 }
