@@ -7,23 +7,14 @@ use std::time::Duration;
 
 use rcc_lab::lab::{Lab, LabOptions};
 use rcc_protocol::csta::{
-    AutoOriginate, CallEventKind as K, ConnectionId, Event, ForwardingType, Request, Response,
+    AutoOriginate, CallEventKind as K, ConnectionId, ForwardingType, Request, Response,
 };
 use rcc_simulators::lync::{ClientProfile, expect_response};
 
 const WAIT: Duration = Duration::from_secs(5);
 
 async fn wait_kind(lab: &Lab, ep: usize, after: usize, kind: K) -> anyhow::Result<usize> {
-    let (i, _) = lab
-        .lync
-        .wait_event(
-            ep,
-            after,
-            WAIT,
-            kind.root_name(),
-            move |e| matches!(e, Event::Call(c) if c.kind == kind),
-        )
-        .await?;
+    let (i, _) = lab.lync.wait_call_event(ep, after, WAIT, kind).await?;
     Ok(i + 1)
 }
 

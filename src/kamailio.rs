@@ -261,12 +261,8 @@ struct ProcessGroup(std::process::Child);
 impl ProcessGroup {
     fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<ProcessGroup> {
         use std::os::unix::process::CommandExt;
-        let f = std::fs::File::create(log)?;
-        let child = Command::new(bin)
-            .args(args)
+        let child = load::logged(bin, args, log)?
             .process_group(0)
-            .stdout(Stdio::from(f.try_clone()?))
-            .stderr(Stdio::from(f))
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         Ok(ProcessGroup(child))
@@ -290,22 +286,6 @@ impl Drop for ProcessGroup {
         self.signal("-KILL");
         let _ = self.0.wait();
     }
-}
-
-/// Waits until something accepts TCP connections on `port`.
-async fn listening(port: u16, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{what} does not listen on 127.0.0.1:{port}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
 }
 
 /// Runs SIPp → Kamailio → gateway → PBX simulator and measures.
@@ -356,13 +336,13 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
         &["--config", &pbx_cfg.to_string_lossy()],
         &o.out.join("pbx-sim.log"),
     )?;
-    listening(pbx_port, "the PBX simulator").await?;
+    load::listening(pbx_port, "the PBX simulator").await?;
     let gw = load::spawn(
         &load::binary("rcc-gateway")?,
         &["--config", &gw_cfg.to_string_lossy()],
         &o.out.join("gateway.log"),
     )?;
-    listening(sip_port, "the gateway").await?;
+    load::listening(sip_port, "the gateway").await?;
     let kam = ProcessGroup::spawn(
         &kamailio,
         &[
@@ -379,7 +359,7 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
         ],
         &o.out.join("kamailio.log"),
     )?;
-    listening(kamailio_port, "Kamailio")
+    load::listening(kamailio_port, "Kamailio")
         .await
         .with_context(|| format!("see {}", o.out.join("kamailio.log").display()))?;
     // Let the PBX link come up before the first INVITE.

@@ -98,17 +98,38 @@ impl Drop for Killed {
     }
 }
 
-pub(crate) fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Killed> {
+/// `bin args` with stdout and stderr going to the file `log`.
+pub(crate) fn logged(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Command> {
     let f = std::fs::File::create(log)?;
-    let g = f.try_clone()?;
-    let child = Command::new(bin)
-        .args(args)
+    let mut c = Command::new(bin);
+    c.args(args)
+        .stdout(Stdio::from(f.try_clone()?))
+        .stderr(Stdio::from(f));
+    Ok(c)
+}
+
+pub(crate) fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Killed> {
+    let child = logged(bin, args, log)?
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::from(g))
-        .stderr(Stdio::from(f))
         .spawn()
         .with_context(|| format!("starting {}", bin.display()))?;
     Ok(Killed(child))
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port` (10 s at most).
+pub async fn listening(port: u16, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what} does not listen on 127.0.0.1:{port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 pub(crate) fn write_configs(
@@ -264,7 +285,7 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
         &o.out.join("pbx-sim.log"),
     )?;
     // Let the PBX listen before the gateway connects (it retries anyway).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    listening(pbx_port, "the PBX simulator").await?;
     let gw = spawn(
         &binary("rcc-gateway")?,
         &["--config", &gw_cfg.to_string_lossy()],

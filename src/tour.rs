@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use rcc_protocol::csta::{
-    AutoOriginate, CallEventKind as K, ConnectionId, Event, Request, Response,
-};
+use rcc_protocol::csta::{AutoOriginate, CallEventKind as K, ConnectionId, Request, Response};
 use rcc_simulators::lync::{ClientProfile, expect_response};
 
 use crate::lab::{Lab, LabOptions};
@@ -25,16 +23,7 @@ pub struct Step {
 }
 
 async fn next_event(lab: &Lab, ep: usize, after: usize, kind: K) -> anyhow::Result<usize> {
-    let (i, _) = lab
-        .lync
-        .wait_event(
-            ep,
-            after,
-            WAIT,
-            kind.root_name(),
-            move |e| matches!(e, Event::Call(c) if c.kind == kind),
-        )
-        .await?;
+    let (i, _) = lab.lync.wait_call_event(ep, after, WAIT, kind).await?;
     Ok(i + 1)
 }
 

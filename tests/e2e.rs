@@ -23,15 +23,7 @@ fn call(e: &Event) -> Option<&CallEvent> {
 
 /// Waits for the next call event of `kind` after index `after`; returns its index and event.
 async fn event(lab: &Lab, ep: usize, after: usize, kind: K) -> anyhow::Result<(usize, CallEvent)> {
-    let (i, e) = lab
-        .lync
-        .wait_event(ep, after, WAIT, kind.root_name(), move |e| {
-            call(e).is_some_and(|c| c.kind == kind)
-        })
-        .await?;
-    let c = call(&e)
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("not a call event"))?;
+    let (i, c) = lab.lync.wait_call_event(ep, after, WAIT, kind).await?;
     Ok((i + 1, c))
 }
 

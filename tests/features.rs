@@ -28,25 +28,8 @@ async fn external_gateway(
     pbx: SocketAddr,
 ) -> anyhow::Result<(rcc_gateway::server::GatewayHandle, SocketAddr)> {
     let sip = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let toml = format!(
-        r#"
-[sip]
-listen_tcp = "{sip}"
-host = "127.0.0.1"
-trusted_peer = [{{ ip = "127.0.0.1" }}]
-[pbx]
-address = "{pbx}"
-reconnect_min_ms = 50
-reconnect_max_ms = 200
-[numbering]
-[[numbering.to_pbx]]
-pattern = '\+1425555(\d{{4}})'
-replace = "$1"
-[[numbering.to_lync]]
-pattern = '(\d{{4}})'
-replace = "+1425555$1"
-"#
-    );
+    // The lab's numbering over TCP, as `rcc-lab replay --gateway-config` prints it.
+    let toml = rcc_lab::replay::lab_gateway_toml(sip, pbx);
     let config = rcc_gateway::config::parse(&toml)?;
     let gw = rcc_gateway::server::GatewayHandle::start(config).await?;
     Ok((gw, sip))

@@ -253,14 +253,9 @@ async fn a_capture_replays_against_a_gateway_in_another_process() {
             .spawn()
             .expect("gateway starts"),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(sip).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the gateway never listened on {sip}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    rcc_lab::load::listening(sip.port(), "the gateway")
+        .await
+        .expect("the gateway listens");
     match rcc_lab::replay::replay_external(&path, sip, pbx)
         .await
         .expect("replay runs")

@@ -667,15 +667,11 @@ async fn drive(
                     target,
                     bytes,
                 } => {
-                    let via = if flows.contains_key(&flow) {
-                        Some(flow)
-                    } else {
-                        outbound
-                            .get(&target)
-                            .copied()
-                            .filter(|f| flows.contains_key(f))
-                    };
-                    match via.and_then(|f| flows.get(&f).map(|w| (f, w))) {
+                    // The dialog's own connection, else one we opened to its next hop.
+                    let via = std::iter::once(flow)
+                        .chain(outbound.get(&target).copied())
+                        .find_map(|f| flows.get(&f).map(|w| (f, w)));
+                    match via {
                         Some((f, w)) => {
                             if w.try_send(bytes).is_err() {
                                 stuck_flow(&mut flows, f, &shared.metrics);

@@ -854,21 +854,12 @@ async fn sees(
 ) -> anyhow::Result<rcc_protocol::csta::CallEvent> {
     let id = endpoint(w, who)?;
     let after = w.seen.get(&id).copied().unwrap_or(0);
-    let (i, e) = lab(w)
+    let (i, c) = lab(w)
         .await?
         .lync
-        .wait_event(
-            id,
-            after,
-            WAIT,
-            kind.root_name(),
-            move |e| matches!(e, Event::Call(c) if c.kind == kind),
-        )
+        .wait_call_event(id, after, WAIT, kind)
         .await?;
     w.seen.insert(id, i + 1);
-    let Event::Call(c) = e else {
-        anyhow::bail!("not a call event");
-    };
     let user = who.split('/').next().unwrap_or(who).to_owned();
     let call = c.connection.as_ref().and_then(|x| x.call_id.clone());
     if let (Some(call), false) = (

@@ -3,7 +3,6 @@
 //! send no `z9hG4bK` branch (pidgin-sipe).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcc_protocol::sip::{Message, Method};
@@ -63,7 +62,7 @@ fn sent_by(via: &rcc_protocol::sip::Via) -> String {
 #[derive(Debug)]
 enum TxState {
     Proceeding,
-    Completed(Arc<[u8]>),
+    Completed(Box<[u8]>),
     Accepted,
 }
 
@@ -108,27 +107,23 @@ impl ServerTransactions {
     /// Records the final response. A non-INVITE transaction on a reliable transport ends here;
     /// others keep the response for retransmitted requests.
     pub fn completed(&mut self, key: &TxKey, bytes: &[u8], now: Instant) {
-        self.completed_with(key, || Arc::from(bytes), now);
-    }
-
-    fn completed_with(&mut self, key: &TxKey, bytes: impl FnOnce() -> Arc<[u8]>, now: Instant) {
-        let known = self.young.remove(key).or_else(|| self.old.remove(key));
-        if known.is_some() && !key.ends_with_answer {
-            self.insert(key.clone(), TxState::Completed(bytes()), now);
-        }
+        let next = (!key.ends_with_answer).then(|| TxState::Completed(bytes.into()));
+        self.finish(key, next, now);
     }
 
     /// Records a 2xx to INVITE: the transaction enters RFC 6026's Accepted state, where
     /// retransmitted INVITEs are absorbed (the dialog layer retransmits the 2xx until ACK), so
     /// the response itself is not kept here.
     pub fn accepted(&mut self, key: &TxKey, now: Instant) {
-        if self
-            .young
-            .remove(key)
-            .or_else(|| self.old.remove(key))
-            .is_some()
-        {
-            self.insert(key.clone(), TxState::Accepted, now);
+        self.finish(key, Some(TxState::Accepted), now);
+    }
+
+    /// Ends the proceeding phase of a known transaction: it is kept in state `next`, or
+    /// forgotten when there is none.
+    fn finish(&mut self, key: &TxKey, next: Option<TxState>, now: Instant) {
+        let known = self.young.remove(key).or_else(|| self.old.remove(key));
+        if let (Some(_), Some(state)) = (known, next) {
+            self.insert(key.clone(), state, now);
         }
     }
 

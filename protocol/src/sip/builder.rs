@@ -1,5 +1,7 @@
 //! Building responses (RFC 3261 §8.2.6) and requests inside a dialog (§12.2.1).
 
+use std::borrow::Cow;
+
 use super::error::SipError;
 use super::message::{Message, Method};
 
@@ -171,28 +173,14 @@ impl Dialog {
             }
             out.extend_from_slice(b"\r\n");
         };
-        let loose = self.route_set.is_empty() || self.first_route_loose;
-        let strict_uri;
-        let uri = if loose {
-            self.remote_target.as_str()
-        } else {
-            strict_uri = route_uri(&self.route_set[0]);
-            strict_uri.as_str()
-        };
+        let (uri, routes) = self.next_hop();
         out.extend_from_slice(method.as_str().as_bytes());
         out.push(b' ');
         out.extend_from_slice(uri.as_bytes());
         out.extend_from_slice(b" SIP/2.0\r\n");
         line(&mut out, "Via", &[via]);
-        if loose {
-            for r in &self.route_set {
-                line(&mut out, "Route", &[r]);
-            }
-        } else {
-            for r in &self.route_set[1..] {
-                line(&mut out, "Route", &[r]);
-            }
-            line(&mut out, "Route", &["<", &self.remote_target, ">"]);
+        for r in routes {
+            line(&mut out, "Route", &[&r]);
         }
         line(&mut out, "Max-Forwards", &["70"]);
         line(&mut out, "From", &[&self.local]);
@@ -211,17 +199,30 @@ impl Dialog {
         out
     }
 
+    /// The Request-URI and Route values of a request in the dialog (RFC 3261 §12.2.1.1): with a
+    /// loose first route, the remote target and the route set; with a strict one, that route's
+    /// URI, the rest of the route set and the remote target last.
+    fn next_hop(&self) -> (Cow<'_, str>, Vec<Cow<'_, str>>) {
+        fn borrowed(r: &[String]) -> Vec<Cow<'_, str>> {
+            r.iter().map(|v| Cow::Borrowed(v.as_str())).collect()
+        }
+        match self.route_set.split_first() {
+            Some((first, rest)) if !self.first_route_loose => {
+                let mut routes: Vec<Cow<'_, str>> = borrowed(rest);
+                routes.push(Cow::Owned(format!("<{}>", self.remote_target)));
+                (Cow::Owned(route_uri(first)), routes)
+            }
+            _ => (
+                Cow::Borrowed(self.remote_target.as_str()),
+                borrowed(&self.route_set),
+            ),
+        }
+    }
+
     /// A request with an explicit CSeq (ACK and CANCEL reuse the INVITE's).
     pub fn request_with_cseq(&self, method: Method, via: &str, cseq: u32) -> Message {
-        let loose = self.route_set.is_empty() || self.first_route_loose;
-        let (uri, routes): (String, Vec<String>) = if loose {
-            (self.remote_target.clone(), self.route_set.clone())
-        } else {
-            let mut routes: Vec<String> = self.route_set[1..].to_vec();
-            routes.push(format!("<{}>", self.remote_target));
-            (route_uri(&self.route_set[0]), routes)
-        };
-        let mut msg = Message::request(method.clone(), uri);
+        let (uri, routes) = self.next_hop();
+        let mut msg = Message::request(method.clone(), uri.into_owned());
         msg.push_header("Via", via);
         for r in routes {
             msg.push_header("Route", r);

@@ -333,6 +333,30 @@ impl LyncSim {
         .await
     }
 
+    /// Waits for the first call event of `kind` at index `after` or later; returns its index
+    /// and the event.
+    pub async fn wait_call_event(
+        &self,
+        id: EndpointId,
+        after: usize,
+        wait: Duration,
+        kind: csta::CallEventKind,
+    ) -> anyhow::Result<(usize, csta::CallEvent)> {
+        let (i, e) = self
+            .wait_event(
+                id,
+                after,
+                wait,
+                kind.root_name(),
+                move |e| matches!(e, Event::Call(c) if c.kind == kind),
+            )
+            .await?;
+        match e {
+            Event::Call(c) => Ok((i, c)),
+            _ => Err(anyhow!("endpoint {id}: event {i} is not a call event")),
+        }
+    }
+
     /// The endpoint's events so far.
     pub async fn events(&self, id: EndpointId) -> anyhow::Result<Vec<Seen>> {
         self.with(move |fe, _| {
