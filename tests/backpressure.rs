@@ -103,5 +103,16 @@ address = "127.0.0.1:9"
         0,
         "backpressure, not a closed connection"
     );
+    // Every SIP message read was timed in the gateway's residence histogram.
+    let text = gw.metrics.encode();
+    let timed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("rcc_gateway_residence_seconds_count{input=\"sip\"} "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert_eq!(
+        timed,
+        Some(u64::from(REQUESTS) + 1),
+        "residence counted:\n{text}"
+    );
     Ok(())
 }
