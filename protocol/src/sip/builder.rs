@@ -202,21 +202,20 @@ impl Dialog {
     /// The Request-URI and Route values of a request in the dialog (RFC 3261 §12.2.1.1): with a
     /// loose first route, the remote target and the route set; with a strict one, that route's
     /// URI, the rest of the route set and the remote target last.
-    fn next_hop(&self) -> (Cow<'_, str>, Vec<Cow<'_, str>>) {
-        fn borrowed(r: &[String]) -> Vec<Cow<'_, str>> {
-            r.iter().map(|v| Cow::Borrowed(v.as_str())).collect()
-        }
-        match self.route_set.split_first() {
-            Some((first, rest)) if !self.first_route_loose => {
-                let mut routes: Vec<Cow<'_, str>> = borrowed(rest);
-                routes.push(Cow::Owned(format!("<{}>", self.remote_target)));
-                (Cow::Owned(route_uri(first)), routes)
-            }
-            _ => (
-                Cow::Borrowed(self.remote_target.as_str()),
-                borrowed(&self.route_set),
-            ),
-        }
+    fn next_hop(&self) -> (Cow<'_, str>, impl Iterator<Item = Cow<'_, str>> + '_) {
+        let strict = !self.first_route_loose && !self.route_set.is_empty();
+        let uri = match self.route_set.first() {
+            Some(first) if strict => Cow::Owned(route_uri(first)),
+            _ => Cow::Borrowed(self.remote_target.as_str()),
+        };
+        let last = strict.then(|| Cow::Owned(format!("<{}>", self.remote_target)));
+        let routes = self
+            .route_set
+            .iter()
+            .skip(usize::from(strict))
+            .map(|r| Cow::Borrowed(r.as_str()))
+            .chain(last);
+        (uri, routes)
     }
 
     /// A request with an explicit CSeq (ACK and CANCEL reuse the INVITE's).
