@@ -85,6 +85,8 @@ pub struct LabOptions {
     pub authorization: Vec<rcc_gateway::config::UserLines>,
     /// Where our gateway writes a pcapng trace of both legs.
     pub trace: Option<PathBuf>,
+    /// Our gateway's per-session traces.
+    pub session_traces: Option<rcc_gateway::config::SessionTraceConfig>,
     /// Session-Expires our gateway grants (RFC 4028), seconds.
     pub session_expires: Option<u32>,
 }
@@ -108,6 +110,7 @@ impl Default for LabOptions {
             pbx_at: PbxAt::Simulator,
             authorization: Vec::new(),
             trace: None,
+            session_traces: None,
             session_expires: None,
         }
     }
@@ -285,6 +288,10 @@ replace = "+1425555$1"
     }
     config.authorization.users = options.authorization.clone();
     config.observe.trace.clone_from(&options.trace);
+    config
+        .observe
+        .session_traces
+        .clone_from(&options.session_traces);
     if let Some(se) = options.session_expires {
         config.sip.session_expires_s = se;
     }

@@ -220,3 +220,169 @@ async fn nul_framed_pbx_link_opens_in_tshark() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Per-session traces: alice calls bob with both signed in; each gets a file with only its own
+/// dialog and the PBX frames of its own line, which tshark dissects and our capture reader
+/// rebuilds into a ladder.
+#[tokio::test]
+async fn per_session_traces_hold_only_their_sessions_traffic() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("rcc-lab-session-traces-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let lab = Lab::start(LabOptions {
+        session_traces: Some(rcc_gateway::config::SessionTraceConfig {
+            dir: dir.clone(),
+            users: Vec::new(),
+            max_open: 16,
+        }),
+        ..LabOptions::default()
+    })
+    .await?;
+    let alice = lab
+        .signed_in("alice", "a1", ClientProfile::Lync2013)
+        .await?;
+    let bob = lab.signed_in("bob", "b1", ClientProfile::Lync2013).await?;
+    let bob_number = format!("tel:{}", lab.user("bob")?.e164());
+    lab.lync
+        .request(
+            alice,
+            Request::MakeCall {
+                calling: lab.user("alice")?.line(),
+                called: bob_number,
+                auto_originate: Some(AutoOriginate::DoNotPrompt),
+            },
+            Duration::from_secs(5),
+        )
+        .await?
+        .map_err(|e| anyhow::anyhow!("MakeCall failed: {e}"))?;
+    for (who, id) in [("alice", alice), ("bob", bob)] {
+        lab.lync
+            .wait_event(
+                id,
+                0,
+                Duration::from_secs(5),
+                "Delivered",
+                |e| matches!(e, Event::Call(c) if c.kind == CallEventKind::Delivered),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{who}: {e}"))?;
+    }
+    for id in [alice, bob] {
+        lab.lync.sign_out(id).await?;
+    }
+    let gw = lab.gateway()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while gw.metrics.sessions.get() > 0 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "sessions still open after sign-out"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sip_port = gw.sip_tls.map(|a| a.port()).unwrap_or_default();
+    lab.shutdown().await;
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert_eq!(names.len(), 2, "one file per signed-in session: {names:?}");
+    assert!(names[0].starts_with("alice@contoso.lab-"), "{names:?}");
+    assert!(names[1].starts_with("bob@contoso.lab-"), "{names:?}");
+
+    let mut call_ids = Vec::new();
+    let mut xrefs = Vec::new();
+    for (user, file) in ["alice", "bob"].into_iter().zip(&files) {
+        let path = file.to_string_lossy().into_owned();
+        // Wireshark's view: SIP of this user's dialog only, CSTA dissected by the script.
+        let sip = tshark(&[
+            "-r",
+            &path,
+            "-d",
+            &format!("tcp.port=={sip_port},sip"),
+            "-Y",
+            "sip",
+            "-T",
+            "fields",
+            "-e",
+            "sip.Call-ID",
+            "-e",
+            "sip.from.user",
+            "-e",
+            "sip.to.user",
+            "-e",
+            "sip.CSeq.method",
+        ]);
+        let rows: Vec<Vec<&str>> = sip.lines().map(|l| l.split('\t').collect()).collect();
+        assert!(rows.len() >= 4, "{user}: SIP rows:\n{sip}");
+        for r in &rows {
+            assert!(
+                r.get(1) == Some(&user) || r.get(2) == Some(&user),
+                "{user}'s trace holds another user's SIP: {r:?}"
+            );
+        }
+        for method in ["INVITE", "ACK", "INFO", "BYE"] {
+            assert!(
+                rows.iter().any(|r| r.get(3) == Some(&method)),
+                "{user}: no {method}:\n{sip}"
+            );
+        }
+        let mut ids: Vec<&str> = rows.iter().filter_map(|r| r.first().copied()).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{user}: one dialog, got {ids:?}");
+        call_ids.push(ids[0].to_owned());
+        let (frames, pbx) = pbx_frames(&path);
+        assert!(
+            has(&frames, None, "MonitorStart", "request")
+                && has(&frames, None, "MonitorStartResponse", "response"),
+            "{user}: its line's monitor:\n{pbx}"
+        );
+        assert!(
+            has(&frames, Some("9999"), "DeliveredEvent", "event"),
+            "{user}: its DeliveredEvent:\n{pbx}"
+        );
+        assert!(
+            has(&frames, None, "MonitorStop", "request"),
+            "{user}: the monitor released when the session left:\n{pbx}"
+        );
+        for other in [
+            "GetCSTAFeatures",
+            "SystemRegister",
+            "StartApplicationSession",
+        ] {
+            assert!(
+                !frames.iter().any(|f| f[1] == other),
+                "{user}: the link's own {other} is in a session trace:\n{pbx}"
+            );
+        }
+        assert_eq!(
+            has(&frames, None, "MakeCall", "request"),
+            user == "alice",
+            "{user}: only the caller's trace has the MakeCall:\n{pbx}"
+        );
+
+        // Our reader's view: every PBX event in the file is for one monitor.
+        let cap = rcc_lab::capture::read(file)?;
+        let (steps, _) = rcc_lab::capture::ladder(&cap);
+        let mut refs: Vec<String> = steps
+            .iter()
+            .filter_map(|s| s.frame.as_ref())
+            .filter_map(|(_, xml)| rcc_protocol::csta::decode(xml).ok())
+            .filter_map(|d| match d.message {
+                rcc_protocol::csta::Message::Event(e) => Some(e.cross_ref().to_owned()),
+                _ => None,
+            })
+            .collect();
+        refs.sort();
+        refs.dedup();
+        assert_eq!(refs.len(), 1, "{user}: events of one monitor, got {refs:?}");
+        xrefs.push(refs[0].clone());
+    }
+    assert_ne!(call_ids[0], call_ids[1], "two dialogs");
+    assert_ne!(xrefs[0], xrefs[1], "two monitors");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -313,6 +313,27 @@ pub struct ObserveConfig {
     /// A pcapng trace of both legs (TLS written as its decrypted SIP), for Wireshark.
     #[serde(default)]
     pub trace: Option<PathBuf>,
+    /// One pcapng trace per RCC session: its SIP dialog and the PBX frames that belong to it.
+    #[serde(default)]
+    pub session_traces: Option<SessionTraceConfig>,
+}
+
+/// `[observe.session_traces]`: one pcapng file per RCC session.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionTraceConfig {
+    /// Directory of the files (`USER-SECONDS-SESSION.pcapng`); created if missing.
+    pub dir: PathBuf,
+    /// Only these users' sessions (SIP URIs, case-insensitive); empty: every session.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Files open at once at most; sessions beyond are not traced (counted and logged).
+    #[serde(default = "default_max_open")]
+    pub max_open: usize,
+}
+
+fn default_max_open() -> usize {
+    256
 }
 
 /// Log output format.
@@ -480,6 +501,17 @@ pub fn check(c: &Config) -> Vec<String> {
     if s.event_window == 0 || s.event_queue == 0 {
         p.push("sip.event_window and sip.event_queue must be at least 1".to_owned());
     }
+    if let Some(t) = &c.observe.session_traces {
+        if t.max_open == 0 {
+            p.push("observe.session_traces.max_open must be at least 1".to_owned());
+        }
+        if t.dir.exists() && !t.dir.is_dir() {
+            p.push(format!(
+                "observe.session_traces.dir: {} is not a directory",
+                t.dir.display()
+            ));
+        }
+    }
     let x = &c.pbx;
     for (what, a) in [
         ("address", Some(&x.address)),
@@ -565,6 +597,9 @@ mod tests {
             [[numbering.to_pbx]]
             pattern = "("
             replace = ""
+            [observe.session_traces]
+            dir = "/tmp"
+            max_open = 0
         "#;
         let err = parse(text).err().map(|e| e.to_string()).unwrap_or_default();
         for needle in [
@@ -575,10 +610,11 @@ mod tests {
             "\"pbx\" is not host:port",
             "needs username and password",
             "numbering.to_pbx #1",
+            "session_traces.max_open must be at least 1",
         ] {
             assert!(err.contains(needle), "missing {needle:?} in {err}");
         }
-        assert!(err.starts_with("7 problem(s)"), "{err}");
+        assert!(err.starts_with("8 problem(s)"), "{err}");
     }
 
     #[test]

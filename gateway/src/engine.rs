@@ -21,6 +21,7 @@ use crate::rcc::numbering::Numbering;
 use crate::rcc::session::{AckWait, FlowId, RccSession, SessionId};
 use crate::rcc::translate::LineView;
 use crate::sip::transaction::{Seen, ServerTransactions, TxKey};
+use crate::trace::{Leg, SessionNote, Way};
 
 const CSTA: &str = "application/csta+xml";
 const DISPOSITION: &str = "signal;handling=required";
@@ -59,6 +60,8 @@ pub enum Output {
     },
     /// Act on the PBX link.
     Pbx(LinkOutput),
+    /// A record for the per-session traces (`[observe.session_traces]`).
+    Trace(SessionNote),
 }
 
 /// What a PBX request was for.
@@ -80,6 +83,10 @@ enum PbxTag {
     },
     Features,
     Quiet,
+    /// The MonitorStop after the last session on a device left (answer not needed).
+    Release {
+        session: SessionId,
+    },
 }
 
 /// A request parked until the PBX monitor of its device exists.
@@ -113,6 +120,8 @@ enum Timer {
 struct ClientTx {
     session: SessionId,
     bye: bool,
+    /// The session is traced (a BYE's answer comes after the session is gone).
+    traced: bool,
 }
 
 /// The gateway core.
@@ -135,6 +144,8 @@ pub struct Gateway {
     outputs: VecDeque<Output>,
     /// Our Via up to the branch value, formatted once.
     via_prefix: String,
+    /// Whose sessions are traced (normalised URIs; empty: everyone), when session traces are on.
+    trace_users: Option<Vec<String>>,
     seed: u64,
     counter: u64,
     now: Instant,
@@ -176,7 +187,14 @@ impl Gateway {
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, now: Instant) -> anyhow::Result<Self> {
         let numbering = Numbering::new(&config.numbering, config.pbx.profile)?;
         let authz = Authorization::from_config(&config.authorization)?;
-        let link = PbxLink::new(LinkSettings::from_config(&config.pbx), now);
+        let trace_users = config
+            .observe
+            .session_traces
+            .as_ref()
+            .map(|t| t.users.iter().map(|u| normalise_user(u)).collect());
+        let mut settings = LinkSettings::from_config(&config.pbx);
+        settings.keep_frames = trace_users.is_some();
+        let link = PbxLink::new(settings, now);
         let sip = &config.sip;
         let via_prefix = format!(
             "SIP/2.0/{} {}:{};branch=",
@@ -186,6 +204,7 @@ impl Gateway {
         );
         Ok(Gateway {
             via_prefix,
+            trace_users,
             numbering,
             authz,
             metrics,
@@ -240,6 +259,95 @@ impl Gateway {
         self.timers.insert((at, self.counter), timer);
     }
 
+    // ----- per-session traces -----
+
+    fn wants_trace(&self, user: &str) -> bool {
+        self.trace_users
+            .as_ref()
+            .is_some_and(|u| u.is_empty() || u.iter().any(|x| x == user))
+    }
+
+    fn traced(&self, sid: SessionId) -> bool {
+        self.trace_users.is_some() && self.sessions.get(&sid).is_some_and(|s| s.traced)
+    }
+
+    /// Records a SIP message of `sid` when that session is traced.
+    fn trace_sip(
+        &mut self,
+        sid: SessionId,
+        flow: FlowId,
+        way: Way,
+        bytes: impl FnOnce() -> Vec<u8>,
+    ) {
+        if self.traced(sid) {
+            self.outputs.push_back(Output::Trace(SessionNote::Data {
+                session: sid,
+                leg: Leg::Sip(flow),
+                way,
+                bytes: bytes(),
+            }));
+        }
+    }
+
+    /// The traced sessions on a device, those waiting for its monitor included.
+    fn traced_on(&self, device: &str) -> Vec<SessionId> {
+        if self.trace_users.is_none() {
+            return Vec::new();
+        }
+        self.devices
+            .get(device)
+            .map(|w| {
+                let mut v: Vec<SessionId> = w
+                    .sessions
+                    .iter()
+                    .copied()
+                    .chain(w.waiting.iter().map(|x| x.session))
+                    .filter(|s| self.traced(*s))
+                    .collect();
+                v.dedup();
+                v
+            })
+            .unwrap_or_default()
+    }
+
+    /// The traced sessions a PBX request (and so its answer) belongs to.
+    fn traced_for(&self, tag: &PbxTag) -> Vec<SessionId> {
+        match tag {
+            PbxTag::Client { session, .. } | PbxTag::Release { session }
+                if self.traced(*session) =>
+            {
+                vec![*session]
+            }
+            PbxTag::Monitor { device } | PbxTag::Snapshot { device } => self.traced_on(device),
+            _ => Vec::new(),
+        }
+    }
+
+    fn trace_pbx(&mut self, sids: &[SessionId], way: Way, frame: Option<&[u8]>) {
+        let Some(frame) = frame else {
+            return;
+        };
+        for &session in sids {
+            self.outputs.push_back(Output::Trace(SessionNote::Data {
+                session,
+                leg: Leg::Pbx,
+                way,
+                bytes: frame.to_vec(),
+            }));
+        }
+    }
+
+    /// Sends a PBX request; the traced sessions it belongs to record its frame.
+    fn pbx_request(&mut self, tag: PbxTag, req: Request) -> Result<u16, Failure> {
+        let sids = self.traced_for(&tag);
+        let sent = self.link.request(tag, req, self.now);
+        if sent.is_ok() && !sids.is_empty() {
+            let frame = self.link.last_sent().map(<[u8]>::to_vec);
+            self.trace_pbx(&sids, Way::Out, frame.as_deref());
+        }
+        sent
+    }
+
     // ----- time -----
 
     /// When [`Gateway::handle_timeout`] must run next.
@@ -279,6 +387,11 @@ impl Gateway {
                 Timer::ClientTx(branch) => {
                     if let Some(tx) = self.client_txs.remove(&branch) {
                         self.metrics.event_timeouts.inc();
+                        if tx.bye && tx.traced {
+                            self.outputs.push_back(Output::Trace(SessionNote::End {
+                                session: tx.session,
+                            }));
+                        }
                         if !tx.bye {
                             // Not fatal: pidgin-sipe never answers events.
                             if let Some(s) = self.sessions.get_mut(&tx.session) {
@@ -314,6 +427,7 @@ impl Gateway {
         wait.interval = (wait.interval * 2).min(T2);
         let next = now + wait.interval;
         let flow = s.flow;
+        self.trace_sip(sid, flow, Way::Out, || bytes.clone());
         self.outputs.push_back(Output::Respond { flow, bytes });
         self.schedule(next, Timer::Retransmit(sid, generation));
     }
@@ -348,8 +462,8 @@ impl Gateway {
                 self.outputs.push_back(Output::Pbx(o));
                 progressed = true;
             }
-            while let Some(e) = self.link.poll_event() {
-                self.link_event(e);
+            while let Some((e, frame)) = self.link.poll_event_with_frame() {
+                self.link_event(e, frame);
                 progressed = true;
             }
             if !progressed {
@@ -358,17 +472,12 @@ impl Gateway {
         }
     }
 
-    fn link_event(&mut self, e: LinkEvent<PbxTag>) {
-        let now = self.now;
+    fn link_event(&mut self, e: LinkEvent<PbxTag>, frame: Option<Vec<u8>>) {
         match e {
             LinkEvent::Up => {
                 tracing::info!("PBX link up");
                 self.metrics.pbx_up.set(1);
-                let _ = self.link.request(
-                    PbxTag::Features,
-                    Request::GetCstaFeatures { line: None },
-                    now,
-                );
+                let _ = self.pbx_request(PbxTag::Features, Request::GetCstaFeatures { line: None });
                 self.resync();
             }
             LinkEvent::Down { reason } => {
@@ -403,8 +512,14 @@ impl Gateway {
                     self.resync();
                 }
             }
-            LinkEvent::Completed { purpose, result } => self.completed(purpose, result),
-            LinkEvent::Event(e) => self.pbx_event(e),
+            LinkEvent::Completed { purpose, result } => {
+                if frame.is_some() {
+                    let sids = self.traced_for(&purpose);
+                    self.trace_pbx(&sids, Way::In, frame.as_deref());
+                }
+                self.completed(purpose, result);
+            }
+            LinkEvent::Event(e) => self.pbx_event(e, frame.as_deref()),
         }
     }
 
@@ -423,18 +538,13 @@ impl Gateway {
                 .and_then(|w| w.pbx_xref.take())
             {
                 self.pbx_xrefs.remove(&old);
-                let _ = self.link.request(
-                    PbxTag::Quiet,
-                    Request::MonitorStop { cross_ref: old },
-                    self.now,
-                );
+                let _ = self.pbx_request(PbxTag::Quiet, Request::MonitorStop { cross_ref: old });
             }
             self.start_monitor(&device);
         }
     }
 
     fn start_monitor(&mut self, device: &str) {
-        let now = self.now;
         let Some(w) = self.devices.get_mut(device) else {
             return;
         };
@@ -447,13 +557,11 @@ impl Gateway {
             monitor_type: None,
         };
         if self
-            .link
-            .request(
+            .pbx_request(
                 PbxTag::Monitor {
                     device: device.to_owned(),
                 },
                 req,
-                now,
             )
             .is_err()
             && let Some(w) = self.devices.get_mut(device)
@@ -524,12 +632,11 @@ impl Gateway {
                             self.attach(&device, wait);
                         }
                         if resync {
-                            let _ = self.link.request(
+                            let _ = self.pbx_request(
                                 PbxTag::Snapshot {
                                     device: device.clone(),
                                 },
                                 Request::SnapshotDevice { device },
-                                self.now,
                             );
                         }
                     }
@@ -547,7 +654,7 @@ impl Gateway {
                                 &err,
                             );
                         }
-                        self.drop_device_if_unused(&device);
+                        self.drop_device_if_unused(&device, PbxTag::Quiet);
                     }
                 }
             }
@@ -563,7 +670,7 @@ impl Gateway {
                     self.pbx_features = Some(services);
                 }
             }
-            PbxTag::Quiet => {}
+            PbxTag::Quiet | PbxTag::Release { .. } => {}
         }
     }
 
@@ -600,12 +707,16 @@ impl Gateway {
         }
     }
 
-    fn pbx_event(&mut self, e: Event) {
+    fn pbx_event(&mut self, e: Event, frame: Option<&[u8]>) {
         self.metrics.pbx_events.inc();
         let Some(device) = self.pbx_xrefs.get(e.cross_ref()).cloned() else {
             tracing::debug!(xref = e.cross_ref(), "event for an unknown monitor");
             return;
         };
+        if frame.is_some() {
+            let sids = self.traced_on(&device);
+            self.trace_pbx(&sids, Way::In, frame);
+        }
         if let (Event::Call(c), Some(w)) = (&e, self.devices.get_mut(&device)) {
             if let Some(call) = c.connection.as_ref().and_then(|c| c.call_id.clone()) {
                 if c.local_state == Some(csta::LocalConnectionState::Null) {
@@ -681,14 +792,17 @@ impl Gateway {
             s.events_sent += 1;
             let flow = s.flow;
             let target = s.next_hop.clone();
+            let traced = s.traced;
             self.client_txs.insert(
                 branch.clone(),
                 ClientTx {
                     session: sid,
                     bye: false,
+                    traced,
                 },
             );
             self.metrics.events_sent.inc();
+            self.trace_sip(sid, flow, Way::Out, || bytes.clone());
             self.outputs.push_back(Output::Request {
                 flow,
                 target,
@@ -735,7 +849,19 @@ impl Gateway {
         if let Some(tx) = tx {
             self.server_txs.completed(tx, &bytes, self.now);
         }
+        if self.trace_users.is_some()
+            && let Some(sid) = self.session_of(resp)
+        {
+            self.trace_sip(sid, flow, Way::Out, || bytes.clone());
+        }
         self.outputs.push_back(Output::Respond { flow, bytes });
+    }
+
+    /// The session of a message whose To tag is ours (a request to us or our response).
+    fn session_of(&self, m: &Message) -> Option<SessionId> {
+        let tag = m.to_header().ok()?.tag()?.to_owned();
+        let call_id = m.call_id().ok()?.to_owned();
+        self.dialogs.get(&(call_id, tag)).copied()
     }
 
     fn reply(&mut self, flow: FlowId, tx: Option<&TxKey>, req: &Message, code: u16, why: &str) {
@@ -815,6 +941,7 @@ impl Gateway {
                     // Requests may come on a new connection; follow the peer.
                     s.flow = flow;
                 }
+                self.trace_sip(sid, flow, Way::In, || req.to_bytes());
                 match method {
                     Method::Invite => self.reinvite(sid, flow, &tx, &req),
                     Method::Info => self.info(sid, flow, &tx, &req),
@@ -853,6 +980,8 @@ impl Gateway {
         };
         let key = (req.call_id().unwrap_or_default().to_owned(), tag);
         if let Some(&sid) = self.dialogs.get(&key) {
+            let flow = self.sessions.get(&sid).map_or(0, |s| s.flow);
+            self.trace_sip(sid, flow, Way::In, || req.to_bytes());
             if let Some(s) = self.sessions.get_mut(&sid) {
                 s.ack_wait = None;
                 s.ack_gen += 1;
@@ -1025,8 +1154,19 @@ impl Gateway {
                 ack_wait: None,
                 ack_gen: 0,
                 events_sent: 0,
+                traced: false,
             }),
         );
+        if self.wants_trace(&normalise_user(&user))
+            && let Some(s) = self.sessions.get_mut(&sid)
+        {
+            s.traced = true;
+            self.outputs.push_back(Output::Trace(SessionNote::Start {
+                session: sid,
+                user: s.user.clone(),
+            }));
+            self.trace_sip(sid, flow, Way::In, || req.to_bytes());
+        }
         self.metrics.sessions.set(self.sessions.len() as i64);
         self.metrics.sessions_started.inc();
         if let Some(sess) = self.sessions.get(&sid) {
@@ -1084,6 +1224,7 @@ impl Gateway {
         let resp = resp.with_body(CSTA, Some(DISPOSITION), body.into_bytes());
         let bytes = resp.to_bytes();
         self.server_txs.accepted(tx, self.now);
+        self.trace_sip(sid, flow, Way::Out, || bytes.clone());
         self.outputs.push_back(Output::Respond {
             flow,
             bytes: bytes.clone(),
@@ -1302,7 +1443,7 @@ impl Gateway {
                     self.attach(&device, wait);
                 } else if !self.link.is_up() {
                     self.answer_csta_error(sid, tx, flow, req, &Failure::LinkDown.to_csta());
-                    self.drop_device_if_unused(&device);
+                    self.drop_device_if_unused(&device, PbxTag::Quiet);
                 } else {
                     w.waiting.push(wait);
                     self.start_monitor(&device);
@@ -1351,7 +1492,7 @@ impl Gateway {
                     service: other.service().request_name(),
                 };
                 let service = other.service().request_name();
-                match self.link.request(tag, pbx_request, now) {
+                match self.pbx_request(tag, pbx_request) {
                     Ok(invoke) => {
                         tracing::debug!(
                             session = sid,
@@ -1426,10 +1567,11 @@ impl Gateway {
         if let Some(w) = self.devices.get_mut(&device) {
             w.sessions.retain(|x| *x != sid);
         }
-        self.drop_device_if_unused(&device);
+        self.drop_device_if_unused(&device, PbxTag::Release { session: sid });
     }
 
-    fn drop_device_if_unused(&mut self, device: &str) {
+    /// Stops the device's PBX monitor when no session uses it; `tag` says on whose behalf.
+    fn drop_device_if_unused(&mut self, device: &str, tag: PbxTag) {
         let unused = self
             .devices
             .get(device)
@@ -1441,11 +1583,7 @@ impl Gateway {
             && let Some(x) = w.pbx_xref
         {
             self.pbx_xrefs.remove(&x);
-            let _ = self.link.request(
-                PbxTag::Quiet,
-                Request::MonitorStop { cross_ref: x },
-                self.now,
-            );
+            let _ = self.pbx_request(tag, Request::MonitorStop { cross_ref: x });
         }
         self.metrics.monitors.set(self.monitor_count() as i64);
     }
@@ -1462,19 +1600,31 @@ impl Gateway {
         if bye {
             let branch = self.unique("z9hG4bK");
             let via = self.via(&branch);
-            let req = s.dialog.request(Method::Bye, &via);
+            let bytes = s.dialog.request(Method::Bye, &via).to_bytes();
             self.client_txs.insert(
                 branch,
                 ClientTx {
                     session: sid,
                     bye: true,
+                    traced: s.traced,
                 },
             );
+            if s.traced {
+                self.outputs.push_back(Output::Trace(SessionNote::Data {
+                    session: sid,
+                    leg: Leg::Sip(s.flow),
+                    way: Way::Out,
+                    bytes: bytes.clone(),
+                }));
+            }
             self.outputs.push_back(Output::Request {
                 flow: s.flow,
                 target: s.next_hop.clone(),
-                bytes: req.to_bytes(),
+                bytes,
             });
+        } else if s.traced {
+            self.outputs
+                .push_back(Output::Trace(SessionNote::End { session: sid }));
         }
         tracing::info!(session = sid, call_id = %s.dialog.call_id, user = %s.user, bye, "RCC session ended");
     }
@@ -1496,6 +1646,23 @@ impl Gateway {
         let Some(tx) = self.client_txs.remove(&branch) else {
             return;
         };
+        if tx.traced {
+            let flow = self
+                .sessions
+                .get(&tx.session)
+                .map_or(FlowId::MAX, |s| s.flow);
+            self.outputs.push_back(Output::Trace(SessionNote::Data {
+                session: tx.session,
+                leg: Leg::Sip(flow),
+                way: Way::In,
+                bytes: resp.to_bytes(),
+            }));
+            if tx.bye {
+                self.outputs.push_back(Output::Trace(SessionNote::End {
+                    session: tx.session,
+                }));
+            }
+        }
         if tx.bye {
             return;
         }

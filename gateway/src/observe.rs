@@ -71,6 +71,8 @@ pub struct Metrics {
     pub refused_peers: Counter,
     /// Connections closed because the peer did not take what was queued for it.
     pub queue_overflows: Counter,
+    /// Sessions that should have had a per-session trace and got none (file limit, write error).
+    pub session_traces_refused: Counter,
     /// Sessions alive.
     pub sessions: Gauge,
     /// Sessions started.
@@ -120,6 +122,7 @@ impl Metrics {
             residence: Family::new_with_constructor(residence_histogram),
             refused_peers: Counter::default(),
             queue_overflows: Counter::default(),
+            session_traces_refused: Counter::default(),
             sessions: Gauge::default(),
             sessions_started: Counter::default(),
             monitors: Gauge::default(),
@@ -181,6 +184,11 @@ impl Metrics {
             "queue_overflows",
             "Connections closed because the peer did not take what was queued for it",
             m.queue_overflows.clone(),
+        );
+        registry.register(
+            "session_traces_refused",
+            "Sessions not traced: observe.session_traces.max_open reached or the file failed",
+            m.session_traces_refused.clone(),
         );
         registry.register("sessions", "RCC sessions alive", m.sessions.clone());
         registry.register(

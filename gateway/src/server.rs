@@ -41,6 +41,8 @@ enum Cmd {
         flow: FlowId,
         out: mpsc::Sender<Vec<u8>>,
         target: Option<Target>,
+        /// (local, peer) addresses.
+        ends: (SocketAddr, SocketAddr),
     },
     Sip {
         flow: FlowId,
@@ -57,6 +59,8 @@ enum Cmd {
     PbxUp {
         conn: u64,
         out: mpsc::Sender<Vec<u8>>,
+        /// (local, peer) addresses.
+        ends: Option<(SocketAddr, SocketAddr)>,
     },
     PbxBytes {
         conn: u64,
@@ -152,12 +156,20 @@ impl GatewayHandle {
             (PbxTransport::Tls, Some(ca)) => Some(crate::tls::client(ca, None)?),
             _ => None,
         };
+        let session_traces = match &config.observe.session_traces {
+            Some(c) => Some(crate::trace::SessionTraces::new(
+                c,
+                metrics.session_traces_refused.clone(),
+            )?),
+            None => None,
+        };
         let mut tasks = vec![tokio::spawn(drive(
             gateway,
             rx,
             shared.clone(),
             config.clone(),
             pbx_tls,
+            session_traces,
         ))];
         let mut sip_tcp = None;
         if let Some(addr) = config.sip.listen_tcp {
@@ -343,6 +355,7 @@ async fn run_flow<S>(
             flow,
             out: out_tx,
             target,
+            ends: (local, peer),
         })
         .await
         .is_err()
@@ -466,6 +479,8 @@ struct PbxConn {
     id: u64,
     out: Option<mpsc::Sender<Vec<u8>>>,
     task: Option<JoinHandle<()>>,
+    /// (local, peer) addresses of the current connection.
+    ends: Option<(SocketAddr, SocketAddr)>,
 }
 
 async fn pbx_connect(
@@ -490,7 +505,7 @@ async fn pbx_connect(
     };
     let _ = tcp.set_nodelay(true);
     let ends = tcp.local_addr().ok().zip(tcp.peer_addr().ok());
-    let trace = tracer.zip(ends);
+    let trace = PbxTrace { tracer, ends };
     match tls {
         None => pbx_run(tcp, conn, address, tx, trace).await,
         Some((config, name)) => {
@@ -513,7 +528,19 @@ async fn pbx_connect(
     }
 }
 
-type PbxTrace = Option<(Arc<crate::trace::Tracer>, (SocketAddr, SocketAddr))>;
+/// The PBX connection's addresses, and the gateway trace if one is written.
+struct PbxTrace {
+    tracer: Option<Arc<crate::trace::Tracer>>,
+    ends: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl PbxTrace {
+    fn data(&self, way: crate::trace::Way, bytes: &[u8]) {
+        if let (Some(t), Some((l, p))) = (&self.tracer, self.ends) {
+            t.data(l, p, way, bytes);
+        }
+    }
+}
 
 async fn pbx_run<S>(
     mut stream: S,
@@ -525,7 +552,12 @@ async fn pbx_run<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(PBX_QUEUE);
-    if tx.send(Cmd::PbxUp { conn, out: out_tx }).await.is_err() {
+    let up = Cmd::PbxUp {
+        conn,
+        out: out_tx,
+        ends: trace.ends,
+    };
+    if tx.send(up).await.is_err() {
         return;
     }
     let mut buf = vec![0u8; 64 * 1024];
@@ -535,9 +567,7 @@ async fn pbx_run<S>(
                 Ok(0) => break format!("the PBX at {address} closed the connection"),
                 Err(e) => break format!("reading from the PBX at {address}: {e}"),
                 Ok(n) => {
-                    if let Some((t, (l, p))) = &trace {
-                        t.data(*l, *p, crate::trace::Way::In, &buf[..n]);
-                    }
+                    trace.data(crate::trace::Way::In, &buf[..n]);
                     let at = Instant::now();
                     if tx.send(Cmd::PbxBytes { conn, bytes: buf[..n].to_vec(), at }).await.is_err() {
                         return;
@@ -547,9 +577,7 @@ async fn pbx_run<S>(
             out = out_rx.recv() => match out {
                 Some(first) => {
                     let batch = coalesce(first, || out_rx.try_recv().ok(), |b| {
-                        if let Some((t, (l, p))) = &trace {
-                            t.data(*l, *p, crate::trace::Way::Out, b);
-                        }
+                        trace.data(crate::trace::Way::Out, b);
                     });
                     if let Err(e) = stream.write_all(&batch).await {
                         break format!("writing to the PBX at {address}: {e}");
@@ -585,6 +613,7 @@ async fn drive(
     shared: Arc<Shared>,
     config: Arc<Config>,
     pbx_tls: Option<Arc<ClientConfig>>,
+    mut session_traces: Option<crate::trace::SessionTraces>,
 ) {
     let mut flows: HashMap<FlowId, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut outbound: HashMap<Target, FlowId> = HashMap::new();
@@ -593,7 +622,10 @@ async fn drive(
         id: 0,
         out: None,
         task: None,
+        ends: None,
     };
+    let mut flow_ends: HashMap<FlowId, (SocketAddr, SocketAddr)> = HashMap::new();
+
     let addresses: Vec<String> = std::iter::once(config.pbx.address.clone())
         .chain(config.pbx.secondary.clone())
         .collect();
@@ -613,8 +645,14 @@ async fn drive(
         let mut residence: Option<(&'static str, Instant)> = None;
         match cmd {
             None => gw.handle_timeout(now),
-            Some(Cmd::FlowUp { flow, out, target }) => {
+            Some(Cmd::FlowUp {
+                flow,
+                out,
+                target,
+                ends,
+            }) => {
                 flows.insert(flow, out.clone());
+                flow_ends.insert(flow, ends);
                 if let Some(t) = target {
                     for bytes in connecting.remove(&t).unwrap_or_default() {
                         let _ = out.try_send(bytes);
@@ -628,14 +666,16 @@ async fn drive(
             }
             Some(Cmd::FlowDown { flow }) => {
                 flows.remove(&flow);
+                flow_ends.remove(&flow);
                 outbound.retain(|_, f| *f != flow);
             }
             Some(Cmd::OutboundFailed { target }) => {
                 connecting.remove(&target);
             }
-            Some(Cmd::PbxUp { conn, out }) => {
+            Some(Cmd::PbxUp { conn, out, ends }) => {
                 if conn == pbx.id {
                     pbx.out = Some(out);
+                    pbx.ends = ends;
                     gw.pbx_connected(now);
                 }
             }
@@ -730,6 +770,11 @@ async fn drive(
                             &format!("the PBX did not take {PBX_QUEUE} queued frames"),
                             now,
                         );
+                    }
+                }
+                Output::Trace(note) => {
+                    if let Some(t) = &mut session_traces {
+                        t.note(note, |f| flow_ends.get(&f).copied(), pbx.ends);
                     }
                 }
                 Output::Pbx(LinkOutput::Close) => {

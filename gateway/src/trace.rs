@@ -307,6 +307,219 @@ impl Tracer {
     }
 }
 
+/// Which connection a per-session trace record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leg {
+    /// The SIP connection with this flow number.
+    Sip(crate::rcc::session::FlowId),
+    /// The PBX link.
+    Pbx,
+}
+
+/// What the engine tells the shell for the per-session traces (`[observe.session_traces]`).
+/// Only traced sessions produce notes; records come in the order the engine handled them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionNote {
+    /// A traced session began; its file is named after the user.
+    Start {
+        /// The session.
+        session: crate::rcc::session::SessionId,
+        /// Its user (SIP URI).
+        user: String,
+    },
+    /// One SIP message or one CSTA frame of the session.
+    Data {
+        /// The session.
+        session: crate::rcc::session::SessionId,
+        /// Where it went.
+        leg: Leg,
+        /// Which way.
+        way: Way,
+        /// The message or frame as on the wire.
+        bytes: Vec<u8>,
+    },
+    /// The session and its last transaction are over.
+    End {
+        /// The session.
+        session: crate::rcc::session::SessionId,
+    },
+}
+
+/// A placeholder for a connection whose addresses are unknown (closed before the record).
+const UNKNOWN: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+struct SessionFile {
+    writer: PcapngWriter,
+    out: std::io::BufWriter<std::fs::File>,
+    path: std::path::PathBuf,
+    /// The SIP connection last used (a later record on a closed flow stays in the same stream).
+    sip: Option<(SocketAddr, SocketAddr)>,
+    /// The PBX connection last used.
+    pbx: Option<(SocketAddr, SocketAddr)>,
+}
+
+/// The shell's side of per-session traces: one pcapng file per traced session, holding its SIP
+/// dialog and the PBX frames that belong to it, between the real addresses.
+pub struct SessionTraces {
+    config: crate::config::SessionTraceConfig,
+    files: HashMap<crate::rcc::session::SessionId, SessionFile>,
+    /// Counts the sessions not traced (`max_open` files open, or the file failed).
+    refused: prometheus_client::metrics::counter::Counter,
+}
+
+impl std::fmt::Debug for SessionTraces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTraces")
+            .field("dir", &self.config.dir)
+            .field("open", &self.files.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file name part from a user URI: `sip:Alice@contoso.com` → `alice@contoso.com`.
+fn file_part(user: &str) -> String {
+    let u = user.trim_start_matches("sips:").trim_start_matches("sip:");
+    let clean: String = u
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_' | '+') {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    if clean.is_empty() {
+        "session".to_owned()
+    } else {
+        clean
+    }
+}
+
+impl SessionTraces {
+    /// Creates the directory.
+    pub fn new(
+        config: &crate::config::SessionTraceConfig,
+        refused: prometheus_client::metrics::counter::Counter,
+    ) -> anyhow::Result<SessionTraces> {
+        std::fs::create_dir_all(&config.dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the session trace directory {}: {e}",
+                config.dir.display()
+            )
+        })?;
+        Ok(SessionTraces {
+            config: config.clone(),
+            files: HashMap::new(),
+            refused,
+        })
+    }
+
+    /// Files open now.
+    pub fn open_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Writes one note. `sip_ends` gives a SIP flow's (local, peer) addresses; `pbx_ends` the
+    /// PBX connection's.
+    pub fn note(
+        &mut self,
+        note: SessionNote,
+        sip_ends: impl Fn(crate::rcc::session::FlowId) -> Option<(SocketAddr, SocketAddr)>,
+        pbx_ends: Option<(SocketAddr, SocketAddr)>,
+    ) {
+        match note {
+            SessionNote::Start { session, user } => self.start(session, &user),
+            SessionNote::Data {
+                session,
+                leg,
+                way,
+                bytes,
+            } => {
+                let Some(f) = self.files.get_mut(&session) else {
+                    return;
+                };
+                let (local, peer) = match leg {
+                    Leg::Sip(flow) => {
+                        if let Some(e) = sip_ends(flow) {
+                            f.sip = Some(e);
+                        }
+                        f.sip.unwrap_or((UNKNOWN, UNKNOWN))
+                    }
+                    Leg::Pbx => {
+                        if pbx_ends.is_some() {
+                            f.pbx = pbx_ends;
+                        }
+                        f.pbx.unwrap_or((UNKNOWN, UNKNOWN))
+                    }
+                };
+                let b = f.writer.data(local, peer, way, &bytes, now_us());
+                Self::write(f, &b);
+            }
+            SessionNote::End { session } => {
+                if let Some(mut f) = self.files.remove(&session) {
+                    let ts = now_us();
+                    let ends: Vec<_> = f.writer.flows.keys().copied().collect();
+                    let mut b = Vec::new();
+                    for (l, p) in ends {
+                        b.extend(f.writer.closed(l, p, ts));
+                    }
+                    Self::write(&mut f, &b);
+                    tracing::debug!(session, file = %f.path.display(), "session trace closed");
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, session: crate::rcc::session::SessionId, user: &str) {
+        if self.files.len() >= self.config.max_open {
+            self.refused.inc();
+            tracing::warn!(
+                session,
+                %user,
+                max_open = self.config.max_open,
+                "session not traced: observe.session_traces.max_open files are open"
+            );
+            return;
+        }
+        let secs = now_us() / 1_000_000;
+        let path = self
+            .config
+            .dir
+            .join(format!("{}-{secs}-{session}.pcapng", file_part(user)));
+        match std::fs::File::create(&path) {
+            Ok(file) => {
+                tracing::info!(session, %user, file = %path.display(), "session trace opened");
+                self.files.insert(
+                    session,
+                    SessionFile {
+                        writer: PcapngWriter::default(),
+                        out: std::io::BufWriter::new(file),
+                        path,
+                        sip: None,
+                        pbx: None,
+                    },
+                );
+            }
+            Err(e) => {
+                self.refused.inc();
+                tracing::warn!(session, file = %path.display(), error = %e, "cannot write the session trace");
+            }
+        }
+    }
+
+    fn write(f: &mut SessionFile, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        // Flushed per record: a trace is read while the session still runs, or after a crash.
+        if let Err(e) = f.out.write_all(bytes).and_then(|()| f.out.flush()) {
+            tracing::warn!(file = %f.path.display(), error = %e, "session trace write failed");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

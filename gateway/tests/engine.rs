@@ -8,6 +8,7 @@ use rcc_gateway::config;
 use rcc_gateway::engine::{Gateway, Output};
 use rcc_gateway::observe::Metrics;
 use rcc_gateway::pbx::link::LinkOutput;
+use rcc_gateway::trace::{Leg, SessionNote, Way};
 use rcc_protocol::csta::{self, Request, Response};
 use rcc_protocol::sip::{Message, Method};
 
@@ -27,6 +28,7 @@ struct Harness {
     responses: Vec<Message>,
     requests: Vec<Message>,
     pbx: Vec<Vec<u8>>,
+    traces: Vec<SessionNote>,
 }
 
 fn rss(line: &str) -> Vec<u8> {
@@ -51,21 +53,26 @@ fn sip(head: &str, content_type: Option<&str>, body: &[u8]) -> Message {
 }
 
 fn invite(call_id: &str, branch: &str, extra: &str) -> Message {
+    invite_as("alice", "1001", call_id, branch, extra)
+}
+
+/// An initial INVITE from `user`@contoso.lab for line `+1425555{ext};ext={ext}`.
+fn invite_as(user: &str, ext: &str, call_id: &str, branch: &str, extra: &str) -> Message {
     sip(
         &format!(
             "INVITE sip:rccgateway@rcc.lab.example SIP/2.0
 Via: SIP/2.0/TLS fe.lab.example:5061;branch={branch}
 Record-Route: <sip:fe.lab.example:5061;transport=tls;lr>
 Max-Forwards: 69
-From: <sip:alice@contoso.lab>;tag=a1;epid=e1
+From: <sip:{user}@contoso.lab>;tag=a1;epid=e1
 To: <sip:rccgateway@rcc.lab.example>
 Call-ID: {call_id}
 CSeq: 1 INVITE
-Contact: <sip:alice@contoso.lab;opaque=user:epid:e1;gruu>
+Contact: <sip:{user}@contoso.lab;opaque=user:epid:e1;gruu>
 {extra}"
         ),
         Some("application/csta+xml"),
-        &rss("tel:+14255551001;ext=1001"),
+        &rss(&format!("tel:+1425555{ext};ext={ext}")),
     )
 }
 
@@ -80,6 +87,7 @@ impl Harness {
             responses: Vec::new(),
             requests: Vec::new(),
             pbx: Vec::new(),
+            traces: Vec::new(),
         };
         h.tick(Duration::ZERO);
         h.gw.pbx_connected(h.now);
@@ -102,6 +110,7 @@ impl Harness {
                     .push(Message::parse(&bytes).expect("gateway output parses")),
                 Output::Pbx(LinkOutput::Send(b)) => self.pbx.push(b),
                 Output::Pbx(_) => {}
+                Output::Trace(n) => self.traces.push(n),
             }
         }
     }
@@ -132,6 +141,47 @@ impl Harness {
         let ack = self.in_dialog(&ok, Method::Ack, 1, "z9hG4bKack1", None, b"");
         assert!(self.send(ack).is_empty(), "no answer to ACK");
         ok
+    }
+
+    /// Alice's MonitorStart, answered by a forged PBX MonitorStartResponse with `xref`;
+    /// returns the PBX answer frame.
+    fn monitor_started(&mut self, ok: &Message, xref: &str) -> Vec<u8> {
+        let ms = self.in_dialog(
+            ok,
+            Method::Info,
+            2,
+            "z9hG4bKms",
+            Some("application/csta+xml"),
+            &info_body(Request::MonitorStart {
+                object: csta::MonitorObject::Device("tel:+14255551001;ext=1001".into()),
+                monitor_type: None,
+            }),
+        );
+        assert!(self.send(ms).is_empty(), "answered once the PBX answers");
+        let frame = self.pbx.iter().rev().find_map(|f| {
+            let xml = &f[8..];
+            matches!(
+                csta::decode(xml).map(|d| d.message),
+                Ok(csta::Message::Request(Request::MonitorStart { .. }))
+            )
+            .then(|| String::from_utf8_lossy(&f[4..8]).into_owned())
+        });
+        let invoke: u16 = frame
+            .expect("MonitorStart sent to the PBX")
+            .parse()
+            .expect("invoke");
+        let answer = csta::encode(
+            &csta::Message::Response(Response::MonitorStart {
+                cross_ref: xref.into(),
+                existing_calls: None,
+            }),
+            csta::ED3,
+        );
+        let bytes =
+            rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame");
+        self.gw.pbx_bytes(&bytes, self.now);
+        self.drain();
+        bytes
     }
 
     fn in_dialog(
@@ -449,40 +499,7 @@ fn unanswered_event_infos_are_not_fatal_but_481_is() {
     let mut h = Harness::new(CONFIG);
     let ok = h.signed_in("c1");
     // MonitorStart: the gateway asks the PBX, whose answer we forge.
-    let ms = h.in_dialog(
-        &ok,
-        Method::Info,
-        2,
-        "z9hG4bKms",
-        Some("application/csta+xml"),
-        &info_body(Request::MonitorStart {
-            object: csta::MonitorObject::Device("tel:+14255551001;ext=1001".into()),
-            monitor_type: None,
-        }),
-    );
-    assert!(h.send(ms).is_empty(), "answered once the PBX answers");
-    let frame = h.pbx.iter().rev().find_map(|f| {
-        let xml = &f[8..];
-        matches!(
-            csta::decode(xml).map(|d| d.message),
-            Ok(csta::Message::Request(Request::MonitorStart { .. }))
-        )
-        .then(|| String::from_utf8_lossy(&f[4..8]).into_owned())
-    });
-    let invoke: u16 = frame
-        .expect("MonitorStart sent to the PBX")
-        .parse()
-        .expect("invoke");
-    let answer = csta::encode(
-        &csta::Message::Response(Response::MonitorStart {
-            cross_ref: "px1".into(),
-            existing_calls: None,
-        }),
-        csta::ED3,
-    );
-    let bytes = rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame");
-    h.gw.pbx_bytes(&bytes, h.now);
-    h.drain();
+    h.monitor_started(&ok, "px1");
     let r = h.responses.last().expect("MonitorStartResponse").clone();
     let csta::Message::Response(Response::MonitorStart { cross_ref, .. }) = body(&r) else {
         panic!("MonitorStartResponse expected");
@@ -516,4 +533,103 @@ fn unanswered_event_infos_are_not_fatal_but_481_is() {
     h.gw.sip_message(1, resp, h.now);
     h.drain();
     assert_eq!(h.gw.session_count(), 0);
+}
+
+#[test]
+fn per_session_traces_follow_the_user_filter_and_carry_the_wire_bytes() {
+    let dir = std::env::temp_dir().join(format!("rcc-engine-traces-{}", std::process::id()));
+    let toml = format!(
+        "{CONFIG}[observe.session_traces]\ndir = {:?}\nusers = [\"SIP:Alice@Contoso.lab\"]\n",
+        dir.display().to_string()
+    );
+    let mut h = Harness::new(&toml);
+    // Bob's session is not traced.
+    let bob = invite_as("bob", "1002", "c2", "z9hG4bKbob", "");
+    assert_eq!(h.one(bob).status(), Some(200));
+    assert!(
+        h.traces.is_empty(),
+        "bob is not in the filter: {:?}",
+        h.traces
+    );
+
+    let ok = h.signed_in("c1");
+    let SessionNote::Start { session, user } = &h.traces[0] else {
+        panic!("a Start note first, got {:?}", h.traces);
+    };
+    let alice = *session;
+    assert_eq!(user, "sip:alice@contoso.lab");
+    let sip_notes: Vec<(Way, Message)> = h.traces[1..]
+        .iter()
+        .map(|n| match n {
+            SessionNote::Data {
+                session,
+                leg: Leg::Sip(1),
+                way,
+                bytes,
+            } if *session == alice => (*way, Message::parse(bytes).expect("traced SIP parses")),
+            other => panic!("alice's SIP on flow 1, got {other:?}"),
+        })
+        .collect();
+    let seen: Vec<(Way, String)> = sip_notes
+        .iter()
+        .map(|(w, m)| {
+            let what = m.method().map_or_else(
+                || m.status().unwrap_or_default().to_string(),
+                |x| x.as_str().to_owned(),
+            );
+            (*w, what)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Way::In, "INVITE".to_owned()),
+            (Way::Out, "200".to_owned()),
+            (Way::In, "ACK".to_owned()),
+        ]
+    );
+    assert_eq!(
+        sip_notes[1].1.to_bytes(),
+        ok.to_bytes(),
+        "the 200 OK as sent"
+    );
+
+    // The PBX leg: the MonitorStart frame as sent and its answer as received.
+    h.traces.clear();
+    let answer = h.monitor_started(&ok, "px1");
+    let pbx: Vec<(Way, &Vec<u8>)> = h
+        .traces
+        .iter()
+        .filter_map(|n| match n {
+            SessionNote::Data {
+                leg: Leg::Pbx,
+                way,
+                bytes,
+                ..
+            } => Some((*way, bytes)),
+            _ => None,
+        })
+        .collect();
+    let sent = h.pbx.last().expect("MonitorStart frame");
+    assert_eq!(pbx, vec![(Way::Out, sent), (Way::In, &answer)]);
+
+    // The client's BYE ends the trace after the 200 OK.
+    h.traces.clear();
+    let bye = h.in_dialog(&ok, Method::Bye, 3, "z9hG4bKbye", None, b"");
+    assert_eq!(h.one(bye).status(), Some(200));
+    let kinds: Vec<&str> = h
+        .traces
+        .iter()
+        .map(|n| match n {
+            SessionNote::Start { .. } => "start",
+            SessionNote::Data { leg: Leg::Pbx, .. } => "pbx",
+            SessionNote::Data {
+                leg: Leg::Sip(_), ..
+            } => "sip",
+            SessionNote::End { .. } => "end",
+        })
+        .collect();
+    // BYE in, 200 OK out, the monitor released on the PBX as the session ends, end.
+    assert_eq!(kinds, vec!["sip", "sip", "pbx", "end"], "{:?}", h.traces);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -140,6 +140,8 @@ pub struct LinkSettings {
     pub reconnect_max: Duration,
     /// Requests in flight at most.
     pub max_in_flight: usize,
+    /// Keep each answer's and event's frame bytes for the engine (per-session traces).
+    pub keep_frames: bool,
 }
 
 impl LinkSettings {
@@ -164,6 +166,7 @@ impl LinkSettings {
             reconnect_min: Duration::from_millis(c.reconnect_min_ms),
             reconnect_max: Duration::from_millis(c.reconnect_max_ms),
             max_in_flight: c.max_in_flight,
+            keep_frames: false,
         }
     }
 
@@ -189,7 +192,10 @@ pub struct PbxLink<P> {
     attempts: u32,
     normal: bool,
     outputs: VecDeque<LinkOutput>,
-    events: VecDeque<LinkEvent<P>>,
+    /// Events, with the frame that caused them when `keep_frames` is set.
+    events: VecDeque<(LinkEvent<P>, Option<Vec<u8>>)>,
+    /// The frame being handled, as framed on the wire (only with `keep_frames`).
+    current_frame: Option<Vec<u8>>,
     /// Frames that could not be used (logged and counted by the engine).
     pub dropped_frames: u64,
 }
@@ -214,6 +220,7 @@ impl<P> PbxLink<P> {
             normal: true,
             outputs: VecDeque::new(),
             events: VecDeque::new(),
+            current_frame: None,
             dropped_frames: 0,
         }
     }
@@ -245,7 +252,26 @@ impl<P> PbxLink<P> {
 
     /// The next event for the engine.
     pub fn poll_event(&mut self) -> Option<LinkEvent<P>> {
+        self.events.pop_front().map(|(e, _)| e)
+    }
+
+    /// The next event with the PBX frame that caused it, when `keep_frames` is set and it came
+    /// from a frame (answers and events; not link state changes or timeouts).
+    pub fn poll_event_with_frame(&mut self) -> Option<(LinkEvent<P>, Option<Vec<u8>>)> {
         self.events.pop_front()
+    }
+
+    /// The bytes of the frame just queued for sending, if the last output is one.
+    pub fn last_sent(&self) -> Option<&[u8]> {
+        match self.outputs.back() {
+            Some(LinkOutput::Send(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn push_event(&mut self, e: LinkEvent<P>) {
+        let frame = self.current_frame.clone();
+        self.events.push_back((e, frame));
     }
 
     /// When [`PbxLink::handle_timeout`] must run next.
@@ -288,7 +314,7 @@ impl<P> PbxLink<P> {
         for id in expired {
             if let Some(p) = self.take_pending(id) {
                 match p.purpose {
-                    Purpose::Engine(purpose) => self.events.push_back(LinkEvent::Completed {
+                    Purpose::Engine(purpose) => self.push_event(LinkEvent::Completed {
                         purpose,
                         result: Err(Failure::Timeout),
                     }),
@@ -356,7 +382,7 @@ impl<P> PbxLink<P> {
         self.backoff = self.settings.reconnect_min;
         self.attempts = 0;
         self.normal = true;
-        self.events.push_back(LinkEvent::Up);
+        self.push_event(LinkEvent::Up);
     }
 
     fn schedule_retry(&mut self, now: Instant) {
@@ -373,15 +399,16 @@ impl<P> PbxLink<P> {
         self.deadlines.clear();
         for (_, p) in self.pending.drain() {
             if let Purpose::Engine(purpose) = p.purpose {
-                self.events.push_back(LinkEvent::Completed {
+                let failed = LinkEvent::Completed {
                     purpose,
                     result: Err(Failure::LinkDown),
-                });
+                };
+                self.events.push_back((failed, None));
             }
         }
         self.schedule_retry(now);
         tracing::debug!(was_up, "PBX link lost");
-        self.events.push_back(LinkEvent::Down {
+        self.push_event(LinkEvent::Down {
             reason: reason.to_owned(),
         });
     }
@@ -456,13 +483,33 @@ impl<P> PbxLink<P> {
                 Decoder::Nul(d) => d.next_frame(),
             };
             match next {
-                Ok(Some(frame)) => self.frame(frame, now),
+                Ok(Some(frame)) => {
+                    if self.settings.keep_frames {
+                        self.current_frame = Some(self.reframe(&frame));
+                    }
+                    self.frame(frame, now);
+                    self.current_frame = None;
+                }
                 Ok(None) => return,
                 Err(e) => {
                     self.lose(&format!("framing error from the PBX: {e}"), now);
                     return;
                 }
             }
+        }
+    }
+
+    /// A received frame as it was on the wire (the Annex J header rebuilt from its fields).
+    fn reframe(&self, frame: &Frame) -> Vec<u8> {
+        match self.settings.framing {
+            PbxFraming::AnnexJ => {
+                let invoke = match frame.invoke_id {
+                    Some(InvokeId::Id(n)) => n,
+                    _ => 0,
+                };
+                framing::encode_annex_j(invoke, &frame.xml).unwrap_or_default()
+            }
+            PbxFraming::Nul => framing::encode_nul(&frame.xml),
         }
     }
 
@@ -486,7 +533,7 @@ impl<P> PbxLink<P> {
         };
         let Decoded { message, namespace } = decoded;
         match message {
-            Message::Event(e) => self.events.push_back(LinkEvent::Event(e)),
+            Message::Event(e) => self.push_event(LinkEvent::Event(e)),
             Message::Request(Request::SystemStatus { status, .. }) => {
                 // Answer in the PBX's own namespace with its invoke ID.
                 let ns = namespace.unwrap_or_default();
@@ -530,7 +577,7 @@ impl<P> PbxLink<P> {
         );
         if normal != self.normal {
             self.normal = normal;
-            self.events.push_back(LinkEvent::Status { normal });
+            self.push_event(LinkEvent::Status { normal });
         }
     }
 
@@ -602,9 +649,7 @@ impl<P> PbxLink<P> {
             return;
         };
         match p.purpose {
-            Purpose::Engine(purpose) => self
-                .events
-                .push_back(LinkEvent::Completed { purpose, result }),
+            Purpose::Engine(purpose) => self.push_event(LinkEvent::Completed { purpose, result }),
             Purpose::Register => self.become_up(now),
             Purpose::Start | Purpose::Reset => {
                 if let Err(f) = result {
@@ -668,6 +713,7 @@ mod tests {
             reconnect_min: Duration::from_millis(500),
             reconnect_max: Duration::from_secs(30),
             max_in_flight: 64,
+            keep_frames: false,
         }
     }
 
@@ -715,5 +761,51 @@ mod tests {
             std::iter::from_fn(|| link.poll_event()).all(|e| !matches!(e, LinkEvent::Down { .. })),
             "no Down event"
         );
+    }
+
+    #[test]
+    fn kept_frames_are_the_bytes_on_the_wire() {
+        let now = Instant::now();
+        let mut settings = aes_settings();
+        settings.keep_frames = true;
+        let mut link: PbxLink<()> = PbxLink::new(settings, now);
+        link.connected(now);
+        let start = link
+            .last_sent()
+            .map(<[u8]>::to_vec)
+            .expect("a frame queued");
+        assert_eq!(
+            link.poll_output(),
+            Some(LinkOutput::Send(start)),
+            "last_sent is the queued frame"
+        );
+        let pos = csta::encode(
+            &Message::Session(Session::StartPos {
+                session_id: "s1".to_owned(),
+                protocol_version: None,
+                duration: Some(180),
+            }),
+            ED3,
+        );
+        link.receive(
+            &framing::encode_annex_j(1, pos.as_bytes()).expect("frame"),
+            now,
+        );
+        while link.poll_event().is_some() {}
+        assert!(link.is_up(), "up once the session started");
+        let mut e = csta::CallEvent::new(csta::CallEventKind::Delivered, "x1");
+        e.connection = Some(csta::ConnectionId::new("C1", "1001"));
+        let ev = framing::encode_annex_j(
+            EVENT_INVOKE_ID,
+            csta::encode(&Message::Event(Event::Call(e)), ED3).as_bytes(),
+        )
+        .expect("frame");
+        // Split across two reads: the kept frame is still the whole frame.
+        link.receive(&ev[..10], now);
+        link.receive(&ev[10..], now);
+        match link.poll_event_with_frame() {
+            Some((LinkEvent::Event(_), Some(frame))) => assert_eq!(frame, ev),
+            other => panic!("an event with its frame, got {other:?}"),
+        }
     }
 }

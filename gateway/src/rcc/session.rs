@@ -64,4 +64,6 @@ pub struct RccSession {
     pub ack_gen: u64,
     /// Event INFOs sent.
     pub events_sent: u64,
+    /// Written to a per-session trace (`[observe.session_traces]`).
+    pub traced: bool,
 }
