@@ -5,6 +5,10 @@ use rcc_protocol::csta::{self, ConnectionId, ED3, Message as Csta, Response};
 use rcc_protocol::framing::{AnnexJDecoder, encode_annex_j};
 use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
 
+/// The allocator every rcc-lab binary uses (BENCHMARKS.md has figures with glibc malloc too).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     divan::main();
 }

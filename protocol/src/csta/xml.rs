@@ -2,10 +2,11 @@
 
 use std::borrow::Cow;
 
-use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event as XmlEvent};
-
 use super::DecodeError;
+
+mod tokens;
+
+use tokens::{Token, Tokenizer, attributes};
 
 /// Bounds on one XML document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,45 +100,6 @@ impl<'a> Element<'a> {
     }
 }
 
-fn local(qname: &str) -> &str {
-    qname.rsplit_once(':').map_or(qname, |(_, l)| l)
-}
-
-/// Builds an element from a start tag found at byte `at` of `doc`; the name borrows from `doc`.
-fn start_element<'a>(
-    doc: &'a str,
-    at: usize,
-    e: &BytesStart<'_>,
-) -> Result<Element<'a>, DecodeError> {
-    let qname = e.name();
-    let qname: &str = qname.as_ref();
-    let prefix = qname.split_once(':').map(|(p, _)| p);
-    let mut namespace = None;
-    for attr in e.attributes() {
-        let attr =
-            attr.map_err(|err| DecodeError::Xml(format!("attribute of <{qname}>: {err}")))?;
-        let key: &str = attr.key.as_ref();
-        let binds_own = match (key.strip_prefix("xmlns"), prefix) {
-            (Some(""), None) => true,
-            (Some(rest), Some(p)) => rest.strip_prefix(':') == Some(p),
-            _ => false,
-        };
-        if binds_own {
-            namespace = Some(attr.value.into_owned());
-        }
-    }
-    let borrowed = doc
-        .get(at + 1..at + 1 + qname.len())
-        .filter(|n| *n == qname)
-        .map(|n| Cow::Borrowed(local(n)));
-    Ok(Element {
-        name: borrowed.unwrap_or_else(|| Cow::Owned(local(qname).to_owned())),
-        namespace,
-        text: Cow::Borrowed(""),
-        children: Vec::new(),
-    })
-}
-
 fn append_text<'a>(
     el: &mut Element<'a>,
     text: Cow<'a, str>,
@@ -188,7 +150,47 @@ fn resolve_entity(name: &str) -> Result<Cow<'static, str>, DecodeError> {
     }))
 }
 
-/// Parses one document into its root element, within `limits`.
+/// Text or an attribute value with its entity and character references resolved (borrowed
+/// when there is none).
+fn unescape(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
+    let Some(first) = memchr::memchr(b'&', raw.as_bytes()) else {
+        return Ok(Cow::Borrowed(raw));
+    };
+    let mut out = String::with_capacity(raw.len());
+    out.push_str(&raw[..first]);
+    let mut rest = &raw[first..];
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let semi = after
+            .find(';')
+            .filter(|n| *n <= 32)
+            .ok_or_else(|| DecodeError::Xml("unterminated entity reference".into()))?;
+        out.push_str(&resolve_entity(&after[..semi])?);
+        rest = &after[semi + 1..];
+    }
+    out.push_str(rest);
+    Ok(Cow::Owned(out))
+}
+
+fn too_many(count: usize, limits: &XmlLimits) -> Result<(), DecodeError> {
+    if count > limits.max_elements {
+        return Err(DecodeError::Limit {
+            what: "element count",
+            limit: limits.max_elements,
+        });
+    }
+    Ok(())
+}
+
+/// An element being read, with its prefix (for `xmlns:prefix` and the end tag check).
+struct Open<'a> {
+    element: Element<'a>,
+    prefix: &'a str,
+}
+
+/// Parses one document into its root element, within `limits`. Beyond the tokens, it checks
+/// that end tags match, that there is one root and no text outside it.
 pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, DecodeError> {
     if text.len() > limits.max_bytes {
         return Err(DecodeError::Limit {
@@ -196,90 +198,105 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
             limit: limits.max_bytes,
         });
     }
-    let mut reader = Reader::from_str(text);
-    let mut stack: Vec<Element<'a>> = Vec::new();
+    let mut stack: Vec<Open<'a>> = Vec::with_capacity(8);
     let mut root: Option<Element<'a>> = None;
     let mut count = 0usize;
-    loop {
-        let pos = reader.buffer_position();
-        let ev = reader
-            .read_event()
-            .map_err(|e| DecodeError::Xml(format!("at byte {pos}: {e}")))?;
-        match ev {
-            XmlEvent::Start(_) | XmlEvent::Empty(_) if root.is_some() => {
-                return Err(DecodeError::Xml(format!(
-                    "content after the root element at byte {pos}"
-                )));
-            }
-            XmlEvent::Start(e) => {
-                count += 1;
-                if count > limits.max_elements {
-                    return Err(DecodeError::Limit {
-                        what: "element count",
-                        limit: limits.max_elements,
-                    });
+    let mut tokens = Tokenizer::new(text);
+    while let Some(token) = tokens.next_token()? {
+        match token {
+            Token::Start {
+                prefix,
+                local,
+                attrs,
+                empty,
+                at,
+            } => {
+                if root.is_some() {
+                    return Err(DecodeError::Xml(format!(
+                        "content after the root element at byte {at}"
+                    )));
                 }
-                if stack.len() >= limits.max_depth {
+                count += 1;
+                too_many(count, limits)?;
+                if !empty && stack.len() >= limits.max_depth {
                     return Err(DecodeError::Limit {
                         what: "nesting depth",
                         limit: limits.max_depth,
                     });
                 }
-                stack.push(start_element(text, pos as usize, &e)?);
-            }
-            XmlEvent::Empty(e) => {
-                count += 1;
-                if count > limits.max_elements {
-                    return Err(DecodeError::Limit {
-                        what: "element count",
-                        limit: limits.max_elements,
-                    });
-                }
-                let el = start_element(text, pos as usize, &e)?;
-                match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
-                    None => root = Some(el),
-                }
-            }
-            XmlEvent::End(_) => {
-                let Some(mut el) = stack.pop() else {
-                    return Err(DecodeError::Xml(format!("unmatched end tag at byte {pos}")));
+                let mut element = Element {
+                    name: Cow::Borrowed(local),
+                    namespace: None,
+                    text: Cow::Borrowed(""),
+                    children: Vec::new(),
                 };
+                for attr in attributes(attrs).flatten() {
+                    let binds_own = match attr {
+                        ("", "xmlns", _) => prefix.is_empty(),
+                        ("xmlns", p, _) => p == prefix,
+                        _ => false,
+                    };
+                    if binds_own {
+                        element.namespace = Some(unescape(attr.2)?.into_owned());
+                    }
+                }
+                if empty {
+                    match stack.last_mut() {
+                        Some(parent) => parent.element.children.push(element),
+                        None => root = Some(element),
+                    }
+                } else {
+                    stack.push(Open { element, prefix });
+                }
+            }
+            Token::End { qname, at } => {
+                let Some(Open {
+                    element: mut el,
+                    prefix,
+                }) = stack.pop()
+                else {
+                    return Err(DecodeError::Xml(format!("unmatched end tag at byte {at}")));
+                };
+                let matches = if prefix.is_empty() {
+                    qname == el.name
+                } else {
+                    qname.len() == prefix.len() + 1 + el.name.len()
+                        && qname.starts_with(prefix)
+                        && qname.as_bytes()[prefix.len()] == b':'
+                        && qname.ends_with(el.name.as_ref())
+                };
+                if !matches {
+                    return Err(DecodeError::Xml(format!(
+                        "end tag </{qname}> at byte {at} does not close <{}>",
+                        el.name
+                    )));
+                }
                 trim_text(&mut el.text);
                 match stack.last_mut() {
-                    Some(parent) => parent.children.push(el),
+                    Some(parent) => parent.element.children.push(el),
                     None => root = Some(el),
                 }
             }
-            XmlEvent::Text(t) => match stack.last_mut() {
-                Some(el) => append_text(el, t.into_inner(), limits)?,
-                None if t.as_ref().trim().is_empty() => {}
+            Token::Text { raw, at } => match stack.last_mut() {
+                Some(open) => append_text(&mut open.element, unescape(raw)?, limits)?,
+                None if raw.trim().is_empty() => {}
                 None => {
                     return Err(DecodeError::Xml(format!(
-                        "text outside the root element at byte {pos}"
+                        "text outside the root element at byte {at}"
                     )));
                 }
             },
-            XmlEvent::CData(t) => {
-                if let Some(el) = stack.last_mut() {
-                    append_text(el, t.into_inner(), limits)?;
+            Token::Cdata(t) => {
+                if let Some(open) = stack.last_mut() {
+                    append_text(&mut open.element, Cow::Borrowed(t), limits)?;
                 }
             }
-            XmlEvent::GeneralRef(r) => {
-                let resolved = resolve_entity(&r.into_inner())?;
-                if let Some(el) = stack.last_mut() {
-                    append_text(el, resolved, limits)?;
-                }
-            }
-            XmlEvent::DocType(_) => return Err(DecodeError::Xml("DOCTYPE is not allowed".into())),
-            XmlEvent::Decl(_) | XmlEvent::PI(_) | XmlEvent::Comment(_) => {}
-            XmlEvent::Eof => break,
         }
     }
     if let Some(open) = stack.last() {
         return Err(DecodeError::Xml(format!(
             "document ends inside <{}>",
-            open.name
+            open.element.name
         )));
     }
     root.ok_or_else(|| DecodeError::Xml("no root element".into()))
@@ -392,6 +409,31 @@ mod tests {
         assert_eq!(root.namespace.as_deref(), Some("urn:x"));
         assert_eq!(root.child_text("a"), Some("N<1>;x & y"));
         assert!(root.child("B").is_some(), "case-insensitive fallback");
+    }
+
+    #[test]
+    fn structure_errors_say_what_and_where() {
+        for (doc, what) in [
+            ("<a></b>", "end tag </b> at byte 3 does not close <a>"),
+            ("<p:a xmlns:p='u'></q:a>", "does not close <a>"),
+            ("<p:a xmlns:p='u'></a>", "does not close <a>"),
+            ("<a></a1>", "does not close <a>"),
+            ("<a/><b/>", "content after the root element at byte 4"),
+            ("x<a/>", "text outside the root element at byte 0"),
+            ("</a>", "unmatched end tag at byte 0"),
+            ("<a><b></b>", "document ends inside <a>"),
+            ("<?xml version='1.0'?>", "no root element"),
+            ("<a>&bogus;</a>", "unknown entity &bogus;"),
+            ("<a>&amp</a>", "unterminated entity reference"),
+        ] {
+            let e = parse(doc, &XmlLimits::default())
+                .expect_err(doc)
+                .to_string();
+            assert!(e.contains(what), "{doc}: {e}");
+        }
+        let ok = parse("<p:a xmlns:p='u' >x</p:a >", &XmlLimits::default()).expect("parses");
+        assert_eq!((ok.name.as_ref(), ok.text.as_ref()), ("a", "x"));
+        assert_eq!(ok.namespace.as_deref(), Some("u"));
     }
 
     #[test]
