@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rcc_protocol::csta::{
     self, CstaError, Event, MonitorObject, Request, Response, Service, SystemStatusValue,
 };
-use rcc_protocol::sip::{Dialog, Message, Method, SipUri, Uri};
+use rcc_protocol::sip::{Dialog, Message, Method, NameAddr, SipUri, Uri};
 
 use crate::config::{Config, PbxDownAnswer};
 use crate::observe::Metrics;
@@ -163,6 +163,15 @@ fn random_seed() -> u64 {
     h.finish()
 }
 
+/// Appends `v` in lower-case hex, at least `width` digits.
+fn push_hex(s: &mut String, v: u64, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (16 - v.leading_zeros() as usize / 4).max(width);
+    for i in (0..digits).rev() {
+        s.push(char::from(DIGITS[((v >> (i * 4)) & 0xf) as usize]));
+    }
+}
+
 /// The status line reason for a code.
 fn reason(code: u16) -> &'static str {
     match code {
@@ -249,9 +258,15 @@ impl Gateway {
         self.link.is_serving()
     }
 
+    /// `prefix`, eight hex digits of the seed, the counter in hex (no formatter: this names every
+    /// branch and tag the gateway sends).
     fn unique(&mut self, prefix: &str) -> String {
         self.counter += 1;
-        format!("{prefix}{:08x}{:x}", self.seed & 0xffff_ffff, self.counter)
+        let mut s = String::with_capacity(prefix.len() + 24);
+        s.push_str(prefix);
+        push_hex(&mut s, self.seed & 0xffff_ffff, 8);
+        push_hex(&mut s, self.counter, 1);
+        s
     }
 
     fn schedule(&mut self, at: Instant, timer: Timer) {
@@ -895,19 +910,23 @@ impl Gateway {
         let Some(method) = req.method().cloned() else {
             return;
         };
-        if let Err(e) = req.validate() {
-            if method != Method::Ack {
-                self.metrics.malformed.inc();
-                let why = format!("Bad Request ({e})");
-                self.reply(flow, None, &req, e.status_code(), &why);
+        let checked = match req.check() {
+            Ok(c) => c,
+            Err(e) => {
+                if method != Method::Ack {
+                    self.metrics.malformed.inc();
+                    let why = format!("Bad Request ({e})");
+                    self.reply(flow, None, &req, e.status_code(), &why);
+                }
+                return;
             }
-            return;
-        }
-        let Some(tx) = TxKey::of(&req) else {
+        };
+        let Some(tx) = TxKey::of_checked(&req, &checked) else {
             return;
         };
+        let to_tag = checked.to.tag().map(str::to_owned);
         if method == Method::Ack {
-            self.ack(&req);
+            self.ack(&req, to_tag);
             return;
         }
         match self.server_txs.seen(&tx, self.now) {
@@ -919,12 +938,8 @@ impl Gateway {
             }
         }
         self.metrics.sip_request(method.as_str());
-        let to_tag = req
-            .to_header()
-            .ok()
-            .and_then(|t| t.tag().map(str::to_owned));
         match (&method, to_tag) {
-            (Method::Invite, None) => self.new_session(flow, &tx, &req),
+            (Method::Invite, None) => self.new_session(flow, &tx, &req, &checked.from),
             (Method::Options, None) => self.options(flow, &tx, &req),
             (Method::Cancel, _) => {
                 // INVITEs are answered at once, so there is never anything left to cancel.
@@ -970,12 +985,8 @@ impl Gateway {
         self.respond(flow, Some(tx), &resp);
     }
 
-    fn ack(&mut self, req: &Message) {
-        let Some(tag) = req
-            .to_header()
-            .ok()
-            .and_then(|t| t.tag().map(str::to_owned))
-        else {
+    fn ack(&mut self, req: &Message, to_tag: Option<String>) {
+        let Some(tag) = to_tag else {
             return;
         };
         let key = (req.call_id().unwrap_or_default().to_owned(), tag);
@@ -1023,7 +1034,7 @@ impl Gateway {
             .map_err(|e| (400, format!("Bad Request (CSTA body: {e})")))
     }
 
-    fn new_session(&mut self, flow: FlowId, tx: &TxKey, req: &Message) {
+    fn new_session(&mut self, flow: FlowId, tx: &TxKey, req: &Message, from: &NameAddr) {
         if req
             .content_type()
             .ok()
@@ -1069,9 +1080,6 @@ impl Gateway {
                 );
                 return;
             }
-        };
-        let Ok(from) = req.from_header() else {
-            return;
         };
         let user = from.uri_raw.clone();
         if !self.authz.may_open(&self.numbering, &user, &line) {
@@ -1742,5 +1750,24 @@ fn target_of_uri(u: &SipUri) -> Target {
             .map_or_else(|| u.host.to_string(), str::to_owned),
         port: u.port.unwrap_or(if tls { 5061 } else { 5060 }),
         tls,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_digits_match_the_formatter() {
+        for (v, w) in [
+            (0u64, 1),
+            (0, 8),
+            (0xabc, 8),
+            (u64::MAX, 1),
+            (0x1_0000_0000, 8),
+            (15, 1),
+        ] {
+            let mut s = String::new();
+            super::push_hex(&mut s, v, w);
+            assert_eq!(s, format!("{v:0w$x}"));
+        }
     }
 }

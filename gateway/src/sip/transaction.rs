@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rcc_protocol::sip::{Message, Method};
+use rcc_protocol::sip::{Checked, Message, Method};
 
 /// Identifies a server transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,7 +20,19 @@ impl TxKey {
     /// The key of a request (ACK and CANCEL get the key of the INVITE they belong to, with the
     /// method recorded separately by the caller).
     pub fn of(request: &Message) -> Option<TxKey> {
-        let via = request.top_via().ok()?;
+        let checked = Checked {
+            vias: vec![request.top_via().ok()?],
+            from: request.from_header().ok()?,
+            to: request.to_header().ok()?,
+            cseq: request.cseq().ok()?,
+        };
+        TxKey::of_checked(request, &checked)
+    }
+
+    /// The key of a request from the views [`Message::check`] parsed.
+    pub fn of_checked(request: &Message, checked: &Checked) -> Option<TxKey> {
+        use std::fmt::Write;
+        let via = checked.top_via();
         let method = match request.method()? {
             Method::Ack | Method::Invite => "INVITE",
             Method::Cancel => "CANCEL",
@@ -28,34 +40,31 @@ impl TxKey {
         };
         let reliable = !via.transport.eq_ignore_ascii_case("UDP");
         let ends_with_answer = reliable && method != "INVITE";
-        let id = match via.branch() {
-            Some(b) if b.starts_with("z9hG4bK") => format!("{b}|{}|{method}", sent_by(&via)),
-            _ => {
-                let cseq = request.cseq().ok()?;
-                let from_tag = request
-                    .from_header()
-                    .ok()
-                    .and_then(|f| f.tag().map(str::to_owned))
-                    .unwrap_or_default();
-                format!(
-                    "2543|{}|{}|{from_tag}|{}|{method}",
-                    request.call_id().ok()?,
-                    cseq.seq,
-                    sent_by(&via)
-                )
+        let mut id = String::with_capacity(64);
+        match via.branch() {
+            Some(b) if b.starts_with("z9hG4bK") => {
+                id.push_str(b);
             }
-        };
+            _ => {
+                let _ = write!(
+                    id,
+                    "2543|{}|{}|{}",
+                    request.call_id().ok()?,
+                    checked.cseq.seq,
+                    checked.from.tag().unwrap_or_default()
+                );
+            }
+        }
+        let _ = write!(id, "|{}", via.host);
+        if let Some(p) = via.port {
+            let _ = write!(id, ":{p}");
+        }
+        id.push('|');
+        id.push_str(method);
         Some(TxKey {
             id,
             ends_with_answer,
         })
-    }
-}
-
-fn sent_by(via: &rcc_protocol::sip::Via) -> String {
-    match via.port {
-        Some(p) => format!("{}:{p}", via.host),
-        None => via.host.to_string(),
     }
 }
 

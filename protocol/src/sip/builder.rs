@@ -164,7 +164,19 @@ impl Dialog {
         body: &[u8],
     ) -> Vec<u8> {
         self.local_cseq = self.local_cseq.wrapping_add(1);
-        let mut out = Vec::with_capacity(400 + body.len());
+        // Sized once: the fixed names, separators and numbers fit in 200 bytes.
+        let size = 200
+            + self.remote_target.len()
+            + via.len()
+            + self.route_set.iter().map(|r| r.len() + 9).sum::<usize>()
+            + self.local.len()
+            + self.remote.len()
+            + self.call_id.len()
+            + self.local_contact.len()
+            + content_type.len()
+            + disposition.map_or(0, |d| d.len() + 23)
+            + body.len();
+        let mut out = Vec::with_capacity(size);
         let line = |out: &mut Vec<u8>, name: &str, value: &[&str]| {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");

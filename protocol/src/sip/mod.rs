@@ -24,3 +24,4 @@ pub use limits::Limits;
 pub use message::{Header, Message, Method, StartLine};
 pub use name::HeaderName;
 pub use uri::{Host, Params, SipUri, TelUri, Uri};
+pub use validate::Checked;
