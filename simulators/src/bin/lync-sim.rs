@@ -97,7 +97,7 @@ fn load(path: &PathBuf) -> anyhow::Result<config::LyncFile> {
     config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Check { config } => {

@@ -93,6 +93,8 @@ struct Pending {
     what: What,
     deadline: Instant,
     request: Message,
+    /// A MakeCall (its answer, even an error, settles `makecall_pending`).
+    makecall: bool,
 }
 
 /// What the endpoint knows of a call at its line.
@@ -128,6 +130,10 @@ pub struct Endpoint {
     makecall_pending: usize,
     violations: Vec<String>,
     results: HashMap<ActionId, ActionResult>,
+    /// Actions whose result arrived since [`Endpoint::take_done`], when `report_done` is set.
+    done: Vec<ActionId>,
+    /// Keep `done` (a load generator collects results as they come instead of polling).
+    pub report_done: bool,
     outputs: VecDeque<Message>,
     counter: u64,
     sign_ins: u32,
@@ -180,6 +186,8 @@ impl Endpoint {
             makecall_pending: 0,
             violations: Vec::new(),
             results: HashMap::new(),
+            done: Vec::new(),
+            report_done: false,
             outputs: VecDeque::new(),
             counter: 0,
             sign_ins: 0,
@@ -265,6 +273,23 @@ impl Endpoint {
         self.results.remove(&id)
     }
 
+    /// Actions whose result arrived since the last call (with `report_done` set).
+    pub fn take_done(&mut self) -> Vec<ActionId> {
+        std::mem::take(&mut self.done)
+    }
+
+    /// Whether results arrived since [`Endpoint::take_done`].
+    pub fn has_done(&self) -> bool {
+        !self.done.is_empty()
+    }
+
+    fn finish(&mut self, id: ActionId, result: ActionResult) {
+        self.results.insert(id, result);
+        if self.report_done {
+            self.done.push(id);
+        }
+    }
+
     /// The next message for the Front End.
     pub fn poll_output(&mut self) -> Option<Message> {
         self.outputs.pop_front()
@@ -339,6 +364,10 @@ impl Endpoint {
     }
 
     fn send(&mut self, m: Message, what: What, now: Instant) {
+        self.send_marked(m, what, false, now);
+    }
+
+    fn send_marked(&mut self, m: Message, what: What, makecall: bool, now: Instant) {
         if let (Ok(cseq), Some(method)) = (m.cseq(), m.method())
             && method != &Method::Ack
         {
@@ -348,6 +377,7 @@ impl Endpoint {
                     what,
                     deadline: now + REQUEST_TIMEOUT,
                     request: m.clone(),
+                    makecall,
                 },
             );
         }
@@ -370,23 +400,21 @@ impl Endpoint {
         if let Some(name) = feature_name(&request) {
             let gated = self.config.profile != ClientProfile::Sipe && self.bootstrapped;
             if gated && !self.features.iter().any(|f| f == name) {
-                self.results
-                    .insert(id, Err(format!("not offered by the gateway: {name}")));
+                self.finish(id, Err(format!("not offered by the gateway: {name}")));
                 return Some(id);
             }
         }
         let is_makecall = matches!(request, Request::MakeCall { .. });
         let body = csta::encode(&csta::Message::Request(request), csta::ED3).into_bytes();
         let Some(m) = self.in_dialog(Method::Info) else {
-            self.results
-                .insert(id, Err("not signed in (no dialog)".to_owned()));
+            self.finish(id, Err("not signed in (no dialog)".to_owned()));
             return Some(id);
         };
         let m = m.with_body(CSTA, Some(DISPOSITION), body);
         if is_makecall {
             self.makecall_pending += 1;
         }
-        self.send(m, What::Action(id), now);
+        self.send_marked(m, What::Action(id), is_makecall, now);
         Some(id)
     }
 
@@ -401,8 +429,7 @@ impl Endpoint {
                 self.send(m, What::Action(id), now);
             }
             None => {
-                self.results
-                    .insert(id, Err("not signed in (no dialog)".to_owned()));
+                self.finish(id, Err("not signed in (no dialog)".to_owned()));
             }
         }
         id
@@ -509,9 +536,10 @@ impl Endpoint {
         self.dialog = None;
         self.xref = None;
         self.refresh_at = None;
-        for (_, p) in self.pending.drain() {
+        let pending: Vec<Pending> = self.pending.drain().map(|(_, p)| p).collect();
+        for p in pending {
             if let What::Action(id) = p.what {
-                self.results.insert(id, Err(format!("dialog lost: {why}")));
+                self.finish(id, Err(format!("dialog lost: {why}")));
             }
         }
         self.makecall_pending = 0;
@@ -529,7 +557,7 @@ impl Endpoint {
                 if self.makecall_pending > 0 {
                     self.makecall_pending -= 1;
                 }
-                self.results.insert(id, Err(format!("SIP {code}")));
+                self.finish(id, Err(format!("SIP {code}")));
                 if code == 481 || code == 408 {
                     self.lost(&format!("INFO answered {code}"), now);
                 }
@@ -641,11 +669,11 @@ impl Endpoint {
                     if let Some(c) = &calling.call_id {
                         self.known_calls.insert(c.clone());
                     }
-                } else if self.makecall_pending > 0 && request_is_makecall(&p.request) {
+                } else if self.makecall_pending > 0 && p.makecall {
                     self.makecall_pending -= 1;
                 }
                 let result = body.ok_or_else(|| "200 OK without a CSTA body".to_owned());
-                self.results.insert(id, result);
+                self.finish(id, result);
             }
             What::MonitorStop | What::Bye => {}
         }
@@ -929,13 +957,6 @@ fn random_state() -> &'static std::collections::hash_map::RandomState {
     static STATE: std::sync::OnceLock<std::collections::hash_map::RandomState> =
         std::sync::OnceLock::new();
     STATE.get_or_init(std::collections::hash_map::RandomState::new)
-}
-
-fn request_is_makecall(m: &Message) -> bool {
-    matches!(
-        csta::decode(&m.body).map(|d| d.message),
-        Ok(csta::Message::Request(Request::MakeCall { .. }))
-    )
 }
 
 /// The distinctive part of a LineURI (its number), for spotting a rewritten echo.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use rcc_protocol::sip::{Message, Method, Uri};
 use serde::{Deserialize, Serialize};
 
-use super::endpoint::{Endpoint, EndpointConfig};
+use super::endpoint::{ActionId, Endpoint, EndpointConfig};
 
 /// Identifies a connection between the pool and a gateway.
 pub type ConnId = u64;
@@ -169,6 +169,9 @@ const TRACE_LIMIT: usize = 50_000;
 pub struct Frontend {
     /// Endpoints touched through [`Frontend::endpoint_mut`] since the last flush.
     dirty: std::collections::BTreeSet<EndpointId>,
+    /// Endpoints with results to collect (those with `report_done`), each listed once.
+    done: Vec<EndpointId>,
+    listed: Vec<bool>,
     /// Endpoint timers, soonest first, and each endpoint's entry.
     timers: std::collections::BTreeSet<(Instant, EndpointId)>,
     timer_of: Vec<Option<Instant>>,
@@ -203,6 +206,8 @@ impl Frontend {
     pub fn new(config: PoolConfig) -> Self {
         Frontend {
             dirty: std::collections::BTreeSet::new(),
+            done: Vec::new(),
+            listed: Vec::new(),
             timers: std::collections::BTreeSet::new(),
             timer_of: Vec::new(),
             trace: VecDeque::new(),
@@ -439,10 +444,34 @@ impl Frontend {
         self.reschedule(id);
     }
 
+    /// Actions completed since the last call, for endpoints with `report_done` set: a load
+    /// generator collects exactly these instead of polling every action in flight.
+    pub fn take_done(&mut self) -> Vec<(EndpointId, ActionId)> {
+        let mut out = Vec::new();
+        for id in std::mem::take(&mut self.done) {
+            if let Some(flag) = self.listed.get_mut(id) {
+                *flag = false;
+            }
+            if let Some(e) = self.endpoints.get_mut(id) {
+                out.extend(e.take_done().into_iter().map(|a| (id, a)));
+            }
+        }
+        out
+    }
+
     fn reschedule(&mut self, id: EndpointId) {
         let Some(e) = self.endpoints.get(id) else {
             return;
         };
+        if e.has_done() {
+            if self.listed.len() <= id {
+                self.listed.resize(id + 1, false);
+            }
+            if !self.listed[id] {
+                self.listed[id] = true;
+                self.done.push(id);
+            }
+        }
         let next = e.next_timeout();
         if self.timer_of.len() < self.endpoints.len() {
             self.timer_of.resize(self.endpoints.len(), None);

@@ -213,6 +213,7 @@ pub async fn run(
                 let id = fe.add_endpoint(c);
                 if let Some(e) = fe.endpoint_mut(id) {
                     e.keep_events = false;
+                    e.report_done = true;
                 }
             }
             first
@@ -303,8 +304,9 @@ pub async fn run(
         .collect();
     let calls_start = Instant::now();
     let mut placed = 0usize;
-    // (endpoint, action, stage, call ID)
-    let mut in_flight: Vec<(usize, ActionId, u8, Option<String>)> = Vec::new();
+    // (endpoint, action) → (stage, call ID); results are collected as they complete, not polled.
+    let mut in_flight: std::collections::HashMap<(usize, ActionId), (u8, Option<String>)> =
+        std::collections::HashMap::new();
     let pattern = plan.pattern;
     let mut requests = 0u64;
     second.reset();
@@ -322,19 +324,18 @@ pub async fn run(
         let new: Vec<usize> = (placed..due).map(|n| callers[n % callers.len()]).collect();
         placed = due.max(placed);
         let callee = plan.callee.clone();
-        let pending = std::mem::take(&mut in_flight);
+        let mut next = std::mem::take(&mut in_flight);
         in_flight = sim
             .with(move |fe, now| {
-                let mut next = Vec::new();
-                for (id, action, stage, call) in pending {
+                for (id, action) in fe.take_done() {
+                    let Some((stage, call)) = next.remove(&(id, action)) else {
+                        continue;
+                    };
                     let Some(e) = fe.endpoint_mut(id) else {
                         continue;
                     };
                     let call = match e.take_result(action) {
-                        None => {
-                            next.push((id, action, stage, call));
-                            continue;
-                        }
+                        None => continue,
                         Some(Ok(csta::Message::Response(Response::MakeCall { calling })))
                             if stage == 0 =>
                         {
@@ -354,7 +355,7 @@ pub async fn run(
                     if let Some(r) = pattern.next(stage + 1, me, &callee)
                         && let Some(a) = e.request(r, now)
                     {
-                        next.push((id, a, stage + 1, Some(call_id)));
+                        next.insert((id, a), (stage + 1, Some(call_id)));
                     }
                 }
                 for id in new {
@@ -368,7 +369,7 @@ pub async fn run(
                             },
                             now,
                         ) {
-                            next.push((id, a, 0, None));
+                            next.insert((id, a), (0, None));
                         }
                     }
                 }
