@@ -24,6 +24,7 @@ address = "127.0.0.1:1040"
 
 struct Harness {
     gw: Gateway,
+    metrics: Arc<Metrics>,
     now: Instant,
     responses: Vec<Message>,
     requests: Vec<Message>,
@@ -80,9 +81,11 @@ impl Harness {
     fn new(toml: &str) -> Harness {
         let config = Arc::new(config::parse(toml).expect("config"));
         let now = Instant::now();
-        let gw = Gateway::new(config, Arc::new(Metrics::new()), now).expect("gateway");
+        let metrics = Arc::new(Metrics::new());
+        let gw = Gateway::new(config, metrics.clone(), now).expect("gateway");
         let mut h = Harness {
             gw,
+            metrics,
             now,
             responses: Vec::new(),
             requests: Vec::new(),
@@ -97,6 +100,11 @@ impl Harness {
             "the PBX link is up once connected (generic profile)"
         );
         h
+    }
+
+    /// The gateway's metrics in Prometheus text.
+    fn gw_metrics(&self) -> String {
+        self.metrics.encode()
     }
 
     fn drain(&mut self) {
@@ -632,4 +640,60 @@ fn per_session_traces_follow_the_user_filter_and_carry_the_wire_bytes() {
     // BYE in, 200 OK out, the monitor released on the PBX as the session ends, end.
     assert_eq!(kinds, vec!["sip", "sip", "pbx", "end"], "{:?}", h.traces);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Backpressure towards the PBX: with `max_in_flight` requests unanswered, the next client
+/// request is answered at once with a CSTAErrorCode (performance management) and counted, not
+/// queued or dropped.
+#[test]
+fn requests_beyond_the_pbx_window_get_a_csta_error_and_are_counted() {
+    let toml = CONFIG.replace(
+        "address = \"127.0.0.1:1040\"",
+        "address = \"127.0.0.1:1040\"\nmax_in_flight = 3",
+    );
+    // The window is 3: the link-up GetCSTAFeatures (never answered here) and two MakeCalls.
+    let mut h = Harness::new(&toml);
+    let ok = h.signed_in("c1");
+    h.monitor_started(&ok, "px1");
+    let make_call = |h: &Harness, n: u32| {
+        h.in_dialog(
+            &ok,
+            Method::Info,
+            10 + n,
+            &format!("z9hG4bKmc{n}"),
+            Some("application/csta+xml"),
+            &info_body(Request::MakeCall {
+                calling: "tel:+14255551001;ext=1001".into(),
+                called: "tel:+14255551002".into(),
+                auto_originate: None,
+            }),
+        )
+    };
+    let sent_before = h.pbx.len();
+    for n in 0..2 {
+        let info = make_call(&h, n);
+        assert!(h.send(info).is_empty(), "request {n} waits for the PBX");
+    }
+    assert_eq!(
+        h.pbx.len() - sent_before,
+        2,
+        "two MakeCalls reached the PBX"
+    );
+    let third = make_call(&h, 2);
+    let answer = h.one(third);
+    assert_eq!(answer.status(), Some(200));
+    let csta::Message::Error(e) = body(&answer) else {
+        panic!("a CSTAErrorCode, got {:?}", body(&answer));
+    };
+    assert_eq!(e.value, "performanceLimitExceeded");
+    assert_eq!(
+        h.pbx.len() - sent_before,
+        2,
+        "the third never reached the PBX"
+    );
+    let text = h.gw_metrics();
+    assert!(
+        text.contains(r#"outcome="busy""#),
+        "the refusal is counted:\n{text}"
+    );
 }
