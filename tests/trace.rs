@@ -25,6 +25,37 @@ fn tshark(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Alice's endpoint `id` asks for a call to `called`.
+async fn alice_calls(lab: &Lab, id: usize, called: &str) -> anyhow::Result<()> {
+    lab.lync
+        .request(
+            id,
+            Request::MakeCall {
+                calling: lab.user("alice")?.line(),
+                called: called.to_owned(),
+                auto_originate: Some(AutoOriginate::DoNotPrompt),
+            },
+            Duration::from_secs(5),
+        )
+        .await?
+        .map_err(|e| anyhow::anyhow!("MakeCall failed: {e}"))?;
+    Ok(())
+}
+
+/// Waits for endpoint `id`'s DeliveredEvent.
+async fn delivered(lab: &Lab, id: usize) -> anyhow::Result<()> {
+    lab.lync
+        .wait_event(
+            id,
+            0,
+            Duration::from_secs(5),
+            "Delivered",
+            |e| matches!(e, Event::Call(c) if c.kind == CallEventKind::Delivered),
+        )
+        .await?;
+    Ok(())
+}
+
 /// Records a trace of a sign-in and a MakeCall up to its DeliveredEvent; returns the trace file
 /// and the gateway's SIP TLS port.
 async fn record(name: &str, options: LabOptions) -> anyhow::Result<(PathBuf, u16)> {
@@ -39,28 +70,8 @@ async fn record(name: &str, options: LabOptions) -> anyhow::Result<(PathBuf, u16
     let alice = lab
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
-    let line = lab.user("alice")?.line();
-    lab.lync
-        .request(
-            alice,
-            Request::MakeCall {
-                calling: line,
-                called: "tel:+14255551002".into(),
-                auto_originate: Some(AutoOriginate::DoNotPrompt),
-            },
-            Duration::from_secs(5),
-        )
-        .await?
-        .map_err(|e| anyhow::anyhow!("MakeCall failed: {e}"))?;
-    lab.lync
-        .wait_event(
-            alice,
-            0,
-            Duration::from_secs(5),
-            "Delivered",
-            |e| matches!(e, Event::Call(c) if c.kind == CallEventKind::Delivered),
-        )
-        .await?;
+    alice_calls(&lab, alice, "tel:+14255551002").await?;
+    delivered(&lab, alice).await?;
     let sip_port = lab.gateway()?.sip_tls.map(|a| a.port()).unwrap_or_default();
     lab.shutdown().await;
     Ok((file, sip_port))
@@ -242,27 +253,9 @@ async fn per_session_traces_hold_only_their_sessions_traffic() -> anyhow::Result
         .await?;
     let bob = lab.signed_in("bob", "b1", ClientProfile::Lync2013).await?;
     let bob_number = format!("tel:{}", lab.user("bob")?.e164());
-    lab.lync
-        .request(
-            alice,
-            Request::MakeCall {
-                calling: lab.user("alice")?.line(),
-                called: bob_number,
-                auto_originate: Some(AutoOriginate::DoNotPrompt),
-            },
-            Duration::from_secs(5),
-        )
-        .await?
-        .map_err(|e| anyhow::anyhow!("MakeCall failed: {e}"))?;
+    alice_calls(&lab, alice, &bob_number).await?;
     for (who, id) in [("alice", alice), ("bob", bob)] {
-        lab.lync
-            .wait_event(
-                id,
-                0,
-                Duration::from_secs(5),
-                "Delivered",
-                |e| matches!(e, Event::Call(c) if c.kind == CallEventKind::Delivered),
-            )
+        delivered(&lab, id)
             .await
             .map_err(|e| anyhow::anyhow!("{who}: {e}"))?;
     }

@@ -717,6 +717,19 @@ mod tests {
         }
     }
 
+    /// A StartApplicationSessionPosResponse frame answering invoke `invoke`.
+    fn start_pos(invoke: u16) -> Vec<u8> {
+        let pos = csta::encode(
+            &Message::Session(Session::StartPos {
+                session_id: "s1".to_owned(),
+                protocol_version: None,
+                duration: Some(180),
+            }),
+            ED3,
+        );
+        framing::encode_annex_j(invoke, pos.as_bytes()).expect("frame")
+    }
+
     /// The invoke ID of the one frame the link sent.
     fn sent_invoke(link: &mut PbxLink<()>) -> u16 {
         let Some(LinkOutput::Send(bytes)) = link.poll_output() else {
@@ -739,16 +752,7 @@ mod tests {
         let mut link: PbxLink<()> = PbxLink::new(aes_settings(), now);
         link.connected(now);
         let start = sent_invoke(&mut link);
-        let pos = csta::encode(
-            &Message::Session(Session::StartPos {
-                session_id: "s1".to_owned(),
-                protocol_version: None,
-                duration: Some(180),
-            }),
-            ED3,
-        );
-        let frame = framing::encode_annex_j(start, pos.as_bytes()).expect("frame");
-        link.receive(&frame, now);
+        link.receive(&start_pos(start), now);
         assert!(link.is_up(), "up once the session started");
         while link.poll_event().is_some() {}
 
@@ -779,18 +783,7 @@ mod tests {
             Some(LinkOutput::Send(start)),
             "last_sent is the queued frame"
         );
-        let pos = csta::encode(
-            &Message::Session(Session::StartPos {
-                session_id: "s1".to_owned(),
-                protocol_version: None,
-                duration: Some(180),
-            }),
-            ED3,
-        );
-        link.receive(
-            &framing::encode_annex_j(1, pos.as_bytes()).expect("frame"),
-            now,
-        );
+        link.receive(&start_pos(1), now);
         while link.poll_event().is_some() {}
         assert!(link.is_up(), "up once the session started");
         let mut e = csta::CallEvent::new(csta::CallEventKind::Delivered, "x1");
