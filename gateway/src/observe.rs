@@ -1,5 +1,6 @@
 //! Metrics (Prometheus text format), the health check, and their HTTP endpoint.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,28 +18,28 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
-    method: String,
+    method: Cow<'static, str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CodeLabel {
-    code: String,
+    code: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
-    reason: String,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabel {
-    service: String,
-    outcome: String,
+    service: &'static str,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServiceLabel {
-    service: String,
+    service: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -237,65 +238,69 @@ impl Metrics {
 
     /// A SIP request arrived.
     pub fn sip_request(&self, method: &str) {
+        // Labels are built for every increment: the known methods are not allocated.
+        const KNOWN: [&str; 14] = [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "INFO",
+            "OPTIONS",
+            "UPDATE",
+            "REGISTER",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "REFER",
+            "MESSAGE",
+            "PRACK",
+            "PUBLISH",
+        ];
+        let method = match KNOWN.iter().find(|m| **m == method) {
+            Some(m) => Cow::Borrowed(*m),
+            None => Cow::Owned(method.to_owned()),
+        };
         self.sip_requests
-            .get_or_create(&MethodLabel {
-                method: method.to_owned(),
-            })
+            .get_or_create(&MethodLabel { method })
             .inc();
     }
 
     /// A SIP response was sent.
     pub fn sip_response(&self, code: u16) {
-        self.sip_responses
-            .get_or_create(&CodeLabel {
-                code: code.to_string(),
-            })
-            .inc();
+        self.sip_responses.get_or_create(&CodeLabel { code }).inc();
     }
 
     /// A client answered an event INFO.
     pub fn event_answers(&self, code: u16) {
         self.event_answer_codes
-            .get_or_create(&CodeLabel {
-                code: code.to_string(),
-            })
+            .get_or_create(&CodeLabel { code })
             .inc();
     }
 
     /// A session ended.
-    pub fn ended(&self, reason: &str) {
+    pub fn ended(&self, reason: &'static str) {
         self.sessions_ended
-            .get_or_create(&ReasonLabel {
-                reason: reason.to_owned(),
-            })
+            .get_or_create(&ReasonLabel { reason })
             .inc();
     }
 
     /// A request was refused.
-    pub fn refused(&self, reason: &str) {
+    pub fn refused(&self, reason: &'static str) {
         self.refused_requests
-            .get_or_create(&ReasonLabel {
-                reason: reason.to_owned(),
-            })
+            .get_or_create(&ReasonLabel { reason })
             .inc();
     }
 
     /// A client CSTA request was answered.
-    pub fn request_done(&self, service: &str, outcome: &str) {
+    pub fn request_done(&self, service: &'static str, outcome: &'static str) {
         self.requests
-            .get_or_create(&RequestLabel {
-                service: service.to_owned(),
-                outcome: outcome.to_owned(),
-            })
+            .get_or_create(&RequestLabel { service, outcome })
             .inc();
     }
 
     /// Time a client request took.
-    pub fn response_time(&self, service: &str, seconds: f64) {
+    pub fn response_time(&self, service: &'static str, seconds: f64) {
         self.response_time
-            .get_or_create(&ServiceLabel {
-                service: service.to_owned(),
-            })
+            .get_or_create(&ServiceLabel { service })
             .observe(seconds);
     }
 
