@@ -76,7 +76,7 @@ impl Rig {
                     .requests
                     .push(Message::parse(&bytes).expect("gateway request parses")),
                 Output::Pbx(LinkOutput::Send(bytes)) => self.pbx.push(&bytes),
-                Output::Pbx(_) => {}
+                Output::Pbx(_) | Output::Trace(_) => {}
             }
             while let Ok(Some(frame)) = self.pbx.next_frame() {
                 let Some(InvokeId::Id(invoke)) = frame.invoke_id else {
