@@ -522,6 +522,18 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
         residence("pbx", 0.5),
         residence("pbx", 0.99)
     );
+    let added = |q: f64| match bucket_quantile(&metrics, "rcc_gateway_added_seconds", "", q) {
+        Some(s) if s.is_finite() => format!("≤ {:.0} µs", s * 1e6),
+        Some(_) => "above the largest bucket".to_owned(),
+        None => "no samples".to_owned(),
+    };
+    let _ = writeln!(
+        r,
+        "gateway-added time per CSTA request (INFO read to request queued, plus answer read to 200 OK queued): p50 {}, p90 {}, p99 {}",
+        added(0.5),
+        added(0.9),
+        added(0.99)
+    );
     let _ = writeln!(
         r,
         "CPU during calls: gateway {:.2} s, PBX simulator {:.2} s, generator {:.2} s; gateway {:.1} µs per request",

@@ -74,6 +74,8 @@ enum PbxTag {
         request: Box<Message>,
         started: Instant,
         service: &'static str,
+        /// Identifies the request for the gateway-added time ([`Gateway::begin_step`]).
+        key: u64,
     },
     Monitor {
         device: String,
@@ -146,6 +148,13 @@ pub struct Gateway {
     via_prefix: String,
     /// Whose sessions are traced (normalised URIs; empty: everyone), when session traces are on.
     trace_users: Option<Vec<String>>,
+    /// The step being run: when its input was read (see [`Gateway::begin_step`]).
+    step_read: Option<Instant>,
+    /// Client requests sent to the PBX in this step, and answered in this step.
+    step_sent: Vec<u64>,
+    step_answered: Vec<u64>,
+    /// For each client request at the PBX: the gateway's time on its way in.
+    inbound_time: HashMap<u64, Duration>,
     seed: u64,
     counter: u64,
     now: Instant,
@@ -214,6 +223,10 @@ impl Gateway {
         Ok(Gateway {
             via_prefix,
             trace_users,
+            step_read: None,
+            step_sent: Vec::new(),
+            step_answered: Vec::new(),
+            inbound_time: HashMap::new(),
             numbering,
             authz,
             metrics,
@@ -272,6 +285,33 @@ impl Gateway {
     fn schedule(&mut self, at: Instant, timer: Timer) {
         self.counter += 1;
         self.timers.insert((at, self.counter), timer);
+    }
+
+    // ----- gateway-added time -----
+
+    /// The shell is about to hand the engine an input read at `read_at` (a SIP message or PBX
+    /// bytes); [`Gateway::end_step`] follows once the outputs are queued. A client request's
+    /// gateway-added time is its inbound step (INFO read → CSTA request queued) plus its
+    /// outbound step (CSTA answer read → 200 OK queued), observed as
+    /// `rcc_gateway_added_seconds`. Without these calls nothing is measured.
+    pub fn begin_step(&mut self, read_at: Instant) {
+        self.step_read = Some(read_at);
+    }
+
+    /// The outputs of the step begun by [`Gateway::begin_step`] are queued, at `done`.
+    pub fn end_step(&mut self, done: Instant) {
+        let Some(read) = self.step_read.take() else {
+            return;
+        };
+        let step = done.saturating_duration_since(read);
+        for key in self.step_sent.drain(..) {
+            self.inbound_time.insert(key, step);
+        }
+        for key in self.step_answered.drain(..) {
+            if let Some(inbound) = self.inbound_time.remove(&key) {
+                self.metrics.added((inbound + step).as_secs_f64());
+            }
+        }
     }
 
     // ----- per-session traces -----
@@ -594,7 +634,13 @@ impl Gateway {
                 request,
                 started,
                 service,
+                key,
             } => {
+                if self.step_read.is_some() && result.is_ok() {
+                    self.step_answered.push(key);
+                } else {
+                    self.inbound_time.remove(&key);
+                }
                 self.metrics.request_done(
                     service,
                     match &result {
@@ -1491,6 +1537,8 @@ impl Gateway {
                     self.answer_csta_error(sid, tx, flow, req, &Failure::LinkDown.to_csta());
                     return;
                 }
+                self.counter += 1;
+                let key = self.counter;
                 let tag = PbxTag::Client {
                     session: sid,
                     tx: tx.clone(),
@@ -1498,6 +1546,7 @@ impl Gateway {
                     request: req_box,
                     started: now,
                     service: other.service().request_name(),
+                    key,
                 };
                 let service = other.service().request_name();
                 match self.pbx_request(tag, pbx_request) {
@@ -1511,6 +1560,9 @@ impl Gateway {
                         );
                         if let Some(s) = self.sessions.get_mut(&sid) {
                             s.pending_pbx += 1;
+                        }
+                        if self.step_read.is_some() {
+                            self.step_sent.push(key);
                         }
                     }
                     Err(f) => {

@@ -52,6 +52,15 @@ fn residence_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_01, 2.0, 15))
 }
 
+/// Bounds of 10 µs to 1 s on a 1-2.5-5 series with 0.75 ms and 1 ms, so that "under 1 ms"
+/// can be read off exactly.
+fn added_histogram() -> Histogram {
+    Histogram::new([
+        10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 750e-6, 1e-3, 1.5e-3, 2.5e-3, 5e-3, 10e-3,
+        25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0,
+    ])
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs to about 13 s.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 19))
@@ -68,6 +77,7 @@ pub struct Metrics {
     requests: Family<RequestLabel, Counter>,
     response_time: Family<ServiceLabel, Histogram, fn() -> Histogram>,
     residence: Family<InputLabel, Histogram, fn() -> Histogram>,
+    added: Histogram,
     /// Peers refused before any SIP was read (untrusted address or certificate).
     pub refused_peers: Counter,
     /// Connections closed because the peer did not take what was queued for it.
@@ -121,6 +131,7 @@ impl Metrics {
             requests: Family::default(),
             response_time: Family::new_with_constructor(latency_histogram),
             residence: Family::new_with_constructor(residence_histogram),
+            added: added_histogram(),
             refused_peers: Counter::default(),
             queue_overflows: Counter::default(),
             session_traces_refused: Counter::default(),
@@ -175,6 +186,11 @@ impl Metrics {
             "residence_seconds",
             "Time from reading a SIP message or PBX bytes to queueing what they caused, by input (sip, pbx): the gateway's own share of a request's latency is one of each",
             m.residence.clone(),
+        );
+        registry.register(
+            "added_seconds",
+            "Gateway-added time of a client CSTA request: INFO read to CSTA request queued, plus CSTA answer read to 200 OK queued",
+            m.added.clone(),
         );
         registry.register(
             "refused_peers",
@@ -302,6 +318,11 @@ impl Metrics {
         self.response_time
             .get_or_create(&ServiceLabel { service })
             .observe(seconds);
+    }
+
+    /// A client request's gateway-added time (see `Gateway::begin_step`).
+    pub fn added(&self, seconds: f64) {
+        self.added.observe(seconds);
     }
 
     /// Time from reading `input` (`sip` or `pbx`) to the outputs it caused being queued.

@@ -662,6 +662,7 @@ async fn drive(
             }
             Some(Cmd::Sip { flow, msg, at }) => {
                 residence = Some(("sip", at));
+                gw.begin_step(at);
                 gw.sip_message(flow, msg, now);
             }
             Some(Cmd::FlowDown { flow }) => {
@@ -682,6 +683,7 @@ async fn drive(
             Some(Cmd::PbxBytes { conn, bytes, at }) => {
                 if conn == pbx.id {
                     residence = Some(("pbx", at));
+                    gw.begin_step(at);
                     gw.pbx_bytes(&bytes, now);
                 }
             }
@@ -791,7 +793,11 @@ async fn drive(
             }
         }
         if let Some((input, at)) = residence {
-            shared.metrics.residence(input, at.elapsed().as_secs_f64());
+            let done = Instant::now();
+            shared
+                .metrics
+                .residence(input, done.saturating_duration_since(at).as_secs_f64());
+            gw.end_step(done);
         }
     }
 }

@@ -697,3 +697,59 @@ fn requests_beyond_the_pbx_window_get_a_csta_error_and_are_counted() {
         "the refusal is counted:\n{text}"
     );
 }
+
+/// The gateway-added time of a request is its inbound step plus its outbound step, not the
+/// time it spent at the PBX.
+#[test]
+fn gateway_added_time_sums_the_two_steps_of_a_request() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.signed_in("c1");
+    h.monitor_started(&ok, "px1");
+    let info = h.in_dialog(
+        &ok,
+        Method::Info,
+        10,
+        "z9hG4bKmc",
+        Some("application/csta+xml"),
+        &info_body(Request::MakeCall {
+            calling: "tel:+14255551001;ext=1001".into(),
+            called: "tel:+14255551002".into(),
+            auto_originate: None,
+        }),
+    );
+    let read = h.now;
+    h.gw.begin_step(read);
+    h.gw.sip_message(1, info, read);
+    h.drain();
+    h.gw.end_step(read + Duration::from_micros(300));
+    let frame = h.pbx.last().expect("MakeCall sent").clone();
+    let invoke: u16 = String::from_utf8_lossy(&frame[4..8])
+        .parse()
+        .expect("invoke ID");
+    // The PBX takes 50 ms; the gateway's outbound step 200 µs.
+    let answer = csta::encode(
+        &csta::Message::Response(Response::MakeCall {
+            calling: csta::ConnectionId::new("C9", "1001"),
+        }),
+        csta::ED3,
+    );
+    let bytes = rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame");
+    let back = read + Duration::from_millis(50);
+    h.gw.begin_step(back);
+    h.gw.pbx_bytes(&bytes, back);
+    h.drain();
+    h.gw.end_step(back + Duration::from_micros(200));
+    let text = h.gw_metrics();
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    assert_eq!(line("rcc_gateway_added_seconds_count"), 1.0);
+    let sum = line("rcc_gateway_added_seconds_sum");
+    assert!((sum - 0.0005).abs() < 1e-9, "300 µs + 200 µs, got {sum}");
+}
