@@ -418,21 +418,25 @@ async fn events_are_validated_and_answered_per_profile(
     #[case] answered: bool,
 ) {
     let (gw, lync, id) = signed_in(profile, true, false).await;
-    let good = event_info(&gw.seen.lock().expect("lock"), "x1", 1);
-    let foreign = event_info(&gw.seen.lock().expect("lock"), "zz", 2);
+    let good = event_info(&gw.seen.lock().expect("lock"), "x1", 2);
+    let foreign = event_info(&gw.seen.lock().expect("lock"), "zz", 3);
+    // CSeq going back: an INFO that arrived out of order.
+    let late = event_info(&gw.seen.lock().expect("lock"), "x1", 1);
     gw.push.send(good).await.expect("push");
     gw.push.send(foreign).await.expect("push");
-    lync.wait_for(id, WAIT, "two events", |e| {
-        (e.events().len() == 2).then_some(())
+    gw.push.send(late).await.expect("push");
+    lync.wait_for(id, WAIT, "three events", |e| {
+        (e.events().len() == 3).then_some(())
     })
     .await
     .expect("events");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let v = lync.violations(id).await.expect("violations");
-    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v.len(), 2, "{v:?}");
     assert!(v[0].contains("monitorCrossRefID \"zz\""), "{v:?}");
+    assert!(v[1].contains("CSeq 1 after CSeq 3: out of order"), "{v:?}");
     let responses = gw.seen.lock().expect("lock").responses.len();
-    assert_eq!(responses, if answered { 2 } else { 0 });
+    assert_eq!(responses, if answered { 3 } else { 0 });
 }
 
 #[tokio::test]

@@ -130,6 +130,8 @@ pub struct Endpoint {
     makecall_pending: usize,
     violations: Vec<String>,
     results: HashMap<ActionId, ActionResult>,
+    /// The gateway's last CSeq in a dialog (Call-ID, number): its requests must not go back.
+    gateway_cseq: Option<(String, u32)>,
     /// Actions whose result arrived since [`Endpoint::take_done`], when `report_done` is set.
     done: Vec<ActionId>,
     /// Keep `done` (a load generator collects results as they come instead of polling).
@@ -186,6 +188,7 @@ impl Endpoint {
             makecall_pending: 0,
             violations: Vec::new(),
             results: HashMap::new(),
+            gateway_cseq: None,
             done: Vec::new(),
             report_done: false,
             outputs: VecDeque::new(),
@@ -799,6 +802,7 @@ impl Endpoint {
             return;
         };
         let tag = self.tag.clone();
+        self.check_order(&m);
         match method {
             Method::Info => {
                 let body = decode_body(&m);
@@ -828,6 +832,26 @@ impl Endpoint {
                     .push_back(Message::response_to(&m, 501, "Not Implemented", &tag));
             }
         }
+    }
+
+    /// The gateway's requests in a dialog come with increasing CSeq (RFC 3261 §12.2.1.1): one
+    /// that goes back arrived out of order (an equal one is a retransmission).
+    fn check_order(&mut self, m: &Message) {
+        let (Ok(call_id), Ok(cseq)) = (m.call_id(), m.cseq()) else {
+            return;
+        };
+        if let Some((last_call, last)) = &self.gateway_cseq
+            && last_call == call_id
+            && cseq.seq < *last
+        {
+            let why = format!(
+                "{} with CSeq {} after CSeq {last}: out of order",
+                cseq.method, cseq.seq
+            );
+            self.violation(why);
+            return;
+        }
+        self.gateway_cseq = Some((call_id.to_owned(), cseq.seq));
     }
 
     fn event(&mut self, e: Event) {
