@@ -294,6 +294,12 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
         o.calls > 0 && o.infos > 0,
         "nothing to run: 0 calls or 0 INFOs"
     );
+    // SIPp runs inside the output folder: every path handed to it must be absolute.
+    let o = &KamailioOptions {
+        out: std::path::absolute(&o.out)
+            .map_err(|e| anyhow::anyhow!("output folder {}: {e}", o.out.display()))?,
+        ..o.clone()
+    };
     let kamailio = program("kamailio", "kamailio")?;
     let sipp = program("sipp", "sip-tester")?;
     let modules = kamailio_modules()?;
