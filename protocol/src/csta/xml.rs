@@ -386,20 +386,40 @@ impl XmlWriter {
 }
 
 fn escape_into(out: &mut String, text: &str, attr: bool) {
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' if attr => out.push_str("&quot;"),
-            c => out.push(c),
-        }
+    // Runs without markup characters are copied whole; the characters replaced are ASCII, so
+    // every cut falls on a character boundary.
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let entity = match b {
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'&' => "&amp;",
+            b'"' if attr => "&quot;",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        out.push_str(entity);
+        start = i + 1;
     }
+    out.push_str(&text[start..]);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaping_replaces_markup_and_keeps_the_rest() {
+        let mut out = String::new();
+        escape_into(&mut out, r#"a<b>&"ü"c"#, false);
+        assert_eq!(out, r#"a&lt;b&gt;&amp;"ü"c"#);
+        out.clear();
+        escape_into(&mut out, r#""x"&"#, true);
+        assert_eq!(out, "&quot;x&quot;&amp;");
+        out.clear();
+        escape_into(&mut out, "plain", true);
+        assert_eq!(out, "plain");
+    }
 
     #[test]
     fn local_names_prefixes_and_entities() {
