@@ -318,6 +318,7 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
         duration: 0,
         out: o.out.clone(),
         pattern: String::new(),
+        pin: false,
     };
     let (pbx_cfg, gw_cfg, _) = load::write_configs(&base, pbx_port, sip_port, metrics_port)?;
     let cfg = o.out.join("kamailio.cfg");

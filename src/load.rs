@@ -28,6 +28,23 @@ pub struct LoadOptions {
     pub out: PathBuf,
     /// What each call does: click-to-dial, hold-retrieve or transfer.
     pub pattern: String,
+    /// Give the gateway CPU 0 to itself and the simulators the other CPUs (`taskset`), as if
+    /// the Front End pool and the PBX were other machines.
+    pub pin: bool,
+}
+
+/// Restricts every thread of process `pid` to the CPUs in `list` (`taskset` syntax).
+fn pin(pid: u32, list: &str, what: &str) -> anyhow::Result<()> {
+    let out = Command::new("taskset")
+        .args(["-apc", list, &pid.to_string()])
+        .output()
+        .with_context(|| format!("running taskset for the {what} (util-linux)"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "taskset could not place the {what} on CPUs {list}: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
 }
 
 /// CPU time and resident memory of a process.
@@ -332,6 +349,24 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
         .spawn()
         .context("starting lync-sim load")?;
     let gen_pid = generator.id();
+    let placement = if o.pin {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        anyhow::ensure!(
+            cpus >= 2,
+            "--pin needs at least two CPUs; this machine has {cpus}"
+        );
+        let rest = if cpus == 2 {
+            "1".to_owned()
+        } else {
+            format!("1-{}", cpus - 1)
+        };
+        pin(gw_pid, "0", "gateway")?;
+        pin(pbx_pid, &rest, "PBX simulator")?;
+        pin(gen_pid, &rest, "load generator")?;
+        format!("CPU placement: gateway alone on CPU 0, PBX simulator and generator on CPUs {rest}")
+    } else {
+        "CPU placement: the three processes share every CPU".to_owned()
+    };
     let stderr = generator.stderr.take();
     let progress = std::thread::spawn(move || {
         let mut lines = Vec::new();
@@ -453,6 +488,7 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
         )?;
     }
     let mut r = String::new();
+    let _ = writeln!(r, "{placement}");
     let _ = writeln!(
         r,
         "sessions: {} established, {} failed; sign-in storm {:.1} s (p50 {:.1} ms, p99 {:.1} ms)",

@@ -70,6 +70,10 @@ enum Command {
         /// What each call does: click-to-dial, hold-retrieve or transfer.
         #[arg(long, default_value = "click-to-dial")]
         pattern: String,
+        /// Give the gateway CPU 0 to itself and the simulators the other CPUs (taskset), as
+        /// if the Front End pool and the PBX were other machines.
+        #[arg(long)]
+        pin: bool,
     },
     /// CPU per RCC request side by side with Kamailio's per relayed INFO: SIPp sends RCC sessions
     /// (SnapshotDevice INFOs) through Kamailio to the gateway and the PBX simulator, all in one
@@ -192,9 +196,11 @@ async fn main() -> anyhow::Result<()> {
             duration,
             out,
             pattern,
+            pin,
         } => {
             let report = rcc_lab::load::run(&rcc_lab::load::LoadOptions {
                 pattern,
+                pin,
                 users,
                 endpoints,
                 signin_rate,
