@@ -359,34 +359,54 @@ where
         return;
     }
     let mut buf = vec![0u8; 16 * 1024];
+    // A Close taken from the queue while joining frames into one write, handled after it.
+    let mut close_after: Option<LinkOut> = None;
     loop {
-        tokio::select! {
-            read = stream.read(&mut buf) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    let data = Cmd::Data { link, bytes: buf[..n].to_vec() };
-                    if tx.send(data).await.is_err() {
-                        return;
+        let next = match close_after.take() {
+            Some(c) => Some(c),
+            None => tokio::select! {
+                read = stream.read(&mut buf) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let data = Cmd::Data { link, bytes: buf[..n].to_vec() };
+                        if tx.send(data).await.is_err() {
+                            return;
+                        }
+                        continue;
                     }
-                }
+                },
+                out = out_rx.recv() => out,
             },
-            out = out_rx.recv() => match out {
-                Some(LinkOut::Bytes(b)) => {
-                    if stream.write_all(&b).await.is_err() {
-                        break;
-                    }
+        };
+        match next {
+            Some(LinkOut::Bytes(first)) => {
+                // Frames queued together leave in one write (one system call per burst).
+                let batch = rcc_protocol::batch::coalesce(
+                    first,
+                    || match out_rx.try_recv() {
+                        Ok(LinkOut::Bytes(b)) => Some(b),
+                        Ok(close) => {
+                            close_after = Some(close);
+                            None
+                        }
+                        Err(_) => None,
+                    },
+                    |_| {},
+                );
+                if stream.write_all(&batch).await.is_err() {
+                    break;
                 }
-                Some(LinkOut::Close { abort }) => {
-                    if abort {
-                        stream.reset();
-                    } else {
-                        let _ = stream.flush().await;
-                        let _ = stream.shutdown().await;
-                    }
-                    return;
+            }
+            Some(LinkOut::Close { abort }) => {
+                if abort {
+                    stream.reset();
+                } else {
+                    let _ = stream.flush().await;
+                    let _ = stream.shutdown().await;
                 }
-                None => return,
-            },
+                return;
+            }
+            None => return,
         }
     }
     let _ = tx.send(Cmd::Gone { link }).await;
