@@ -171,6 +171,21 @@ fn utf8(bytes: &[u8], line: usize) -> Result<&str, SipError> {
     })
 }
 
+/// `part` (a slice of `head`) as text: cut from `whole`, the head already checked as UTF-8,
+/// when there is one; otherwise checked on its own.
+fn cut<'a>(
+    head: &'a [u8],
+    whole: Option<&'a str>,
+    part: &'a [u8],
+    line: usize,
+) -> Result<&'a str, SipError> {
+    let off = (part.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize);
+    match whole.and_then(|t| t.get(off..off.checked_add(part.len())?)) {
+        Some(s) => Ok(s),
+        None => utf8(part, line),
+    }
+}
+
 fn parse_start_line(line: &[u8]) -> Result<StartLine, SipError> {
     let text = std::str::from_utf8(line)
         .map_err(|e| SipError::StartLine(format!("not UTF-8 at byte {}", e.valid_up_to())))?;
@@ -261,6 +276,10 @@ pub(crate) fn parse_head(
         });
     }
     let start = parse_start_line(first)?;
+    // One UTF-8 check of the whole head; the pieces are then cut out of it (at ASCII
+    // delimiters). A head that fails it is checked piece by piece, for the error's line.
+    let whole = std::str::from_utf8(head).ok();
+    let utf8 = |part, line| cut(head, whole, part, line);
     let mut headers: Vec<Header> = Vec::with_capacity(16);
     while let Some(raw) = lines.next_line()? {
         let line_no = lines.line;

@@ -96,6 +96,26 @@ const KNOWN: [&str; 58] = [
 
 /// The canonical spelling of a known name, looked up by its lower-case form.
 fn known(raw: &str) -> Option<&'static str> {
+    // Most peers already write the frequent names canonically: match those as they are.
+    let exact = match raw {
+        "Via" => Some("Via"),
+        "From" => Some("From"),
+        "To" => Some("To"),
+        "Call-ID" => Some("Call-ID"),
+        "CSeq" => Some("CSeq"),
+        "Contact" => Some("Contact"),
+        "Max-Forwards" => Some("Max-Forwards"),
+        "Content-Length" => Some("Content-Length"),
+        "Content-Type" => Some("Content-Type"),
+        "Content-Disposition" => Some("Content-Disposition"),
+        "Record-Route" => Some("Record-Route"),
+        "Route" => Some("Route"),
+        "User-Agent" => Some("User-Agent"),
+        _ => None,
+    };
+    if exact.is_some() {
+        return exact;
+    }
     let mut buf = [0u8; 24];
     let lower = buf.get_mut(..raw.len())?;
     lower.copy_from_slice(raw.as_bytes());
