@@ -195,6 +195,10 @@ pub struct Switch {
     by_e164: HashMap<String, String>,
     externals: HashMap<String, ExternalParty>,
     calls: BTreeMap<String, Call>,
+    /// The calls each device has joined (may still list calls it left or that ended: checked on
+    /// use, pruned when the device joins another), so a device's calls are found without
+    /// walking every call.
+    party_calls: HashMap<String, Vec<String>>,
     monitors: HashMap<String, Monitor>,
     /// Device monitors per device, in the order they were started.
     by_device: HashMap<String, Vec<String>>,
@@ -215,6 +219,7 @@ impl Switch {
             by_e164: HashMap::new(),
             externals: HashMap::new(),
             calls: BTreeMap::new(),
+            party_calls: HashMap::new(),
             monitors: HashMap::new(),
             by_device: HashMap::new(),
             has_call_monitors: false,
@@ -454,10 +459,42 @@ impl Switch {
     }
 
     fn is_busy(&self, device: &str) -> bool {
-        self.calls.values().any(|c| {
+        self.calls_of(device).any(|c| {
             c.party(device)
                 .is_some_and(|p| !matches!(p.state, State::Hold | State::Null))
         })
+    }
+
+    /// The calls `device` is a party of.
+    fn calls_of<'a>(&'a self, device: &'a str) -> impl Iterator<Item = &'a Call> + 'a {
+        self.party_calls
+            .get(device)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.calls.get(id))
+            .filter(move |c| c.party(device).is_some())
+    }
+
+    /// The calls `device` is a party of, in call ID order (as the call table lists them).
+    fn calls_of_sorted<'a>(&'a self, device: &'a str) -> Vec<&'a Call> {
+        let mut v: Vec<&Call> = self.calls_of(device).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// Records the parties of `call` in the per-device index (after a party joined it).
+    fn index_call(&mut self, call: &str) {
+        let Some(c) = self.calls.get(call) else {
+            return;
+        };
+        for p in &c.parties {
+            let list = self.party_calls.entry(p.device.clone()).or_default();
+            let calls = &self.calls;
+            list.retain(|id| {
+                id != call && calls.get(id).is_some_and(|c| c.party(&p.device).is_some())
+            });
+            list.push(call.to_owned());
+        }
     }
 
     fn behaviour(&self, number: &str) -> ExternalParty {
@@ -574,6 +611,7 @@ impl Switch {
                 state: State::Alerting,
             });
         }
+        self.index_call(call);
         let (calling, called) = self.call_refs(call);
         let mut e = self.event(CallEventKind::Delivered, Self::conn(call, device));
         e.subject = Some(self.dref(device));
@@ -791,6 +829,7 @@ impl Switch {
                 pending_dial: None,
             },
         );
+        self.index_call(new_id);
         for t in self.timers.values_mut() {
             let (Timer::ExternalAnswer { call, .. }
             | Timer::ExternalClear { call, .. }
@@ -886,8 +925,8 @@ impl Switch {
             Request::SnapshotDevice { device } => {
                 let d = self.internal(device, "invalidDeviceID")?;
                 let calls = self
-                    .calls
-                    .values()
+                    .calls_of_sorted(&d)
+                    .into_iter()
                     .filter_map(|c| {
                         let own = c.party(&d)?;
                         let mut states = vec![own.state.clone()];
@@ -1000,6 +1039,7 @@ impl Switch {
                 let c2 = self.new_call_id();
                 self.calls
                     .insert(c2.clone(), Call::new(&c2, &a, strip_decoration(consulted)));
+                self.index_call(&c2);
                 self.initiate(&c2, &a, "consultation");
                 self.originate(&c2, &a, strip_decoration(consulted), "consultation");
                 self.offer(&c2, target, Offer::fresh("newCall"), now);
@@ -1195,7 +1235,7 @@ impl Switch {
             }
         };
         let existing = match &watch {
-            Watch::Device(d) => self.calls.values().any(|c| c.party(d).is_some()),
+            Watch::Device(d) => self.calls_of(d).next().is_some(),
             Watch::Call(_) => true,
         };
         let xref = self.new_xref();
@@ -1231,6 +1271,7 @@ impl Switch {
         let call = self.new_call_id();
         self.calls
             .insert(call.clone(), Call::new(&call, &a, &number));
+        self.index_call(&call);
         if prompt {
             if let Some(c) = self.calls.get_mut(&call) {
                 c.pending_dial = Some(number.clone());
@@ -1453,9 +1494,10 @@ impl Switch {
     }
 
     fn call_of(&self, device: &str, states: &[State]) -> Option<String> {
+        let calls = self.calls_of_sorted(device);
         states.iter().find_map(|s| {
-            self.calls
-                .values()
+            calls
+                .iter()
                 .find(|c| c.party(device).is_some_and(|p| &p.state == s))
                 .map(|c| c.id.clone())
         })
@@ -1552,6 +1594,7 @@ impl Switch {
         c.parties[0].internal = false;
         c.parties[0].state = State::Connected;
         self.calls.insert(call.clone(), c);
+        self.index_call(&call);
         if let Some(ms) = self.behaviour(&x).clear_after_ms {
             self.schedule(
                 now + Duration::from_millis(ms),
