@@ -149,6 +149,14 @@ impl Call {
     }
 }
 
+/// One device's entry in the call index.
+#[derive(Debug, Clone, Default)]
+struct PartyCalls {
+    ids: std::collections::HashSet<String>,
+    /// Entries left after the last pruning.
+    live: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Watch {
     Device(String),
@@ -196,9 +204,9 @@ pub struct Switch {
     externals: HashMap<String, ExternalParty>,
     calls: BTreeMap<String, Call>,
     /// The calls each device has joined (may still list calls it left or that ended: checked on
-    /// use, pruned when the device joins another), so a device's calls are found without
-    /// walking every call.
-    party_calls: HashMap<String, Vec<String>>,
+    /// use, pruned once the set doubles), so a device's calls are found without walking every
+    /// call.
+    party_calls: HashMap<String, PartyCalls>,
     monitors: HashMap<String, Monitor>,
     /// Device monitors per device, in the order they were started.
     by_device: HashMap<String, Vec<String>>,
@@ -470,7 +478,7 @@ impl Switch {
         self.party_calls
             .get(device)
             .into_iter()
-            .flatten()
+            .flat_map(|e| e.ids.iter())
             .filter_map(|id| self.calls.get(id))
             .filter(move |c| c.party(device).is_some())
     }
@@ -482,18 +490,23 @@ impl Switch {
         v
     }
 
-    /// Records the parties of `call` in the per-device index (after a party joined it).
+    /// Records the parties of `call` in the per-device index (after a party joined it). Stale
+    /// entries are dropped when a device's set has doubled since it was last pruned, so the
+    /// work per call stays constant on average (an external number is in every call).
     fn index_call(&mut self, call: &str) {
         let Some(c) = self.calls.get(call) else {
             return;
         };
         for p in &c.parties {
-            let list = self.party_calls.entry(p.device.clone()).or_default();
-            let calls = &self.calls;
-            list.retain(|id| {
-                id != call && calls.get(id).is_some_and(|c| c.party(&p.device).is_some())
-            });
-            list.push(call.to_owned());
+            let entry = self.party_calls.entry(p.device.clone()).or_default();
+            entry.ids.insert(call.to_owned());
+            if entry.ids.len() > 2 * entry.live + 16 {
+                let calls = &self.calls;
+                entry
+                    .ids
+                    .retain(|id| calls.get(id).is_some_and(|c| c.party(&p.device).is_some()));
+                entry.live = entry.ids.len();
+            }
         }
     }
 
