@@ -253,27 +253,11 @@ impl Metrics {
     }
 
     /// A SIP request arrived.
-    pub fn sip_request(&self, method: &str) {
-        // Labels are built for every increment: the known methods are not allocated.
-        const KNOWN: [&str; 14] = [
-            "INVITE",
-            "ACK",
-            "BYE",
-            "CANCEL",
-            "INFO",
-            "OPTIONS",
-            "UPDATE",
-            "REGISTER",
-            "SUBSCRIBE",
-            "NOTIFY",
-            "REFER",
-            "MESSAGE",
-            "PRACK",
-            "PUBLISH",
-        ];
-        let method = match KNOWN.iter().find(|m| **m == method) {
-            Some(m) => Cow::Borrowed(*m),
-            None => Cow::Owned(method.to_owned()),
+    pub fn sip_request(&self, method: &rcc_protocol::sip::Method) {
+        // Labels are built for every increment: standard methods are not allocated.
+        let method = match method.as_static() {
+            Some(m) => Cow::Borrowed(m),
+            None => Cow::Owned(method.as_str().to_owned()),
         };
         self.sip_requests
             .get_or_create(&MethodLabel { method })

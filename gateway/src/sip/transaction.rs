@@ -17,20 +17,9 @@ pub struct TxKey {
 }
 
 impl TxKey {
-    /// The key of a request (ACK and CANCEL get the key of the INVITE they belong to, with the
-    /// method recorded separately by the caller).
-    pub fn of(request: &Message) -> Option<TxKey> {
-        let checked = Checked {
-            vias: vec![request.top_via().ok()?],
-            from: request.from_header().ok()?,
-            to: request.to_header().ok()?,
-            cseq: request.cseq().ok()?,
-        };
-        TxKey::of_checked(request, &checked)
-    }
-
-    /// The key of a request from the views [`Message::check`] parsed.
-    pub fn of_checked(request: &Message, checked: &Checked) -> Option<TxKey> {
+    /// The key of a request, from the views [`Message::check`] parsed (ACK and CANCEL get the
+    /// key of the INVITE they belong to, with the method recorded separately by the caller).
+    pub fn of(request: &Message, checked: &Checked) -> Option<TxKey> {
         use std::fmt::Write;
         let via = checked.top_via();
         let method = match request.method()? {
@@ -179,7 +168,8 @@ mod tests {
     }
 
     fn key(method: &str, transport: &str) -> TxKey {
-        TxKey::of(&request(method, transport, "z9hG4bK1")).expect("key")
+        let r = request(method, transport, "z9hG4bK1");
+        TxKey::of(&r, &r.check().expect("valid request")).expect("key")
     }
 
     #[test]

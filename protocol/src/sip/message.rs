@@ -69,6 +69,14 @@ impl Method {
     /// The method token.
     pub fn as_str(&self) -> &str {
         match self {
+            Method::Extension(s) => s,
+            known => known.as_static().unwrap_or_default(),
+        }
+    }
+
+    /// The name of a standard method as a `&'static str` (`None` for an extension method).
+    pub fn as_static(&self) -> Option<&'static str> {
+        Some(match self {
             Method::Invite => "INVITE",
             Method::Ack => "ACK",
             Method::Bye => "BYE",
@@ -83,8 +91,8 @@ impl Method {
             Method::Refer => "REFER",
             Method::Message => "MESSAGE",
             Method::Publish => "PUBLISH",
-            Method::Extension(s) => s,
-        }
+            Method::Extension(_) => return None,
+        })
     }
 }
 
