@@ -359,6 +359,8 @@ impl Gateway {
                     .chain(w.waiting.iter().map(|x| x.session))
                     .filter(|s| self.traced(*s))
                     .collect();
+                // A session may have several requests waiting, not necessarily side by side.
+                v.sort_unstable();
                 v.dedup();
                 v
             })
@@ -967,7 +969,7 @@ impl Gateway {
                 return;
             }
         };
-        let Some(tx) = TxKey::of_checked(&req, &checked) else {
+        let Some(tx) = TxKey::of(&req, &checked) else {
             return;
         };
         let to_tag = checked.to.tag().map(str::to_owned);
@@ -983,7 +985,7 @@ impl Gateway {
                 return;
             }
         }
-        self.metrics.sip_request(method.as_str());
+        self.metrics.sip_request(&method);
         match (&method, to_tag) {
             (Method::Invite, None) => self.new_session(flow, &tx, &req, &checked.from),
             (Method::Options, None) => self.options(flow, &tx, &req),
