@@ -753,3 +753,67 @@ fn gateway_added_time_sums_the_two_steps_of_a_request() {
     let sum = line("rcc_gateway_added_seconds_sum");
     assert!((sum - 0.0005).abs() < 1e-9, "300 µs + 200 µs, got {sum}");
 }
+
+/// A session with two requests waiting for its line's monitor, interleaved with another
+/// session's, records the PBX answer once.
+#[test]
+fn waiting_requests_record_the_monitor_answer_once_per_session() {
+    let dir = std::env::temp_dir().join(format!("rcc-engine-traces-w-{}", std::process::id()));
+    let toml = format!(
+        "{CONFIG}[observe.session_traces]\ndir = {:?}\n",
+        dir.display().to_string()
+    );
+    let mut h = Harness::new(&toml);
+    let a = h.signed_in("c1");
+    let b = h.one(invite_as("alice", "1001", "c2", "z9hG4bKinv2", ""));
+    assert_eq!(b.status(), Some(200));
+    let monitor = |h: &Harness, ok: &Message, cseq: u32| {
+        h.in_dialog(
+            ok,
+            Method::Info,
+            cseq,
+            &format!("z9hG4bKm{cseq}{}", ok.call_id().unwrap_or_default()),
+            Some("application/csta+xml"),
+            &info_body(Request::MonitorStart {
+                object: csta::MonitorObject::Device("tel:+14255551001;ext=1001".into()),
+                monitor_type: None,
+            }),
+        )
+    };
+    for (ok, cseq) in [(&a, 2), (&b, 2), (&a, 3)] {
+        let info = monitor(&h, ok, cseq);
+        assert!(h.send(info).is_empty(), "waits for the PBX");
+    }
+    let frame = h.pbx.last().expect("MonitorStart sent").clone();
+    let invoke: u16 = String::from_utf8_lossy(&frame[4..8])
+        .parse()
+        .expect("invoke ID");
+    let answer = csta::encode(
+        &csta::Message::Response(Response::MonitorStart {
+            cross_ref: "px1".into(),
+            existing_calls: None,
+        }),
+        csta::ED3,
+    );
+    let bytes = rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame");
+    h.traces.clear();
+    h.gw.pbx_bytes(&bytes, h.now);
+    h.drain();
+    let mut answered: Vec<u64> = h
+        .traces
+        .iter()
+        .filter_map(|n| match n {
+            SessionNote::Data {
+                session,
+                leg: Leg::Pbx,
+                way: Way::In,
+                ..
+            } => Some(*session),
+            _ => None,
+        })
+        .collect();
+    answered.sort_unstable();
+    assert_eq!(answered.len(), 2, "one record per session: {answered:?}");
+    assert_ne!(answered[0], answered[1]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
