@@ -106,7 +106,8 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-pub(crate) struct Killed(pub(crate) Child);
+/// A child process killed (and reaped) when dropped.
+pub struct Killed(pub Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -125,7 +126,8 @@ pub(crate) fn logged(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Co
     Ok(c)
 }
 
-pub(crate) fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Killed> {
+/// Starts `bin args` with its output in `log` and `RUST_LOG=warn`; killed when dropped.
+pub fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Killed> {
     let child = logged(bin, args, log)?
         .env("RUST_LOG", "warn")
         .spawn()

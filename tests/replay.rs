@@ -5,6 +5,14 @@
 
 use std::path::PathBuf;
 
+/// The corpus capture whose name contains `name`.
+fn capture(name: &str) -> PathBuf {
+    captures()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(name))
+        .unwrap_or_else(|| panic!("no capture named {name}"))
+}
+
 fn captures() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures");
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -126,10 +134,7 @@ async fn every_capture_replays_against_the_gateway() {
 
 #[tokio::test]
 async fn a_reordered_event_is_caught() {
-    let path = captures()
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("02-click-to-dial"))
-        .expect("the click-to-dial capture");
+    let path = capture("02-click-to-dial");
     let cap = rcc_lab::capture::read(&path).expect("capture");
     let (mut steps, _) = rcc_lab::capture::ladder(&cap);
     // Pretend the gateway used to send OriginatedEvent before ServiceInitiatedEvent.
@@ -220,23 +225,11 @@ async fn update_records_the_new_behaviour_as_expected() {
 }
 
 /// Kills the spawned gateway when the test ends, however it ends.
-struct Process(std::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_capture_replays_against_a_gateway_in_another_process() {
     // The rcc-gateway binary, configured as `rcc-lab replay --gateway-config` prints, runs as its
     // own process; the replay plays the Front End and the PBX against it over loopback.
-    let path = captures()
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains("02-click-to-dial"))
-        .expect("the click-to-dial capture");
+    let path = capture("02-click-to-dial");
     let bin = rcc_lab::load::binary("rcc-gateway").expect("rcc-gateway built beside the tests");
     let sip: std::net::SocketAddr =
         ([127, 0, 0, 1], rcc_lab::load::free_port().expect("port")).into();
@@ -246,13 +239,12 @@ async fn a_capture_replays_against_a_gateway_in_another_process() {
     std::fs::create_dir_all(&dir).expect("dir");
     let config = dir.join("gateway.toml");
     std::fs::write(&config, rcc_lab::replay::lab_gateway_toml(sip, pbx)).expect("config");
-    let _gw = Process(
-        std::process::Command::new(bin)
-            .args(["--config", &config.to_string_lossy()])
-            .env("RUST_LOG", "warn")
-            .spawn()
-            .expect("gateway starts"),
-    );
+    let _gw = rcc_lab::load::spawn(
+        &bin,
+        &["--config", &config.to_string_lossy()],
+        &dir.join("gateway.log"),
+    )
+    .expect("gateway starts");
     rcc_lab::load::listening(sip.port(), "the gateway")
         .await
         .expect("the gateway listens");
