@@ -192,6 +192,16 @@ impl Harness {
         bytes
     }
 
+    /// The Annex J frame answering the last frame sent to the PBX with `response`.
+    fn answer_to_last(&self, response: Response) -> Vec<u8> {
+        let frame = self.pbx.last().expect("a frame sent to the PBX");
+        let invoke: u16 = String::from_utf8_lossy(&frame[4..8])
+            .parse()
+            .expect("invoke ID");
+        let answer = csta::encode(&csta::Message::Response(response), csta::ED3);
+        rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame")
+    }
+
     fn in_dialog(
         &self,
         ok: &Message,
@@ -223,6 +233,21 @@ CSeq: {cseq} {method}
             body,
         )
     }
+}
+
+/// A configuration with per-session traces (`extra` adds to the table) and its directory.
+fn traced(extra: &str) -> (std::path::PathBuf, String) {
+    // Tests run in parallel and remove their directory: one per distinct `extra`.
+    let dir = std::env::temp_dir().join(format!(
+        "rcc-engine-traces-{}-{}",
+        std::process::id(),
+        extra.len()
+    ));
+    let toml = format!(
+        "{CONFIG}[observe.session_traces]\ndir = {:?}\n{extra}\n",
+        dir.display().to_string()
+    );
+    (dir, toml)
 }
 
 fn info_body(r: Request) -> Vec<u8> {
@@ -545,11 +570,7 @@ fn unanswered_event_infos_are_not_fatal_but_481_is() {
 
 #[test]
 fn per_session_traces_follow_the_user_filter_and_carry_the_wire_bytes() {
-    let dir = std::env::temp_dir().join(format!("rcc-engine-traces-{}", std::process::id()));
-    let toml = format!(
-        "{CONFIG}[observe.session_traces]\ndir = {:?}\nusers = [\"SIP:Alice@Contoso.lab\"]\n",
-        dir.display().to_string()
-    );
+    let (dir, toml) = traced("users = [\"SIP:Alice@Contoso.lab\"]");
     let mut h = Harness::new(&toml);
     // Bob's session is not traced.
     let bob = invite_as("bob", "1002", "c2", "z9hG4bKbob", "");
@@ -722,18 +743,10 @@ fn gateway_added_time_sums_the_two_steps_of_a_request() {
     h.gw.sip_message(1, info, read);
     h.drain();
     h.gw.end_step(read + Duration::from_micros(300));
-    let frame = h.pbx.last().expect("MakeCall sent").clone();
-    let invoke: u16 = String::from_utf8_lossy(&frame[4..8])
-        .parse()
-        .expect("invoke ID");
     // The PBX takes 50 ms; the gateway's outbound step 200 µs.
-    let answer = csta::encode(
-        &csta::Message::Response(Response::MakeCall {
-            calling: csta::ConnectionId::new("C9", "1001"),
-        }),
-        csta::ED3,
-    );
-    let bytes = rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame");
+    let bytes = h.answer_to_last(Response::MakeCall {
+        calling: csta::ConnectionId::new("C9", "1001"),
+    });
     let back = read + Duration::from_millis(50);
     h.gw.begin_step(back);
     h.gw.pbx_bytes(&bytes, back);
@@ -758,11 +771,7 @@ fn gateway_added_time_sums_the_two_steps_of_a_request() {
 /// session's, records the PBX answer once.
 #[test]
 fn waiting_requests_record_the_monitor_answer_once_per_session() {
-    let dir = std::env::temp_dir().join(format!("rcc-engine-traces-w-{}", std::process::id()));
-    let toml = format!(
-        "{CONFIG}[observe.session_traces]\ndir = {:?}\n",
-        dir.display().to_string()
-    );
+    let (dir, toml) = traced("");
     let mut h = Harness::new(&toml);
     let a = h.signed_in("c1");
     let b = h.one(invite_as("alice", "1001", "c2", "z9hG4bKinv2", ""));
@@ -784,18 +793,10 @@ fn waiting_requests_record_the_monitor_answer_once_per_session() {
         let info = monitor(&h, ok, cseq);
         assert!(h.send(info).is_empty(), "waits for the PBX");
     }
-    let frame = h.pbx.last().expect("MonitorStart sent").clone();
-    let invoke: u16 = String::from_utf8_lossy(&frame[4..8])
-        .parse()
-        .expect("invoke ID");
-    let answer = csta::encode(
-        &csta::Message::Response(Response::MonitorStart {
-            cross_ref: "px1".into(),
-            existing_calls: None,
-        }),
-        csta::ED3,
-    );
-    let bytes = rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame");
+    let bytes = h.answer_to_last(Response::MonitorStart {
+        cross_ref: "px1".into(),
+        existing_calls: None,
+    });
     h.traces.clear();
     h.gw.pbx_bytes(&bytes, h.now);
     h.drain();
