@@ -26,7 +26,7 @@ pub struct LoadOptions {
     pub duration: u64,
     /// Output folder (CSV, SVG, configs, logs).
     pub out: PathBuf,
-    /// What each call does: click-to-dial, hold-retrieve or transfer.
+    /// What each call does: click-to-dial, hold-retrieve, transfer or snapshot.
     pub pattern: String,
     /// Give the gateway CPU 0 to itself and the simulators the other CPUs (`taskset`), as if
     /// the Front End pool and the PBX were other machines.
@@ -259,6 +259,18 @@ pub(crate) fn metric(text: &str, name: &str) -> f64 {
         .filter(|l| {
             l.strip_prefix(name)
                 .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The sum of the samples of one metric whose labels include `label` (e.g. `reason="busy"`).
+pub(crate) fn metric_labelled(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('{'))
+                .is_some_and(|labels| labels.split(['}', ',']).any(|l| l == label))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
@@ -544,6 +556,21 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
             )
         }
     );
+    let _ = writeln!(
+        r,
+        "overload (gateway counters): {} requests answered 503 on congested connections, {} CSTA requests refused as busy (pbx.max_in_flight), {} connections closed for overflow",
+        metric_labelled(
+            &metrics,
+            "rcc_gateway_refused_total",
+            "reason=\"congested\""
+        ),
+        metric_labelled(
+            &metrics,
+            "rcc_gateway_csta_requests_total",
+            "outcome=\"busy\""
+        ),
+        counter("queue_overflows"),
+    );
     let residence = |input: &str, q: f64| {
         let label = format!("input=\"{input}\"");
         match bucket_quantile(&metrics, "rcc_gateway_residence_seconds", &label, q) {
@@ -628,5 +655,17 @@ mod tests {
         assert_eq!(metric(text, "events_sent_total"), 12.0);
         assert_eq!(metric(text, "sip_responses_total"), 5.0);
         assert_eq!(metric(text, "absent_total"), 0.0);
+    }
+
+    #[test]
+    fn metric_labelled_sums_only_samples_with_the_label() {
+        let text = "refused_total{reason=\"congested\"} 4\nrefused_total{reason=\"capacity\"} 2\n\
+                    req_total{service=\"MakeCall\",outcome=\"busy\"} 3\n\
+                    req_total{service=\"HoldCall\",outcome=\"busy\"} 1\n\
+                    req_total{service=\"HoldCall\",outcome=\"ok\"} 9\n";
+        let m = |n, l| super::metric_labelled(text, n, l);
+        assert_eq!(m("refused_total", "reason=\"congested\""), 4.0);
+        assert_eq!(m("req_total", "outcome=\"busy\""), 4.0);
+        assert_eq!(m("req_total", "outcome=\"lost\""), 0.0);
     }
 }

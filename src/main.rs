@@ -67,7 +67,8 @@ enum Command {
         /// Output folder.
         #[arg(long, default_value = "target/rcc-lab-load")]
         out: PathBuf,
-        /// What each call does: click-to-dial, hold-retrieve or transfer.
+        /// What each call does: click-to-dial, hold-retrieve, transfer or snapshot (one
+        /// SnapshotDevice, no call: the request path without events).
         #[arg(long, default_value = "click-to-dial")]
         pattern: String,
         /// Give the gateway CPU 0 to itself and the simulators the other CPUs (taskset), as

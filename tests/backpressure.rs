@@ -1,17 +1,15 @@
-//! Backpressure on a SIP connection: a Front End that stops reading is neither queued for
-//! without end nor silently short-changed. While its answers cannot be written the gateway reads
-//! no more of its requests (TCP then holds the peer back), other connections keep being served,
-//! and once the peer reads again every request has its answer, once and in order, with no
-//! connection closed for overflow. (Overflow itself comes from what the gateway sends on its own,
-//! event INFOs and 2xx retransmissions; it closes the connection and counts it.)
+//! Backpressure on a SIP connection. The gateway reads a connection for as long as it is open,
+//! whatever is queued for it, and writes from a separate task: a Front End that reads only once
+//! its own writes get through is never deadlocked against it. A peer that does not read what
+//! it asked for fills its queue (`sip.send_queue`): past half of it, new work from it gets 503
+//! (an engine test covers that), and when it is full the connection is closed and counted,
+//! while other connections keep being served.
 
 use std::time::Duration;
 
 use rcc_protocol::sip::{Limits, StreamFramer, StreamItem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-
-const REQUESTS: u32 = 30_000;
 
 fn options(seq: u32, call: &str) -> Vec<u8> {
     format!(
@@ -27,18 +25,21 @@ Content-Length: 0\r\n\r\n"
     .into_bytes()
 }
 
-/// Reads answers until `n` have arrived; returns their CSeq numbers in arrival order.
-async fn answers(stream: &mut (impl AsyncReadExt + Unpin), n: usize) -> anyhow::Result<Vec<u32>> {
+/// Reads answers until `n` have arrived or the connection ends; returns their CSeq numbers in
+/// arrival order, and whether the connection ended.
+async fn answers(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    n: usize,
+) -> anyhow::Result<(Vec<u32>, bool)> {
     let mut framer = StreamFramer::new(Limits::default());
     let mut buf = vec![0u8; 65536];
     let mut seqs = Vec::with_capacity(n);
     while seqs.len() < n {
-        let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await??;
-        anyhow::ensure!(
-            read > 0,
-            "the gateway closed the connection after {} answers",
-            seqs.len()
-        );
+        let read = tokio::time::timeout(Duration::from_secs(60), stream.read(&mut buf)).await?;
+        let read = match read {
+            Ok(0) | Err(_) => return Ok((seqs, true)),
+            Ok(r) => r,
+        };
         framer.push(&buf[..read]);
         while let Some(item) = framer.next_item()? {
             if let StreamItem::Message(m) = item {
@@ -47,62 +48,95 @@ async fn answers(stream: &mut (impl AsyncReadExt + Unpin), n: usize) -> anyhow::
             }
         }
     }
-    Ok(seqs)
+    Ok((seqs, false))
 }
 
-#[tokio::test]
-async fn a_peer_that_stops_reading_loses_nothing_and_stalls_no_one_else() -> anyhow::Result<()> {
-    let config = rcc_gateway::config::parse(
+async fn gateway(send_queue: usize) -> anyhow::Result<rcc_gateway::server::GatewayHandle> {
+    let config = rcc_gateway::config::parse(&format!(
         r#"
 [sip]
 listen_tcp = "127.0.0.1:0"
 host = "127.0.0.1"
-trusted_peer = [{ ip = "127.0.0.1" }]
+trusted_peer = [{{ ip = "127.0.0.1" }}]
+send_queue = {send_queue}
 [pbx]
 address = "127.0.0.1:9"
-"#,
-    )?;
-    let gw = rcc_gateway::server::GatewayHandle::start(config).await?;
+"#
+    ))?;
+    rcc_gateway::server::GatewayHandle::start(config).await
+}
+
+/// A connection with small socket buffers (so that most of what is unread waits in the gateway).
+async fn small_buffers(addr: std::net::SocketAddr) -> anyhow::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(64 * 1024)?;
+    socket.set_send_buffer_size(64 * 1024)?;
+    Ok(socket.connect(addr).await?)
+}
+
+/// How many answers of `answer_len` bytes the kernel can hold between the gateway's queue and
+/// the peer (the gateway's send buffer at its autotuning ceiling, the peer's receive buffer).
+fn kernel_answers(answer_len: usize) -> usize {
+    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2).and_then(|v| v.parse().ok()))
+        .unwrap_or(4 << 20);
+    (wmem_max + 256 * 1024) / answer_len.max(1)
+}
+
+/// One OPTIONS on a fresh connection: its answer's size in bytes.
+async fn answer_len(addr: std::net::SocketAddr) -> anyhow::Result<usize> {
+    let mut c = TcpStream::connect(addr).await?;
+    c.write_all(&options(1, "probe")).await?;
+    let mut buf = vec![0u8; 4096];
+    let mut framer = StreamFramer::new(Limits::default());
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await??;
+        anyhow::ensure!(n > 0, "the probe connection closed");
+        framer.push(&buf[..n]);
+        if let Some(StreamItem::Message(m)) = framer.next_item()? {
+            return Ok(m.to_bytes().len());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_peer_that_writes_everything_before_reading_is_never_deadlocked() -> anyhow::Result<()> {
+    // More requests than the kernel can hold answers for plus half the queue (a gateway that
+    // stopped reading at half would leave this peer blocked in its writes for ever), fewer
+    // than the queue (nothing may overflow).
+    let probe = gateway(16).await?;
+    let len = answer_len(probe.sip_tcp.ok_or_else(|| anyhow::anyhow!("no TCP"))?).await?;
+    let kernel = kernel_answers(len * 9 / 10);
+    let queue = 4 * kernel;
+    let requests = (kernel * 16 / 5) as u32;
+    let gw = gateway(queue).await?;
     let addr = gw
         .sip_tcp
         .ok_or_else(|| anyhow::anyhow!("no TCP listener"))?;
 
-    // A Front End with small socket buffers that writes many requests and reads nothing yet.
-    let socket = TcpSocket::new_v4()?;
-    socket.set_recv_buffer_size(64 * 1024)?;
-    socket.set_send_buffer_size(64 * 1024)?;
-    let stalled = socket.connect(addr).await?;
-    let (mut reader, mut writer) = stalled.into_split();
-    let flood = tokio::spawn(async move {
-        for seq in 1..=REQUESTS {
-            writer.write_all(&options(seq, "stalled")).await?;
-        }
-        anyhow::Ok(writer)
-    });
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut peer = small_buffers(addr).await?;
+    let mut all = Vec::with_capacity(requests as usize * 300);
+    for seq in 1..=requests {
+        all.extend_from_slice(&options(seq, "writer"));
+    }
+    tokio::time::timeout(Duration::from_secs(120), peer.write_all(&all))
+        .await
+        .map_err(|_| anyhow::anyhow!("{requests} requests could not be written: deadlocked"))??;
 
-    // Meanwhile another connection is served promptly.
+    // Another connection is served meanwhile.
     let mut other = TcpStream::connect(addr).await?;
     other.write_all(&options(1, "other")).await?;
-    let got = tokio::time::timeout(Duration::from_secs(2), answers(&mut other, 1)).await??;
-    assert_eq!(
-        got,
-        [1],
-        "the other connection is answered while one peer is stalled"
-    );
+    let (got, _) = answers(&mut other, 1).await?;
+    assert_eq!(got, [1], "the other connection is answered");
 
-    // The stalled peer reads again: every request answered, in order.
-    let seqs = answers(&mut reader, REQUESTS as usize).await?;
-    let _writer = flood.await??;
+    let (seqs, ended) = answers(&mut peer, requests as usize).await?;
+    assert!(!ended, "the connection stays open");
     assert!(
-        seqs.iter().copied().eq(1..=REQUESTS),
+        seqs.iter().copied().eq(1..=requests),
         "answers arrive once each and in order"
     );
-    assert_eq!(
-        gw.metrics.queue_overflows.get(),
-        0,
-        "backpressure, not a closed connection"
-    );
+    assert_eq!(gw.metrics.queue_overflows.get(), 0, "no connection closed");
     // Every SIP message read was timed in the gateway's residence histogram.
     let text = gw.metrics.encode();
     let timed = text
@@ -111,8 +145,59 @@ address = "127.0.0.1:9"
         .and_then(|n| n.trim().parse::<u64>().ok());
     assert_eq!(
         timed,
-        Some(u64::from(REQUESTS) + 1),
+        Some(u64::from(requests) + 1),
         "residence counted:\n{text}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_peer_that_never_reads_is_closed_and_counted() -> anyhow::Result<()> {
+    const QUEUE: usize = 256;
+    let gw = gateway(QUEUE).await?;
+    let addr = gw
+        .sip_tcp
+        .ok_or_else(|| anyhow::anyhow!("no TCP listener"))?;
+    let len = answer_len(addr).await?;
+    // Enough to fill the kernel's buffers and the queue however large the kernel lets them be.
+    let requests = (kernel_answers(len * 9 / 10) + 4 * QUEUE) as u32;
+
+    let stalled = small_buffers(addr).await?;
+    let (mut reader, mut writer) = stalled.into_split();
+    let flood = tokio::spawn(async move {
+        for seq in 1..=requests {
+            // The gateway closes the connection part way: a write error ends the flood.
+            if writer.write_all(&options(seq, "stalled")).await.is_err() {
+                return seq;
+            }
+        }
+        requests + 1
+    });
+    let stopped_at = tokio::time::timeout(Duration::from_secs(120), flood)
+        .await
+        .map_err(|_| anyhow::anyhow!("the flood never ended"))??;
+    assert!(
+        stopped_at <= requests,
+        "the gateway took all {requests} requests without closing the connection"
+    );
+    assert_eq!(
+        gw.metrics.queue_overflows.get(),
+        1,
+        "the overflow is counted"
+    );
+
+    // Whatever was written before the close is in order and ends with the connection.
+    let (seqs, ended) = answers(&mut reader, requests as usize).await?;
+    assert!(ended, "the connection is closed");
+    assert!(
+        seqs.iter().copied().eq(1..=seqs.len() as u32),
+        "the answers that arrived are the first ones, in order"
+    );
+
+    // The gateway still serves everyone else.
+    let mut other = TcpStream::connect(addr).await?;
+    other.write_all(&options(1, "other")).await?;
+    let (got, _) = answers(&mut other, 1).await?;
+    assert_eq!(got, [1], "another connection is served after the overflow");
     Ok(())
 }

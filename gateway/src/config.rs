@@ -75,6 +75,11 @@ pub struct SipConfig {
     /// Events queued per dialog; beyond it the session is ended (the client re-syncs).
     #[serde(default = "default_event_queue")]
     pub event_queue: usize,
+    /// Messages queued for one SIP connection. Beyond half of it the peer is reading slower
+    /// than it asks: its new sessions and CSTA requests get 503 with Retry-After; when it is
+    /// full the connection is closed (counted in `rcc_gateway_queue_overflows_total`).
+    #[serde(default = "default_send_queue")]
+    pub send_queue: usize,
     /// RCC sessions the gateway accepts (503 beyond).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
@@ -371,6 +376,9 @@ fn default_event_window() -> usize {
 fn default_event_queue() -> usize {
     1024
 }
+fn default_send_queue() -> usize {
+    16_384
+}
 fn default_max_sessions() -> usize {
     250_000
 }
@@ -500,6 +508,12 @@ pub fn check(c: &Config) -> Vec<String> {
     }
     if s.event_window == 0 || s.event_queue == 0 {
         p.push("sip.event_window and sip.event_queue must be at least 1".to_owned());
+    }
+    if s.send_queue < 16 {
+        p.push(format!(
+            "sip.send_queue must be at least 16, not {}",
+            s.send_queue
+        ));
     }
     if let Some(t) = &c.observe.session_traces {
         if t.max_open == 0 {

@@ -3,7 +3,7 @@
 //! transactions, the dialogs and their RCC sessions, one PBX monitor per device shared by every
 //! session on it, and the PBX link state machine.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -155,6 +155,9 @@ pub struct Gateway {
     step_answered: Vec<u64>,
     /// For each client request at the PBX: the gateway's time on its way in.
     inbound_time: HashMap<u64, Duration>,
+    /// Connections whose peer is slow to take what is sent to it (see
+    /// [`Gateway::set_flow_congested`]).
+    congested: HashSet<FlowId>,
     seed: u64,
     counter: u64,
     now: Instant,
@@ -227,6 +230,7 @@ impl Gateway {
             step_sent: Vec::new(),
             step_answered: Vec::new(),
             inbound_time: HashMap::new(),
+            congested: HashSet::new(),
             numbering,
             authz,
             metrics,
@@ -245,6 +249,19 @@ impl Gateway {
             now,
             config,
         })
+    }
+
+    /// The shell tells whether a connection's send queue is backed up (its peer takes what is
+    /// sent more slowly than it asks for more). While it is, new work from that connection (new
+    /// sessions, CSTA requests) is answered 503 with Retry-After and counted as refused
+    /// ("congested"); what ends or keeps work (BYE, ACK, CANCEL, refreshes, OPTIONS, responses)
+    /// is still served.
+    pub fn set_flow_congested(&mut self, flow: FlowId, congested: bool) {
+        if congested {
+            self.congested.insert(flow);
+        } else if !self.congested.is_empty() {
+            self.congested.remove(&flow);
+        }
     }
 
     /// The next output for the shell.
@@ -986,6 +1003,21 @@ impl Gateway {
             }
         }
         self.metrics.sip_request(&method);
+        let new_work = matches!(
+            (&method, &to_tag),
+            (Method::Invite, None) | (Method::Info, Some(_))
+        );
+        if new_work && !self.congested.is_empty() && self.congested.contains(&flow) {
+            self.metrics.refused("congested");
+            self.reply(
+                flow,
+                Some(&tx),
+                &req,
+                503,
+                "Service Unavailable (connection congested)",
+            );
+            return;
+        }
         match (&method, to_tag) {
             (Method::Invite, None) => self.new_session(flow, &tx, &req, &checked.from),
             (Method::Options, None) => self.options(flow, &tx, &req),

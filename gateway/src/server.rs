@@ -26,11 +26,15 @@ use crate::pbx::link::LinkOutput;
 use crate::rcc::session::FlowId;
 
 const DRIVER_QUEUE: usize = 8192;
-/// Messages queued per SIP connection before it is considered stuck.
-const FLOW_QUEUE: usize = 16_384;
 /// Frames queued to the PBX before the link is considered stuck (a monitor resync after a link
 /// loss sends one MonitorStart per device at once).
 const PBX_QUEUE: usize = 262_144;
+/// Longest pause in reading a SIP connection whose queue is three quarters full.
+const PAUSE_MAX: Duration = Duration::from_secs(2);
+/// How often a paused connection looks whether its queue drained.
+const PAUSE_CHECK: Duration = Duration::from_millis(5);
+/// How long a closing connection may take to write what is still queued for it.
+const LINGER: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,6 +44,8 @@ enum Cmd {
     FlowUp {
         flow: FlowId,
         out: mpsc::Sender<Vec<u8>>,
+        /// Dropped by the driver to close the connection at once (see [`FlowOut`]).
+        open: oneshot::Sender<()>,
         target: Option<Target>,
         /// (local, peer) addresses.
         ends: (SocketAddr, SocketAddr),
@@ -92,6 +98,8 @@ struct Shared {
     metrics: Arc<Metrics>,
     per_peer: Mutex<HashMap<IpAddr, usize>>,
     max_per_peer: usize,
+    /// Messages queued per SIP connection before it is considered stuck (`sip.send_queue`).
+    send_queue: usize,
     next_flow: std::sync::atomic::AtomicU64,
     limits: Limits,
     client_tls: Option<Arc<ClientConfig>>,
@@ -148,6 +156,7 @@ impl GatewayHandle {
             metrics: metrics.clone(),
             per_peer: Mutex::new(HashMap::new()),
             max_per_peer: config.sip.max_connections_per_peer,
+            send_queue: config.sip.send_queue,
             next_flow: std::sync::atomic::AtomicU64::new(1),
             limits: Limits::default(),
             client_tls,
@@ -335,25 +344,46 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
     }
 }
 
-/// Reads SIP from a connection and writes what the driver sends to it.
+/// Writes what is queued for a connection, several messages per write, until the queue closes
+/// (then shuts the write side) or a write fails. It runs as its own task: a peer that reads only
+/// once its own writes get through must never find the gateway stuck in a write and no longer
+/// reading, or both would wait for each other for ever.
+async fn write_queue<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut queue: mpsc::Receiver<Vec<u8>>,
+    mut each: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
+    while let Some(first) = queue.recv().await {
+        let batch = coalesce(first, || queue.try_recv().ok(), &mut each);
+        wr.write_all(&batch).await?;
+    }
+    wr.shutdown().await
+}
+
+/// Reads SIP from a connection; a writer task sends what the driver queues for it.
 async fn run_flow<S>(
-    mut stream: S,
+    stream: S,
     local: SocketAddr,
     peer: SocketAddr,
     target: Option<Target>,
     shared: Arc<Shared>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let flow = shared
         .next_flow
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(FLOW_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(shared.send_queue);
+    // Keep-alive answers go through the queue too (in order with the rest); a weak handle, so
+    // the queue still closes when the driver lets the connection go.
+    let pongs = out_tx.downgrade();
+    let (open, mut closed) = oneshot::channel::<()>();
     if shared
         .tx
         .send(Cmd::FlowUp {
             flow,
             out: out_tx,
+            open,
             target,
             ends: (local, peer),
         })
@@ -362,13 +392,38 @@ async fn run_flow<S>(
     {
         return;
     }
+    let (mut rd, wr) = tokio::io::split(stream);
+    let tracer = shared.tracer.clone();
+    let mut writer = tokio::spawn(async move {
+        let written = write_queue(wr, out_rx, |b| {
+            if let Some(t) = &tracer {
+                t.data(local, peer, crate::trace::Way::Out, b);
+            }
+        })
+        .await;
+        if let Some(t) = &tracer {
+            t.closed(local, peer);
+        }
+        written
+    });
     let mut framer = StreamFramer::new(shared.limits);
     let mut buf = vec![0u8; 64 * 1024];
+    // A peer reading slower than it asks: past half its queue, the engine answers its new work
+    // with 503; past three quarters, reading pauses (TCP holds the peer back) until the queue
+    // drains, but for PAUSE_MAX at most: a peer that reads only once its own writes get through
+    // would otherwise wait for the gateway as the gateway waits for it. Full: closed.
+    let mut paused: Option<Instant> = None;
     'conn: loop {
+        let backed_up = pongs
+            .upgrade()
+            .is_some_and(|q| q.capacity() < shared.send_queue / 4);
+        if !backed_up {
+            paused = None;
+        }
+        let pause = backed_up && paused.get_or_insert_with(Instant::now).elapsed() < PAUSE_MAX;
         tokio::select! {
-            // Backpressure: while the peer is slow to take what is queued for it, stop reading
-            // its requests (TCP then slows the peer down) rather than queueing without end.
-            read = stream.read(&mut buf), if out_rx.len() < FLOW_QUEUE / 2 => {
+            () = tokio::time::sleep(PAUSE_CHECK), if pause => {}
+            read = rd.read(&mut buf), if !pause => {
                 let n = match read {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
@@ -386,7 +441,10 @@ async fn run_flow<S>(
                             }
                         }
                         Ok(Some(StreamItem::Ping)) => {
-                            if stream.write_all(b"\r\n").await.is_err() {
+                            let queued = pongs
+                                .upgrade()
+                                .is_some_and(|q| q.try_send(b"\r\n".to_vec()).is_ok());
+                            if !queued {
                                 break 'conn;
                             }
                         }
@@ -400,26 +458,27 @@ async fn run_flow<S>(
                     }
                 }
             }
-            out = out_rx.recv() => match out {
-                Some(first) => {
-                    let batch = coalesce(first, || out_rx.try_recv().ok(), |b| {
-                        if let Some(t) = &shared.tracer {
-                            t.data(local, peer, crate::trace::Way::Out, b);
-                        }
-                    });
-                    if stream.write_all(&batch).await.is_err() {
-                        break;
-                    }
+            _ = &mut writer => {
+                let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
+                return;
+            }
+            _ = &mut closed => {
+                // The driver gave the connection up (its queue overflowed).
+                writer.abort();
+                if let Some(t) = &shared.tracer {
+                    t.closed(local, peer);
                 }
-                None => break,
-            },
+                let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
+                return;
+            }
         }
     }
-    if let Some(t) = &shared.tracer {
-        t.closed(local, peer);
-    }
-    let _ = stream.shutdown().await;
+    // The driver drops its queue handle; the writer then sends what is left and closes, unless
+    // the peer no longer reads at all.
     let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
+    if tokio::time::timeout(LINGER, &mut writer).await.is_err() {
+        writer.abort();
+    }
 }
 
 async fn connect_outbound(target: Target, shared: Arc<Shared>, first: Vec<u8>) {
@@ -542,16 +601,11 @@ impl PbxTrace {
     }
 }
 
-async fn pbx_run<S>(
-    mut stream: S,
-    conn: u64,
-    address: String,
-    tx: mpsc::Sender<Cmd>,
-    trace: PbxTrace,
-) where
-    S: AsyncRead + AsyncWrite + Unpin,
+async fn pbx_run<S>(stream: S, conn: u64, address: String, tx: mpsc::Sender<Cmd>, trace: PbxTrace)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(PBX_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(PBX_QUEUE);
     let up = Cmd::PbxUp {
         conn,
         out: out_tx,
@@ -560,10 +614,16 @@ async fn pbx_run<S>(
     if tx.send(up).await.is_err() {
         return;
     }
+    let (mut rd, wr) = tokio::io::split(stream);
+    let trace = Arc::new(trace);
+    let out_trace = trace.clone();
+    let mut writer = tokio::spawn(async move {
+        write_queue(wr, out_rx, |b| out_trace.data(crate::trace::Way::Out, b)).await
+    });
     let mut buf = vec![0u8; 64 * 1024];
     let reason = loop {
         tokio::select! {
-            read = stream.read(&mut buf) => match read {
+            read = rd.read(&mut buf) => match read {
                 Ok(0) => break format!("the PBX at {address} closed the connection"),
                 Err(e) => break format!("reading from the PBX at {address}: {e}"),
                 Ok(n) => {
@@ -574,34 +634,34 @@ async fn pbx_run<S>(
                     }
                 }
             },
-            out = out_rx.recv() => match out {
-                Some(first) => {
-                    let batch = coalesce(first, || out_rx.try_recv().ok(), |b| {
-                        trace.data(crate::trace::Way::Out, b);
-                    });
-                    if let Err(e) = stream.write_all(&batch).await {
-                        break format!("writing to the PBX at {address}: {e}");
-                    }
-                }
-                None => {
-                    let _ = stream.shutdown().await;
-                    return;
-                }
+            written = &mut writer => match written {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => break format!("writing to the PBX at {address}: {e}"),
+                Err(e) => break format!("the writer to the PBX at {address} failed: {e}"),
             },
         }
     };
+    writer.abort();
     let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
 }
 
+/// A SIP connection as the driver sees it: its send queue, and a handle whose drop closes it.
+struct FlowOut {
+    queue: mpsc::Sender<Vec<u8>>,
+    /// Dropped with the entry: the connection's tasks end at once, even while a write waits
+    /// for a peer that no longer reads.
+    _open: oneshot::Sender<()>,
+}
+
 /// A SIP connection whose queue is full: dropping one message would silently lose a transaction,
-/// so the connection is closed instead (what is queued is still written first) and counted. The
+/// so the connection is closed instead, at once (its peer is not reading), and counted. The
 /// Front End opens a new one; the gateway reaches dialogs through their route target meanwhile.
-fn stuck_flow(flows: &mut HashMap<FlowId, mpsc::Sender<Vec<u8>>>, flow: FlowId, metrics: &Metrics) {
+fn stuck_flow(flows: &mut HashMap<FlowId, FlowOut>, flow: FlowId, shared: &Shared) {
     if flows.remove(&flow).is_some() {
-        metrics.queue_overflows.inc();
+        shared.metrics.queue_overflows.inc();
         tracing::error!(
             flow,
-            queued = FLOW_QUEUE,
+            queued = shared.send_queue,
             "SIP peer does not take what is sent to it; closing the connection"
         );
     }
@@ -615,7 +675,7 @@ async fn drive(
     pbx_tls: Option<Arc<ClientConfig>>,
     mut session_traces: Option<crate::trace::SessionTraces>,
 ) {
-    let mut flows: HashMap<FlowId, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut flows: HashMap<FlowId, FlowOut> = HashMap::new();
     let mut outbound: HashMap<Target, FlowId> = HashMap::new();
     let mut connecting: HashMap<Target, Vec<Vec<u8>>> = HashMap::new();
     let mut pbx = PbxConn {
@@ -648,10 +708,17 @@ async fn drive(
             Some(Cmd::FlowUp {
                 flow,
                 out,
+                open,
                 target,
                 ends,
             }) => {
-                flows.insert(flow, out.clone());
+                flows.insert(
+                    flow,
+                    FlowOut {
+                        queue: out.clone(),
+                        _open: open,
+                    },
+                );
                 flow_ends.insert(flow, ends);
                 if let Some(t) = target {
                     for bytes in connecting.remove(&t).unwrap_or_default() {
@@ -663,9 +730,15 @@ async fn drive(
             Some(Cmd::Sip { flow, msg, at }) => {
                 residence = Some(("sip", at));
                 gw.begin_step(at);
+                // More than half the queue waiting: the peer reads slower than it asks.
+                let backed_up = flows
+                    .get(&flow)
+                    .is_some_and(|f| f.queue.capacity() < shared.send_queue / 2);
+                gw.set_flow_congested(flow, backed_up);
                 gw.sip_message(flow, msg, now);
             }
             Some(Cmd::FlowDown { flow }) => {
+                gw.set_flow_congested(flow, false);
                 flows.remove(&flow);
                 flow_ends.remove(&flow);
                 outbound.retain(|_, f| *f != flow);
@@ -699,9 +772,9 @@ async fn drive(
             match output {
                 Output::Respond { flow, bytes } => {
                     if let Some(w) = flows.get(&flow)
-                        && w.try_send(bytes).is_err()
+                        && w.queue.try_send(bytes).is_err()
                     {
-                        stuck_flow(&mut flows, flow, &shared.metrics);
+                        stuck_flow(&mut flows, flow, &shared);
                     }
                 }
                 Output::Request {
@@ -712,18 +785,18 @@ async fn drive(
                     // The dialog's own connection, else one we opened to its next hop.
                     let via = std::iter::once(flow)
                         .chain(outbound.get(&target).copied())
-                        .find_map(|f| flows.get(&f).map(|w| (f, w)));
+                        .find_map(|f| flows.get(&f).map(|w| (f, &w.queue)));
                     match via {
                         Some((f, w)) => {
                             if w.try_send(bytes).is_err() {
-                                stuck_flow(&mut flows, f, &shared.metrics);
+                                stuck_flow(&mut flows, f, &shared);
                             }
                         }
                         None => {
                             if target.host.is_empty() {
                                 tracing::warn!("in-dialog request without a routable target");
                             } else if let Some(q) = connecting.get_mut(&target) {
-                                if q.len() < FLOW_QUEUE {
+                                if q.len() < shared.send_queue {
                                     q.push(bytes);
                                 }
                             } else {

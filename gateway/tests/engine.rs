@@ -818,3 +818,54 @@ fn waiting_requests_record_the_monitor_answer_once_per_session() {
     assert_ne!(answered[0], answered[1]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A connection whose peer reads slowly: new work from it gets 503 with Retry-After (counted),
+/// what ends or keeps work is still served, and everything is served again once it drains.
+#[test]
+fn a_congested_connection_gets_503_for_new_work_only() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.signed_in("c1");
+    h.monitor_started(&ok, "px1");
+    let make_call = |h: &Harness, cseq: u32, branch: &str| {
+        h.in_dialog(
+            &ok,
+            Method::Info,
+            cseq,
+            branch,
+            Some("application/csta+xml"),
+            &info_body(Request::MakeCall {
+                calling: "tel:+14255551001;ext=1001".into(),
+                called: "tel:+14255551002".into(),
+                auto_originate: None,
+            }),
+        )
+    };
+    h.gw.set_flow_congested(1, true);
+    let sent_before = h.pbx.len();
+    let refused = h.one(make_call(&h, 10, "z9hG4bKmc1"));
+    assert_eq!(refused.status(), Some(503));
+    assert_eq!(refused.header("Retry-After"), Some("30"));
+    assert_eq!(h.pbx.len(), sent_before, "nothing reached the PBX");
+    assert_eq!(
+        h.one(invite("c2", "z9hG4bKinv2", "")).status(),
+        Some(503),
+        "no new session either"
+    );
+    let text = h.gw_metrics();
+    assert!(
+        text.contains(r#"reason="congested"} 2"#),
+        "both refusals are counted:\n{text}"
+    );
+    // A refresh keeps the session; it is served.
+    let update = h.in_dialog(&ok, Method::Update, 11, "z9hG4bKup", None, b"");
+    assert_eq!(h.one(update).status(), Some(200));
+    // Drained: requests reach the PBX again.
+    h.gw.set_flow_congested(1, false);
+    assert!(h.send(make_call(&h, 12, "z9hG4bKmc2")).is_empty());
+    assert_eq!(h.pbx.len(), sent_before + 1, "the MakeCall reached the PBX");
+    // Congested again: BYE still ends the session (its MonitorStop goes out).
+    h.gw.set_flow_congested(1, true);
+    let bye = h.in_dialog(&ok, Method::Bye, 13, "z9hG4bKbye", None, b"");
+    assert_eq!(h.one(bye).status(), Some(200));
+    assert_eq!(h.gw.session_count(), 0);
+}

@@ -44,8 +44,35 @@ impl Message {
     }
 }
 
+/// Whether a From/To value carries a `tag` parameter, read without building the name-addr: the
+/// header's parameters follow `>` when the URI is enclosed, else the first `;`.
 fn has_tag(name_addr: &str) -> bool {
-    super::headers::NameAddr::parse(name_addr).is_ok_and(|n| n.tag().is_some())
+    let mut rest = name_addr.trim_start();
+    if let Some(quoted) = rest.strip_prefix('"') {
+        // Skip the display name: it may hold `<`, `>` or `;`.
+        let mut chars = quoted.char_indices();
+        rest = "";
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    rest = &quoted[i + 1..];
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    let params = match rest.find('<') {
+        Some(lt) => rest[lt..].find('>').map_or("", |gt| &rest[lt + gt + 1..]),
+        None => rest,
+    };
+    params.split(';').skip(1).any(|p| {
+        let name = p.split('=').next().unwrap_or("").trim();
+        name.eq_ignore_ascii_case("tag")
+    })
 }
 
 /// The state of a dialog needed to build requests within it, on either side.
@@ -278,6 +305,27 @@ fn route_is_loose(route: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tag_parameter_is_found_only_among_the_header_parameters() {
+        let cases = [
+            ("<sip:a@b;tag=x>", false),
+            ("<sip:a@b>;tag=1", true),
+            ("sip:a@b;tag=1", true),
+            ("sip:a@b", false),
+            ("\"x;tag=<y>\" <sip:a@b>", false),
+            ("\"a\\\"b;tag=1\" <sip:x@y>;TAG=2", true),
+            ("Bob <sip:a@b>;epid=1 ; tag = 2", true),
+            ("<sip:a@b>;tagx=1;xtag=2", false),
+        ];
+        for (value, tagged) in cases {
+            assert_eq!(has_tag(value), tagged, "{value}");
+            let parsed = super::super::headers::NameAddr::parse(value).map(|n| n.tag().is_some());
+            if let Ok(p) = parsed {
+                assert_eq!(p, tagged, "the full parser disagrees on {value}");
+            }
+        }
+    }
 
     const INVITE: &str = "INVITE sip:rccgateway@rcc.contoso.com SIP/2.0\r\n\
 Via: SIP/2.0/TLS 10.0.0.11:5061;branch=z9hG4bKc2a1f7e3\r\n\

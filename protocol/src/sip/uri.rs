@@ -102,26 +102,44 @@ impl<'a> Iterator for SplitOutsideQuotes<'a> {
         if self.done {
             return None;
         }
+        // Jumps from one byte that matters to the next (memchr) instead of walking every byte.
         let bytes = self.s.as_bytes();
-        let (mut in_quote, mut angle, mut i) = (false, 0usize, self.start);
+        let (mut angle, mut i) = (0usize, self.start);
         while i < bytes.len() {
-            let b = bytes[i];
-            if in_quote {
-                if b == b'\\' {
+            let rest = &bytes[i..];
+            let hit = if angle == 0 {
+                memchr::memchr3(self.sep, b'"', b'<', rest)
+            } else {
+                memchr::memchr3(b'"', b'<', b'>', rest)
+            };
+            let Some(offset) = hit else {
+                break;
+            };
+            i += offset;
+            match bytes[i] {
+                b'"' => {
+                    // A quoted string: up to its closing quote, `\` escaping the next byte.
                     i += 1;
-                } else if b == b'"' {
-                    in_quote = false;
+                    loop {
+                        let Some(o) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+                            // Never closed: the rest of the value is inside it.
+                            i = bytes.len();
+                            break;
+                        };
+                        i += o;
+                        if bytes[i] != b'\\' {
+                            break;
+                        }
+                        i = (i + 2).min(bytes.len());
+                    }
                 }
-            } else if b == b'"' {
-                in_quote = true;
-            } else if b == b'<' {
-                angle += 1;
-            } else if b == b'>' {
-                angle = angle.saturating_sub(1);
-            } else if b == self.sep && angle == 0 {
-                let part = &self.s[self.start..i];
-                self.start = i + 1;
-                return Some(part);
+                b'<' => angle += 1,
+                b'>' => angle -= 1,
+                _ => {
+                    let part = &self.s[self.start..i];
+                    self.start = i + 1;
+                    return Some(part);
+                }
             }
             i += 1;
         }
@@ -432,6 +450,39 @@ impl fmt::Display for Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain reading of the rule [`split_outside_quotes`] implements, one byte at a time.
+    fn split_reference(s: &str, sep: u8) -> Vec<&str> {
+        let (mut out, mut start, mut in_quote, mut angle, mut i) = (vec![], 0, false, 0usize, 0);
+        let b = s.as_bytes();
+        while i < b.len() {
+            match b[i] {
+                b'\\' if in_quote => i += 1,
+                b'"' => in_quote = !in_quote,
+                _ if in_quote => {}
+                b'<' => angle += 1,
+                b'>' => angle = angle.saturating_sub(1),
+                c if c == sep && angle == 0 => {
+                    out.push(&s[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        out.push(&s[start.min(s.len())..]);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splitting_jumps_agree_with_the_byte_walk(s in r#"[a-c;,"<>\\ ]{0,40}"#) {
+            for sep in [b',', b';'] {
+                let fast: Vec<&str> = split_outside_quotes(&s, sep).collect();
+                proptest::prop_assert_eq!(fast, split_reference(&s, sep));
+            }
+        }
+    }
 
     #[test]
     fn lync_gruu_contact_uri() {

@@ -73,7 +73,8 @@ enum Command {
         /// Number to dial.
         #[arg(long, default_value = "tel:+15550100")]
         callee: String,
-        /// What each call does: click-to-dial, hold-retrieve or transfer.
+        /// What each call does: click-to-dial, hold-retrieve, transfer or snapshot (one
+        /// SnapshotDevice, no call: the request path without events).
         #[arg(long, default_value = "click-to-dial")]
         pattern: String,
         /// Per-second CSV output.
@@ -127,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
             let pattern =
                 rcc_simulators::lync::load::CallPattern::parse(&pattern).ok_or_else(|| {
                     anyhow::anyhow!(
-                        "--pattern is click-to-dial, hold-retrieve or transfer, not {pattern:?}"
+                        "--pattern is click-to-dial, hold-retrieve, transfer or snapshot, not {pattern:?}"
                     )
                 })?;
             let f = load(&config)?;

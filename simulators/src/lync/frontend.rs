@@ -695,13 +695,14 @@ impl Frontend {
 
 fn pop_via(m: &mut Message) {
     if let Some(pos) = m.headers.iter().position(|h| h.name.is("Via")) {
-        let value = m.headers[pos].value.clone();
         // A Via header line may carry several values.
-        match rcc_protocol::sip::split_values(&value) {
-            Ok(values) if values.len() > 1 => {
-                m.headers[pos].value = values[1..].join(", ");
-            }
-            _ => {
+        let rest = match rcc_protocol::sip::split_values(&m.headers[pos].value) {
+            Ok(values) if values.len() > 1 => Some(values[1..].join(", ")),
+            _ => None,
+        };
+        match rest {
+            Some(rest) => m.headers[pos].value = rest,
+            None => {
                 m.headers.remove(pos);
             }
         }

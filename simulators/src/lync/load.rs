@@ -30,7 +30,7 @@ pub struct LoadPlan {
     pub profile: ClientProfile,
     /// Sign-ins per second.
     pub signin_rate: f64,
-    /// Calls per second (each call is two CSTA requests: MakeCall, ClearConnection).
+    /// Calls per second (each call is a script of CSTA requests, see [`CallPattern`]).
     pub call_rate: f64,
     /// How long calls run.
     pub duration: Duration,
@@ -42,7 +42,8 @@ pub struct LoadPlan {
     pub pattern: CallPattern,
 }
 
-/// What each call of the call phase does, after MakeCall (the far end answers at once).
+/// What each call of the call phase does: MakeCall (the far end answers at once), then the
+/// pattern's requests; or, for [`CallPattern::Snapshot`], one request and no call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CallPattern {
     /// ClearConnection: two requests a call.
@@ -52,16 +53,33 @@ pub enum CallPattern {
     HoldRetrieve,
     /// SingleStepTransferCall to the callee's neighbour: two requests a call.
     Transfer,
+    /// SnapshotDevice of the caller's own line, as a client does after sign-in: one request,
+    /// no call and no events. It loads the request path alone (INFO in, CSTA request to the
+    /// PBX, answer, 200 OK out), without the event fan-out the call patterns add.
+    Snapshot,
 }
 
 impl CallPattern {
-    /// Parses `click-to-dial`, `hold-retrieve` or `transfer`.
+    /// Parses `click-to-dial`, `hold-retrieve`, `transfer` or `snapshot`.
     pub fn parse(s: &str) -> Option<CallPattern> {
         match s {
             "click-to-dial" => Some(CallPattern::ClickToDial),
             "hold-retrieve" => Some(CallPattern::HoldRetrieve),
             "transfer" => Some(CallPattern::Transfer),
+            "snapshot" => Some(CallPattern::Snapshot),
             _ => None,
+        }
+    }
+
+    /// The first request of a call placed from `line`.
+    fn first(self, line: String, callee: &str) -> Request {
+        match self {
+            CallPattern::Snapshot => Request::SnapshotDevice { device: line },
+            _ => Request::MakeCall {
+                calling: line,
+                called: callee.to_owned(),
+                auto_originate: Some(csta::AutoOriginate::DoNotPrompt),
+            },
         }
     }
 
@@ -372,7 +390,8 @@ pub async fn run(
                             calling.call_id
                         }
                         Some(Ok(csta::Message::Response(_))) if stage > 0 => call,
-                        // An error or a SIP failure ends this call's script (counted by the endpoint).
+                        // A snapshot's answer, an error or a SIP failure ends the script (failures
+                        // are counted by the endpoint).
                         Some(_) => None,
                     };
                     let Some(call_id) = call else {
@@ -391,14 +410,7 @@ pub async fn run(
                 for id in new {
                     if let Some(e) = fe.endpoint_mut(id) {
                         let line = e.config.line.clone();
-                        if let Some(a) = e.request(
-                            Request::MakeCall {
-                                calling: line,
-                                called: callee.clone(),
-                                auto_originate: Some(csta::AutoOriginate::DoNotPrompt),
-                            },
-                            now,
-                        ) {
+                        if let Some(a) = e.request(pattern.first(line, &callee), now) {
                             next.insert((id, a), (0, None));
                         }
                     }

@@ -524,15 +524,16 @@ async fn dial(route: usize, dialer: Arc<Dialer>) {
 }
 
 async fn run_conn<S>(
-    mut stream: S,
+    stream: S,
     conn: ConnId,
     route: Option<usize>,
     peer: PeerIdentity,
     tx: mpsc::Sender<Cmd>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
+    let pongs = out_tx.downgrade();
     if tx
         .send(Cmd::Up {
             conn,
@@ -545,11 +546,22 @@ async fn run_conn<S>(
     {
         return;
     }
+    // Reading and writing are independent, as in a real Front End: while a write waits for the
+    // gateway to read, what the gateway sends is still read.
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let mut writer = tokio::spawn(async move {
+        while let Some(first) = out_rx.recv().await {
+            let batch = rcc_protocol::batch::coalesce(first, || out_rx.try_recv().ok(), |_| {});
+            wr.write_all(&batch).await?;
+        }
+        wr.shutdown().await
+    });
     let mut framer = StreamFramer::new(Limits::default());
     let mut buf = vec![0u8; 64 * 1024];
+    let mut writer_done = false;
     'conn: loop {
         tokio::select! {
-            read = stream.read(&mut buf) => {
+            read = rd.read(&mut buf) => {
                 let n = match read {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
@@ -563,7 +575,10 @@ async fn run_conn<S>(
                             }
                         }
                         Ok(Some(StreamItem::Ping)) => {
-                            if stream.write_all(b"\r\n").await.is_err() {
+                            let queued = pongs
+                                .upgrade()
+                                .is_some_and(|q| q.try_send(b"\r\n".to_vec()).is_ok());
+                            if !queued {
                                 break 'conn;
                             }
                         }
@@ -576,24 +591,23 @@ async fn run_conn<S>(
                     }
                 }
             }
-            out = out_rx.recv() => match out {
-                Some(first) => {
-                    let batch = rcc_protocol::batch::coalesce(first, || out_rx.try_recv().ok(), |_| {});
-                    if stream.write_all(&batch).await.is_err() {
-                        break;
-                    }
-                }
-                None => break,
-            },
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
         }
     }
-    let _ = stream.shutdown().await;
     let _ = tx
         .send(Cmd::Down {
             conn: Some(conn),
             route,
         })
         .await;
+    if !writer_done {
+        // The writer ends once the pool lets the connection go (its queue closes).
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
+        writer.abort();
+    }
 }
 
 async fn drive(mut fe: Frontend, mut rx: mpsc::Receiver<Cmd>, dialer: Arc<Dialer>) {
