@@ -261,7 +261,7 @@ pub(crate) fn metric(text: &str, name: &str) -> f64 {
                 .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |sum, v| sum + v)
 }
 
 /// The sum of the samples of one metric whose labels include `label` (e.g. `reason="busy"`).
@@ -273,7 +273,7 @@ pub(crate) fn metric_labelled(text: &str, name: &str, label: &str) -> f64 {
                 .is_some_and(|labels| labels.split(['}', ',']).any(|l| l == label))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+        .fold(0.0, |sum, v| sum + v)
 }
 
 /// The upper bound of the histogram bucket that holds quantile `q` of the samples whose

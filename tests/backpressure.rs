@@ -1,8 +1,8 @@
-//! Backpressure on a SIP connection. The gateway reads a connection for as long as it is open,
-//! whatever is queued for it, and writes from a separate task: a Front End that reads only once
-//! its own writes get through is never deadlocked against it. A peer that does not read what
-//! it asked for fills its queue (`sip.send_queue`): past half of it, new work from it gets 503
-//! (an engine test covers that), and when it is full the connection is closed and counted,
+//! Backpressure on a SIP connection. The gateway writes from a task of its own, so a write that
+//! waits for the peer never stops it from reading; past half of `sip.send_queue` it pauses
+//! reading (TCP holds the peer back) for 2 s at most, so a Front End that reads only once its
+//! own writes get through is never deadlocked against it; read on while the queue is still deep,
+//! new work gets 503 (an engine test covers that); full, the connection is closed and counted,
 //! while other connections keep being served.
 
 use std::time::Duration;
@@ -103,8 +103,8 @@ async fn answer_len(addr: std::net::SocketAddr) -> anyhow::Result<usize> {
 #[tokio::test]
 async fn a_peer_that_writes_everything_before_reading_is_never_deadlocked() -> anyhow::Result<()> {
     // More requests than the kernel can hold answers for plus half the queue (a gateway that
-    // stopped reading at half would leave this peer blocked in its writes for ever), fewer
-    // than the queue (nothing may overflow).
+    // paused reading at half without limit would leave this peer blocked in its writes for
+    // ever), fewer than the queue (nothing may overflow).
     let probe = gateway(16).await?;
     let len = answer_len(probe.sip_tcp.ok_or_else(|| anyhow::anyhow!("no TCP"))?).await?;
     let kernel = kernel_answers(len * 9 / 10);

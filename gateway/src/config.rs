@@ -76,8 +76,9 @@ pub struct SipConfig {
     #[serde(default = "default_event_queue")]
     pub event_queue: usize,
     /// Messages queued for one SIP connection. Beyond half of it the peer is reading slower
-    /// than it asks: its new sessions and CSTA requests get 503 with Retry-After; when it is
-    /// full the connection is closed (counted in `rcc_gateway_queue_overflows_total`).
+    /// than it asks: reading it pauses (2 s at most), then its new sessions and CSTA requests
+    /// get 503 with Retry-After; when it is full the connection is closed (counted in
+    /// `rcc_gateway_queue_overflows_total`).
     #[serde(default = "default_send_queue")]
     pub send_queue: usize,
     /// RCC sessions the gateway accepts (503 beyond).

@@ -29,10 +29,10 @@ const DRIVER_QUEUE: usize = 8192;
 /// Frames queued to the PBX before the link is considered stuck (a monitor resync after a link
 /// loss sends one MonitorStart per device at once).
 const PBX_QUEUE: usize = 262_144;
-/// Longest pause in reading a SIP connection whose queue is three quarters full.
+/// Longest pause in reading a SIP connection whose queue is over half full.
 const PAUSE_MAX: Duration = Duration::from_secs(2);
 /// How often a paused connection looks whether its queue drained.
-const PAUSE_CHECK: Duration = Duration::from_millis(5);
+const PAUSE_CHECK: Duration = Duration::from_millis(2);
 /// How long a closing connection may take to write what is still queued for it.
 const LINGER: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -408,19 +408,20 @@ async fn run_flow<S>(
     });
     let mut framer = StreamFramer::new(shared.limits);
     let mut buf = vec![0u8; 64 * 1024];
-    // A peer reading slower than it asks: past half its queue, the engine answers its new work
-    // with 503; past three quarters, reading pauses (TCP holds the peer back) until the queue
-    // drains, but for PAUSE_MAX at most: a peer that reads only once its own writes get through
-    // would otherwise wait for the gateway as the gateway waits for it. Full: closed.
+    // A peer reading slower than it asks: past half its queue, reading pauses so that TCP holds
+    // the peer back (answers to what it sends would only deepen the queue), but for PAUSE_MAX at
+    // most: a peer that reads only once its own writes get through would otherwise wait for the
+    // gateway as the gateway waits for it. Read on past that, its new work gets 503 (the engine)
+    // while the queue stays deep; full, the connection is closed.
     let mut paused: Option<Instant> = None;
     'conn: loop {
-        let backed_up = pongs
+        let deep = pongs
             .upgrade()
-            .is_some_and(|q| q.capacity() < shared.send_queue / 4);
-        if !backed_up {
+            .is_some_and(|q| q.capacity() < shared.send_queue / 2);
+        if !deep {
             paused = None;
         }
-        let pause = backed_up && paused.get_or_insert_with(Instant::now).elapsed() < PAUSE_MAX;
+        let pause = deep && paused.get_or_insert_with(Instant::now).elapsed() < PAUSE_MAX;
         tokio::select! {
             () = tokio::time::sleep(PAUSE_CHECK), if pause => {}
             read = rd.read(&mut buf), if !pause => {
