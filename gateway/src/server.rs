@@ -618,9 +618,10 @@ where
     let (mut rd, wr) = tokio::io::split(stream);
     let trace = Arc::new(trace);
     let out_trace = trace.clone();
-    let mut writer = tokio::spawn(async move {
+    // Aborted with this task too (the driver aborts it to drop the link), even mid-write.
+    let mut writer = AbortOnDrop(tokio::spawn(async move {
         write_queue(wr, out_rx, |b| out_trace.data(crate::trace::Way::Out, b)).await
-    });
+    }));
     let mut buf = vec![0u8; 64 * 1024];
     let reason = loop {
         tokio::select! {
@@ -635,15 +636,24 @@ where
                     }
                 }
             },
-            written = &mut writer => match written {
+            written = &mut writer.0 => match written {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => break format!("writing to the PBX at {address}: {e}"),
                 Err(e) => break format!("the writer to the PBX at {address} failed: {e}"),
             },
         }
     };
-    writer.abort();
+    drop(writer);
     let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
+}
+
+/// A task aborted when this handle is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A SIP connection as the driver sees it: its send queue, and a handle whose drop closes it.
