@@ -21,6 +21,10 @@ use rcc_protocol::csta::{
 use rcc_protocol::framing::{AnnexJDecoder, InvokeId, encode_annex_j};
 use rcc_protocol::sip::{Message, Method};
 
+/// The allocator of the gateway binary, so the figure is the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     divan::main();
 }
