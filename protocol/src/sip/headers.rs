@@ -350,6 +350,19 @@ impl Message {
             .collect()
     }
 
+    /// The `branch` parameter of the top Via, read without parsing the rest of it (a relay
+    /// matching responses to the requests it forwarded needs nothing else).
+    pub fn top_via_branch(&self) -> Option<&str> {
+        let line = self.headers_named("Via").next()?;
+        let first = split_outside_quotes(line, b',').next()?;
+        split_outside_quotes(first, b';').skip(1).find_map(|param| {
+            let (name, value) = param.split_once('=')?;
+            name.trim_matches(is_lws)
+                .eq_ignore_ascii_case("branch")
+                .then(|| value.trim_matches(is_lws))
+        })
+    }
+
     /// The top Via.
     pub fn top_via(&self) -> Result<Via, SipError> {
         // Only the first value of the first line is read (every response and request needs
@@ -516,6 +529,24 @@ mod tests {
         assert_eq!(v.transport, "TCP");
         assert_eq!(v.host, Host::Name("spindle.example.com".into()));
         assert_eq!(v.branch(), Some("z9hG4bK9ikj8"));
+    }
+
+    #[test]
+    fn top_via_branch_agrees_with_the_full_via() {
+        for via in [
+            "SIP  / 2.0  / TCP     spindle.example.com   ; branch  =   z9hG4bK9ikj8",
+            "SIP/2.0/TLS 10.0.0.1:5061;received=10.0.0.2;BRANCH=z9hG4bKa, SIP/2.0/TLS b;branch=x",
+            "SIP/2.0/TLS 192.168.10.50:51063;ms-received-port=51063;rport",
+            "SIP/2.0/TLS [2001:db8::1]:5061;branch=z9hG4bKv6;x=\"a;branch=no\"",
+        ] {
+            let text = format!(
+                "OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/TLS c;branch=z9hG4bKc\r\n\
+                 Call-ID: 1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            );
+            let m = Message::parse(text.as_bytes()).expect("parses");
+            let full = m.top_via().expect("a valid Via");
+            assert_eq!(m.top_via_branch(), full.branch(), "{via}");
+        }
     }
 
     #[test]

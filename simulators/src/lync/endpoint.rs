@@ -141,6 +141,8 @@ pub struct Endpoint {
     sign_ins: u32,
     refreshes: u32,
     nonce: u64,
+    /// The hash of user, epid and nonce that makes tags and branches unique, once computed.
+    unique_key: Option<u64>,
     signin_started: Option<Instant>,
     /// Measurements for load runs, drained by [`Endpoint::drain_timings`].
     timings: Timings,
@@ -196,6 +198,7 @@ impl Endpoint {
             sign_ins: 0,
             refreshes: 0,
             nonce: crate::nonce(),
+            unique_key: None,
             signin_started: None,
             timings: Timings::default(),
             keep_events: true,
@@ -204,14 +207,22 @@ impl Endpoint {
     }
 
     fn unique(&mut self, prefix: &str) -> String {
-        use std::hash::{BuildHasher, Hasher};
+        use std::fmt::Write;
         self.counter += 1;
-        // Unique across endpoints and runs: the user, the epid and a per-process random key.
-        let mut h = random_state().build_hasher();
-        h.write(self.config.user.as_bytes());
-        h.write(self.config.epid.as_bytes());
-        h.write_u64(self.nonce);
-        format!("{prefix}{:016x}{:x}", h.finish(), self.counter)
+        // Unique across endpoints and runs: the user, the epid and a per-process random key,
+        // hashed once per endpoint.
+        let key = *self.unique_key.get_or_insert_with(|| {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = random_state().build_hasher();
+            h.write(self.config.user.as_bytes());
+            h.write(self.config.epid.as_bytes());
+            h.write_u64(self.nonce);
+            h.finish()
+        });
+        let mut out = String::with_capacity(prefix.len() + 24);
+        out.push_str(prefix);
+        let _ = write!(out, "{key:016x}{:x}", self.counter);
+        out
     }
 
     /// The current phase.

@@ -190,6 +190,8 @@ pub struct Frontend {
     stats: PoolStats,
     counter: u64,
     nonce: u64,
+    /// `sip:fqdn:port`, our own address in Route and Via, formatted once.
+    own_uri: String,
 }
 
 /// Whether a domain matches a MatchUri (`domain` or `*.suffix`, case-insensitive).
@@ -212,7 +214,6 @@ impl Frontend {
             timer_of: Vec::new(),
             trace: VecDeque::new(),
             tracing: true,
-            config,
             endpoints: Vec::new(),
             by_call: HashMap::new(),
             call_route: HashMap::new(),
@@ -224,6 +225,8 @@ impl Frontend {
             stats: PoolStats::default(),
             counter: 0,
             nonce: crate::nonce(),
+            own_uri: format!("sip:{}:{}", config.fqdn, config.port),
+            config,
         }
     }
 
@@ -393,13 +396,13 @@ impl Frontend {
 
     fn our_via(&mut self) -> (String, String) {
         let branch = self.unique();
-        (
-            format!(
-                "SIP/2.0/TLS {}:{};branch={branch}",
-                self.config.fqdn, self.config.port
-            ),
-            branch,
-        )
+        let host_port = &self.own_uri["sip:".len()..];
+        let mut via = String::with_capacity(32 + host_port.len() + branch.len());
+        via.push_str("SIP/2.0/TLS ");
+        via.push_str(host_port);
+        via.push_str(";branch=");
+        via.push_str(&branch);
+        (via, branch)
     }
 
     fn record_route(&self) -> String {
@@ -410,7 +413,7 @@ impl Frontend {
     }
 
     fn is_ours(&self, route: &str) -> bool {
-        route.contains(&format!("sip:{}:{}", self.config.fqdn, self.config.port))
+        route.contains(&self.own_uri)
     }
 
     fn send_on_route(&mut self, route: usize, m: &Message) {
@@ -493,12 +496,8 @@ impl Frontend {
         let call_id = m.call_id().unwrap_or_default().to_owned();
         if !m.is_request() {
             // A client's answer to a gateway request: pop our Via, send it back.
-            let branch = m
-                .top_via()
-                .ok()
-                .and_then(|v| v.branch().map(str::to_owned))
-                .unwrap_or_default();
-            if let Some(conn) = self.gw_requests.remove(&branch) {
+            let branch = m.top_via_branch().unwrap_or_default();
+            if let Some(conn) = self.gw_requests.remove(branch) {
                 pop_via(&mut m);
                 self.record(Party::Pool, Party::Gateway, &m);
                 self.stats.to_gateway += 1;
@@ -571,10 +570,8 @@ impl Frontend {
         let call_id = m.call_id().unwrap_or_default().to_owned();
         if !m.is_request() {
             let ours = m
-                .top_via()
-                .ok()
-                .and_then(|v| v.branch().map(|b| b.starts_with("z9hG4bKfe")))
-                .unwrap_or(false);
+                .top_via_branch()
+                .is_some_and(|b| b.starts_with("z9hG4bKfe"));
             if !ours {
                 return;
             }
