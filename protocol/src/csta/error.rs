@@ -38,14 +38,14 @@ impl CstaError {
         CstaError::new(ErrorCategory::SystemResourceAvailability, value)
     }
 
-    pub(crate) fn decode(el: &Element<'_>) -> CstaError {
-        let el = if el.name == "CSTAException" {
+    pub(crate) fn decode(el: Element<'_>) -> CstaError {
+        let el = if el.name() == "CSTAException" {
             el.find("CSTAErrorCode").unwrap_or(el)
         } else {
             el
         };
-        match el.children.first() {
-            Some(c) => CstaError::new(ErrorCategory::parse(&c.name), c.text.as_ref()),
+        match el.children().next() {
+            Some(c) => CstaError::new(ErrorCategory::parse(c.name()), c.text()),
             None => CstaError::new(ErrorCategory::Unspecified, ""),
         }
     }

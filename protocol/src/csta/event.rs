@@ -299,7 +299,7 @@ impl CallEvent {
         ids
     }
 
-    fn decode(kind: CallEventKind, el: &Element<'_>) -> Result<CallEvent, DecodeError> {
+    fn decode(kind: CallEventKind, el: Element<'_>) -> Result<CallEvent, DecodeError> {
         let mut ev = CallEvent::new(kind, el.required_text("monitorCrossRefID")?);
         for (name, role) in kind.schema() {
             let Some(child) = el.child(name) else {
@@ -314,9 +314,9 @@ impl CallEvent {
                 LastRedirection => ev.last_redirection = Some(DeviceRef::decode(child)),
                 Target => ev.target = Some(DeviceRef::decode(child)),
                 Connections => ev.connections = ConnectionListItem::decode_list(child),
-                Digits => ev.digits = Some(child.text.to_string()),
-                LocalState => ev.local_state = Some(LocalConnectionState::parse(&child.text)),
-                EventCause => ev.cause = Some(Cause::new(child.text.as_ref())),
+                Digits => ev.digits = Some(child.text().to_string()),
+                LocalState => ev.local_state = Some(LocalConnectionState::parse(child.text())),
+                EventCause => ev.cause = Some(Cause::new(child.text())),
             }
         }
         Ok(ev)
@@ -434,7 +434,7 @@ impl Event {
         xref.clone_into(slot);
     }
 
-    pub(crate) fn decode(root: &str, el: &Element<'_>) -> Result<Option<Event>, DecodeError> {
+    pub(crate) fn decode(root: &str, el: Element<'_>) -> Result<Option<Event>, DecodeError> {
         if let Some(kind) = CallEventKind::from_root_name(root) {
             return CallEvent::decode(kind, el).map(|e| Some(Event::Call(e)));
         }

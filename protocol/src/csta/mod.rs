@@ -144,29 +144,30 @@ pub fn decode_with_limits(bytes: &[u8], limits: &XmlLimits) -> Result<Decoded, D
         });
     }
     let text = to_text(bytes)?;
-    let root = xml::parse(text.trim_start(), limits)?;
-    let name = root.name.as_ref();
+    let doc = xml::parse(text.trim_start(), limits)?;
+    let root = doc.root();
+    let name = root.name();
     let message = if name.ends_with("Event") {
-        Event::decode(name, &root)?
+        Event::decode(name, root)?
             .map(Message::Event)
             .ok_or_else(|| DecodeError::UnknownRoot(name.to_owned()))?
     } else if name == "CSTAErrorCode" || name == "CSTAException" {
-        Message::Error(CstaError::decode(&root))
-    } else if let Some(s) = Session::decode(name, &root)? {
+        Message::Error(CstaError::decode(root))
+    } else if let Some(s) = Session::decode(name, root)? {
         Message::Session(s)
     } else if let Some(service) = name
         .strip_suffix("Response")
         .and_then(Service::from_request_name)
     {
-        Message::Response(Response::decode(service, &root)?)
+        Message::Response(Response::decode(service, root)?)
     } else if let Some(service) = Service::from_request_name(name) {
-        Message::Request(Request::decode(service, &root)?)
+        Message::Request(Request::decode(service, root)?)
     } else {
         return Err(DecodeError::UnknownRoot(name.to_owned()));
     };
     Ok(Decoded {
         message,
-        namespace: root.namespace.clone(),
+        namespace: root.namespace().map(str::to_owned),
     })
 }
 

@@ -297,18 +297,18 @@ impl Service {
     }
 }
 
-fn conn(el: &Element<'_>, name: &'static str) -> Result<ConnectionId, DecodeError> {
+fn conn(el: Element<'_>, name: &'static str) -> Result<ConnectionId, DecodeError> {
     el.required(name).map(ConnectionId::decode)
 }
 
-fn text(el: &Element<'_>, name: &'static str) -> Result<String, DecodeError> {
+fn text(el: Element<'_>, name: &'static str) -> Result<String, DecodeError> {
     el.required_text(name).map(str::to_owned)
 }
 
-fn lcs_line(el: &Element<'_>) -> Option<String> {
+fn lcs_line(el: Element<'_>) -> Option<String> {
     el.child("extensions")
         .and_then(|x| x.find("line"))
-        .map(|l| l.text.to_string())
+        .map(|l| l.text().to_string())
 }
 
 impl Request {
@@ -343,7 +343,7 @@ impl Request {
         }
     }
 
-    pub(crate) fn decode(service: Service, el: &Element<'_>) -> Result<Request, DecodeError> {
+    pub(crate) fn decode(service: Service, el: Element<'_>) -> Result<Request, DecodeError> {
         Ok(match service {
             Service::RequestSystemStatus => Request::RequestSystemStatus { line: lcs_line(el) },
             Service::SystemStatus => Request::SystemStatus {
@@ -372,7 +372,7 @@ impl Request {
             Service::MonitorStart => {
                 let obj = el.required("monitorObject")?;
                 let object = if let Some(d) = obj.child("deviceObject") {
-                    MonitorObject::Device(d.text.to_string())
+                    MonitorObject::Device(d.text().to_string())
                 } else if let Some(c) = obj.child("callObject") {
                     MonitorObject::Call(ConnectionId::decode(c))
                 } else {
@@ -438,8 +438,8 @@ impl Request {
                 let dest = el.required("newDestination")?;
                 let new_destination = match dest.child("device").or_else(|| dest.child("deviceID"))
                 {
-                    Some(d) => d.text.to_string(),
-                    None => dest.text.to_string(),
+                    Some(d) => d.text().to_string(),
+                    None => dest.text().to_string(),
                 };
                 Request::DeflectCall {
                     call: conn(el, "callToBeDiverted")?,

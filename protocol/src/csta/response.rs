@@ -140,8 +140,8 @@ impl Response {
         }
     }
 
-    pub(crate) fn decode(service: Service, el: &Element<'_>) -> Result<Response, DecodeError> {
-        let connections = |el: &Element<'_>| {
+    pub(crate) fn decode(service: Service, el: Element<'_>) -> Result<Response, DecodeError> {
+        let connections = |el: Element<'_>| {
             el.child("connections")
                 .map(ConnectionListItem::decode_list)
                 .unwrap_or_default()
@@ -180,7 +180,7 @@ impl Response {
                                         let compound = s.child("compoundCallState").unwrap_or(s);
                                         compound
                                             .children_named("localConnectionState")
-                                            .map(|c| LocalConnectionState::parse(&c.text))
+                                            .map(|c| LocalConnectionState::parse(c.text()))
                                             .collect()
                                     })
                                     .unwrap_or_default(),
@@ -309,14 +309,12 @@ impl Response {
     }
 }
 
-fn features(el: Option<&Element<'_>>) -> Vec<Feature> {
+fn features(el: Option<Element<'_>>) -> Vec<Feature> {
     let Some(el) = el else { return Vec::new() };
-    el.children
-        .iter()
+    el.children()
         .flat_map(|list| {
-            list.children
-                .iter()
-                .map(|f| Feature::new(&list.name, &f.name))
+            list.children()
+                .map(move |f| Feature::new(list.name(), f.name()))
         })
         .collect()
 }

@@ -18,11 +18,11 @@ pub enum Reason {
 }
 
 impl Reason {
-    fn decode(el: &Element<'_>, defined: &str, text: &str) -> Reason {
+    fn decode(el: Element<'_>, defined: &str, text: &str) -> Reason {
         if let Some(d) = el.child(defined) {
-            Reason::Defined(d.text.to_string())
+            Reason::Defined(d.text().to_string())
         } else {
-            Reason::Text(el.child_text(text).unwrap_or(&el.text).to_owned())
+            Reason::Text(el.child_text(text).unwrap_or(el.text()).to_owned())
         }
     }
 
@@ -126,7 +126,7 @@ const ROOTS: [&str; 10] = [
     "ApplicationSessionTerminated",
 ];
 
-fn opt_u32(el: &Element<'_>, name: &str) -> Result<Option<u32>, DecodeError> {
+fn opt_u32(el: Element<'_>, name: &str) -> Result<Option<u32>, DecodeError> {
     el.child(name).map(parse_u32).transpose()
 }
 
@@ -148,16 +148,16 @@ impl Session {
         ROOTS[i]
     }
 
-    pub(crate) fn decode(root: &str, el: &Element<'_>) -> Result<Option<Session>, DecodeError> {
+    pub(crate) fn decode(root: &str, el: Element<'_>) -> Result<Option<Session>, DecodeError> {
         let Some(i) = ROOTS.iter().position(|r| r.eq_ignore_ascii_case(root)) else {
             return Ok(None);
         };
-        let error = |el: &Element<'_>| {
+        let error = |el: Element<'_>| {
             el.child("errorCode")
                 .map(|e| Reason::decode(e, "definedError", "applError"))
                 .ok_or_else(|| el.missing("errorCode"))
         };
-        let sid = |el: &Element<'_>| el.required_text("sessionID").map(str::to_owned);
+        let sid = |el: Element<'_>| el.required_text("sessionID").map(str::to_owned);
         Ok(Some(match i {
             0 => {
                 let info = el.child("applicationInfo");
@@ -177,7 +177,7 @@ impl Session {
                         .child("requestedProtocolVersions")
                         .map(|v| {
                             v.children_named("protocolVersion")
-                                .map(|p| p.text.to_string())
+                                .map(|p| p.text().to_string())
                                 .collect()
                         })
                         .unwrap_or_default(),

@@ -318,7 +318,7 @@ impl ConnectionId {
         }
     }
 
-    pub(crate) fn decode(el: &Element<'_>) -> ConnectionId {
+    pub(crate) fn decode(el: Element<'_>) -> ConnectionId {
         ConnectionId {
             call_id: el.child_text("callID").map(str::to_owned),
             device_id: el.child_text("deviceID").map(str::to_owned),
@@ -369,11 +369,11 @@ impl DeviceRef {
         }
     }
 
-    pub(crate) fn decode(el: &Element<'_>) -> DeviceRef {
-        for c in &el.children {
-            match c.name.as_ref() {
+    pub(crate) fn decode(el: Element<'_>) -> DeviceRef {
+        for c in el.children() {
+            match c.name() {
                 "deviceIdentifier" | "numberDialed" | "deviceID" => {
-                    return DeviceRef::Id(c.text.to_string());
+                    return DeviceRef::Id(c.text().to_string());
                 }
                 "notKnown" => return DeviceRef::NotKnown,
                 "restricted" => return DeviceRef::Restricted,
@@ -382,10 +382,10 @@ impl DeviceRef {
                 _ => {}
             }
         }
-        if el.text.is_empty() {
+        if el.text().is_empty() {
             DeviceRef::NotKnown
         } else {
-            DeviceRef::Id(el.text.to_string())
+            DeviceRef::Id(el.text().to_string())
         }
     }
 
@@ -414,7 +414,7 @@ pub struct ConnectionListItem {
 }
 
 impl ConnectionListItem {
-    pub(crate) fn decode_list(el: &Element<'_>) -> Vec<ConnectionListItem> {
+    pub(crate) fn decode_list(el: Element<'_>) -> Vec<ConnectionListItem> {
         el.children_named("connectionListItem")
             .map(|item| ConnectionListItem {
                 new_connection: item.child("newConnection").map(ConnectionId::decode),
@@ -449,22 +449,22 @@ impl ConnectionListItem {
 }
 
 /// Parses `true`/`false` (also `1`/`0`), naming the element on error.
-pub(crate) fn parse_bool(el: &Element<'_>) -> Result<bool, DecodeError> {
-    match el.text.as_ref() {
+pub(crate) fn parse_bool(el: Element<'_>) -> Result<bool, DecodeError> {
+    match el.text() {
         "true" | "1" | "TRUE" | "True" => Ok(true),
         "false" | "0" | "FALSE" | "False" => Ok(false),
         other => Err(DecodeError::Value {
-            element: el.name.to_string(),
+            element: el.name().to_string(),
             reason: format!("{other:?} is not a boolean"),
         }),
     }
 }
 
 /// Parses an unsigned integer, naming the element on error.
-pub(crate) fn parse_u32(el: &Element<'_>) -> Result<u32, DecodeError> {
-    el.text.parse().map_err(|_| DecodeError::Value {
-        element: el.name.to_string(),
-        reason: format!("{:?} is not an unsigned integer", el.text),
+pub(crate) fn parse_u32(el: Element<'_>) -> Result<u32, DecodeError> {
+    el.text().parse().map_err(|_| DecodeError::Value {
+        element: el.name().to_string(),
+        reason: format!("{:?} is not an unsigned integer", el.text()),
     })
 }
 

@@ -1,4 +1,5 @@
-//! A bounded XML reader into a small element tree (local names only), and a canonical writer.
+//! A bounded XML reader into an element tree held in one vector (local names only), and a
+//! canonical writer.
 
 use std::borrow::Cow;
 
@@ -32,66 +33,148 @@ impl Default for XmlLimits {
     }
 }
 
-/// An element: local name, the namespace bound to its prefix (or the default), text, children.
+/// A parsed document: its elements in document order, in one vector (one allocation for the
+/// whole tree, freed at once), linked to their first child and next sibling.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Element<'a> {
-    /// Local name (prefix removed).
-    pub name: Cow<'a, str>,
-    /// Namespace URI declared on this element for its own prefix, if any.
-    pub namespace: Option<String>,
-    /// Text content, entities resolved, surrounding whitespace trimmed.
-    pub text: Cow<'a, str>,
-    /// Child elements in document order.
-    pub children: Vec<Element<'a>>,
+pub struct Document<'a> {
+    nodes: Vec<Node<'a>>,
 }
 
-impl<'a> Element<'a> {
+/// Index 0 is the root, never anyone's child or sibling: 0 means "none" in the links.
+const NONE: u32 = 0;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Node<'a> {
+    name: &'a str,
+    namespace: Option<Cow<'a, str>>,
+    text: Cow<'a, str>,
+    first_child: u32,
+    last_child: u32,
+    next_sibling: u32,
+}
+
+impl<'a> Document<'a> {
+    /// The root element.
+    pub fn root(&self) -> Element<'_> {
+        Element { doc: self, idx: 0 }
+    }
+}
+
+/// An element of a [`Document`]: local name, the namespace bound to its prefix (or the
+/// default), text, children. A copyable view.
+#[derive(Clone, Copy)]
+pub struct Element<'d> {
+    doc: &'d Document<'d>,
+    idx: u32,
+}
+
+impl std::fmt::Debug for Element<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Element")
+            .field("name", &self.name())
+            .field("text", &self.text())
+            .field("children", &self.children().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The children of an element, in document order.
+#[derive(Clone)]
+pub struct Children<'d> {
+    doc: &'d Document<'d>,
+    next: u32,
+}
+
+impl<'d> Iterator for Children<'d> {
+    type Item = Element<'d>;
+
+    fn next(&mut self) -> Option<Element<'d>> {
+        if self.next == NONE {
+            return None;
+        }
+        let idx = self.next;
+        self.next = self
+            .doc
+            .nodes
+            .get(idx as usize)
+            .map_or(NONE, |n| n.next_sibling);
+        Some(Element { doc: self.doc, idx })
+    }
+}
+
+impl<'d> Element<'d> {
+    fn node(&self) -> &'d Node<'d> {
+        // Views are only made from indices the parser linked.
+        &self.doc.nodes[self.idx as usize]
+    }
+
+    /// Local name (prefix removed).
+    pub fn name(&self) -> &'d str {
+        self.node().name
+    }
+
+    /// Namespace URI declared on this element for its own prefix, if any.
+    pub fn namespace(&self) -> Option<&'d str> {
+        self.node().namespace.as_deref()
+    }
+
+    /// Text content, entities resolved, surrounding whitespace trimmed.
+    pub fn text(&self) -> &'d str {
+        &self.node().text
+    }
+
+    /// Child elements in document order.
+    pub fn children(&self) -> Children<'d> {
+        Children {
+            doc: self.doc,
+            next: self.node().first_child,
+        }
+    }
+
     /// The first child with this local name (exact match first, then ignoring ASCII case).
-    pub fn child(&self, name: &str) -> Option<&Element<'a>> {
-        self.children.iter().find(|c| c.name == name).or_else(|| {
-            self.children
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case(name))
+    pub fn child(&self, name: &str) -> Option<Element<'d>> {
+        self.children().find(|c| c.name() == name).or_else(|| {
+            self.children()
+                .find(|c| c.name().eq_ignore_ascii_case(name))
         })
     }
 
     /// Every child with this local name.
-    pub fn children_named<'s>(
-        &'s self,
-        name: &'s str,
-    ) -> impl Iterator<Item = &'s Element<'a>> + 's {
-        self.children
-            .iter()
-            .filter(move |c| c.name.eq_ignore_ascii_case(name))
+    pub fn children_named<'s>(&self, name: &'s str) -> impl Iterator<Item = Element<'d>> + 's
+    where
+        'd: 's,
+    {
+        self.children()
+            .filter(move |c| c.name().eq_ignore_ascii_case(name))
     }
 
     /// Text of the named child.
-    pub fn child_text(&self, name: &str) -> Option<&str> {
-        self.child(name).map(|c| c.text.as_ref())
+    pub fn child_text(&self, name: &str) -> Option<&'d str> {
+        self.child(name).map(|c| c.text())
     }
 
     /// Text of a required child, or an error naming it and its parent.
-    pub fn required_text(&self, name: &'static str) -> Result<&str, DecodeError> {
+    pub fn required_text(&self, name: &'static str) -> Result<&'d str, DecodeError> {
         self.child_text(name).ok_or_else(|| self.missing(name))
     }
 
     /// A required child, or an error naming it and its parent.
-    pub fn required(&self, name: &'static str) -> Result<&Element<'a>, DecodeError> {
+    pub fn required(&self, name: &'static str) -> Result<Element<'d>, DecodeError> {
         self.child(name).ok_or_else(|| self.missing(name))
     }
 
     /// The error for a missing child.
     pub fn missing(&self, name: &'static str) -> DecodeError {
         DecodeError::Missing {
-            parent: self.name.to_string(),
+            parent: self.name().to_string(),
             element: name,
         }
     }
 
     /// Finds a descendant by local name, depth first.
-    pub fn find(&self, name: &str) -> Option<&Element<'a>> {
-        self.children.iter().find_map(|c| {
-            if c.name.eq_ignore_ascii_case(name) {
+    pub fn find(&self, name: &str) -> Option<Element<'d>> {
+        self.children().find_map(|c| {
+            if c.name().eq_ignore_ascii_case(name) {
                 Some(c)
             } else {
                 c.find(name)
@@ -101,16 +184,16 @@ impl<'a> Element<'a> {
 }
 
 fn append_text<'a>(
-    el: &mut Element<'a>,
+    node: &mut Node<'a>,
     text: Cow<'a, str>,
     limits: &XmlLimits,
 ) -> Result<(), DecodeError> {
-    if el.text.is_empty() {
-        el.text = text;
+    if node.text.is_empty() {
+        node.text = text;
     } else {
-        el.text.to_mut().push_str(&text);
+        node.text.to_mut().push_str(&text);
     }
-    if el.text.len() > limits.max_text {
+    if node.text.len() > limits.max_text {
         return Err(DecodeError::Limit {
             what: "text of one element",
             limit: limits.max_text,
@@ -173,34 +256,18 @@ fn unescape(raw: &str) -> Result<Cow<'_, str>, DecodeError> {
     Ok(Cow::Owned(out))
 }
 
-fn too_many(count: usize, limits: &XmlLimits) -> Result<(), DecodeError> {
-    if count > limits.max_elements {
-        return Err(DecodeError::Limit {
-            what: "element count",
-            limit: limits.max_elements,
-        });
-    }
-    Ok(())
-}
-
-/// An element being read, with its prefix (for `xmlns:prefix` and the end tag check).
-struct Open<'a> {
-    element: Element<'a>,
-    prefix: &'a str,
-}
-
-/// Parses one document into its root element, within `limits`. Beyond the tokens, it checks
-/// that end tags match, that there is one root and no text outside it.
-pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, DecodeError> {
+/// Parses one document, within `limits`. Beyond the tokens, it checks that end tags match,
+/// that there is one root and no text outside it.
+pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Document<'a>, DecodeError> {
     if text.len() > limits.max_bytes {
         return Err(DecodeError::Limit {
             what: "document size",
             limit: limits.max_bytes,
         });
     }
-    let mut stack: Vec<Open<'a>> = Vec::with_capacity(8);
-    let mut root: Option<Element<'a>> = None;
-    let mut count = 0usize;
+    let mut nodes: Vec<Node<'a>> = Vec::with_capacity(32);
+    // Open elements: node index and prefix (for `xmlns:prefix` and the end tag check).
+    let mut stack: Vec<(u32, &'a str)> = Vec::with_capacity(8);
     let mut tokens = Tokenizer::new(text);
     while let Some(token) = tokens.next_token()? {
         match token {
@@ -211,25 +278,24 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
                 empty,
                 at,
             } => {
-                if root.is_some() {
+                if stack.is_empty() && !nodes.is_empty() {
                     return Err(DecodeError::Xml(format!(
                         "content after the root element at byte {at}"
                     )));
                 }
-                count += 1;
-                too_many(count, limits)?;
+                if nodes.len() >= limits.max_elements {
+                    return Err(DecodeError::Limit {
+                        what: "element count",
+                        limit: limits.max_elements,
+                    });
+                }
                 if !empty && stack.len() >= limits.max_depth {
                     return Err(DecodeError::Limit {
                         what: "nesting depth",
                         limit: limits.max_depth,
                     });
                 }
-                let mut element = Element {
-                    name: Cow::Borrowed(local),
-                    namespace: None,
-                    text: Cow::Borrowed(""),
-                    children: Vec::new(),
-                };
+                let mut namespace = None;
                 for attr in attributes(attrs).flatten() {
                     let binds_own = match attr {
                         ("", "xmlns", _) => prefix.is_empty(),
@@ -237,48 +303,58 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
                         _ => false,
                     };
                     if binds_own {
-                        element.namespace = Some(unescape(attr.2)?.into_owned());
+                        namespace = Some(unescape(attr.2)?);
                     }
                 }
-                if empty {
-                    match stack.last_mut() {
-                        Some(parent) => parent.element.children.push(element),
-                        None => root = Some(element),
+                // Within max_elements (a usize bound far below u32::MAX in practice).
+                let idx = u32::try_from(nodes.len()).map_err(|_| DecodeError::Limit {
+                    what: "element count",
+                    limit: limits.max_elements,
+                })?;
+                nodes.push(Node {
+                    name: local,
+                    namespace,
+                    text: Cow::Borrowed(""),
+                    first_child: NONE,
+                    last_child: NONE,
+                    next_sibling: NONE,
+                });
+                if let Some(&(parent, _)) = stack.last() {
+                    let last = nodes[parent as usize].last_child;
+                    if last == NONE {
+                        nodes[parent as usize].first_child = idx;
+                    } else {
+                        nodes[last as usize].next_sibling = idx;
                     }
-                } else {
-                    stack.push(Open { element, prefix });
+                    nodes[parent as usize].last_child = idx;
+                }
+                if !empty {
+                    stack.push((idx, prefix));
                 }
             }
             Token::End { qname, at } => {
-                let Some(Open {
-                    element: mut el,
-                    prefix,
-                }) = stack.pop()
-                else {
+                let Some((idx, prefix)) = stack.pop() else {
                     return Err(DecodeError::Xml(format!("unmatched end tag at byte {at}")));
                 };
+                let node = &mut nodes[idx as usize];
                 let matches = if prefix.is_empty() {
-                    qname == el.name
+                    qname == node.name
                 } else {
-                    qname.len() == prefix.len() + 1 + el.name.len()
+                    qname.len() == prefix.len() + 1 + node.name.len()
                         && qname.starts_with(prefix)
                         && qname.as_bytes()[prefix.len()] == b':'
-                        && qname.ends_with(el.name.as_ref())
+                        && qname.ends_with(node.name)
                 };
                 if !matches {
                     return Err(DecodeError::Xml(format!(
                         "end tag </{qname}> at byte {at} does not close <{}>",
-                        el.name
+                        node.name
                     )));
                 }
-                trim_text(&mut el.text);
-                match stack.last_mut() {
-                    Some(parent) => parent.element.children.push(el),
-                    None => root = Some(el),
-                }
+                trim_text(&mut node.text);
             }
-            Token::Text { raw, at } => match stack.last_mut() {
-                Some(open) => append_text(&mut open.element, unescape(raw)?, limits)?,
+            Token::Text { raw, at } => match stack.last() {
+                Some(&(idx, _)) => append_text(&mut nodes[idx as usize], unescape(raw)?, limits)?,
                 None if raw.trim().is_empty() => {}
                 None => {
                     return Err(DecodeError::Xml(format!(
@@ -287,19 +363,22 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Element<'a>, Decod
                 }
             },
             Token::Cdata(t) => {
-                if let Some(open) = stack.last_mut() {
-                    append_text(&mut open.element, Cow::Borrowed(t), limits)?;
+                if let Some(&(idx, _)) = stack.last() {
+                    append_text(&mut nodes[idx as usize], Cow::Borrowed(t), limits)?;
                 }
             }
         }
     }
-    if let Some(open) = stack.last() {
+    if let Some(&(idx, _)) = stack.last() {
         return Err(DecodeError::Xml(format!(
             "document ends inside <{}>",
-            open.element.name
+            nodes[idx as usize].name
         )));
     }
-    root.ok_or_else(|| DecodeError::Xml("no root element".into()))
+    if nodes.is_empty() {
+        return Err(DecodeError::Xml("no root element".into()));
+    }
+    Ok(Document { nodes })
 }
 
 /// Writes canonical XML: declaration, default namespace on the root, no pretty printing.
@@ -424,9 +503,10 @@ mod tests {
     #[test]
     fn local_names_prefixes_and_entities() {
         let doc = r#"<?xml version="1.0"?><ns3:SystemStatus xmlns:ns3="urn:x"><ns3:a>N&lt;1&gt;;x &amp; y</ns3:a><b/></ns3:SystemStatus>"#;
-        let root = parse(doc, &XmlLimits::default()).expect("parses");
-        assert_eq!(root.name, "SystemStatus");
-        assert_eq!(root.namespace.as_deref(), Some("urn:x"));
+        let doc = parse(doc, &XmlLimits::default()).expect("parses");
+        let root = doc.root();
+        assert_eq!(root.name(), "SystemStatus");
+        assert_eq!(root.namespace(), Some("urn:x"));
         assert_eq!(root.child_text("a"), Some("N<1>;x & y"));
         assert!(root.child("B").is_some(), "case-insensitive fallback");
     }
@@ -452,27 +532,33 @@ mod tests {
             assert!(e.contains(what), "{doc}: {e}");
         }
         let ok = parse("<p:a xmlns:p='u' >x</p:a >", &XmlLimits::default()).expect("parses");
-        assert_eq!((ok.name.as_ref(), ok.text.as_ref()), ("a", "x"));
-        assert_eq!(ok.namespace.as_deref(), Some("u"));
+        let ok = ok.root();
+        assert_eq!((ok.name(), ok.text()), ("a", "x"));
+        assert_eq!(ok.namespace(), Some("u"));
     }
 
     #[test]
     fn children_keep_their_parents_and_order() {
         let doc = "<r><a><x>1</x><y/><z>3</z></a><b/><c>4<d>5</d></c></r>";
-        let root = parse(doc, &XmlLimits::default()).expect("parses");
-        let names = |e: &Element<'_>| {
-            e.children
-                .iter()
-                .map(|c| c.name.to_string())
+        let doc = parse(doc, &XmlLimits::default()).expect("parses");
+        let root = doc.root();
+        let names = |e: Element<'_>| {
+            e.children()
+                .map(|c| c.name().to_owned())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(names(&root), ["a", "b", "c"]);
+        assert_eq!(names(root), ["a", "b", "c"]);
         let a = root.child("a").expect("a");
         assert_eq!(names(a), ["x", "y", "z"]);
         assert_eq!(a.child_text("z"), Some("3"));
+        assert_eq!(a.find("y").map(|y| y.name()), Some("y"));
+        assert_eq!(root.find("d").map(|d| d.text()), Some("5"), "depth first");
         let c = root.child("c").expect("c");
-        assert_eq!((c.text.as_ref(), names(c)), ("4", vec!["d".to_owned()]));
-        assert!(root.child("b").is_some_and(|b| b.children.is_empty()));
+        assert_eq!((c.text(), names(c)), ("4", vec!["d".to_owned()]));
+        assert!(
+            root.child("b")
+                .is_some_and(|b| b.children().next().is_none())
+        );
     }
 
     #[test]
