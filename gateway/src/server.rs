@@ -374,9 +374,9 @@ async fn run_flow<S>(
         .next_flow
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(shared.send_queue);
-    // Keep-alive answers go through the queue too (in order with the rest); a weak handle, so
-    // the queue still closes when the driver lets the connection go.
-    let pongs = out_tx.downgrade();
+    // A weak handle on the queue, so that it still closes when the driver lets the connection
+    // go: to see how deep it is, and to queue keep-alive answers in order with the rest.
+    let queue = out_tx.downgrade();
     let (open, mut closed) = oneshot::channel::<()>();
     if shared
         .tx
@@ -394,18 +394,12 @@ async fn run_flow<S>(
     }
     let (mut rd, wr) = tokio::io::split(stream);
     let tracer = shared.tracer.clone();
-    let mut writer = tokio::spawn(async move {
-        let written = write_queue(wr, out_rx, |b| {
-            if let Some(t) = &tracer {
-                t.data(local, peer, crate::trace::Way::Out, b);
-            }
-        })
-        .await;
+    // Aborted when this task ends, unless it finished first.
+    let mut writer = AbortOnDrop(tokio::spawn(write_queue(wr, out_rx, move |b| {
         if let Some(t) = &tracer {
-            t.closed(local, peer);
+            t.data(local, peer, crate::trace::Way::Out, b);
         }
-        written
-    });
+    })));
     let mut framer = StreamFramer::new(shared.limits);
     let mut buf = vec![0u8; 64 * 1024];
     // A peer reading slower than it asks: past half its queue, reading pauses so that TCP holds
@@ -414,8 +408,9 @@ async fn run_flow<S>(
     // gateway as the gateway waits for it. Read on past that, its new work gets 503 (the engine)
     // while the queue stays deep; full, the connection is closed.
     let mut paused: Option<Instant> = None;
-    'conn: loop {
-        let deep = pongs
+    // Whether what is still queued may be written once reading ends.
+    let drain = 'conn: loop {
+        let deep = queue
             .upgrade()
             .is_some_and(|q| q.capacity() < shared.send_queue / 2);
         if !deep {
@@ -426,7 +421,7 @@ async fn run_flow<S>(
             () = tokio::time::sleep(PAUSE_CHECK), if pause => {}
             read = rd.read(&mut buf), if !pause => {
                 let n = match read {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => break true,
                     Ok(n) => n,
                 };
                 let at = Instant::now();
@@ -438,15 +433,15 @@ async fn run_flow<S>(
                     match framer.next_item() {
                         Ok(Some(StreamItem::Message(msg))) => {
                             if shared.tx.send(Cmd::Sip { flow, msg, at }).await.is_err() {
-                                break 'conn;
+                                break 'conn true;
                             }
                         }
                         Ok(Some(StreamItem::Ping)) => {
-                            let queued = pongs
+                            let queued = queue
                                 .upgrade()
                                 .is_some_and(|q| q.try_send(b"\r\n".to_vec()).is_ok());
                             if !queued {
-                                break 'conn;
+                                break 'conn true;
                             }
                         }
                         Ok(Some(StreamItem::Pong)) => {}
@@ -454,31 +449,26 @@ async fn run_flow<S>(
                         Err(e) => {
                             shared.metrics.malformed.inc();
                             tracing::warn!(%peer, error = %e, "SIP framing lost; closing the connection");
-                            break 'conn;
+                            break 'conn true;
                         }
                     }
                 }
             }
-            _ = &mut writer => {
-                let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
-                return;
-            }
-            _ = &mut closed => {
-                // The driver gave the connection up (its queue overflowed).
-                writer.abort();
-                if let Some(t) = &shared.tracer {
-                    t.closed(local, peer);
-                }
-                let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
-                return;
-            }
+            // The writer ended: a write failed.
+            _ = &mut writer.0 => break false,
+            // The driver gave the connection up (its queue overflowed): its peer is not reading.
+            _ = &mut closed => break false,
         }
-    }
+    };
     // The driver drops its queue handle; the writer then sends what is left and closes, unless
     // the peer no longer reads at all.
     let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
-    if tokio::time::timeout(LINGER, &mut writer).await.is_err() {
-        writer.abort();
+    if drain {
+        let _ = tokio::time::timeout(LINGER, &mut writer.0).await;
+    }
+    drop(writer);
+    if let Some(t) = &shared.tracer {
+        t.closed(local, peer);
     }
 }
 

@@ -533,6 +533,7 @@ async fn run_conn<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
+    // Weak, so the queue closes when the pool lets the connection go.
     let pongs = out_tx.downgrade();
     if tx
         .send(Cmd::Up {
@@ -558,12 +559,12 @@ async fn run_conn<S>(
     });
     let mut framer = StreamFramer::new(Limits::default());
     let mut buf = vec![0u8; 64 * 1024];
-    let mut writer_done = false;
-    'conn: loop {
+    // Whether the writer may still send what is queued once reading ends.
+    let drain = 'conn: loop {
         tokio::select! {
             read = rd.read(&mut buf) => {
                 let n = match read {
-                    Ok(0) | Err(_) => break,
+                    Ok(0) | Err(_) => break true,
                     Ok(n) => n,
                 };
                 framer.push(&buf[..n]);
@@ -571,7 +572,7 @@ async fn run_conn<S>(
                     match framer.next_item() {
                         Ok(Some(StreamItem::Message(msg))) => {
                             if tx.send(Cmd::Msg { conn, msg }).await.is_err() {
-                                break 'conn;
+                                break 'conn true;
                             }
                         }
                         Ok(Some(StreamItem::Ping)) => {
@@ -579,31 +580,28 @@ async fn run_conn<S>(
                                 .upgrade()
                                 .is_some_and(|q| q.try_send(b"\r\n".to_vec()).is_ok());
                             if !queued {
-                                break 'conn;
+                                break 'conn true;
                             }
                         }
                         Ok(Some(StreamItem::Pong)) => {}
                         Ok(None) => break,
                         Err(e) => {
                             tracing::warn!(conn, error = %e, "Front End: SIP framing lost");
-                            break 'conn;
+                            break 'conn true;
                         }
                     }
                 }
             }
-            _ = &mut writer => {
-                writer_done = true;
-                break;
-            }
+            _ = &mut writer => break false,
         }
-    }
+    };
     let _ = tx
         .send(Cmd::Down {
             conn: Some(conn),
             route,
         })
         .await;
-    if !writer_done {
+    if drain {
         // The writer ends once the pool lets the connection go (its queue closes).
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
         writer.abort();
