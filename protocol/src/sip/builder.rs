@@ -44,35 +44,9 @@ impl Message {
     }
 }
 
-/// Whether a From/To value carries a `tag` parameter, read without building the name-addr: the
-/// header's parameters follow `>` when the URI is enclosed, else the first `;`.
+/// Whether a From/To value carries a `tag` parameter, read without building the name-addr.
 fn has_tag(name_addr: &str) -> bool {
-    let mut rest = name_addr.trim_start();
-    if let Some(quoted) = rest.strip_prefix('"') {
-        // Skip the display name: it may hold `<`, `>` or `;`.
-        let mut chars = quoted.char_indices();
-        rest = "";
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '"' => {
-                    rest = &quoted[i + 1..];
-                    break;
-                }
-                _ => {}
-            }
-        }
-    }
-    let params = match rest.find('<') {
-        Some(lt) => rest[lt..].find('>').map_or("", |gt| &rest[lt + gt + 1..]),
-        None => rest,
-    };
-    params.split(';').skip(1).any(|p| {
-        let name = p.split('=').next().unwrap_or("").trim();
-        name.eq_ignore_ascii_case("tag")
-    })
+    super::headers::header_param(name_addr, "tag").is_some()
 }
 
 /// The state of a dialog needed to build requests within it, on either side.
@@ -317,6 +291,7 @@ mod tests {
             ("\"a\\\"b;tag=1\" <sip:x@y>;TAG=2", true),
             ("Bob <sip:a@b>;epid=1 ; tag = 2", true),
             ("<sip:a@b>;tagx=1;xtag=2", false),
+            ("<sip:a@b>;x=\"a;tag=b\"", false),
         ];
         for (value, tagged) in cases {
             assert_eq!(has_tag(value), tagged, "{value}");

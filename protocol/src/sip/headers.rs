@@ -19,6 +19,19 @@ pub fn split_values(value: &str) -> Result<Vec<&str>, String> {
         .collect()
 }
 
+/// The value of parameter `name` (case-insensitive) of one header value, read without parsing
+/// it: the parameters follow the first `;` outside quotes and `<...>` (after a Via's sent-by, a
+/// name-addr's `>`, or an addr-spec, whose own parameters are the header's). `None` when absent
+/// or without a value.
+pub(crate) fn header_param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
+    split_outside_quotes(value, b';').skip(1).find_map(|param| {
+        let (n, v) = param.split_once('=')?;
+        n.trim_matches(is_lws)
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim_matches(is_lws))
+    })
+}
+
 fn values<'a>(msg: &'a Message, name: &'static str) -> Result<Vec<&'a str>, SipError> {
     let mut out = Vec::new();
     for line in msg.headers_named(name) {
@@ -354,13 +367,7 @@ impl Message {
     /// matching responses to the requests it forwarded needs nothing else).
     pub fn top_via_branch(&self) -> Option<&str> {
         let line = self.headers_named("Via").next()?;
-        let first = split_outside_quotes(line, b',').next()?;
-        split_outside_quotes(first, b';').skip(1).find_map(|param| {
-            let (name, value) = param.split_once('=')?;
-            name.trim_matches(is_lws)
-                .eq_ignore_ascii_case("branch")
-                .then(|| value.trim_matches(is_lws))
-        })
+        header_param(split_outside_quotes(line, b',').next()?, "branch")
     }
 
     /// The top Via.
