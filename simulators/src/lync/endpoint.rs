@@ -140,9 +140,9 @@ pub struct Endpoint {
     counter: u64,
     sign_ins: u32,
     refreshes: u32,
-    nonce: u64,
-    /// The hash of user, epid and nonce that makes tags and branches unique, once computed.
-    unique_key: Option<u64>,
+    /// The hash of user, epid and a per-process random key: it makes tags and branches unique
+    /// across endpoints and runs.
+    unique_key: u64,
     signin_started: Option<Instant>,
     /// Measurements for load runs, drained by [`Endpoint::drain_timings`].
     timings: Timings,
@@ -169,6 +169,13 @@ fn micros(d: Duration) -> u32 {
 impl Endpoint {
     /// An idle endpoint.
     pub fn new(config: EndpointConfig) -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let nonce = crate::nonce();
+        let mut h = random_state().build_hasher();
+        h.write(config.user.as_bytes());
+        h.write(config.epid.as_bytes());
+        h.write_u64(nonce);
+        let unique_key = h.finish();
         Endpoint {
             config,
             phase: Phase::Idle,
@@ -197,8 +204,7 @@ impl Endpoint {
             counter: 0,
             sign_ins: 0,
             refreshes: 0,
-            nonce: crate::nonce(),
-            unique_key: None,
+            unique_key,
             signin_started: None,
             timings: Timings::default(),
             keep_events: true,
@@ -209,19 +215,9 @@ impl Endpoint {
     fn unique(&mut self, prefix: &str) -> String {
         use std::fmt::Write;
         self.counter += 1;
-        // Unique across endpoints and runs: the user, the epid and a per-process random key,
-        // hashed once per endpoint.
-        let key = *self.unique_key.get_or_insert_with(|| {
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = random_state().build_hasher();
-            h.write(self.config.user.as_bytes());
-            h.write(self.config.epid.as_bytes());
-            h.write_u64(self.nonce);
-            h.finish()
-        });
         let mut out = String::with_capacity(prefix.len() + 24);
         out.push_str(prefix);
-        let _ = write!(out, "{key:016x}{:x}", self.counter);
+        let _ = write!(out, "{:016x}{:x}", self.unique_key, self.counter);
         out
     }
 
