@@ -253,27 +253,31 @@ pub(crate) async fn scrape(port: u16) -> anyhow::Result<String> {
     Ok(text)
 }
 
-/// The sum of every sample of one metric in Prometheus text (0 when absent).
-pub(crate) fn metric(text: &str, name: &str) -> f64 {
+/// The sum of the samples of metric `name` in Prometheus text whose labels (`None`: it has
+/// none) `wanted` accepts; 0 when there is none.
+fn sum_samples(text: &str, name: &str, wanted: impl Fn(Option<&str>) -> bool) -> f64 {
     text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        .filter(|l| match l.strip_prefix(name) {
+            Some(rest) if rest.starts_with(' ') => wanted(None),
+            Some(rest) => rest
+                .strip_prefix('{')
+                .is_some_and(|labels| wanted(Some(labels))),
+            None => false,
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .fold(0.0, |sum, v| sum + v)
 }
 
+/// The sum of every sample of one metric in Prometheus text (0 when absent).
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
+    sum_samples(text, name, |_| true)
+}
+
 /// The sum of the samples of one metric whose labels include `label` (e.g. `reason="busy"`).
 pub(crate) fn metric_labelled(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('{'))
-                .is_some_and(|labels| labels.split(['}', ',']).any(|l| l == label))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |sum, v| sum + v)
+    sum_samples(text, name, |labels| {
+        labels.is_some_and(|ls| ls.split(['}', ',']).any(|l| l == label))
+    })
 }
 
 /// The upper bound of the histogram bucket that holds quantile `q` of the samples whose
