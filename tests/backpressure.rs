@@ -1,15 +1,19 @@
 //! Backpressure on a SIP connection. The gateway writes from a task of its own, so a write that
-//! waits for the peer never stops it from reading; past half of `sip.send_queue` it pauses
-//! reading (TCP holds the peer back) for 2 s at most, so a Front End that reads only once its
-//! own writes get through is never deadlocked against it; read on while the queue is still deep,
-//! new work gets 503; full, the connection is closed and counted, while other connections keep
-//! being served.
+//! waits for the peer never stops it from reading; once half of `sip.send_queue` is owed (queued
+//! answers and requests not yet taken up) it pauses reading (TCP holds the peer back) for 2 s at
+//! most, so a Front End that reads only once its own writes get through is never deadlocked
+//! against it, and one that reads late loses nothing; read on while the queue is still deep, new
+//! work gets 503; full, the connection is closed and counted, while other connections keep being
+//! served.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use rcc_protocol::sip::{Limits, StreamFramer, StreamItem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::Instant;
 
 fn options(seq: u32, call: &str) -> Vec<u8> {
     format!(
@@ -105,11 +109,15 @@ async fn small_buffers(addr: std::net::SocketAddr) -> anyhow::Result<TcpStream> 
 /// How many answers of `answer_len` bytes the kernel can hold between the gateway's queue and
 /// the peer (the gateway's send buffer at its autotuning ceiling, the peer's receive buffer).
 fn kernel_answers(answer_len: usize) -> usize {
-    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+    (tcp_mem_max("tcp_wmem", 4 << 20) + 256 * 1024) / answer_len.max(1)
+}
+
+/// The kernel's ceiling for a TCP buffer, from `/proc/sys/net/ipv4/<name>` (its third field).
+fn tcp_mem_max(name: &str, otherwise: usize) -> usize {
+    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
         .ok()
         .and_then(|s| s.split_whitespace().nth(2).and_then(|v| v.parse().ok()))
-        .unwrap_or(4 << 20);
-    (wmem_max + 256 * 1024) / answer_len.max(1)
+        .unwrap_or(otherwise)
 }
 
 /// `request` sent on a fresh connection: its answer's size in bytes.
@@ -177,6 +185,96 @@ async fn a_peer_that_writes_everything_before_reading_is_never_deadlocked() -> a
         Some(u64::from(requests) + 1),
         "residence counted:\n{text}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_peer_held_back_by_the_pause_then_reading_loses_nothing() -> anyhow::Result<()> {
+    // A small queue: a gateway that read on regardless would soon owe the peer more answers
+    // than the queue and the kernel hold, and close the connection.
+    const QUEUE: usize = 64;
+    let gw = gateway(QUEUE).await?;
+    let addr = gw
+        .sip_tcp
+        .ok_or_else(|| anyhow::anyhow!("no TCP listener"))?;
+
+    // The peer writes requests, reading nothing, until it is told to stop.
+    let (mut reader, mut writer) = small_buffers(addr).await?.into_split();
+    let written = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = tokio::spawn({
+        let (written, stop) = (written.clone(), stop.clone());
+        async move {
+            let mut chunk = Vec::new();
+            let mut seq = 0;
+            while !stop.load(Ordering::Relaxed) {
+                chunk.clear();
+                for _ in 0..32 {
+                    seq += 1;
+                    chunk.extend_from_slice(&options(seq, "writer"));
+                }
+                writer.write_all(&chunk).await?;
+                written.store(seq, Ordering::Relaxed);
+            }
+            anyhow::Ok(writer)
+        }
+    });
+
+    // The gateway stops taking its requests, so its writes stall. It starts reading once they
+    // have made no progress for 300 ms, well within the 2 s pause.
+    let (mut last, mut since) = (0, Instant::now());
+    let deadline = since + Duration::from_secs(120);
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if flood.is_finished() {
+            let end = flood.await?.err();
+            let sent = written.load(Ordering::Relaxed);
+            anyhow::bail!("nothing held the writer back; it ended after {sent} requests: {end:?}");
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the writer never stalled");
+        let now = written.load(Ordering::Relaxed);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= Duration::from_millis(300) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+
+    // Reading lets the gateway go on: the write in progress completes, the writer stops, and
+    // every request it wrote is answered 200, once and in order, on the same connection.
+    let mut framer = StreamFramer::new(Limits::default());
+    let mut buf = vec![0u8; 65536];
+    let mut seqs = Vec::new();
+    while !(flood.is_finished() && seqs.len() == written.load(Ordering::Relaxed) as usize) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "answers stopped after {}",
+            seqs.len()
+        );
+        let read = tokio::time::timeout(Duration::from_millis(100), reader.read(&mut buf)).await;
+        let Ok(read) = read else { continue };
+        let n = read?;
+        anyhow::ensure!(n > 0, "the connection closed after {} answers", seqs.len());
+        framer.push(&buf[..n]);
+        while let Some(item) = framer.next_item()? {
+            if let StreamItem::Message(m) = item {
+                anyhow::ensure!(m.status() == Some(200), "not a 200: {m}");
+                seqs.push(m.cseq()?.seq);
+            }
+        }
+    }
+    let _writer = flood.await??;
+    let total = written.load(Ordering::Relaxed);
+    assert!(
+        total > last,
+        "the stalled write went through once the peer read"
+    );
+    assert!(
+        seqs.iter().copied().eq(1..=total),
+        "every request answered once, in order"
+    );
+    assert_eq!(gw.metrics.queue_overflows.get(), 0, "no connection closed");
     Ok(())
 }
 

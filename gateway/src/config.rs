@@ -75,8 +75,8 @@ pub struct SipConfig {
     /// Events queued per dialog; beyond it the session is ended (the client re-syncs).
     #[serde(default = "default_event_queue")]
     pub event_queue: usize,
-    /// Messages queued for one SIP connection. Beyond half of it the peer is reading slower
-    /// than it asks: reading it pauses (2 s at most), then its new sessions and CSTA requests
+    /// Messages queued for one SIP connection. Owed beyond half of it (answers queued plus
+    /// requests not yet taken up), the peer is reading slower than it asks: reading it pauses (2 s at most), then its new sessions and CSTA requests
     /// get 503 with Retry-After; when it is full the connection is closed (counted in
     /// `rcc_gateway_queue_overflows_total`).
     #[serde(default = "default_send_queue")]

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ const DRIVER_QUEUE: usize = 8192;
 /// Frames queued to the PBX before the link is considered stuck (a monitor resync after a link
 /// loss sends one MonitorStart per device at once).
 const PBX_QUEUE: usize = 262_144;
-/// Longest pause in reading a SIP connection whose queue is over half full.
+/// Longest pause in reading a SIP connection that is owed half its queue.
 const PAUSE_MAX: Duration = Duration::from_secs(2);
 /// How often a paused connection looks whether its queue drained.
 const PAUSE_CHECK: Duration = Duration::from_millis(2);
@@ -46,6 +47,8 @@ enum Cmd {
         out: mpsc::Sender<Vec<u8>>,
         /// Dropped by the driver to close the connection at once (see [`FlowOut`]).
         open: oneshot::Sender<()>,
+        /// Requests read and handed to the driver, not yet taken up (see [`FlowOut`]).
+        unread: Arc<AtomicUsize>,
         target: Option<Target>,
         /// (local, peer) addresses.
         ends: (SocketAddr, SocketAddr),
@@ -100,7 +103,7 @@ struct Shared {
     max_per_peer: usize,
     /// Messages queued per SIP connection before it is considered stuck (`sip.send_queue`).
     send_queue: usize,
-    next_flow: std::sync::atomic::AtomicU64,
+    next_flow: AtomicU64,
     limits: Limits,
     client_tls: Option<Arc<ClientConfig>>,
     tracer: Option<Arc<crate::trace::Tracer>>,
@@ -157,7 +160,7 @@ impl GatewayHandle {
             per_peer: Mutex::new(HashMap::new()),
             max_per_peer: config.sip.max_connections_per_peer,
             send_queue: config.sip.send_queue,
-            next_flow: std::sync::atomic::AtomicU64::new(1),
+            next_flow: AtomicU64::new(1),
             limits: Limits::default(),
             client_tls,
         });
@@ -370,13 +373,12 @@ async fn run_flow<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let flow = shared
-        .next_flow
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let flow = shared.next_flow.fetch_add(1, Ordering::Relaxed);
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(shared.send_queue);
     // A weak handle on the queue, so that it still closes when the driver lets the connection
     // go: to see how deep it is, and to queue keep-alive answers in order with the rest.
     let queue = out_tx.downgrade();
+    let unread = Arc::new(AtomicUsize::new(0));
     let (open, mut closed) = oneshot::channel::<()>();
     if shared
         .tx
@@ -384,6 +386,7 @@ async fn run_flow<S>(
             flow,
             out: out_tx,
             open,
+            unread: unread.clone(),
             target,
             ends: (local, peer),
         })
@@ -402,57 +405,70 @@ async fn run_flow<S>(
     })));
     let mut framer = StreamFramer::new(shared.limits);
     let mut buf = vec![0u8; 64 * 1024];
-    // A peer reading slower than it asks: past half its queue, reading pauses so that TCP holds
-    // the peer back (answers to what it sends would only deepen the queue), but for PAUSE_MAX at
-    // most: a peer that reads only once its own writes get through would otherwise wait for the
-    // gateway as the gateway waits for it. Read on past that, its new work gets 503 (the engine)
-    // while the queue stays deep; full, the connection is closed.
+    // Answers this connection may already owe: queued for the writer, or requests handed to the
+    // driver and not yet taken up (at most one answer each, unless the driver lags behind).
+    let owed = || {
+        queue
+            .upgrade()
+            .map_or(0, |q| shared.send_queue - q.capacity())
+            + unread.load(Ordering::Relaxed)
+    };
+    // A peer reading slower than it asks: once half its queue is owed, no further request is
+    // taken from it, so that TCP holds the peer back (answers to what it sends would only deepen
+    // the queue), but for PAUSE_MAX at most: a peer that reads only once its own writes get
+    // through would otherwise wait for the gateway as the gateway waits for it. Read on past
+    // that, its new work gets 503 (the engine) while the queue stays deep; full, the connection
+    // is closed. The check comes before each request, not each read: one read can hold hundreds.
     let mut paused: Option<Instant> = None;
+    // When the bytes of the requests being framed were read.
+    let mut at = Instant::now();
     // Whether what is still queued may be written once reading ends.
     let drain = 'conn: loop {
-        let deep = queue
-            .upgrade()
-            .is_some_and(|q| q.capacity() < shared.send_queue / 2);
-        if !deep {
+        if owed() < shared.send_queue / 2 {
             paused = None;
+        } else if paused.get_or_insert_with(Instant::now).elapsed() < PAUSE_MAX {
+            tokio::select! {
+                () = tokio::time::sleep(PAUSE_CHECK) => continue,
+                _ = &mut writer.0 => break false,
+                _ = &mut closed => break false,
+            }
         }
-        let pause = deep && paused.get_or_insert_with(Instant::now).elapsed() < PAUSE_MAX;
+        match framer.next_item() {
+            Ok(Some(StreamItem::Message(msg))) => {
+                unread.fetch_add(1, Ordering::Relaxed);
+                if shared.tx.send(Cmd::Sip { flow, msg, at }).await.is_err() {
+                    break true;
+                }
+                continue;
+            }
+            Ok(Some(StreamItem::Ping)) => {
+                let queued = queue
+                    .upgrade()
+                    .is_some_and(|q| q.try_send(b"\r\n".to_vec()).is_ok());
+                if !queued {
+                    break true;
+                }
+                continue;
+            }
+            Ok(Some(StreamItem::Pong)) => continue,
+            Ok(None) => {}
+            Err(e) => {
+                shared.metrics.malformed.inc();
+                tracing::warn!(%peer, error = %e, "SIP framing lost; closing the connection");
+                break true;
+            }
+        }
         tokio::select! {
-            () = tokio::time::sleep(PAUSE_CHECK), if pause => {}
-            read = rd.read(&mut buf), if !pause => {
+            read = rd.read(&mut buf) => {
                 let n = match read {
-                    Ok(0) | Err(_) => break true,
+                    Ok(0) | Err(_) => break 'conn true,
                     Ok(n) => n,
                 };
-                let at = Instant::now();
+                at = Instant::now();
                 if let Some(t) = &shared.tracer {
                     t.data(local, peer, crate::trace::Way::In, &buf[..n]);
                 }
                 framer.push(&buf[..n]);
-                loop {
-                    match framer.next_item() {
-                        Ok(Some(StreamItem::Message(msg))) => {
-                            if shared.tx.send(Cmd::Sip { flow, msg, at }).await.is_err() {
-                                break 'conn true;
-                            }
-                        }
-                        Ok(Some(StreamItem::Ping)) => {
-                            let queued = queue
-                                .upgrade()
-                                .is_some_and(|q| q.try_send(b"\r\n".to_vec()).is_ok());
-                            if !queued {
-                                break 'conn true;
-                            }
-                        }
-                        Ok(Some(StreamItem::Pong)) => {}
-                        Ok(None) => break,
-                        Err(e) => {
-                            shared.metrics.malformed.inc();
-                            tracing::warn!(%peer, error = %e, "SIP framing lost; closing the connection");
-                            break 'conn true;
-                        }
-                    }
-                }
             }
             // The writer ended: a write failed.
             _ = &mut writer.0 => break false,
@@ -649,6 +665,9 @@ impl<T> Drop for AbortOnDrop<T> {
 /// A SIP connection as the driver sees it: its send queue, and a handle whose drop closes it.
 struct FlowOut {
     queue: mpsc::Sender<Vec<u8>>,
+    /// Requests its reader handed over and the driver has not yet taken up: the reader counts
+    /// them with the queue, so that a lagging driver cannot hide how much the peer is owed.
+    unread: Arc<AtomicUsize>,
     /// Dropped with the entry: the connection's tasks end at once, even while a write waits
     /// for a peer that no longer reads.
     _open: oneshot::Sender<()>,
@@ -710,6 +729,7 @@ async fn drive(
                 flow,
                 out,
                 open,
+                unread,
                 target,
                 ends,
             }) => {
@@ -717,6 +737,7 @@ async fn drive(
                     flow,
                     FlowOut {
                         queue: out.clone(),
+                        unread,
                         _open: open,
                     },
                 );
@@ -732,9 +753,10 @@ async fn drive(
                 residence = Some(("sip", at));
                 gw.begin_step(at);
                 // More than half the queue waiting: the peer reads slower than it asks.
-                let backed_up = flows
-                    .get(&flow)
-                    .is_some_and(|f| f.queue.capacity() < shared.send_queue / 2);
+                let backed_up = flows.get(&flow).is_some_and(|f| {
+                    f.unread.fetch_sub(1, Ordering::Relaxed);
+                    f.queue.capacity() < shared.send_queue / 2
+                });
                 gw.set_flow_congested(flow, backed_up);
                 gw.sip_message(flow, msg, now);
             }
