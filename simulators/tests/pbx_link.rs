@@ -562,3 +562,52 @@ async fn fault_drop_links(#[case] abort: bool) {
     let mut c2 = client(&sim).await;
     c2.monitor("1001").await;
 }
+
+/// A client that writes and never reads: the simulator goes on reading while its writes wait
+/// (a real CSTA server does; one that stopped reading would leave such a client blocked in its
+/// writes for ever), queues the answers up to its bound, then closes the link.
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_off_not_deadlocked() {
+    let sim = start(Profile::Generic).await;
+    let addr = sim.tcp_addr().expect("TCP listener");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(64 * 1024).expect("buffer");
+    socket.set_send_buffer_size(64 * 1024).expect("buffer");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let xml = csta::encode(
+        &Message::Request(Request::RequestSystemStatus { line: None }),
+        csta::ED3,
+    );
+    let mut chunk = Vec::new();
+    for invoke in 1..=256 {
+        chunk.extend(framing::encode_annex_j(invoke, xml.as_bytes()).expect("frame"));
+    }
+    // Far more than the link's queue (65,536) and the kernel's buffers hold answers for.
+    let mut sent = 0usize;
+    let flood = async {
+        while sent < 4_000_000 {
+            tokio::io::AsyncWriteExt::write_all(&mut stream, &chunk).await?;
+            sent += 256;
+        }
+        std::io::Result::Ok(())
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(120), flood)
+        .await
+        .unwrap_or_else(|_| panic!("writes stalled after {sent} requests: deadlocked"));
+    assert!(
+        ended.is_err(),
+        "the simulator took {sent} requests from a client that reads nothing"
+    );
+    assert!(
+        sent >= 65_536,
+        "closed after {sent} requests, before the queue could fill"
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !sim.links().await.expect("links").is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the link is still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

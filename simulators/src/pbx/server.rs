@@ -34,7 +34,7 @@ enum Cmd {
     Accept {
         link: LinkId,
         peer: String,
-        out: mpsc::Sender<LinkOut>,
+        out: Link,
     },
     Data {
         link: LinkId,
@@ -345,37 +345,45 @@ impl Resettable for tokio_rustls::server::TlsStream<TcpStream> {
     }
 }
 
-async fn serve_link<S>(mut stream: S, link: LinkId, peer: SocketAddr, tx: mpsc::Sender<Cmd>)
+async fn serve_link<S>(stream: S, link: LinkId, peer: SocketAddr, tx: mpsc::Sender<Cmd>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Resettable,
+    S: AsyncRead + AsyncWrite + Unpin + Resettable + Send + 'static,
 {
     let (out_tx, mut out_rx) = mpsc::channel(LINK_QUEUE);
+    let (kill, killed) = oneshot::channel::<()>();
     let accepted = Cmd::Accept {
         link,
         peer: peer.to_string(),
-        out: out_tx,
+        out: Link {
+            queue: out_tx,
+            kill,
+        },
     };
     if tx.send(accepted).await.is_err() {
         return;
     }
-    let mut buf = vec![0u8; 16 * 1024];
+    // Reading and writing are independent, as on a real CSTA server: while a write waits for a
+    // client that reads only once its own writes get through, what it sends is still read (a
+    // client that never reads fills the link's queue and is closed by the driver).
+    let (rd, mut wr) = tokio::io::split(stream);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let mut reader = tokio::spawn(read_link(rd, link, tx.clone(), stopped));
+    // Resolves only when the driver kills the link (dropping the handle is an orderly close).
+    let mut killed = std::pin::pin!(async move {
+        if killed.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    });
     // A Close taken from the queue while joining frames into one write, handled after it.
     let mut close_after: Option<LinkOut> = None;
-    loop {
+    let abort = loop {
         let next = match close_after.take() {
             Some(c) => Some(c),
             None => tokio::select! {
-                read = stream.read(&mut buf) => match read {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        let data = Cmd::Data { link, bytes: buf[..n].to_vec() };
-                        if tx.send(data).await.is_err() {
-                            return;
-                        }
-                        continue;
-                    }
-                },
                 out = out_rx.recv() => out,
+                // The client closed the link, or the driver is gone.
+                _ = &mut reader => break None,
+                () = &mut killed => break Some(true),
             },
         };
         match next {
@@ -393,27 +401,81 @@ where
                     },
                     |_| {},
                 );
-                if stream.write_all(&batch).await.is_err() {
-                    break;
+                // A client that does not read leaves this write waiting: the driver kills the
+                // link once its queue is full.
+                tokio::select! {
+                    written = wr.write_all(&batch) => if written.is_err() {
+                        break None;
+                    },
+                    () = &mut killed => break Some(true),
                 }
             }
-            Some(LinkOut::Close { abort }) => {
-                if abort {
-                    stream.reset();
-                } else {
-                    let _ = stream.flush().await;
-                    let _ = stream.shutdown().await;
-                }
-                return;
-            }
+            Some(LinkOut::Close { abort }) => break Some(abort),
             None => return,
         }
+    };
+    let Some(abort) = abort else {
+        reader.abort();
+        let _ = tx.send(Cmd::Gone { link }).await;
+        return;
+    };
+    // Closed by the engine: the stream whole again, to reset it or to close it in order.
+    let _ = stop.send(());
+    if let Ok(rd) = reader.await {
+        let mut stream = rd.unsplit(wr);
+        if abort {
+            stream.reset();
+        } else {
+            let _ = stream.flush().await;
+            let _ = stream.shutdown().await;
+        }
     }
-    let _ = tx.send(Cmd::Gone { link }).await;
+}
+
+/// Reads a link and hands what arrives to the driver, until the client closes it, the driver is
+/// gone, or `stop`; gives the read half back for closing the stream.
+async fn read_link<S: AsyncRead>(
+    mut rd: tokio::io::ReadHalf<S>,
+    link: LinkId,
+    tx: mpsc::Sender<Cmd>,
+    mut stop: oneshot::Receiver<()>,
+) -> tokio::io::ReadHalf<S> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            read = rd.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(Cmd::Data { link, bytes: buf[..n].to_vec() }).await.is_err() {
+                        break;
+                    }
+                }
+            },
+        }
+    }
+    rd
+}
+
+/// The driver's handle on a link's task.
+struct Link {
+    /// What is written to the client, in order, ending with an orderly close or a reset.
+    queue: mpsc::Sender<LinkOut>,
+    /// Resets the link at once, even while a write waits for a client that does not read.
+    kill: oneshot::Sender<()>,
+}
+
+impl Link {
+    /// Closes after what is queued, or resets at once when the queue has no room for the close.
+    fn close(self, abort: bool) {
+        if self.queue.try_send(LinkOut::Close { abort }).is_err() {
+            let _ = self.kill.send(());
+        }
+    }
 }
 
 async fn drive(mut pbx: Pbx, mut rx: mpsc::Receiver<Cmd>) {
-    let mut writers: HashMap<LinkId, mpsc::Sender<LinkOut>> = HashMap::new();
+    let mut writers: HashMap<LinkId, Link> = HashMap::new();
     loop {
         let deadline = pbx.next_timeout();
         let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
@@ -446,11 +508,11 @@ async fn drive(mut pbx: Pbx, mut rx: mpsc::Receiver<Cmd>) {
                 Output::Send { link, bytes } => {
                     let stuck = writers
                         .get(&link)
-                        .is_some_and(|w| w.try_send(LinkOut::Bytes(bytes)).is_err());
+                        .is_some_and(|w| w.queue.try_send(LinkOut::Bytes(bytes)).is_err());
                     if stuck {
-                        tracing::warn!(link, "CSTA client does not read; closing the link");
+                        tracing::warn!(link, "CSTA client does not read; resetting the link");
                         if let Some(w) = writers.remove(&link) {
-                            let _ = w.try_send(LinkOut::Close { abort: true });
+                            let _ = w.kill.send(());
                         }
                         pbx.disconnected(link);
                     }
@@ -462,7 +524,7 @@ async fn drive(mut pbx: Pbx, mut rx: mpsc::Receiver<Cmd>) {
                 } => {
                     tracing::info!(link, %reason, "closing CSTA link");
                     if let Some(w) = writers.remove(&link) {
-                        let _ = w.try_send(LinkOut::Close { abort });
+                        w.close(abort);
                     }
                 }
             }
