@@ -7,7 +7,7 @@ use super::DecodeError;
 
 mod tokens;
 
-use tokens::{Token, Tokenizer, attributes};
+use tokens::{Token, Tokenizer, attributes, trim_space};
 
 /// Bounds on one XML document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,13 +203,13 @@ fn append_text<'a>(
 }
 
 fn trim_text(text: &mut Cow<'_, str>) {
-    let trimmed = text.trim();
+    let trimmed = trim_space(text);
     if trimmed.len() == text.len() {
         return;
     }
     *text = match text {
-        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-        Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
+        Cow::Borrowed(b) => Cow::Borrowed(trim_space(b)),
+        Cow::Owned(o) => Cow::Owned(trim_space(o).to_owned()),
     };
 }
 
@@ -355,7 +355,7 @@ pub fn parse<'a>(text: &'a str, limits: &XmlLimits) -> Result<Document<'a>, Deco
             }
             Token::Text { raw, at } => match stack.last() {
                 Some(&(idx, _)) => append_text(&mut nodes[idx as usize], unescape(raw)?, limits)?,
-                None if raw.trim().is_empty() => {}
+                None if trim_space(raw).is_empty() => {}
                 None => {
                     return Err(DecodeError::Xml(format!(
                         "text outside the root element at byte {at}"

@@ -116,7 +116,7 @@ impl<'a> Tokenizer<'a> {
                         .ok_or_else(|| self.err(at, "unterminated end tag"))?;
                     self.pos = gt + 1;
                     return Ok(Some(Token::End {
-                        qname: self.doc[at + 2..gt].trim_end_matches(is_space),
+                        qname: trim_space_end(&self.doc[at + 2..gt]),
                         at,
                     }));
                 }
@@ -134,6 +134,21 @@ impl<'a> Tokenizer<'a> {
             Some(c) => (&self.doc[at + 1..c], &self.doc[c + 1..name_end]),
             None => ("", &self.doc[at + 1..name_end]),
         };
+        // Most CSTA tags have no attributes: `<name>` and `<name/>` end right after the name.
+        match (bytes.get(name_end), bytes.get(name_end + 1)) {
+            (Some(b'>'), _) | (Some(b'/'), Some(b'>')) => {
+                let empty = bytes[name_end] == b'/';
+                self.pos = name_end + if empty { 2 } else { 1 };
+                return Ok(Token::Start {
+                    prefix,
+                    local,
+                    attrs: "",
+                    empty,
+                    at,
+                });
+            }
+            _ => {}
+        }
         // The tag ends at the first '>' outside a quoted attribute value.
         let gt = memchr::memchr(b'>', &bytes[name_end..])
             .map(|i| name_end + i)
@@ -238,6 +253,31 @@ fn is_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
+fn is_space_byte(b: &u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// `s` without leading and trailing XML whitespace (space, tab, CR, LF: not the other Unicode
+/// spaces `str::trim` removes). The cuts fall on ASCII bytes, hence on character boundaries.
+pub fn trim_space(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|c| !is_space_byte(c)).unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !is_space_byte(c))
+        .map_or(start, |i| i + 1);
+    &s[start..end]
+}
+
+/// `s` without trailing XML whitespace.
+fn trim_space_end(s: &str) -> &str {
+    let b = s.as_bytes();
+    &s[..b
+        .iter()
+        .rposition(|c| !is_space_byte(c))
+        .map_or(0, |i| i + 1)]
+}
+
 /// Whether `name` is one XML name (see [`scan_name`]).
 fn is_name(name: &str) -> bool {
     scan_name(name.as_bytes(), 0).is_some_and(|(end, _)| end == name.len())
@@ -258,7 +298,7 @@ pub fn attributes(raw: &str) -> impl Iterator<Item = Result<Attribute<'_>, &'sta
             rest = "";
             return Some(Err("attributes must be separated by whitespace"));
         }
-        let Some(eq) = trimmed.find('=') else {
+        let Some(eq) = memchr::memchr(b'=', trimmed.as_bytes()) else {
             rest = "";
             return Some(Err("attribute without a value"));
         };
@@ -269,13 +309,13 @@ pub fn attributes(raw: &str) -> impl Iterator<Item = Result<Attribute<'_>, &'sta
         }
         let after = trimmed[eq + 1..].trim_start_matches(is_space);
         let quote = match after.as_bytes().first() {
-            Some(q @ (b'"' | b'\'')) => *q as char,
+            Some(q @ (b'"' | b'\'')) => *q,
             _ => {
                 rest = "";
                 return Some(Err("attribute value not quoted"));
             }
         };
-        let Some(len) = after[1..].find(quote) else {
+        let Some(len) = memchr::memchr(quote, &after.as_bytes()[1..]) else {
             rest = "";
             return Some(Err("unterminated attribute value"));
         };
@@ -338,6 +378,17 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("attributes");
         assert_eq!(attrs, vec![("xmlns", "a", "u>v"), ("", "b", "1")]);
+    }
+
+    #[test]
+    fn only_xml_whitespace_is_trimmed() {
+        assert_eq!(trim_space(" \t\r\n a b \n"), "a b");
+        assert_eq!(trim_space(" \n "), "");
+        assert_eq!(trim_space(""), "");
+        // A no-break space and an ideographic space are content in XML.
+        assert_eq!(trim_space("\u{a0}x\u{3000} "), "\u{a0}x\u{3000}");
+        assert_eq!(trim_space_end("a:b \t"), "a:b");
+        assert_eq!(trim_space_end(" "), "");
     }
 
     #[test]
