@@ -656,6 +656,94 @@ async fn busy_internal_device_fails_with_busy() {
     );
 }
 
+#[tokio::test]
+async fn call_waiting_rings_a_second_call_and_answering_it_holds_the_first() {
+    let sim = start(Profile::Generic).await;
+    sim.set_call_waiting("1001", true)
+        .await
+        .expect("call waiting");
+    let mut c = client(&sim).await;
+    let (mx_a, _, first) = connected_ab(&mut c).await;
+    let mx_c = c.monitor("1003").await;
+    let second = made(c.request(make_call("1003", "1001")).await);
+    let second = second.call_id.expect("call ID");
+    c.events_for(&mx_c, 3).await;
+    let waiting = c.events_for(&mx_a, 1).await;
+    assert_eq!(
+        shape(&waiting[0]),
+        s(K::Delivered, "1001", "alerting", "newCall")
+    );
+    assert_eq!(call_id(&waiting[0]), second);
+
+    // One waiting call at most: a third caller gets busy, and 1001 hears nothing of it.
+    sim.incoming("+14255550300", "1001")
+        .await
+        .expect("incoming");
+    assert!(
+        c.quiet(Duration::from_millis(200)).await.is_none(),
+        "{mx_a} heard of a third call"
+    );
+
+    empty_ok(
+        &c.request(Request::AnswerCall {
+            call: conn(&second, "1001"),
+        })
+        .await,
+    );
+    let a = c.events_for(&mx_a, 2).await;
+    assert_eq!(shape(&a[0]), s(K::Held, "1001", "hold", "normal"));
+    assert_eq!(call_id(&a[0]), first, "the call in progress is held");
+    assert_eq!(
+        shape(&a[1]),
+        s(K::Established, "1001", "connected", "normal")
+    );
+    assert_eq!(call_id(&a[1]), second);
+}
+
+#[tokio::test]
+async fn call_waiting_answered_after_the_client_held_the_first_call() {
+    let sim = start(Profile::Generic).await;
+    sim.set_call_waiting("1001", true)
+        .await
+        .expect("call waiting");
+    let mut c = client(&sim).await;
+    let (mx_a, mx_b, first) = connected_ab(&mut c).await;
+    let second = sim
+        .incoming("+14255550300", "1001")
+        .await
+        .expect("incoming");
+    c.events_for(&mx_a, 1).await;
+    empty_ok(
+        &c.request(Request::HoldCall {
+            call: conn(&first, "1001"),
+            reservation: None,
+        })
+        .await,
+    );
+    empty_ok(
+        &c.request(Request::AnswerCall {
+            call: conn(&second, "1001"),
+        })
+        .await,
+    );
+    let a: Vec<_> = c.events_for(&mx_a, 2).await;
+    assert_eq!(
+        (shape(&a[0]), call_id(&a[0])),
+        (s(K::Held, "1001", "hold", "normal"), first.clone())
+    );
+    assert_eq!(
+        (shape(&a[1]), call_id(&a[1])),
+        (s(K::Established, "1001", "connected", "normal"), second)
+    );
+    // bob, on the held call, hears the hold once.
+    let b = c.events_for(&mx_b, 1).await;
+    assert_eq!((b[0].kind, call_id(&b[0])), (K::Held, first));
+    assert!(
+        c.quiet(Duration::from_millis(200)).await.is_none(),
+        "nothing more: the held call is not held twice"
+    );
+}
+
 #[rstest::rstest]
 #[case::reject(Reach::Reject, "blocked")]
 #[case::unallocated(Reach::Unallocated, "numberUnallocated")]

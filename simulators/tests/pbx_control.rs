@@ -77,6 +77,28 @@ async fn control_endpoint_drives_the_switch() {
     assert_eq!(code, 200);
     assert_eq!(calls[0]["parties"][1]["state"], "connected");
 
+    // With call waiting, a second caller rings instead of getting busy.
+    let (code, body) = http(ctl, "POST", "/phones/100/call-waiting", r#"{"on":true}"#).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http(
+        ctl,
+        "POST",
+        "/incoming",
+        r#"{"from":"+14255550201","to":"100"}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let waiting = c.events_for(&xref, 1).await.remove(0);
+    assert_eq!(
+        (
+            waiting.kind,
+            waiting.local_state.map(|s| s.as_str().to_owned())
+        ),
+        (CallEventKind::Delivered, Some("alerting".to_owned()))
+    );
+    let (_, calls) = http(ctl, "GET", "/calls", "").await;
+    assert_eq!(calls.as_array().map(Vec::len), Some(2), "{calls}");
+
     let (code, body) = http(ctl, "POST", "/phones/100/juggle", "").await;
     assert_eq!(code, 404);
     assert!(

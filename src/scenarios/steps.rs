@@ -161,6 +161,12 @@ async fn outside_is(w: &mut RccWorld, n: String, how: String) -> Step {
     lab(w).await?.pbx()?.set_external(&n, party).await
 }
 
+#[given(expr = "{word}'s line has call waiting")]
+async fn has_call_waiting(w: &mut RccWorld, who: String) -> Step {
+    let ext = extension(w, &who)?;
+    lab(w).await?.pbx()?.set_call_waiting(&ext, true).await
+}
+
 // ----- signing in -----
 
 #[given(expr = "{word} is signed in")]
@@ -511,6 +517,37 @@ async fn hold(w: &mut RccWorld, who: String) -> Step {
     )
     .await
     .map(drop)
+}
+
+#[when(expr = "{word} puts the call with {word} on hold")]
+async fn hold_call_with(w: &mut RccWorld, who: String, other: String) -> Step {
+    let call = call_with(w, &who, &other).await?;
+    let c = me(w, &who, &call)?;
+    ok(
+        w,
+        &who,
+        Request::HoldCall {
+            call: c,
+            reservation: None,
+        },
+    )
+    .await
+    .map(drop)
+}
+
+/// The PBX's call between `who` and `other` (a lab user or an outside number).
+async fn call_with(w: &mut RccWorld, who: &str, other: &str) -> anyhow::Result<String> {
+    let mine = extension(w, who)?;
+    let theirs = extension(w, other).unwrap_or_else(|_| other.trim_start_matches("tel:").into());
+    let calls = lab(w).await?.pbx()?.calls().await?;
+    calls
+        .iter()
+        .find(|c| {
+            let has = |d: &str| c.parties.iter().any(|p| p.device == d);
+            has(&mine) && has(&theirs)
+        })
+        .map(|c| c.call_id.clone())
+        .ok_or_else(|| anyhow::anyhow!("no call between {who} and {other} on the PBX: {calls:?}"))
 }
 
 #[when(expr = "{word} retrieves the call")]
@@ -885,6 +922,18 @@ async fn sees_call_cause(w: &mut RccWorld, who: String, state: String, cause: St
         .map(|c| c.as_str().to_owned())
         .unwrap_or_default();
     anyhow::ensure!(got == cause, "{who}: cause {got:?}, expected {cause:?}");
+    Ok(())
+}
+
+#[then(expr = "{word} sees the call with {word} as {word}")]
+async fn sees_call_with(w: &mut RccWorld, who: String, other: String, state: String) -> Step {
+    let want = call_with(w, &who, &other).await?;
+    let c = sees(w, &who, kind_of(&state)?).await?;
+    let got = c.connection.and_then(|x| x.call_id).unwrap_or_default();
+    anyhow::ensure!(
+        got == want,
+        "{who} sees call {got:?} as {state}, expected the call with {other} ({want:?})"
+    );
     Ok(())
 }
 

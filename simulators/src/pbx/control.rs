@@ -84,6 +84,7 @@ struct PhoneArgs {
     number: Option<String>,
     forward_to: Option<String>,
     forwarding_type: Option<String>,
+    on: Option<bool>,
 }
 
 async fn phone(
@@ -116,11 +117,16 @@ async fn phone(
                 .await?;
             String::new()
         }
+        "call-waiting" => {
+            sim.set_call_waiting(&device, args.on.unwrap_or(true))
+                .await?;
+            String::new()
+        }
         other => {
             return Err(Failure(
                 StatusCode::NOT_FOUND,
                 format!(
-                    "unknown phone action {other:?} (answer, hang-up, hold, retrieve, dial, forwarding)"
+                    "unknown phone action {other:?} (answer, hang-up, hold, retrieve, dial, forwarding, call-waiting)"
                 ),
             ));
         }

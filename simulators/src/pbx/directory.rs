@@ -18,6 +18,10 @@ pub struct DeviceConfig {
     /// Whether CTI applications may monitor and control it (false: privilege violation).
     #[serde(default = "yes")]
     pub cti: bool,
+    /// Call waiting: a second call rings while the device is in a call (one at a time), instead
+    /// of getting busy; answering it holds the call in progress.
+    #[serde(default)]
+    pub call_waiting: bool,
 }
 
 fn yes() -> bool {
@@ -32,6 +36,7 @@ impl DeviceConfig {
             e164: e164.map(str::to_owned),
             name: None,
             cti: true,
+            call_waiting: false,
         }
     }
 }

@@ -220,6 +220,14 @@ impl PbxSim {
             .await
     }
 
+    /// Turns call waiting on or off for an internal device.
+    pub async fn set_call_waiting(&self, device: &str, on: bool) -> anyhow::Result<()> {
+        let device = device.to_owned();
+        self.switch_action(move |sw, _| sw.set_call_waiting(&device, on))
+            .await
+            .map(drop)
+    }
+
     /// A desk phone puts its active call on hold.
     pub async fn hold(&self, device: &str) -> anyhow::Result<String> {
         let device = device.to_owned();

@@ -558,6 +558,7 @@ impl Switch {
                     .forward(&ForwardingType::NoAnswer)
                     .map(|f| f.ring_count.unwrap_or(self.config.default_ring_count));
                 let dnd = dev.dnd;
+                let call_waiting = dev.config.call_waiting;
                 if offer.hops < 5
                     && let Some(to) = cfu
                 {
@@ -566,7 +567,9 @@ impl Switch {
                 if dnd {
                     return self.fail(call, &b, "doNotDisturb", &offer);
                 }
-                if self.is_busy(&b) {
+                // Call waiting: a second call rings (one waiting call at most).
+                let waits = call_waiting && self.call_of(&b, &[State::Alerting]).is_none();
+                if self.is_busy(&b) && !waits {
                     if let (Some(to), true) = (cfb, offer.hops < 5) {
                         return self.divert_before(call, &b, &to, "callForwardBusy", offer, now);
                     }
@@ -742,6 +745,13 @@ impl Switch {
             let target = self.resolve(&number);
             self.offer(call, target, Offer::fresh("newCall"), now);
             return;
+        }
+        // Answering a waiting call: the call in progress goes on hold first.
+        if let Some(active) = self
+            .call_of(device, &[State::Connected])
+            .filter(|c| c != call && self.devices.contains_key(device))
+        {
+            self.hold(&active, device, "normal");
         }
         if let Some(p) = self.calls.get_mut(call).and_then(|c| c.party_mut(device)) {
             p.state = State::Connected;
@@ -1410,6 +1420,15 @@ impl Switch {
             ring_count,
         };
         self.notify_device(device, Event::Forwarding(event));
+    }
+
+    /// Turns call waiting on or off for an internal device (a line setting: no event).
+    pub fn set_call_waiting(&mut self, device: &str, on: bool) -> Result<String, CstaError> {
+        let d = self.internal_any(device)?;
+        if let Some(dev) = self.devices.get_mut(&d) {
+            dev.config.call_waiting = on;
+        }
+        Ok(d)
     }
 
     fn set_dnd(&mut self, device: &str, on: bool) {

@@ -1,0 +1,35 @@
+@needs-pbx-sim
+Feature: Call waiting
+  A second call rings while alice is on a call; Lync shows the waiting call and answers it. The
+  PBX may hold the call in progress itself, or the client holds it first: both must work.
+
+  Background:
+    Given alice's line has call waiting
+    And alice is signed in
+    When alice dials bob
+    And bob answers at the desk phone
+    Then alice sees the call as established
+    When the outside caller +14255550200 calls alice
+    Then alice sees a call from +14255550200
+    And alice's desk phone rings
+
+  Scenario: Answered from Lync, the PBX holds the call in progress
+    When alice answers from Lync
+    Then alice sees the call with bob as held
+    And alice sees the call with +14255550200 as established
+    And alice's desk phone is holding
+    And alice's desk phone is talking
+    And alice saw no protocol violations
+
+  Scenario: alice holds the call in progress, then answers
+    When alice puts the call with bob on hold
+    Then alice sees the call with bob as held
+    When alice answers from Lync
+    Then alice sees the call with +14255550200 as established
+    And alice saw no protocol violations
+
+  Scenario: The waiting caller gives up
+    When +14255550200 hangs up
+    Then alice sees the call as cleared
+    And alice's desk phone is talking
+    And alice saw no protocol violations
