@@ -25,3 +25,13 @@ Feature: PBX link failures
     When the PBX stops answering
     And alice tries to dial bob
     Then alice gets the CSTA error resourceBusy
+
+  Scenario: The PBX repeats every event
+    Given the PBX repeats every event
+    And alice is signed in
+    When alice dials bob
+    And bob answers at the desk phone
+    Then alice sees the call as established
+    When alice hangs up from Lync
+    Then alice sees the call as cleared
+    And alice saw no protocol violations

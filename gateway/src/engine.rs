@@ -109,6 +109,64 @@ struct DeviceWatch {
     waiting: Vec<Waiting>,
     /// Calls the device is in, as the events told (for resynchronisation).
     calls: std::collections::HashSet<String>,
+    /// The last event of each connection the monitor reported (see [`Repeats`]).
+    repeats: Repeats,
+}
+
+/// The last call event per connection of one monitor, to drop exact repeats: a PBX that rings
+/// several appearances of a line may report the same Delivered (or Established, Held…) more
+/// than once, and each copy would be a new pop-up in Lync (rcc-sip.md §6.2). An event is a
+/// repeat when the connection's previous event had the same kind, local state and cause: it
+/// tells nothing new. Entries go when their connection clears; the table is bounded.
+#[derive(Debug, Default)]
+struct Repeats {
+    /// (callID, deviceID) → its latest event.
+    last: HashMap<(String, String), EventState>,
+}
+
+/// What a call event says of its connection: kind, local state, cause.
+type EventState = (csta::CallEventKind, Option<String>, Option<String>);
+
+impl Repeats {
+    /// Connections remembered per monitor before the table is cleared (a PBX that never
+    /// clears its connections cannot grow it without bound; at worst a repeat then passes).
+    const MAX: usize = 512;
+
+    /// Whether `e` repeats its connection's previous event; remembers it otherwise.
+    fn is_repeat(&mut self, e: &csta::CallEvent) -> bool {
+        let Some(conn) = e.connection.as_ref() else {
+            return false;
+        };
+        if e.kind == csta::CallEventKind::CallCleared {
+            if let Some(call) = &conn.call_id {
+                self.last.retain(|(c, _), _| c != call);
+            }
+            return false;
+        }
+        let (Some(call), Some(device)) = (conn.call_id.clone(), conn.device_id.clone()) else {
+            return false;
+        };
+        let state = (
+            e.kind,
+            e.local_state.as_ref().map(|s| s.as_str().to_owned()),
+            e.cause.as_ref().map(|c| c.as_str().to_owned()),
+        );
+        let key = (call, device);
+        if self.last.get(&key) == Some(&state) {
+            return true;
+        }
+        let cleared = e.kind == csta::CallEventKind::ConnectionCleared
+            || e.local_state == Some(csta::LocalConnectionState::Null);
+        if cleared {
+            self.last.remove(&key);
+        } else {
+            if self.last.len() >= Self::MAX {
+                self.last.clear();
+            }
+            self.last.insert(key, state);
+        }
+        false
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -706,6 +764,8 @@ impl Gateway {
                             .is_some_and(|w| !w.sessions.is_empty());
                         if let Some(w) = self.devices.get_mut(&device) {
                             w.pbx_xref = Some(cross_ref.clone());
+                            // A new monitor: what the PBX reports now is news.
+                            w.repeats = Repeats::default();
                             self.pbx_xrefs.insert(cross_ref, device.clone());
                         }
                         for wait in waiting {
@@ -798,6 +858,11 @@ impl Gateway {
             self.trace_pbx(&sids, Way::In, frame);
         }
         if let (Event::Call(c), Some(w)) = (&e, self.devices.get_mut(&device)) {
+            if w.repeats.is_repeat(c) {
+                self.metrics.repeated_events.inc();
+                tracing::debug!(%device, event = c.kind.root_name(), "repeated event dropped");
+                return;
+            }
             if let Some(call) = c.connection.as_ref().and_then(|c| c.call_id.clone()) {
                 if c.local_state == Some(csta::LocalConnectionState::Null) {
                     w.calls.remove(&call);
@@ -1841,6 +1906,62 @@ fn target_of_uri(u: &SipUri) -> Target {
 
 #[cfg(test)]
 mod tests {
+    use rcc_protocol::csta::LocalConnectionState as L;
+    use rcc_protocol::csta::{CallEvent, CallEventKind as K, Cause, ConnectionId};
+
+    fn ev(kind: K, call: &str, device: &str, state: L) -> CallEvent {
+        let mut e = CallEvent::new(kind, "x1");
+        e.connection = Some(ConnectionId::new(call, device));
+        e.local_state = Some(state);
+        e.cause = Some(Cause::new("normal"));
+        e
+    }
+
+    #[test]
+    fn only_exact_repeats_of_a_connections_last_event_are_dropped() {
+        let mut r = super::Repeats::default();
+        let delivered = ev(K::Delivered, "1", "100", L::Alerting);
+        assert!(!r.is_repeat(&delivered));
+        assert!(r.is_repeat(&delivered), "the same event again");
+        // Another connection of the same call, or another call, is news.
+        assert!(!r.is_repeat(&ev(K::Delivered, "1", "101", L::Alerting)));
+        assert!(!r.is_repeat(&ev(K::Delivered, "2", "100", L::Alerting)));
+        // A different cause is not a repeat.
+        let mut forwarded = delivered.clone();
+        forwarded.cause = Some(Cause::new("callForward"));
+        assert!(!r.is_repeat(&forwarded));
+        // Held, retrieved, held again: each one changes the connection.
+        for _ in 0..2 {
+            assert!(!r.is_repeat(&ev(K::Held, "1", "100", L::Hold)));
+            assert!(!r.is_repeat(&ev(K::Retrieved, "1", "100", L::Connected)));
+        }
+        // A cleared connection is forgotten: the same call ID may come back.
+        let cleared = ev(K::ConnectionCleared, "1", "100", L::Null);
+        assert!(!r.is_repeat(&cleared));
+        assert!(!r.is_repeat(&delivered), "news after the clear");
+        // CallCleared forgets every connection of the call.
+        let mut call_cleared = ev(K::CallCleared, "1", "", L::Null);
+        call_cleared.connection = Some(ConnectionId {
+            call_id: Some("1".into()),
+            device_id: None,
+        });
+        assert!(!r.is_repeat(&call_cleared));
+        assert!(!r.is_repeat(&ev(K::Delivered, "1", "101", L::Alerting)));
+        // Events without a connection are never repeats.
+        let mut bare = delivered.clone();
+        bare.connection = None;
+        assert!(!r.is_repeat(&bare) && !r.is_repeat(&bare));
+    }
+
+    #[test]
+    fn the_repeat_table_is_bounded() {
+        let mut r = super::Repeats::default();
+        for call in 0..(3 * super::Repeats::MAX) {
+            assert!(!r.is_repeat(&ev(K::Delivered, &call.to_string(), "100", L::Alerting)));
+            assert!(r.last.len() <= super::Repeats::MAX);
+        }
+    }
+
     #[test]
     fn hex_digits_match_the_formatter() {
         for (v, w) in [

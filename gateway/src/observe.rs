@@ -98,6 +98,8 @@ pub struct Metrics {
     pub event_timeouts: Counter,
     /// Events received from the PBX.
     pub pbx_events: Counter,
+    /// PBX events dropped as exact repeats of their connection's previous event.
+    pub repeated_events: Counter,
     /// 1 when the PBX link is up and normal.
     pub pbx_up: Gauge,
     /// PBX link losses.
@@ -142,6 +144,7 @@ impl Metrics {
             events_sent: Counter::default(),
             event_timeouts: Counter::default(),
             pbx_events: Counter::default(),
+            repeated_events: Counter::default(),
             pbx_up: Gauge::default(),
             pbx_link_losses: Counter::default(),
             malformed: Counter::default(),
@@ -233,6 +236,11 @@ impl Metrics {
             "pbx_events",
             "CSTA events received from the PBX",
             m.pbx_events.clone(),
+        );
+        registry.register(
+            "repeated_events",
+            "PBX events dropped as exact repeats of their connection's previous event",
+            m.repeated_events.clone(),
         );
         registry.register(
             "pbx_link_up",

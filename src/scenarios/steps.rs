@@ -824,6 +824,18 @@ async fn pbx_silent(w: &mut RccWorld) -> Step {
         .await
 }
 
+#[given("the PBX repeats every event")]
+async fn pbx_repeats(w: &mut RccWorld) -> Step {
+    lab(w)
+        .await?
+        .pbx()?
+        .set_faults(Faults {
+            repeat_events: true,
+            ..Faults::default()
+        })
+        .await
+}
+
 #[then("the gateway restores the PBX monitors")]
 async fn monitors_restored(w: &mut RccWorld) -> Step {
     let lab = lab(w).await?;

@@ -127,6 +127,8 @@ pub struct Endpoint {
     event_seq: u64,
     calls: BTreeMap<String, CallInfo>,
     known_calls: std::collections::HashSet<String>,
+    /// Each live connection's latest event (kind, local state, cause), to catch repeats.
+    last_events: HashMap<(String, String), (CallEventKind, String, String)>,
     makecall_pending: usize,
     violations: Vec<String>,
     results: HashMap<ActionId, ActionResult>,
@@ -194,6 +196,7 @@ impl Endpoint {
             event_seq: 0,
             calls: BTreeMap::new(),
             known_calls: std::collections::HashSet::new(),
+            last_events: HashMap::new(),
             makecall_pending: 0,
             violations: Vec::new(),
             results: HashMap::new(),
@@ -861,6 +864,38 @@ impl Endpoint {
         self.gateway_cseq = Some((call_id.to_owned(), cseq.seq));
     }
 
+    /// The same event twice in a row for one connection tells the user nothing new, and Lync
+    /// would show a second pop-up for it (rcc-sip.md §6.2, event storms).
+    fn check_repeat(&mut self, c: &rcc_protocol::csta::CallEvent, call: &str, state: &str) {
+        if c.kind == CallEventKind::CallCleared {
+            self.last_events.retain(|(k, _), _| k != call);
+            return;
+        }
+        let Some(device) = c.connection.as_ref().and_then(|x| x.device_id.clone()) else {
+            return;
+        };
+        let cause = c
+            .cause
+            .as_ref()
+            .map(|x| x.as_str().to_owned())
+            .unwrap_or_default();
+        let key = (call.to_owned(), device);
+        let now = (c.kind, state.to_owned(), cause);
+        if self.last_events.get(&key) == Some(&now) {
+            let why = format!(
+                "{} for call {call} repeats connection {:?}'s previous event",
+                c.kind.root_name(),
+                key.1
+            );
+            self.violation(why);
+        }
+        if c.kind == CallEventKind::ConnectionCleared || state == "null" {
+            self.last_events.remove(&key);
+        } else {
+            self.last_events.insert(key, now);
+        }
+    }
+
     fn event(&mut self, e: Event) {
         self.event_seq += 1;
         match &self.xref {
@@ -910,6 +945,7 @@ impl Endpoint {
                 .as_ref()
                 .map(|s| s.as_str().to_owned())
                 .unwrap_or_default();
+            self.check_repeat(c, &call, &state);
             let entry = self.calls.entry(call.clone()).or_insert_with(|| CallInfo {
                 state: String::new(),
                 events: Vec::new(),

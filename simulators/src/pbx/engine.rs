@@ -84,6 +84,8 @@ pub struct Faults {
     pub split_writes: Option<usize>,
     /// Ignore the client's SystemStatusResponse (to exercise heartbeat loss).
     pub ignore_status_responses: bool,
+    /// Send every call event twice, as a PBX ringing several appearances of a line may.
+    pub repeat_events: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -753,9 +755,14 @@ impl Pbx {
     fn flush_events(&mut self) {
         let notices: Vec<_> = self.switch.take_notices().collect();
         for n in notices {
+            let twice =
+                self.faults.repeat_events && matches!(n.event, rcc_protocol::csta::Event::Call(_));
             if let Some(bytes) =
                 self.frame_bytes(n.owner, EVENT_INVOKE_ID, &Message::Event(n.event))
             {
+                if twice {
+                    self.push_send(n.owner, bytes.clone());
+                }
                 self.push_send(n.owner, bytes);
             }
         }
