@@ -538,12 +538,18 @@ fn unanswered_event_infos_are_not_fatal_but_481_is() {
         panic!("MonitorStartResponse expected");
     };
     // A PBX event reaches the client with the client's own cross-reference ID.
-    let mut e = csta::CallEvent::new(csta::CallEventKind::Delivered, "px1");
-    e.connection = Some(csta::ConnectionId::new("C1", "1001"));
-    e.local_state = Some(csta::LocalConnectionState::Alerting);
-    let ev = csta::encode(&csta::Message::Event(csta::Event::Call(e)), csta::ED3);
-    let bytes = rcc_protocol::framing::encode_annex_j(9999, ev.as_bytes()).expect("frame");
-    h.gw.pbx_bytes(&bytes, h.now);
+    let event = |kind, state| {
+        let mut e = csta::CallEvent::new(kind, "px1");
+        e.connection = Some(csta::ConnectionId::new("C1", "1001"));
+        e.local_state = Some(state);
+        let ev = csta::encode(&csta::Message::Event(csta::Event::Call(e)), csta::ED3);
+        rcc_protocol::framing::encode_annex_j(9999, ev.as_bytes()).expect("frame")
+    };
+    let delivered = event(
+        csta::CallEventKind::Delivered,
+        csta::LocalConnectionState::Alerting,
+    );
+    h.gw.pbx_bytes(&delivered, h.now);
     h.drain();
     let info = h.requests.last().expect("event INFO").clone();
     let csta::Message::Event(csta::Event::Call(c)) = body(&info) else {
@@ -558,8 +564,22 @@ fn unanswered_event_infos_are_not_fatal_but_481_is() {
     // Never answered: given up after the event timeout, the session stays.
     h.tick(Duration::from_secs(9));
     assert_eq!(h.gw.session_count(), 1);
+    // The same event again is dropped as a repeat: nothing new for the client.
+    let sent = h.requests.len();
+    h.gw.pbx_bytes(&delivered, h.now);
+    h.drain();
+    assert_eq!(h.requests.len(), sent, "a repeated event is not sent");
+    assert!(
+        h.gw_metrics()
+            .contains("rcc_gateway_repeated_events_total 1"),
+        "and it is counted"
+    );
     // Another event, answered 481: the session ends.
-    h.gw.pbx_bytes(&bytes, h.now);
+    let established = event(
+        csta::CallEventKind::Established,
+        csta::LocalConnectionState::Connected,
+    );
+    h.gw.pbx_bytes(&established, h.now);
     h.drain();
     let info = h.requests.last().expect("event INFO").clone();
     let resp = Message::response_to(&info, 481, "Call/Transaction Does Not Exist", "x");

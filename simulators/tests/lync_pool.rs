@@ -385,11 +385,12 @@ async fn sipe_quirks_on_the_wire() {
     );
 }
 
-fn event_info(seen: &Seen, xref: &str, cseq: u32) -> Vec<u8> {
+/// A Delivered event for `call` at the line, as an INFO from the gateway.
+fn event_info(seen: &Seen, xref: &str, cseq: u32, call: &str) -> Vec<u8> {
     let invite = &seen.requests[0];
     let from = invite.header("From").expect("From");
     let mut e = csta::CallEvent::new(csta::CallEventKind::Delivered, xref);
-    e.connection = Some(csta::ConnectionId::new("C1", "tel:+14255550100;ext=100"));
+    e.connection = Some(csta::ConnectionId::new(call, "tel:+14255550100;ext=100"));
     e.local_state = Some(csta::LocalConnectionState::Alerting);
     let body = csta_body(csta::Message::Event(csta::Event::Call(e)));
     let mut m = Message::request(
@@ -418,25 +419,29 @@ async fn events_are_validated_and_answered_per_profile(
     #[case] answered: bool,
 ) {
     let (gw, lync, id) = signed_in(profile, true, false).await;
-    let good = event_info(&gw.seen.lock().expect("lock"), "x1", 2);
-    let foreign = event_info(&gw.seen.lock().expect("lock"), "zz", 3);
+    let info = |xref, cseq, call| event_info(&gw.seen.lock().expect("lock"), xref, cseq, call);
+    let good = info("x1", 2, "C1");
+    let foreign = info("zz", 3, "C2");
     // CSeq going back: an INFO that arrived out of order.
-    let late = event_info(&gw.seen.lock().expect("lock"), "x1", 1);
-    gw.push.send(good).await.expect("push");
-    gw.push.send(foreign).await.expect("push");
-    gw.push.send(late).await.expect("push");
-    lync.wait_for(id, WAIT, "three events", |e| {
-        (e.events().len() == 3).then_some(())
+    let late = info("x1", 1, "C3");
+    // The first event again: nothing new for the user.
+    let repeat = info("x1", 4, "C1");
+    for m in [good, foreign, late, repeat] {
+        gw.push.send(m).await.expect("push");
+    }
+    lync.wait_for(id, WAIT, "four events", |e| {
+        (e.events().len() == 4).then_some(())
     })
     .await
     .expect("events");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let v = lync.violations(id).await.expect("violations");
-    assert_eq!(v.len(), 2, "{v:?}");
+    assert_eq!(v.len(), 3, "{v:?}");
     assert!(v[0].contains("monitorCrossRefID \"zz\""), "{v:?}");
     assert!(v[1].contains("CSeq 1 after CSeq 3: out of order"), "{v:?}");
+    assert!(v[2].contains("DeliveredEvent for call C1 repeats"), "{v:?}");
     let responses = gw.seen.lock().expect("lock").responses.len();
-    assert_eq!(responses, if answered { 3 } else { 0 });
+    assert_eq!(responses, if answered { 4 } else { 0 });
 }
 
 #[tokio::test]
