@@ -195,13 +195,15 @@ CSeq: {cseq} {method}
     }
 }
 
-fn delivered_frame() -> Vec<u8> {
-    let mut e = CallEvent::new(CallEventKind::Delivered, PBX_XREF);
+/// A Delivered or an Established event for one connection: alternated, neither is an exact
+/// repeat of the connection's previous event (which the gateway drops).
+fn event_frame(kind: CallEventKind, state: csta::LocalConnectionState) -> Vec<u8> {
+    let mut e = CallEvent::new(kind, PBX_XREF);
     e.connection = Some(ConnectionId::new("21", "1001"));
     e.subject = Some(DeviceRef::id("1001"));
     e.calling = Some(DeviceRef::id("+14255550177"));
     e.called = Some(DeviceRef::id("1001"));
-    e.local_state = Some(csta::LocalConnectionState::Alerting);
+    e.local_state = Some(state);
     e.cause = Some(csta::Cause::new("newCall"));
     let xml = csta::encode(&csta::Message::Event(Event::Call(e)), csta::ED3);
     encode_annex_j(9999, xml.as_bytes()).expect("event frame")
@@ -215,14 +217,27 @@ fn event_to_every_endpoint(b: Bencher, sessions: usize) {
         rig.sign_in(n);
     }
     rig.requests.clear();
-    let frame = delivered_frame();
-    // Check once that the event reaches every endpoint before timing it.
-    rig.gw.pbx_bytes(&frame, rig.now);
-    rig.pump();
-    assert_eq!(rig.answer_events(), sessions, "one event INFO per endpoint");
+    let frames = [
+        event_frame(
+            CallEventKind::Delivered,
+            csta::LocalConnectionState::Alerting,
+        ),
+        event_frame(
+            CallEventKind::Established,
+            csta::LocalConnectionState::Connected,
+        ),
+    ];
+    // Check once that each event reaches every endpoint before timing it.
+    for frame in &frames {
+        rig.gw.pbx_bytes(frame, rig.now);
+        rig.pump();
+        assert_eq!(rig.answer_events(), sessions, "one event INFO per endpoint");
+    }
+    let mut next = 0;
     b.counter(divan::counter::ItemsCount::new(sessions))
         .bench_local(|| {
-            rig.gw.pbx_bytes(divan::black_box(&frame), rig.now);
+            next ^= 1;
+            rig.gw.pbx_bytes(divan::black_box(&frames[next]), rig.now);
             rig.pump();
             rig.answer_events()
         });

@@ -120,51 +120,88 @@ struct DeviceWatch {
 /// tells nothing new. Entries go when their connection clears; the table is bounded.
 #[derive(Debug, Default)]
 struct Repeats {
-    /// (callID, deviceID) → its latest event.
-    last: HashMap<(String, String), EventState>,
+    /// callID → its connections' deviceIDs and latest events (a few per call).
+    calls: HashMap<String, Vec<(String, EventState)>>,
+    /// Connections remembered.
+    len: usize,
 }
 
 /// What a call event says of its connection: kind, local state, cause.
-type EventState = (csta::CallEventKind, Option<String>, Option<String>);
+#[derive(Debug, PartialEq)]
+struct EventState {
+    kind: csta::CallEventKind,
+    local_state: Option<csta::LocalConnectionState>,
+    cause: Option<csta::Cause>,
+}
+
+impl EventState {
+    fn of(e: &csta::CallEvent) -> Self {
+        EventState {
+            kind: e.kind,
+            local_state: e.local_state.clone(),
+            cause: e.cause.clone(),
+        }
+    }
+
+    fn told_by(&self, e: &csta::CallEvent) -> bool {
+        self.kind == e.kind && self.local_state == e.local_state && self.cause == e.cause
+    }
+}
 
 impl Repeats {
     /// Connections remembered per monitor before the table is cleared (a PBX that never
     /// clears its connections cannot grow it without bound; at worst a repeat then passes).
     const MAX: usize = 512;
 
-    /// Whether `e` repeats its connection's previous event; remembers it otherwise.
+    /// Whether `e` repeats its connection's previous event; remembers it otherwise. Looking up
+    /// allocates nothing: only a connection seen for the first time is copied in.
     fn is_repeat(&mut self, e: &csta::CallEvent) -> bool {
         let Some(conn) = e.connection.as_ref() else {
             return false;
         };
-        if e.kind == csta::CallEventKind::CallCleared {
-            if let Some(call) = &conn.call_id {
-                self.last.retain(|(c, _), _| c != call);
-            }
-            return false;
-        }
-        let (Some(call), Some(device)) = (conn.call_id.clone(), conn.device_id.clone()) else {
+        let Some(call) = conn.call_id.as_deref() else {
             return false;
         };
-        let state = (
-            e.kind,
-            e.local_state.as_ref().map(|s| s.as_str().to_owned()),
-            e.cause.as_ref().map(|c| c.as_str().to_owned()),
-        );
-        let key = (call, device);
-        if self.last.get(&key) == Some(&state) {
-            return true;
+        if e.kind == csta::CallEventKind::CallCleared {
+            if let Some(gone) = self.calls.remove(call) {
+                self.len -= gone.len();
+            }
+            return false;
         }
+        let Some(device) = conn.device_id.as_deref() else {
+            return false;
+        };
         let cleared = e.kind == csta::CallEventKind::ConnectionCleared
             || e.local_state == Some(csta::LocalConnectionState::Null);
-        if cleared {
-            self.last.remove(&key);
-        } else {
-            if self.last.len() >= Self::MAX {
-                self.last.clear();
+        if let Some(known) = self.calls.get_mut(call) {
+            if let Some(i) = known.iter().position(|(d, _)| d == device) {
+                if known[i].1.told_by(e) {
+                    return true;
+                }
+                if cleared {
+                    known.swap_remove(i);
+                    self.len -= 1;
+                    if known.is_empty() {
+                        self.calls.remove(call);
+                    }
+                } else {
+                    known[i].1 = EventState::of(e);
+                }
+                return false;
             }
-            self.last.insert(key, state);
         }
+        if cleared {
+            return false;
+        }
+        if self.len >= Self::MAX {
+            self.calls.clear();
+            self.len = 0;
+        }
+        self.calls
+            .entry(call.to_owned())
+            .or_default()
+            .push((device.to_owned(), EventState::of(e)));
+        self.len += 1;
         false
     }
 }
@@ -1951,6 +1988,9 @@ mod tests {
         let mut bare = delivered.clone();
         bare.connection = None;
         assert!(!r.is_repeat(&bare) && !r.is_repeat(&bare));
+        // What is left: call 1 at 101, call 2 at 100.
+        assert_eq!(r.len, 2);
+        assert_eq!(r.len, r.calls.values().map(Vec::len).sum::<usize>());
     }
 
     #[test]
@@ -1958,7 +1998,8 @@ mod tests {
         let mut r = super::Repeats::default();
         for call in 0..(3 * super::Repeats::MAX) {
             assert!(!r.is_repeat(&ev(K::Delivered, &call.to_string(), "100", L::Alerting)));
-            assert!(r.last.len() <= super::Repeats::MAX);
+            assert!(r.len <= super::Repeats::MAX);
+            assert_eq!(r.len, r.calls.values().map(Vec::len).sum::<usize>());
         }
     }
 
