@@ -173,22 +173,22 @@ impl Repeats {
         };
         let cleared = e.kind == csta::CallEventKind::ConnectionCleared
             || e.local_state == Some(csta::LocalConnectionState::Null);
-        if let Some(known) = self.calls.get_mut(call) {
-            if let Some(i) = known.iter().position(|(d, _)| d == device) {
-                if known[i].1.told_by(e) {
-                    return true;
-                }
-                if cleared {
-                    known.swap_remove(i);
-                    self.len -= 1;
-                    if known.is_empty() {
-                        self.calls.remove(call);
-                    }
-                } else {
-                    known[i].1 = EventState::of(e);
-                }
-                return false;
+        if let Some(known) = self.calls.get_mut(call)
+            && let Some(i) = known.iter().position(|(d, _)| d == device)
+        {
+            if known[i].1.told_by(e) {
+                return true;
             }
+            if cleared {
+                known.swap_remove(i);
+                self.len -= 1;
+                if known.is_empty() {
+                    self.calls.remove(call);
+                }
+            } else {
+                known[i].1 = EventState::of(e);
+            }
+            return false;
         }
         if cleared {
             return false;
