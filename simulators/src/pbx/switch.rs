@@ -746,11 +746,19 @@ impl Switch {
             self.offer(call, target, Offer::fresh("newCall"), now);
             return;
         }
-        // Answering a waiting call: the call in progress goes on hold first.
-        if let Some(active) = self
-            .call_of(device, &[State::Connected])
-            .filter(|c| c != call && self.devices.contains_key(device))
-        {
+        // Answering a waiting call: the call in progress goes on hold first. Desk phones only:
+        // an external number is a party of every call it is in, and scanning them all on each
+        // answer made the simulator quadratic under load.
+        let active = if self.devices.contains_key(device) {
+            self.calls_of(device)
+                .find(|c| {
+                    c.id != call && c.party(device).is_some_and(|p| p.state == State::Connected)
+                })
+                .map(|c| c.id.clone())
+        } else {
+            None
+        };
+        if let Some(active) = active {
             self.hold(&active, device, "normal");
         }
         if let Some(p) = self.calls.get_mut(call).and_then(|c| c.party_mut(device)) {
