@@ -1,3 +1,4 @@
 //! The CSTA link to the PBX.
 
 pub mod link;
+pub mod repeats;
