@@ -1,4 +1,4 @@
-//! The CSTA link to the PBX.
+//! The PBX side: the CSTA link, and the filter for repeated events.
 
 pub mod link;
 pub mod repeats;
