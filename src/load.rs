@@ -544,8 +544,9 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
     let sent = counter("events_sent");
     let _ = writeln!(
         r,
-        "event path (gateway counters): {} CSTA events from the PBX, {} event INFOs sent, {} unanswered; {}",
+        "event path (gateway counters): {} CSTA events from the PBX ({} dropped as repeats), {} event INFOs sent, {} unanswered; {}",
         counter("pbx_events"),
+        counter("repeated_events"),
         sent,
         counter("event_timeouts"),
         if metrics.is_empty() {
