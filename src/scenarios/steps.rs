@@ -674,21 +674,62 @@ async fn dtmf(w: &mut RccWorld, who: String, digits: String) -> Step {
 
 #[when(expr = "{word} forwards all calls to {word}")]
 async fn forwards(w: &mut RccWorld, who: String, target: String) -> Step {
-    let device = line(w, &who)?;
-    let dn = number(w, &target);
+    set_forwarding(w, &who, &target, ForwardingType::Immediate, None).await
+}
+
+#[when(expr = "{word} forwards calls to {word} when busy")]
+async fn forwards_busy(w: &mut RccWorld, who: String, target: String) -> Step {
+    set_forwarding(w, &who, &target, ForwardingType::Busy, None).await
+}
+
+#[when(expr = "{word} forwards unanswered calls to {word} after {int} rings")]
+async fn forwards_no_answer(w: &mut RccWorld, who: String, target: String, rings: u32) -> Step {
+    set_forwarding(w, &who, &target, ForwardingType::NoAnswer, Some(rings)).await
+}
+
+/// SetForwarding from `who`'s Lync client.
+async fn set_forwarding(
+    w: &mut RccWorld,
+    who: &str,
+    target: &str,
+    forwarding_type: ForwardingType,
+    ring_count: Option<u32>,
+) -> Step {
+    let device = line(w, who)?;
+    let dn = number(w, target);
     ok(
         w,
-        &who,
+        who,
         Request::SetForwarding {
             device,
-            forwarding_type: ForwardingType::Immediate,
+            forwarding_type,
             activate: true,
             forward_dn: Some(dn),
-            ring_count: None,
+            ring_count,
         },
     )
     .await
     .map(drop)
+}
+
+#[when(expr = "{word} forwards all calls to {word} at the desk phone")]
+async fn forwards_at_phone(w: &mut RccWorld, who: String, target: String) -> Step {
+    let ext = extension(w, &who)?;
+    let to = extension(w, &target)?;
+    lab(w)
+        .await?
+        .pbx()?
+        .phone_forwarding(&ext, ForwardingType::Immediate, Some(&to))
+        .await
+}
+
+#[given(expr = "a ring lasts {int} ms")]
+async fn ring_lasts(w: &mut RccWorld, ms: u64) -> Step {
+    lab(w)
+        .await?
+        .pbx()?
+        .set_ring(Duration::from_millis(ms))
+        .await
 }
 
 #[then(expr = "{word} reads back forwarding to {word}")]

@@ -220,6 +220,12 @@ impl PbxSim {
             .await
     }
 
+    /// Sets how long one ring lasts (no-answer forwarding counts rings).
+    pub async fn set_ring(&self, ring: Duration) -> anyhow::Result<()> {
+        self.with(move |pbx, now| pbx.act(now, |sw, _| sw.set_ring(ring)))
+            .await
+    }
+
     /// Turns call waiting on or off for an internal device.
     pub async fn set_call_waiting(&self, device: &str, on: bool) -> anyhow::Result<()> {
         let device = device.to_owned();

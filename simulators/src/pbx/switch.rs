@@ -1430,6 +1430,11 @@ impl Switch {
         self.notify_device(device, Event::Forwarding(event));
     }
 
+    /// How long one ring lasts from now on (no-answer forwarding counts rings).
+    pub fn set_ring(&mut self, ring: Duration) {
+        self.config.ring = ring;
+    }
+
     /// Turns call waiting on or off for an internal device (a line setting: no event).
     pub fn set_call_waiting(&mut self, device: &str, on: bool) -> Result<String, CstaError> {
         let d = self.internal_any(device)?;
