@@ -143,6 +143,19 @@ async fn click_to_dial_answered_then_cleared_over_tls() -> anyhow::Result<()> {
     let (_, cc) = event(&lab, alice, n, K::ConnectionCleared).await?;
     assert_eq!(lci(&cc), "null");
     assert!(lab.pbx()?.calls().await?.is_empty());
+    // The endpoint forgets the call and every connection it saw in it (bob's was never
+    // reported cleared to alice's monitor): a long load run's memory stays flat.
+    let left = lab
+        .lync
+        .wait_for(alice, WAIT, "the call forgotten", |e| {
+            Some((e.calls().len(), e.remembered_connections()))
+        })
+        .await?;
+    assert_eq!(
+        left,
+        (0, 0),
+        "calls and connections the endpoint still holds"
+    );
     no_violations(&lab, &[alice]).await
 }
 

@@ -889,11 +889,20 @@ impl Endpoint {
             );
             self.violation(why);
         }
-        if c.kind == CallEventKind::ConnectionCleared || state == "null" {
+        if state == "null" {
+            // The line left the call: forgotten with it (as `calls` is), so a long load run's
+            // memory stays flat even when the far end's connection is never reported cleared.
+            self.last_events.retain(|(k, _), _| k != call);
+        } else if c.kind == CallEventKind::ConnectionCleared {
             self.last_events.remove(&key);
         } else {
             self.last_events.insert(key, now);
         }
+    }
+
+    /// Connections whose latest event is remembered (for tests of the memory bound).
+    pub fn remembered_connections(&self) -> usize {
+        self.last_events.len()
     }
 
     fn event(&mut self, e: Event) {
