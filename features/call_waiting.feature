@@ -1,7 +1,8 @@
 @needs-pbx-sim
 Feature: Call waiting
   A second call rings while alice is on a call; Lync shows the waiting call and answers it. The
-  PBX may hold the call in progress itself, or the client holds it first: both must work.
+  PBX may hold the call in progress itself, or the client holds it first: both must work, and a
+  PBX that refuses the answer until the client holds must reach the client as a CSTA error.
 
   Background:
     Given alice's line has call waiting
@@ -22,6 +23,16 @@ Feature: Call waiting
     And alice saw no protocol violations
 
   Scenario: alice holds the call in progress, then answers
+    When alice puts the call with bob on hold
+    Then alice sees the call with bob as held
+    When alice answers from Lync
+    Then alice sees the call with +14255550200 as established
+    And alice saw no protocol violations
+
+  Scenario: A PBX that does not hold the call in progress refuses the answer until alice holds it
+    Given the PBX does not hold a call when another is answered
+    When alice tries to answer from Lync
+    Then alice gets the CSTA error connectedCallExists
     When alice puts the call with bob on hold
     Then alice sees the call with bob as held
     When alice answers from Lync

@@ -744,6 +744,49 @@ async fn call_waiting_answered_after_the_client_held_the_first_call() {
     );
 }
 
+#[tokio::test]
+async fn without_hold_on_answer_a_waiting_call_is_answered_only_after_a_hold() {
+    let sim = start(Profile::Generic).await;
+    sim.set_call_waiting("1001", true)
+        .await
+        .expect("call waiting");
+    sim.configure_switch(|c| c.hold_on_answer = false)
+        .await
+        .expect("configure");
+    let mut c = client(&sim).await;
+    let (mx_a, _, first) = connected_ab(&mut c).await;
+    let second = sim
+        .incoming("+14255550300", "1001")
+        .await
+        .expect("incoming");
+    c.events_for(&mx_a, 1).await;
+    let answer = Request::AnswerCall {
+        call: conn(&second, "1001"),
+    };
+    assert_eq!(
+        error(&c.request(answer.clone()).await),
+        (
+            ErrorCategory::StateIncompatibility,
+            "connectedCallExists".into()
+        )
+    );
+    // At the desk phone too.
+    assert!(sim.answer("1001").await.is_err());
+    empty_ok(
+        &c.request(Request::HoldCall {
+            call: conn(&first, "1001"),
+            reservation: None,
+        })
+        .await,
+    );
+    empty_ok(&c.request(answer).await);
+    let a = c.events_for(&mx_a, 2).await;
+    assert_eq!(
+        (a[0].kind, call_id(&a[0]), a[1].kind, call_id(&a[1])),
+        (K::Held, first, K::Established, second)
+    );
+}
+
 #[rstest::rstest]
 #[case::reject(Reach::Reject, "blocked")]
 #[case::unallocated(Reach::Unallocated, "numberUnallocated")]

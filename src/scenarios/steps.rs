@@ -728,8 +728,25 @@ async fn ring_lasts(w: &mut RccWorld, ms: u64) -> Step {
     lab(w)
         .await?
         .pbx()?
-        .set_ring(Duration::from_millis(ms))
+        .configure_switch(move |c| c.ring = Duration::from_millis(ms))
         .await
+}
+
+#[given("the PBX does not hold a call when another is answered")]
+async fn no_hold_on_answer(w: &mut RccWorld) -> Step {
+    lab(w)
+        .await?
+        .pbx()?
+        .configure_switch(|c| c.hold_on_answer = false)
+        .await
+}
+
+#[when(expr = "{word} tries to answer from Lync")]
+async fn tries_to_answer(w: &mut RccWorld, who: String) -> Step {
+    let c = on_call(w, &who)?;
+    ask(w, &who, Request::AnswerCall { call: c })
+        .await
+        .map(drop)
 }
 
 #[then(expr = "{word} reads back forwarding to {word}")]

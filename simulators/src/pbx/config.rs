@@ -136,6 +136,9 @@ pub struct SwitchFile {
     /// Send the remaining party a second ConnectionCleared.
     #[serde(default)]
     pub second_connection_cleared: Option<bool>,
+    /// Answering while in another call holds that call (false: refused, hold first).
+    #[serde(default)]
+    pub hold_on_answer: Option<bool>,
 }
 
 /// `[[external]]`
@@ -345,6 +348,9 @@ fn build(file: &PbxFile) -> PbxConfig {
     }
     if let Some(b) = w.second_connection_cleared {
         c.switch.second_connection_cleared = b;
+    }
+    if let Some(b) = w.hold_on_answer {
+        c.switch.hold_on_answer = b;
     }
     if let Some(l) = file.log_frames {
         c.log_frames = l;

@@ -220,9 +220,12 @@ impl PbxSim {
             .await
     }
 
-    /// Sets how long one ring lasts (no-answer forwarding counts rings).
-    pub async fn set_ring(&self, ring: Duration) -> anyhow::Result<()> {
-        self.with(move |pbx, now| pbx.act(now, |sw, _| sw.set_ring(ring)))
+    /// Changes the switch's settings from now on (see [`super::SwitchConfig`]).
+    pub async fn configure_switch(
+        &self,
+        f: impl FnOnce(&mut super::SwitchConfig) + Send + 'static,
+    ) -> anyhow::Result<()> {
+        self.with(move |pbx, now| pbx.act(now, |sw, _| sw.configure(f)))
             .await
     }
 

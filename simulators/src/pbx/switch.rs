@@ -60,6 +60,9 @@ pub struct SwitchConfig {
     pub monitors_per_device: usize,
     /// Behaviour of external numbers without their own script.
     pub default_external: ExternalParty,
+    /// Answering a call (a waiting one) while the device is in another call holds that call;
+    /// false: AnswerCall is refused with `connectedCallExists` and the client holds first.
+    pub hold_on_answer: bool,
 }
 
 impl Default for SwitchConfig {
@@ -72,6 +75,7 @@ impl Default for SwitchConfig {
             default_ring_count: 3,
             monitors_per_device: 16,
             default_external: ExternalParty::default(),
+            hold_on_answer: true,
         }
     }
 }
@@ -746,19 +750,8 @@ impl Switch {
             self.offer(call, target, Offer::fresh("newCall"), now);
             return;
         }
-        // Answering a waiting call: the call in progress goes on hold first. Desk phones only:
-        // an external number is a party of every call it is in, and scanning them all on each
-        // answer made the simulator quadratic under load.
-        let active = if self.devices.contains_key(device) {
-            self.calls_of(device)
-                .find(|c| {
-                    c.id != call && c.party(device).is_some_and(|p| p.state == State::Connected)
-                })
-                .map(|c| c.id.clone())
-        } else {
-            None
-        };
-        if let Some(active) = active {
+        // Answering a waiting call: the call in progress goes on hold first.
+        if let Some(active) = self.connected_besides(device, call) {
             self.hold(&active, device, "normal");
         }
         if let Some(p) = self.calls.get_mut(call).and_then(|c| c.party_mut(device)) {
@@ -993,6 +986,7 @@ impl Switch {
             Request::AnswerCall { call } => {
                 let (call, device) = self.connection(call)?;
                 self.expect_state(&call, &device, State::Alerting, "invalidConnectionState")?;
+                self.may_answer(&device, &call)?;
                 self.answer(&call, &device, now);
                 Ok(Response::Empty(rcc_protocol::csta::Service::AnswerCall))
             }
@@ -1430,9 +1424,30 @@ impl Switch {
         self.notify_device(device, Event::Forwarding(event));
     }
 
-    /// How long one ring lasts from now on (no-answer forwarding counts rings).
-    pub fn set_ring(&mut self, ring: Duration) {
-        self.config.ring = ring;
+    /// Changes the switch's settings from now on (ring length, answering while in a call…).
+    pub fn configure(&mut self, f: impl FnOnce(&mut SwitchConfig)) {
+        f(&mut self.config);
+    }
+
+    /// The call other than `call` in which the desk phone `device` is connected. Desk phones
+    /// only: an external number is a party of every call it is in, and scanning them all on
+    /// each answer made the simulator quadratic under load.
+    fn connected_besides(&self, device: &str, call: &str) -> Option<String> {
+        if !self.devices.contains_key(device) {
+            return None;
+        }
+        self.calls_of(device)
+            .find(|c| c.id != call && c.party(device).is_some_and(|p| p.state == State::Connected))
+            .map(|c| c.id.clone())
+    }
+
+    /// Refuses answering `call` at `device` while it is connected in another call, when the
+    /// switch does not hold that call itself.
+    fn may_answer(&self, device: &str, call: &str) -> Result<(), CstaError> {
+        if !self.config.hold_on_answer && self.connected_besides(device, call).is_some() {
+            return Err(state_err("connectedCallExists"));
+        }
+        Ok(())
     }
 
     /// Turns call waiting on or off for an internal device (a line setting: no event).
@@ -1555,6 +1570,7 @@ impl Switch {
         let call = self
             .call_of(&d, &[State::Alerting])
             .ok_or_else(|| state_err("noCallToAnswer"))?;
+        self.may_answer(&d, &call)?;
         self.answer(&call, &d, now);
         Ok(call)
     }
