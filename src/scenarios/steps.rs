@@ -507,32 +507,23 @@ async fn hangs_up_lync(w: &mut RccWorld, who: String) -> Step {
 #[when(expr = "{word} puts the call on hold")]
 async fn hold(w: &mut RccWorld, who: String) -> Step {
     let c = on_call(w, &who)?;
-    ok(
-        w,
-        &who,
-        Request::HoldCall {
-            call: c,
-            reservation: None,
-        },
-    )
-    .await
-    .map(drop)
+    hold_connection(w, &who, c).await
 }
 
 #[when(expr = "{word} puts the call with {word} on hold")]
 async fn hold_call_with(w: &mut RccWorld, who: String, other: String) -> Step {
     let call = call_with(w, &who, &other).await?;
     let c = me(w, &who, &call)?;
-    ok(
-        w,
-        &who,
-        Request::HoldCall {
-            call: c,
-            reservation: None,
-        },
-    )
-    .await
-    .map(drop)
+    hold_connection(w, &who, c).await
+}
+
+/// HoldCall from `who`'s Lync client.
+async fn hold_connection(w: &mut RccWorld, who: &str, call: ConnectionId) -> Step {
+    let hold = Request::HoldCall {
+        call,
+        reservation: None,
+    };
+    ok(w, who, hold).await.map(drop)
 }
 
 /// The PBX's call between `who` and `other` (a lab user or an outside number).
