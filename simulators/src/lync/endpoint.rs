@@ -867,10 +867,6 @@ impl Endpoint {
     /// The same event twice in a row for one connection tells the user nothing new, and Lync
     /// would show a second pop-up for it (rcc-sip.md §6.2, event storms).
     fn check_repeat(&mut self, c: &rcc_protocol::csta::CallEvent, call: &str, state: &str) {
-        if c.kind == CallEventKind::CallCleared {
-            self.last_events.retain(|(k, _), _| k != call);
-            return;
-        }
         let Some(device) = c.connection.as_ref().and_then(|x| x.device_id.clone()) else {
             return;
         };
@@ -889,11 +885,7 @@ impl Endpoint {
             );
             self.violation(why);
         }
-        if state == "null" {
-            // The line left the call: forgotten with it (as `calls` is), so a long load run's
-            // memory stays flat even when the far end's connection is never reported cleared.
-            self.last_events.retain(|(k, _), _| k != call);
-        } else if c.kind == CallEventKind::ConnectionCleared {
+        if c.kind == CallEventKind::ConnectionCleared {
             self.last_events.remove(&key);
         } else {
             self.last_events.insert(key, now);
@@ -989,9 +981,11 @@ impl Endpoint {
             if c.local_state == Some(LocalConnectionState::Null)
                 || (c.kind == CallEventKind::CallCleared)
             {
-                // Forgotten with the call, so a long load run's memory stays flat.
+                // Forgotten with the call, so a long load run's memory stays flat (the far
+                // end's connection, too, which is not always reported cleared).
                 self.calls.remove(&call);
                 self.known_calls.remove(&call);
+                self.last_events.retain(|(k, _), _| *k != call);
             }
         }
         self.events_received += 1;
