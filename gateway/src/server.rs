@@ -752,11 +752,12 @@ async fn drive(
             Some(Cmd::Sip { flow, msg, at }) => {
                 residence = Some(("sip", at));
                 gw.begin_step(at);
-                // More than half the queue waiting: the peer reads slower than it asks.
-                let backed_up = flows.get(&flow).is_some_and(|f| {
+                let out = flows.get(&flow);
+                if let Some(f) = out {
                     f.unread.fetch_sub(1, Ordering::Relaxed);
-                    f.queue.capacity() < shared.send_queue / 2
-                });
+                }
+                // More than half the queue waiting: the peer reads slower than it asks.
+                let backed_up = out.is_some_and(|f| f.queue.capacity() < shared.send_queue / 2);
                 gw.set_flow_congested(flow, backed_up);
                 gw.sip_message(flow, msg, now);
             }
