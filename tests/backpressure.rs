@@ -109,15 +109,11 @@ async fn small_buffers(addr: std::net::SocketAddr) -> anyhow::Result<TcpStream> 
 /// How many answers of `answer_len` bytes the kernel can hold between the gateway's queue and
 /// the peer (the gateway's send buffer at its autotuning ceiling, the peer's receive buffer).
 fn kernel_answers(answer_len: usize) -> usize {
-    (tcp_mem_max("tcp_wmem", 4 << 20) + 256 * 1024) / answer_len.max(1)
-}
-
-/// The kernel's ceiling for a TCP buffer, from `/proc/sys/net/ipv4/<name>` (its third field).
-fn tcp_mem_max(name: &str, otherwise: usize) -> usize {
-    std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+    let wmem_max = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
         .ok()
         .and_then(|s| s.split_whitespace().nth(2).and_then(|v| v.parse().ok()))
-        .unwrap_or(otherwise)
+        .unwrap_or(4 << 20);
+    (wmem_max + 256 * 1024) / answer_len.max(1)
 }
 
 /// `request` sent on a fresh connection: its answer's size in bytes.
