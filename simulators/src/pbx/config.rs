@@ -374,6 +374,16 @@ mod tests {
     }
 
     #[test]
+    fn call_waiting_settings_are_read() {
+        let text = "[listen]\ntcp = \"127.0.0.1:1\"\n[switch]\nhold_on_answer = false\n\
+                    [[device]]\nnumber = \"100\"\ncall_waiting = true\n[[device]]\nnumber = \"101\"\n";
+        let loaded = parse(text).expect("config");
+        assert!(!loaded.config.switch.hold_on_answer);
+        let waiting: Vec<bool> = loaded.file.devices.iter().map(|d| d.call_waiting).collect();
+        assert_eq!(waiting, [true, false], "off unless asked");
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         let text = r#"
             [listen]
