@@ -393,7 +393,9 @@ where
     });
     // A Close taken from the queue while joining frames into one write, handled after it.
     let mut close_after: Option<LinkOut> = None;
-    let abort = loop {
+    // How the link ends: `Some(abort)` when the engine or the driver closes it (reset or in
+    // order), `None` when the client closed it or a write failed.
+    let closing = loop {
         let next = match close_after.take() {
             Some(c) => Some(c),
             None => tokio::select! {
@@ -431,7 +433,7 @@ where
             None => return,
         }
     };
-    let Some(abort) = abort else {
+    let Some(abort) = closing else {
         reader.abort();
         let _ = tx.send(Cmd::Gone { link }).await;
         return;
