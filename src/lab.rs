@@ -298,7 +298,7 @@ replace = "+1425555$1"
     if let Some(t) = options.gateway_tweak {
         t(&mut config);
     }
-    let problems = gwconfig::check(&config);
+    let problems = gwconfig::check(&mut config);
     anyhow::ensure!(problems.is_empty(), "lab gateway config: {problems:?}");
     let gw = GatewayHandle::start(config.clone()).await?;
     Ok((gw, config))

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use divan::Bencher;
 use rcc_gateway::config;
-use rcc_gateway::engine::{Gateway, Output};
-use rcc_gateway::observe::Metrics;
-use rcc_gateway::pbx::link::LinkOutput;
+use rcc_gateway::core::Metrics;
+use rcc_gateway::core::pbx::link::LinkOutput;
+use rcc_gateway::core::{FlowId, Gateway, Output, Policy};
 use rcc_protocol::csta::{
     self, CallEvent, CallEventKind, ConnectionId, DeviceRef, Event, MonitorObject, Request,
     Response,
@@ -56,7 +56,8 @@ impl Rig {
     fn new() -> Rig {
         let config = Arc::new(config::parse(CONFIG).expect("bench config parses"));
         let now = Instant::now();
-        let gw = Gateway::new(config, Arc::new(Metrics::new()), now).expect("gateway");
+        let policy = Policy::build(&config).expect("policy");
+        let gw = Gateway::new(config, policy, Arc::new(Metrics::new()), now, 0x5eed);
         let mut rig = Rig {
             gw,
             now,
@@ -114,7 +115,7 @@ impl Rig {
         bytes.extend_from_slice(body);
         let before = self.responses.len();
         self.gw.sip_message(
-            1,
+            FlowId(1),
             Message::parse(&bytes).expect("bench SIP parses"),
             self.now,
         );
@@ -165,8 +166,11 @@ CSeq: {cseq} {method}
             .replace('\n', "\r\n")
             .into_bytes();
         ack.extend_from_slice(b"Content-Length: 0\r\n\r\n");
-        self.gw
-            .sip_message(1, Message::parse(&ack).expect("ACK parses"), self.now);
+        self.gw.sip_message(
+            FlowId(1),
+            Message::parse(&ack).expect("ACK parses"),
+            self.now,
+        );
         self.pump();
         let monitor = csta::encode(
             &csta::Message::Request(Request::MonitorStart {
@@ -188,7 +192,7 @@ CSeq: {cseq} {method}
         let n = infos.len();
         for info in infos {
             let ok = Message::response_to(&info, 200, "OK", "");
-            self.gw.sip_message(1, ok, self.now);
+            self.gw.sip_message(FlowId(1), ok, self.now);
         }
         self.pump();
         n

@@ -1,435 +1,15 @@
-//! `gateway.toml`: the gateway's configuration. [`parse`] reports every problem in a file at
-//! once (`rcc-gateway check-config`).
+//! `gateway.toml` for the shell: the core's configuration types, read from a file, with the
+//! files it names checked and the authorization CSV read (once, here: the core does no I/O).
+//! [`parse`] reports every problem at once (`rcc-gateway check-config`).
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use serde::Deserialize;
+pub use rcc_gateway_core::config::*;
+use rcc_gateway_core::rcc::authz::parse_csv;
+use rcc_gateway_core::setup;
 
-/// The whole file.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// The Lync side.
-    pub sip: SipConfig,
-    /// The PBX side.
-    pub pbx: PbxConfig,
-    /// LineURI and number translation.
-    #[serde(default)]
-    pub numbering: NumberingConfig,
-    /// Who may control which line.
-    #[serde(default)]
-    pub authorization: AuthorizationConfig,
-    /// Metrics, health and logs.
-    #[serde(default)]
-    pub observe: ObserveConfig,
-}
-
-/// `[sip]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SipConfig {
-    /// TLS listener (Lync's recommended transport).
-    #[serde(default)]
-    pub listen_tls: Option<SocketAddr>,
-    /// TCP listener (the gateway's IP must be pinned in the Lync topology).
-    #[serde(default)]
-    pub listen_tcp: Option<SocketAddr>,
-    /// Host for Contact and Via: the trusted application pool FQDN (TLS) or IP (TCP).
-    pub host: String,
-    /// Port advertised in Contact and Via (default: the TLS, else the TCP listener's port).
-    #[serde(default)]
-    pub port: Option<u16>,
-    /// User part of the Contact (`rccgateway`).
-    #[serde(default = "default_user")]
-    pub user: String,
-    /// Server certificate and client verification.
-    #[serde(default)]
-    pub tls: Option<SipTlsConfig>,
-    /// Peers allowed to talk to the gateway (Front End servers).
-    #[serde(default, rename = "trusted_peer")]
-    pub trusted_peers: Vec<TrustedPeer>,
-    /// Session-Expires granted (RFC 4028), seconds.
-    #[serde(default = "default_session_expires")]
-    pub session_expires_s: u32,
-    /// Smallest Session-Expires accepted (Min-SE), seconds.
-    #[serde(default = "default_min_se")]
-    pub min_se_s: u32,
-    /// Answer UPDATE (and list it in Allow).
-    #[serde(default = "yes")]
-    pub allow_update: bool,
-    /// INVITE answer while the PBX link is down: `503` (with Retry-After) or `status`
-    /// (200 OK with a non-normal systemStatus).
-    #[serde(default)]
-    pub pbx_down: PbxDownAnswer,
-    /// Retry-After on 503, seconds.
-    #[serde(default = "default_retry_after")]
-    pub retry_after_s: u32,
-    /// Time an event INFO may stay unanswered (then it is given up, not fatal), ms.
-    #[serde(default = "default_event_timeout")]
-    pub event_timeout_ms: u64,
-    /// Event INFOs in flight per dialog before the next ones wait.
-    #[serde(default = "default_event_window")]
-    pub event_window: usize,
-    /// Events queued per dialog; beyond it the session is ended (the client re-syncs).
-    #[serde(default = "default_event_queue")]
-    pub event_queue: usize,
-    /// Messages queued for one SIP connection. Owed beyond half of it (answers queued plus
-    /// requests not yet taken up), the peer is reading slower than it asks: reading it pauses (2 s at most), then its new sessions and CSTA requests
-    /// get 503 with Retry-After; when it is full the connection is closed (counted in
-    /// `rcc_gateway_queue_overflows_total`).
-    #[serde(default = "default_send_queue")]
-    pub send_queue: usize,
-    /// RCC sessions the gateway accepts (503 beyond).
-    #[serde(default = "default_max_sessions")]
-    pub max_sessions: usize,
-    /// Connections accepted per peer address.
-    #[serde(default = "default_max_connections")]
-    pub max_connections_per_peer: usize,
-}
-
-/// What a new session gets while the PBX link is down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PbxDownAnswer {
-    /// 503 Service Unavailable with Retry-After.
-    #[default]
-    #[serde(rename = "503")]
-    ServiceUnavailable,
-    /// 200 OK with `systemStatus` disabled.
-    Status,
-}
-
-/// `[sip.tls]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SipTlsConfig {
-    /// PEM certificate chain (subject/SAN = `sip.host`).
-    pub cert: PathBuf,
-    /// PEM private key.
-    pub key: PathBuf,
-    /// CAs that issue the Front End's certificates.
-    #[serde(default)]
-    pub client_ca: Option<PathBuf>,
-    /// `required` (mutual TLS, as Lync does), `optional` or `none`.
-    #[serde(default)]
-    pub client_cert: ClientCertMode,
-}
-
-/// Client certificate policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClientCertMode {
-    /// Mutual TLS.
-    #[default]
-    Required,
-    /// Verified when offered.
-    Optional,
-    /// Not asked for.
-    None,
-}
-
-/// A trusted peer: by certificate name (TLS) or by IP address (TCP, or TLS without names).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrustedPeer {
-    /// Certificate DNS name (Front End pool or server FQDN).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Pinned IP address.
-    #[serde(default)]
-    pub ip: Option<IpAddr>,
-}
-
-/// `[pbx]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PbxConfig {
-    /// `generic`, `osv` or `aes`.
-    #[serde(default)]
-    pub profile: PbxProfile,
-    /// Primary CSTA server address.
-    pub address: String,
-    /// Secondary address, tried when the primary fails.
-    #[serde(default)]
-    pub secondary: Option<String>,
-    /// `tcp` or `tls`.
-    #[serde(default)]
-    pub transport: PbxTransport,
-    /// CA certificate for a TLS link.
-    #[serde(default)]
-    pub tls_ca: Option<PathBuf>,
-    /// Server name expected in the PBX's certificate (default: the address host).
-    #[serde(default)]
-    pub tls_name: Option<String>,
-    /// `annex-j` (default) or `nul`.
-    #[serde(default)]
-    pub framing: PbxFraming,
-    /// ECMA-354 login.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// ECMA-354 password.
-    #[serde(default)]
-    pub password: Option<String>,
-    /// `applicationID` in StartApplicationSession.
-    #[serde(default = "default_application_id")]
-    pub application_id: String,
-    /// Session duration asked for, seconds.
-    #[serde(default = "default_pbx_session")]
-    pub session_duration_s: u32,
-    /// Time a PBX request may take before the client gets a CSTAErrorCode, ms.
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout_ms: u64,
-    /// First reconnect delay, ms (doubles up to `reconnect_max_ms`).
-    #[serde(default = "default_reconnect_min")]
-    pub reconnect_min_ms: u64,
-    /// Longest reconnect delay, ms.
-    #[serde(default = "default_reconnect_max")]
-    pub reconnect_max_ms: u64,
-    /// Namespace to speak (default: the profile's).
-    #[serde(default)]
-    pub namespace: Option<String>,
-    /// Requests in flight on the link before new ones get a resource-busy error.
-    #[serde(default = "default_pbx_inflight")]
-    pub max_in_flight: usize,
-}
-
-/// The PBX vendor profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PbxProfile {
-    /// ECMA-323 ed3, session when credentials are configured.
-    #[default]
-    Generic,
-    /// OpenScape Voice: ed4, answers SystemStatus, SystemRegister, `N<…>` device IDs.
-    Osv,
-    /// Avaya AES: session with login, `ed3/priv2`.
-    Aes,
-}
-
-/// PBX link transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PbxTransport {
-    /// Plain TCP.
-    #[default]
-    Tcp,
-    /// TLS.
-    Tls,
-}
-
-/// PBX link framing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PbxFraming {
-    /// ECMA-323 Annex J.
-    #[default]
-    AnnexJ,
-    /// NUL-terminated.
-    Nul,
-}
-
-/// `[numbering]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NumberingConfig {
-    /// Which part of a LineURI names the PBX device: `ext` (the `;ext=` parameter, else the
-    /// number), `number` (the number as written, `+` kept) or `digits` (the number without `+`).
-    #[serde(default)]
-    pub line: LinePart,
-    /// Rules from a dialled number or line (after `tel:` and parameters are removed) to the
-    /// PBX's number; the first matching rule applies.
-    #[serde(default)]
-    pub to_pbx: Vec<Rule>,
-    /// Rules from a PBX number to what the client sees (E.164 where possible).
-    #[serde(default)]
-    pub to_lync: Vec<Rule>,
-    /// `phone-context` for numbers shown to clients that are not E.164 (none: plain `tel:`).
-    #[serde(default)]
-    pub phone_context: Option<String>,
-}
-
-impl Default for NumberingConfig {
-    fn default() -> Self {
-        NumberingConfig {
-            line: LinePart::Ext,
-            to_pbx: Vec::new(),
-            to_lync: Vec::new(),
-            phone_context: None,
-        }
-    }
-}
-
-/// Which part of a LineURI names the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LinePart {
-    /// `;ext=`, else the number.
-    #[default]
-    Ext,
-    /// The number as written.
-    Number,
-    /// The number without `+`.
-    Digits,
-}
-
-/// A rewrite rule: a regular expression and its replacement (`$1` for groups).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rule {
-    /// Regular expression matched against the whole number.
-    pub pattern: String,
-    /// Replacement.
-    pub replace: String,
-}
-
-/// `[authorization]`
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorizationConfig {
-    /// CSV file `sip_uri,line` (one line per row; `#` comments).
-    #[serde(default)]
-    pub file: Option<PathBuf>,
-    /// Users and their lines.
-    #[serde(default, rename = "user")]
-    pub users: Vec<UserLines>,
-}
-
-/// One user's lines.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserLines {
-    /// SIP URI (`sip:alice@contoso.com`).
-    pub uri: String,
-    /// LineURIs the user may control.
-    pub lines: Vec<String>,
-}
-
-/// `[observe]`
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ObserveConfig {
-    /// HTTP address for `/metrics` and `/health`.
-    #[serde(default)]
-    pub http: Option<SocketAddr>,
-    /// `text` (default) or `json`.
-    #[serde(default)]
-    pub log_format: LogFormat,
-    /// A pcapng trace of both legs (TLS written as its decrypted SIP), for Wireshark.
-    #[serde(default)]
-    pub trace: Option<PathBuf>,
-    /// One pcapng trace per RCC session: its SIP dialog and the PBX frames that belong to it.
-    #[serde(default)]
-    pub session_traces: Option<SessionTraceConfig>,
-}
-
-/// `[observe.session_traces]`: one pcapng file per RCC session.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionTraceConfig {
-    /// Directory of the files (`USER-SECONDS-SESSION.pcapng`); created if missing.
-    pub dir: PathBuf,
-    /// Only these users' sessions (SIP URIs, case-insensitive); empty: every session.
-    #[serde(default)]
-    pub users: Vec<String>,
-    /// Files open at once at most; sessions beyond are not traced (counted and logged).
-    #[serde(default = "default_max_open")]
-    pub max_open: usize,
-}
-
-fn default_max_open() -> usize {
-    256
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LogFormat {
-    /// Human-readable.
-    #[default]
-    Text,
-    /// JSON lines.
-    Json,
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_user() -> String {
-    "rccgateway".to_owned()
-}
-fn default_session_expires() -> u32 {
-    1800
-}
-fn default_min_se() -> u32 {
-    90
-}
-fn default_retry_after() -> u32 {
-    30
-}
-fn default_event_timeout() -> u64 {
-    8000
-}
-fn default_event_window() -> usize {
-    8
-}
-fn default_event_queue() -> usize {
-    1024
-}
-fn default_send_queue() -> usize {
-    16_384
-}
-fn default_max_sessions() -> usize {
-    250_000
-}
-fn default_max_connections() -> usize {
-    64
-}
-fn default_application_id() -> String {
-    "rcc-gateway".to_owned()
-}
-fn default_pbx_session() -> u32 {
-    180
-}
-fn default_request_timeout() -> u64 {
-    5000
-}
-fn default_reconnect_min() -> u64 {
-    500
-}
-fn default_reconnect_max() -> u64 {
-    30_000
-}
-fn default_pbx_inflight() -> usize {
-    4096
-}
-
-impl SipConfig {
-    /// The port to advertise.
-    pub fn advertised_port(&self) -> u16 {
-        self.port
-            .or(self.listen_tls.map(|a| a.port()))
-            .or(self.listen_tcp.map(|a| a.port()))
-            .unwrap_or(5065)
-    }
-
-    /// The transport to advertise in Contact and Via.
-    pub fn advertised_transport(&self) -> &'static str {
-        if self.listen_tls.is_some() {
-            "tls"
-        } else {
-            "tcp"
-        }
-    }
-}
-
-impl PbxConfig {
-    /// Per-request timeout.
-    pub fn request_timeout(&self) -> Duration {
-        Duration::from_millis(self.request_timeout_ms)
-    }
-}
+/// A commented example, shipped as `gateway/gateway.example.toml`.
+pub const EXAMPLE: &str = include_str!("../gateway.example.toml");
 
 /// Reads and checks a file.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
@@ -438,10 +18,17 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
     parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// Parses and checks configuration text; every problem is listed.
+/// Every problem in a configuration, its files read (the authorization CSV into it).
+pub fn check(config: &mut Config) -> Vec<String> {
+    let mut problems = read_files(config);
+    problems.extend(setup::check(config));
+    problems
+}
+
+/// Parses and checks configuration text, reading the files it names; every problem is listed.
 pub fn parse(text: &str) -> anyhow::Result<Config> {
-    let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let problems = check(&config);
+    let mut config = parse_unchecked(text)?;
+    let problems = check(&mut config);
     if problems.is_empty() {
         Ok(config)
     } else {
@@ -453,22 +40,11 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     }
 }
 
-/// Parses configuration text without checking it (for programs that complete it first).
-pub fn parse_unchecked(text: &str) -> anyhow::Result<Config> {
-    toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// Every problem in a parsed configuration (files are checked for existence).
-pub fn check(c: &Config) -> Vec<String> {
+/// Reads the authorization CSV into the configuration (unless already read) and checks that
+/// every other file the configuration names is there.
+pub fn read_files(c: &mut Config) -> Vec<String> {
     let mut p = Vec::new();
-    let s = &c.sip;
-    if s.listen_tls.is_none() && s.listen_tcp.is_none() {
-        p.push("sip: give listen_tls or listen_tcp".to_owned());
-    }
-    if s.listen_tls.is_some() && s.tls.is_none() {
-        p.push("sip.listen_tls needs [sip.tls] with cert and key".to_owned());
-    }
-    if let Some(t) = &s.tls {
+    if let Some(t) = &c.sip.tls {
         for (what, f) in [
             ("cert", Some(&t.cert)),
             ("key", Some(&t.key)),
@@ -480,120 +56,33 @@ pub fn check(c: &Config) -> Vec<String> {
                 p.push(format!("sip.tls.{what}: {} does not exist", f.display()));
             }
         }
-        if t.client_cert != ClientCertMode::None && t.client_ca.is_none() {
-            p.push("sip.tls.client_cert needs client_ca (or client_cert = \"none\")".to_owned());
-        }
     }
-    if s.host.trim().is_empty() {
-        p.push("sip.host is empty (use the trusted application pool FQDN or IP)".to_owned());
-    }
-    if s.trusted_peers.is_empty() {
-        p.push("sip: no trusted_peer; every Front End would be refused".to_owned());
-    }
-    for (i, t) in s.trusted_peers.iter().enumerate() {
-        if t.name.is_none() && t.ip.is_none() {
-            p.push(format!("sip.trusted_peer #{}: give name or ip", i + 1));
-        }
-    }
-    if s.min_se_s < 90 {
+    if let Some(t) = &c.observe.session_traces
+        && t.dir.exists()
+        && !t.dir.is_dir()
+    {
         p.push(format!(
-            "sip.min_se_s = {} is below RFC 4028's 90",
-            s.min_se_s
+            "observe.session_traces.dir: {} is not a directory",
+            t.dir.display()
         ));
     }
-    if s.session_expires_s < s.min_se_s {
-        p.push(format!(
-            "sip.session_expires_s = {} is below min_se_s = {}",
-            s.session_expires_s, s.min_se_s
-        ));
-    }
-    if s.event_window == 0 || s.event_queue == 0 {
-        p.push("sip.event_window and sip.event_queue must be at least 1".to_owned());
-    }
-    if s.send_queue < 16 {
-        p.push(format!(
-            "sip.send_queue must be at least 16, not {}",
-            s.send_queue
-        ));
-    }
-    if let Some(t) = &c.observe.session_traces {
-        if t.max_open == 0 {
-            p.push("observe.session_traces.max_open must be at least 1".to_owned());
-        }
-        if t.dir.exists() && !t.dir.is_dir() {
-            p.push(format!(
-                "observe.session_traces.dir: {} is not a directory",
-                t.dir.display()
-            ));
-        }
-    }
-    let x = &c.pbx;
-    for (what, a) in [
-        ("address", Some(&x.address)),
-        ("secondary", x.secondary.as_ref()),
-    ] {
-        if let Some(a) = a
-            && split_host_port(a).is_none()
-        {
-            p.push(format!("pbx.{what} {a:?} is not host:port"));
-        }
-    }
-    if x.transport == PbxTransport::Tls && x.tls_ca.is_none() {
-        p.push("pbx.transport = \"tls\" needs pbx.tls_ca".to_owned());
-    }
-    if let Some(f) = &x.tls_ca
+    if let Some(f) = &c.pbx.tls_ca
         && !f.exists()
     {
         p.push(format!("pbx.tls_ca: {} does not exist", f.display()));
     }
-    if x.username.is_some() != x.password.is_some() {
-        p.push("pbx.username and pbx.password go together".to_owned());
-    }
-    if x.profile == PbxProfile::Aes && x.username.is_none() {
-        p.push("pbx.profile = \"aes\" needs username and password".to_owned());
-    }
-    if x.session_duration_s < 10 {
-        p.push("pbx.session_duration_s must be at least 10".to_owned());
-    }
-    if x.reconnect_min_ms == 0 || x.reconnect_max_ms < x.reconnect_min_ms {
-        p.push("pbx: reconnect_min_ms must be > 0 and <= reconnect_max_ms".to_owned());
-    }
-    for (list, rules) in [
-        ("to_pbx", &c.numbering.to_pbx),
-        ("to_lync", &c.numbering.to_lync),
-    ] {
-        for (i, r) in rules.iter().enumerate() {
-            if let Err(e) = regex::Regex::new(&r.pattern) {
-                p.push(format!("numbering.{list} #{}: {e}", i + 1));
-            }
-        }
-    }
-    if let Some(f) = &c.authorization.file {
-        match std::fs::read_to_string(f) {
-            Ok(text) => {
-                if let Err(e) = crate::rcc::authz::parse_csv(&text) {
-                    p.push(format!("authorization.file {}: {e}", f.display()));
-                }
-            }
+    let auth = &mut c.authorization;
+    if let (Some(f), None) = (&auth.file, &auth.file_rows) {
+        match std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| parse_csv(&t))
+        {
+            Ok(rows) => auth.file_rows = Some(rows),
             Err(e) => p.push(format!("authorization.file {}: {e}", f.display())),
         }
     }
     p
 }
-
-/// Splits `host:port` (IPv6 in brackets).
-pub fn split_host_port(s: &str) -> Option<(String, u16)> {
-    let (host, port) = s.rsplit_once(':')?;
-    let port = port.parse().ok()?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return None;
-    }
-    Some((host.to_owned(), port))
-}
-
-/// A commented example, shipped as `gateway/gateway.example.toml`.
-pub const EXAMPLE: &str = include_str!("../gateway.example.toml");
 
 #[cfg(test)]
 mod tests {
@@ -633,10 +122,31 @@ mod tests {
     }
 
     #[test]
-    fn host_port() {
-        assert_eq!(split_host_port("pbx:1040"), Some(("pbx".into(), 1040)));
-        assert_eq!(split_host_port("[::1]:1040"), Some(("::1".into(), 1040)));
-        assert_eq!(split_host_port(":1040"), None);
-        assert_eq!(split_host_port("pbx"), None);
+    fn the_authorization_file_is_read_once_into_the_config() {
+        let dir = std::env::temp_dir().join(format!("rcc-gw-authz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let csv = dir.join("users.csv");
+        std::fs::write(&csv, "sip_uri,line\nsip:alice@contoso.com,tel:+1;ext=100\n").expect("csv");
+        let text = format!(
+            "[sip]\nlisten_tcp = \"127.0.0.1:5066\"\nhost = \"gw\"\n\
+             trusted_peer = [{{ ip = \"127.0.0.1\" }}]\n[pbx]\naddress = \"127.0.0.1:1040\"\n\
+             [authorization]\nfile = {:?}\n",
+            csv.display().to_string()
+        );
+        let c = parse(&text).expect("valid");
+        assert_eq!(
+            c.authorization.file_rows,
+            Some(vec![(
+                "sip:alice@contoso.com".to_owned(),
+                "tel:+1;ext=100".to_owned()
+            )])
+        );
+        std::fs::write(&csv, "broken").expect("csv");
+        let err = parse(&text)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("line 1: expected `sip_uri,line`"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,15 +3,16 @@
 //! keeps one RCC session per dialog, one PBX monitor per device, and translates every request,
 //! response and event to and from the PBX's CSTA link.
 //!
-//! [`engine::Gateway`] is the sans-IO core; [`server`] is the tokio shell around it.
+//! The protocol core is the crate `rcc-gateway-core` (re-exported as [`core`]): sans-IO, no
+//! tokio. This crate is what runs it: [`config`] reads the file and what it names, [`shell`] owns
+//! the sockets, tasks and TLS, [`observe`] serves metrics and health and writes traces, and
+//! [`lync_config`] prints the Lync side's PowerShell.
+
+pub use rcc_gateway_core as core;
 
 pub mod config;
-pub mod engine;
 pub mod lync_config;
 pub mod observe;
-pub mod pbx;
-pub mod rcc;
-pub mod server;
-pub mod sip;
-pub mod tls;
-pub mod trace;
+pub mod shell;
+
+pub use shell::server;

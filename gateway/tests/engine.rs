@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcc_gateway::config;
-use rcc_gateway::engine::{Gateway, Output};
-use rcc_gateway::observe::Metrics;
-use rcc_gateway::pbx::link::LinkOutput;
-use rcc_gateway::trace::{Leg, SessionNote, Way};
+use rcc_gateway::core::Metrics;
+use rcc_gateway::core::notes::{Leg, SessionNote, Way};
+use rcc_gateway::core::pbx::link::LinkOutput;
+use rcc_gateway::core::{FlowId, Gateway, Output, Policy};
 use rcc_protocol::csta::{self, Request, Response};
 use rcc_protocol::sip::{Message, Method};
 
@@ -82,7 +82,8 @@ impl Harness {
         let config = Arc::new(config::parse(toml).expect("config"));
         let now = Instant::now();
         let metrics = Arc::new(Metrics::new());
-        let gw = Gateway::new(config, metrics.clone(), now).expect("gateway");
+        let policy = Policy::build(&config).expect("policy");
+        let gw = Gateway::new(config, policy, metrics.clone(), now, 0x5eed);
         let mut h = Harness {
             gw,
             metrics,
@@ -131,7 +132,7 @@ impl Harness {
 
     fn send(&mut self, m: Message) -> Vec<Message> {
         let before = self.responses.len();
-        self.gw.sip_message(1, m, self.now);
+        self.gw.sip_message(FlowId(1), m, self.now);
         self.drain();
         self.responses[before..].to_vec()
     }
@@ -583,7 +584,7 @@ fn unanswered_event_infos_are_not_fatal_but_481_is() {
     h.drain();
     let info = h.requests.last().expect("event INFO").clone();
     let resp = Message::response_to(&info, 481, "Call/Transaction Does Not Exist", "x");
-    h.gw.sip_message(1, resp, h.now);
+    h.gw.sip_message(FlowId(1), resp, h.now);
     h.drain();
     assert_eq!(h.gw.session_count(), 0);
 }
@@ -612,7 +613,7 @@ fn per_session_traces_follow_the_user_filter_and_carry_the_wire_bytes() {
         .map(|n| match n {
             SessionNote::Data {
                 session,
-                leg: Leg::Sip(1),
+                leg: Leg::Sip(FlowId(1)),
                 way,
                 bytes,
             } if *session == alice => (*way, Message::parse(bytes).expect("traced SIP parses")),
@@ -760,7 +761,7 @@ fn gateway_added_time_sums_the_two_steps_of_a_request() {
     );
     let read = h.now;
     h.gw.begin_step(read);
-    h.gw.sip_message(1, info, read);
+    h.gw.sip_message(FlowId(1), info, read);
     h.drain();
     h.gw.end_step(read + Duration::from_micros(300));
     // The PBX takes 50 ms; the gateway's outbound step 200 µs.
@@ -820,7 +821,7 @@ fn waiting_requests_record_the_monitor_answer_once_per_session() {
     h.traces.clear();
     h.gw.pbx_bytes(&bytes, h.now);
     h.drain();
-    let mut answered: Vec<u64> = h
+    let mut answered: Vec<rcc_gateway::core::SessionId> = h
         .traces
         .iter()
         .filter_map(|n| match n {
@@ -860,7 +861,7 @@ fn a_congested_connection_gets_503_for_new_work_only() {
             }),
         )
     };
-    h.gw.set_flow_congested(1, true);
+    h.gw.set_flow_congested(FlowId(1), true);
     let sent_before = h.pbx.len();
     let refused = h.one(make_call(&h, 10, "z9hG4bKmc1"));
     assert_eq!(refused.status(), Some(503));
@@ -880,11 +881,11 @@ fn a_congested_connection_gets_503_for_new_work_only() {
     let update = h.in_dialog(&ok, Method::Update, 11, "z9hG4bKup", None, b"");
     assert_eq!(h.one(update).status(), Some(200));
     // Drained: requests reach the PBX again.
-    h.gw.set_flow_congested(1, false);
+    h.gw.set_flow_congested(FlowId(1), false);
     assert!(h.send(make_call(&h, 12, "z9hG4bKmc2")).is_empty());
     assert_eq!(h.pbx.len(), sent_before + 1, "the MakeCall reached the PBX");
     // Congested again: BYE still ends the session (its MonitorStop goes out).
-    h.gw.set_flow_congested(1, true);
+    h.gw.set_flow_congested(FlowId(1), true);
     let bye = h.in_dialog(&ok, Method::Bye, 13, "z9hG4bKbye", None, b"");
     assert_eq!(h.one(bye).status(), Some(200));
     assert_eq!(h.gw.session_count(), 0);

@@ -23,17 +23,23 @@ pub struct Numbering {
     profile: PbxProfile,
 }
 
-fn compile(rules: &[crate::config::Rule]) -> Result<Vec<Rule>, regex::Error> {
-    rules
-        .iter()
-        .map(|r| {
-            // Anchored: a rule rewrites whole numbers only.
-            Ok(Rule {
-                pattern: Regex::new(&format!("^(?:{})$", r.pattern))?,
+/// Compiles `list`'s rules, anchored (a rule rewrites whole numbers only); each pattern must
+/// also stand alone, so `a)(?:b` is refused rather than read as `(?:a)(?:b)`. Every bad rule is
+/// named in `problems`.
+fn compile(list: &str, rules: &[crate::config::Rule], problems: &mut Vec<String>) -> Vec<Rule> {
+    let mut compiled = Vec::with_capacity(rules.len());
+    for (i, r) in rules.iter().enumerate() {
+        let anchored =
+            Regex::new(&r.pattern).and_then(|_| Regex::new(&format!("^(?:{})$", r.pattern)));
+        match anchored {
+            Ok(pattern) => compiled.push(Rule {
+                pattern,
                 replace: r.replace.clone(),
-            })
-        })
-        .collect()
+            }),
+            Err(e) => problems.push(format!("numbering.{list} #{}: {e}", i + 1)),
+        }
+    }
+    compiled
 }
 
 fn apply(rules: &[Rule], s: &str) -> String {
@@ -72,12 +78,18 @@ fn tel_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
 }
 
 impl Numbering {
-    /// Compiles the configured rules.
-    pub fn new(config: &NumberingConfig, profile: PbxProfile) -> Result<Numbering, regex::Error> {
+    /// Compiles the configured rules; the error names every rule that does not compile.
+    pub fn new(config: &NumberingConfig, profile: PbxProfile) -> Result<Numbering, Vec<String>> {
+        let mut problems = Vec::new();
+        let to_pbx = compile("to_pbx", &config.to_pbx, &mut problems);
+        let to_lync = compile("to_lync", &config.to_lync, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(Numbering {
             line: config.line,
-            to_pbx: compile(&config.to_pbx)?,
-            to_lync: compile(&config.to_lync)?,
+            to_pbx,
+            to_lync,
             phone_context: config.phone_context.clone(),
             profile,
         })

@@ -413,13 +413,19 @@ impl<P> PbxLink<P> {
         });
     }
 
-    /// Sends a request for the engine; the answer comes back as [`LinkEvent::Completed`].
-    pub fn request(&mut self, purpose: P, request: Request, now: Instant) -> Result<u16, Failure> {
+    /// Sends a request for the engine; the answer comes back as [`LinkEvent::Completed`]. A
+    /// request the link cannot take gives its purpose back with the reason.
+    pub fn request(
+        &mut self,
+        purpose: P,
+        request: Request,
+        now: Instant,
+    ) -> Result<u16, (Failure, P)> {
         if self.state != State::Up {
-            return Err(Failure::LinkDown);
+            return Err((Failure::LinkDown, purpose));
         }
         if self.pending.len() >= self.settings.max_in_flight {
-            return Err(Failure::Busy);
+            return Err((Failure::Busy, purpose));
         }
         Ok(self.send_request(Purpose::Engine(purpose), &Message::Request(request), now))
     }

@@ -54,28 +54,29 @@ pub fn parse_csv(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 impl Authorization {
-    /// Builds the policy from the configuration (reading the CSV file when there is one).
-    pub fn from_config(config: &AuthorizationConfig) -> anyhow::Result<Authorization> {
-        let mut rows: Vec<(String, String)> = Vec::new();
-        for u in &config.users {
-            rows.extend(u.lines.iter().map(|l| (u.uri.clone(), l.clone())));
-        }
-        if let Some(path) = &config.file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("authorization file {}: {e}", path.display()))?;
-            rows.extend(
-                parse_csv(&text)
-                    .map_err(|e| anyhow::anyhow!("authorization file {}: {e}", path.display()))?,
-            );
-        }
-        if rows.is_empty() && config.file.is_none() {
-            return Ok(Authorization::default());
-        }
+    /// Builds the policy from `[authorization]`: its users and the rows the shell read from
+    /// its file. No rows and no file: the own-line policy.
+    pub fn from_config(config: &AuthorizationConfig) -> Authorization {
+        let inline = config
+            .users
+            .iter()
+            .flat_map(|u| u.lines.iter().map(|l| (u.uri.as_str(), l.as_str())));
+        let from_file = config
+            .file_rows
+            .iter()
+            .flatten()
+            .map(|(u, l)| (u.as_str(), l.as_str()));
         let mut table: HashMap<String, Vec<String>> = HashMap::new();
-        for (user, line) in rows {
-            table.entry(normalise_user(&user)).or_default().push(line);
+        for (user, line) in inline.chain(from_file) {
+            table
+                .entry(normalise_user(user))
+                .or_default()
+                .push(line.to_owned());
         }
-        Ok(Authorization { table: Some(table) })
+        if table.is_empty() && config.file.is_none() {
+            return Authorization::default();
+        }
+        Authorization { table: Some(table) }
     }
 
     /// Whether `user` may open a session on `line`.
@@ -129,10 +130,14 @@ mod tests {
             file: None,
             users: vec![UserLines {
                 uri: "sip:Alice@Contoso.com".into(),
-                lines: vec!["tel:+14255550100;ext=100".into(), "tel:+1;ext=105".into()],
+                lines: vec!["tel:+14255550100;ext=100".into()],
             }],
+            file_rows: Some(vec![(
+                "sip:alice@contoso.com".into(),
+                "tel:+1;ext=105".into(),
+            )]),
         };
-        let a = Authorization::from_config(&config).expect("table");
+        let a = Authorization::from_config(&config);
         let n = numbering();
         assert!(a.may_open(
             &n,

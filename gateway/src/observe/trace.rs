@@ -10,19 +10,13 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 
+pub use rcc_gateway_core::notes::{Leg, SessionNote, Way};
+use rcc_gateway_core::{FlowId, SessionId};
+
 /// LINKTYPE_RAW: packets start with the IPv4 or IPv6 header.
 const LINKTYPE_RAW: u16 = 101;
 /// Largest TCP payload per synthesized segment.
 const MSS: usize = 32_000;
-
-/// Which way bytes went, seen from the gateway.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Way {
-    /// Received from the peer.
-    In,
-    /// Sent to the peer.
-    Out,
-}
 
 #[derive(Debug, Clone, Copy)]
 struct FlowState {
@@ -307,44 +301,6 @@ impl Tracer {
     }
 }
 
-/// Which connection a per-session trace record belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Leg {
-    /// The SIP connection with this flow number.
-    Sip(crate::rcc::session::FlowId),
-    /// The PBX link.
-    Pbx,
-}
-
-/// What the engine tells the shell for the per-session traces (`[observe.session_traces]`).
-/// Only traced sessions produce notes; records come in the order the engine handled them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionNote {
-    /// A traced session began; its file is named after the user.
-    Start {
-        /// The session.
-        session: crate::rcc::session::SessionId,
-        /// Its user (SIP URI).
-        user: String,
-    },
-    /// One SIP message or one CSTA frame of the session.
-    Data {
-        /// The session.
-        session: crate::rcc::session::SessionId,
-        /// Where it went.
-        leg: Leg,
-        /// Which way.
-        way: Way,
-        /// The message or frame as on the wire.
-        bytes: Vec<u8>,
-    },
-    /// The session and its last transaction are over.
-    End {
-        /// The session.
-        session: crate::rcc::session::SessionId,
-    },
-}
-
 /// A placeholder for a connection whose addresses are unknown (closed before the record).
 const UNKNOWN: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
@@ -361,8 +317,8 @@ struct SessionFile {
 /// The shell's side of per-session traces: one pcapng file per traced session, holding its SIP
 /// dialog and the PBX frames that belong to it, between the real addresses.
 pub struct SessionTraces {
-    config: crate::config::SessionTraceConfig,
-    files: HashMap<crate::rcc::session::SessionId, SessionFile>,
+    config: rcc_gateway_core::config::SessionTraceConfig,
+    files: HashMap<SessionId, SessionFile>,
     /// Counts the sessions not traced (`max_open` files open, or the file failed).
     refused: prometheus_client::metrics::counter::Counter,
 }
@@ -400,7 +356,7 @@ fn file_part(user: &str) -> String {
 impl SessionTraces {
     /// Creates the directory.
     pub fn new(
-        config: &crate::config::SessionTraceConfig,
+        config: &rcc_gateway_core::config::SessionTraceConfig,
         refused: prometheus_client::metrics::counter::Counter,
     ) -> anyhow::Result<SessionTraces> {
         std::fs::create_dir_all(&config.dir).map_err(|e| {
@@ -426,7 +382,7 @@ impl SessionTraces {
     pub fn note(
         &mut self,
         note: SessionNote,
-        sip_ends: impl Fn(crate::rcc::session::FlowId) -> Option<(SocketAddr, SocketAddr)>,
+        sip_ends: impl Fn(FlowId) -> Option<(SocketAddr, SocketAddr)>,
         pbx_ends: Option<(SocketAddr, SocketAddr)>,
     ) {
         match note {
@@ -466,17 +422,17 @@ impl SessionTraces {
                         b.extend(f.writer.closed(l, p, ts));
                     }
                     Self::write(&mut f, &b);
-                    tracing::debug!(session, file = %f.path.display(), "session trace closed");
+                    tracing::debug!(%session, file = %f.path.display(), "session trace closed");
                 }
             }
         }
     }
 
-    fn start(&mut self, session: crate::rcc::session::SessionId, user: &str) {
+    fn start(&mut self, session: SessionId, user: &str) {
         if self.files.len() >= self.config.max_open {
             self.refused.inc();
             tracing::warn!(
-                session,
+                %session,
                 %user,
                 max_open = self.config.max_open,
                 "session not traced: observe.session_traces.max_open files are open"
@@ -490,7 +446,7 @@ impl SessionTraces {
             .join(format!("{}-{secs}-{session}.pcapng", file_part(user)));
         match std::fs::File::create(&path) {
             Ok(file) => {
-                tracing::info!(session, %user, file = %path.display(), "session trace opened");
+                tracing::info!(%session, %user, file = %path.display(), "session trace opened");
                 self.files.insert(
                     session,
                     SessionFile {
@@ -504,7 +460,7 @@ impl SessionTraces {
             }
             Err(e) => {
                 self.refused.inc();
-                tracing::warn!(session, file = %path.display(), error = %e, "cannot write the session trace");
+                tracing::warn!(%session, file = %path.display(), error = %e, "cannot write the session trace");
             }
         }
     }

@@ -20,11 +20,12 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use rcc_gateway_core::pbx::link::LinkOutput;
+use rcc_gateway_core::{FlowId, Gateway, Metrics, Output, Policy, Target};
+
 use crate::config::{Config, PbxTransport, TrustedPeer};
-use crate::engine::{Gateway, Output, Target};
-use crate::observe::Metrics;
-use crate::pbx::link::LinkOutput;
-use crate::rcc::session::FlowId;
+use crate::observe::trace;
+use crate::shell::tls;
 
 const DRIVER_QUEUE: usize = 8192;
 /// Frames queued to the PBX before the link is considered stuck (a monitor resync after a link
@@ -106,7 +107,7 @@ struct Shared {
     next_flow: AtomicU64,
     limits: Limits,
     client_tls: Option<Arc<ClientConfig>>,
-    tracer: Option<Arc<crate::trace::Tracer>>,
+    tracer: Option<Arc<trace::Tracer>>,
 }
 
 /// A running gateway; cheap to clone. It stops when the last clone is dropped.
@@ -133,23 +134,42 @@ impl std::fmt::Debug for GatewayHandle {
     }
 }
 
+/// The seed of this run's tags and branches (the core has no entropy of its own).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
 impl GatewayHandle {
     /// Starts the gateway: listeners, PBX link, metrics endpoint.
-    pub async fn start(config: Config) -> anyhow::Result<GatewayHandle> {
+    pub async fn start(mut config: Config) -> anyhow::Result<GatewayHandle> {
+        // A configuration built in code may not have had its files read yet.
+        let problems = crate::config::read_files(&mut config);
+        if !problems.is_empty() {
+            anyhow::bail!("{}", problems.join("; "));
+        }
+        let policy = Policy::build(&config).map_err(|p| anyhow!("{}", p.join("; ")))?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::new());
         let now = tokio::time::Instant::now().into_std();
-        let gateway = Gateway::new(config.clone(), metrics.clone(), now)?;
+        let gateway = Gateway::new(config.clone(), policy, metrics.clone(), now, random_seed());
         let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
         let client_tls = match &config.sip.tls {
             Some(t) => match &t.client_ca {
-                Some(ca) => Some(crate::tls::client(ca, Some((&t.cert, &t.key)))?),
+                Some(ca) => Some(tls::client(ca, Some((&t.cert, &t.key)))?),
                 None => None,
             },
             None => None,
         };
         let tracer = match &config.observe.trace {
-            Some(p) => Some(Arc::new(crate::trace::Tracer::create(p)?)),
+            Some(p) => Some(Arc::new(trace::Tracer::create(p)?)),
             None => None,
         };
         let shared = Arc::new(Shared {
@@ -165,11 +185,11 @@ impl GatewayHandle {
             client_tls,
         });
         let pbx_tls = match (&config.pbx.transport, &config.pbx.tls_ca) {
-            (PbxTransport::Tls, Some(ca)) => Some(crate::tls::client(ca, None)?),
+            (PbxTransport::Tls, Some(ca)) => Some(tls::client(ca, None)?),
             _ => None,
         };
         let session_traces = match &config.observe.session_traces {
-            Some(c) => Some(crate::trace::SessionTraces::new(
+            Some(c) => Some(trace::SessionTraces::new(
                 c,
                 metrics.session_traces_refused.clone(),
             )?),
@@ -193,7 +213,7 @@ impl GatewayHandle {
         }
         let mut sip_tls = None;
         if let (Some(addr), Some(t)) = (config.sip.listen_tls, &config.sip.tls) {
-            let server: Arc<ServerConfig> = crate::tls::sip_server(t)?;
+            let server: Arc<ServerConfig> = tls::sip_server(t)?;
             let l = TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow!("SIP TLS listener {addr}: {e}"))?;
@@ -315,7 +335,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                                     shared.trusted.iter().any(|t| {
                                         t.name
                                             .as_deref()
-                                            .is_some_and(|n| crate::tls::cert_matches(cert, n))
+                                            .is_some_and(|n| tls::cert_matches(cert, n))
                                     })
                                 });
                             if names_ok || trusted_ip(&shared.trusted, peer.ip()) {
@@ -373,7 +393,7 @@ async fn run_flow<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let flow = shared.next_flow.fetch_add(1, Ordering::Relaxed);
+    let flow = FlowId(shared.next_flow.fetch_add(1, Ordering::Relaxed));
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(shared.send_queue);
     // A weak handle on the queue, so that it still closes when the driver lets the connection
     // go: to see how deep it is, and to queue keep-alive answers in order with the rest.
@@ -400,7 +420,7 @@ async fn run_flow<S>(
     // Aborted when this task ends, unless it finished first.
     let mut writer = AbortOnDrop(tokio::spawn(write_queue(wr, out_rx, move |b| {
         if let Some(t) = &tracer {
-            t.data(local, peer, crate::trace::Way::Out, b);
+            t.data(local, peer, trace::Way::Out, b);
         }
     })));
     let mut framer = StreamFramer::new(shared.limits);
@@ -466,7 +486,7 @@ async fn run_flow<S>(
                 };
                 at = Instant::now();
                 if let Some(t) = &shared.tracer {
-                    t.data(local, peer, crate::trace::Way::In, &buf[..n]);
+                    t.data(local, peer, trace::Way::In, &buf[..n]);
                 }
                 framer.push(&buf[..n]);
             }
@@ -511,7 +531,7 @@ async fn connect_outbound(target: Target, shared: Arc<Shared>, first: Vec<u8>) {
         .peer_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     if let Some(t) = &shared.tracer {
-        t.data(local, peer, crate::trace::Way::Out, &first);
+        t.data(local, peer, trace::Way::Out, &first);
     }
     if target.tls {
         let (Some(config), Ok(name)) = (
@@ -554,7 +574,7 @@ async fn pbx_connect(
     address: String,
     tls: Option<(Arc<ClientConfig>, String)>,
     tx: mpsc::Sender<Cmd>,
-    tracer: Option<Arc<crate::trace::Tracer>>,
+    tracer: Option<Arc<trace::Tracer>>,
 ) {
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)).await {
         Ok(Ok(s)) => s,
@@ -596,12 +616,12 @@ async fn pbx_connect(
 
 /// The PBX connection's addresses, and the gateway trace if one is written.
 struct PbxTrace {
-    tracer: Option<Arc<crate::trace::Tracer>>,
+    tracer: Option<Arc<trace::Tracer>>,
     ends: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl PbxTrace {
-    fn data(&self, way: crate::trace::Way, bytes: &[u8]) {
+    fn data(&self, way: trace::Way, bytes: &[u8]) {
         if let (Some(t), Some((l, p))) = (&self.tracer, self.ends) {
             t.data(l, p, way, bytes);
         }
@@ -626,7 +646,7 @@ where
     let out_trace = trace.clone();
     // Aborted with this task too (the driver aborts it to drop the link), even mid-write.
     let mut writer = AbortOnDrop(tokio::spawn(async move {
-        write_queue(wr, out_rx, |b| out_trace.data(crate::trace::Way::Out, b)).await
+        write_queue(wr, out_rx, |b| out_trace.data(trace::Way::Out, b)).await
     }));
     let mut buf = vec![0u8; 64 * 1024];
     let reason = loop {
@@ -635,7 +655,7 @@ where
                 Ok(0) => break format!("the PBX at {address} closed the connection"),
                 Err(e) => break format!("reading from the PBX at {address}: {e}"),
                 Ok(n) => {
-                    trace.data(crate::trace::Way::In, &buf[..n]);
+                    trace.data(trace::Way::In, &buf[..n]);
                     let at = Instant::now();
                     if tx.send(Cmd::PbxBytes { conn, bytes: buf[..n].to_vec(), at }).await.is_err() {
                         return;
@@ -680,7 +700,7 @@ fn stuck_flow(flows: &mut HashMap<FlowId, FlowOut>, flow: FlowId, shared: &Share
     if flows.remove(&flow).is_some() {
         shared.metrics.queue_overflows.inc();
         tracing::error!(
-            flow,
+            %flow,
             queued = shared.send_queue,
             "SIP peer does not take what is sent to it; closing the connection"
         );
@@ -693,7 +713,7 @@ async fn drive(
     shared: Arc<Shared>,
     config: Arc<Config>,
     pbx_tls: Option<Arc<ClientConfig>>,
-    mut session_traces: Option<crate::trace::SessionTraces>,
+    mut session_traces: Option<trace::SessionTraces>,
 ) {
     let mut flows: HashMap<FlowId, FlowOut> = HashMap::new();
     let mut outbound: HashMap<Target, FlowId> = HashMap::new();

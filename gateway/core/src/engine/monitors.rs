@@ -1,0 +1,281 @@
+//! One PBX monitor per device, shared by every session on it: its state as a type (no monitor,
+//! starting with requests parked on it, up with its cross-reference ID), the sessions on it, and
+//! the calls it reported (kept across a link loss, to reconcile after the resync).
+
+use std::collections::{HashMap, HashSet};
+use std::mem;
+
+use rcc_protocol::csta;
+
+use super::pending::PendingAnswer;
+use crate::ids::SessionId;
+use crate::pbx::repeats::Repeats;
+
+/// Where a device's PBX monitor is.
+#[derive(Debug, Default)]
+pub(crate) enum MonitorState {
+    /// None: not asked for yet, lost with the link, or refused.
+    #[default]
+    Down,
+    /// MonitorStart sent; these clients' MonitorStarts wait for its answer.
+    Starting { waiting: Vec<PendingAnswer> },
+    /// The PBX monitors the device under `xref`.
+    Up {
+        xref: String,
+        /// The last event of each connection (see [`Repeats`]).
+        repeats: Repeats,
+    },
+}
+
+/// One device and its monitor.
+#[derive(Debug, Default)]
+pub(crate) struct Monitor {
+    pub(crate) state: MonitorState,
+    /// Sessions attached (they have their own cross-reference ID).
+    pub(crate) sessions: Vec<SessionId>,
+    /// Calls the device is in, as the events told (for resynchronisation).
+    calls: HashSet<String>,
+}
+
+impl Monitor {
+    /// The PBX monitor is up.
+    pub(crate) fn is_up(&self) -> bool {
+        matches!(self.state, MonitorState::Up { .. })
+    }
+}
+
+/// What a client's MonitorStart finds on its device.
+#[derive(Debug)]
+pub(crate) enum Parked {
+    /// The monitor is up: attach the session now.
+    Ready(PendingAnswer),
+    /// The request waits for the MonitorStart already sent.
+    Waiting,
+    /// The request waits; send the device's MonitorStart.
+    Start,
+}
+
+/// A device's monitor came up.
+#[derive(Debug)]
+pub(crate) struct Started {
+    pub(crate) waiting: Vec<PendingAnswer>,
+    /// Sessions were already on it (a resync): ask for the device's calls.
+    pub(crate) resync: bool,
+}
+
+/// What the PBX reported for a monitored device.
+#[derive(Debug)]
+pub(crate) enum Reported<'a> {
+    /// Fan it out to the device's sessions.
+    News(&'a str),
+    /// An exact repeat of its connection's previous event: drop it.
+    Repeat(&'a str),
+}
+
+/// The devices watched and their monitors.
+#[derive(Debug, Default)]
+pub(crate) struct Monitors {
+    devices: HashMap<String, Monitor>,
+    /// Cross-reference ID → device, for every monitor that is up.
+    by_xref: HashMap<String, String>,
+}
+
+impl Monitors {
+    /// PBX monitors held.
+    pub(crate) fn count(&self) -> usize {
+        self.by_xref.len()
+    }
+
+    pub(crate) fn get(&self, device: &str) -> Option<&Monitor> {
+        self.devices.get(device)
+    }
+
+    /// The sessions on a device.
+    pub(crate) fn sessions_on(&self, device: &str) -> &[SessionId] {
+        self.devices.get(device).map_or(&[], |m| &m.sessions)
+    }
+
+    /// A client's MonitorStart on `device` (whose link is up).
+    pub(crate) fn park(&mut self, device: &str, answer: PendingAnswer) -> Parked {
+        let m = self.devices.entry(device.to_owned()).or_default();
+        match &mut m.state {
+            MonitorState::Up { .. } => Parked::Ready(answer),
+            MonitorState::Starting { waiting } => {
+                waiting.push(answer);
+                Parked::Waiting
+            }
+            MonitorState::Down => {
+                m.state = MonitorState::Starting {
+                    waiting: vec![answer],
+                };
+                Parked::Start
+            }
+        }
+    }
+
+    /// Marks a device's MonitorStart as sent, unless one is in flight or the monitor is up.
+    pub(crate) fn begin_start(&mut self, device: &str) -> bool {
+        match self.devices.get_mut(device) {
+            Some(m) if matches!(m.state, MonitorState::Down) => {
+                m.state = MonitorState::Starting {
+                    waiting: Vec::new(),
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The MonitorStart could not be sent or was refused: the parked requests, to answer.
+    pub(crate) fn start_failed(&mut self, device: &str) -> Vec<PendingAnswer> {
+        match self.devices.get_mut(device) {
+            Some(m) => match mem::take(&mut m.state) {
+                MonitorState::Starting { waiting } => waiting,
+                other => {
+                    m.state = other;
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        }
+    }
+
+    /// The PBX granted the MonitorStart of `device` under `xref`.
+    pub(crate) fn started(&mut self, device: &str, xref: String) -> Started {
+        let Some(m) = self.devices.get_mut(device) else {
+            return Started {
+                waiting: Vec::new(),
+                resync: false,
+            };
+        };
+        let waiting = match mem::take(&mut m.state) {
+            MonitorState::Starting { waiting } => waiting,
+            _ => Vec::new(),
+        };
+        self.by_xref.insert(xref.clone(), device.to_owned());
+        // A new monitor: what the PBX reports now is news.
+        m.state = MonitorState::Up {
+            xref,
+            repeats: Repeats::default(),
+        };
+        Started {
+            waiting,
+            resync: !m.sessions.is_empty(),
+        }
+    }
+
+    /// The link is down: no monitor survives; the parked requests, to answer.
+    pub(crate) fn link_lost(&mut self) -> Vec<PendingAnswer> {
+        self.by_xref.clear();
+        let mut parked = Vec::new();
+        for m in self.devices.values_mut() {
+            if let MonitorState::Starting { waiting } = mem::take(&mut m.state) {
+                parked.extend(waiting);
+            }
+        }
+        parked
+    }
+
+    /// For a resync: every device with sessions whose monitor is not starting, each with the
+    /// cross-reference ID of the monitor it had (to stop); all are now down.
+    pub(crate) fn take_for_resync(&mut self) -> Vec<(String, Option<String>)> {
+        let mut out = Vec::new();
+        for (device, m) in &mut self.devices {
+            if m.sessions.is_empty() || matches!(m.state, MonitorState::Starting { .. }) {
+                continue;
+            }
+            let old = match mem::take(&mut m.state) {
+                MonitorState::Up { xref, .. } => {
+                    self.by_xref.remove(&xref);
+                    Some(xref)
+                }
+                _ => None,
+            };
+            out.push((device.clone(), old));
+        }
+        out
+    }
+
+    /// Puts a session on a device whose monitor is up.
+    pub(crate) fn attach(&mut self, device: &str, sid: SessionId) {
+        if let Some(m) = self.devices.get_mut(device)
+            && !m.sessions.contains(&sid)
+        {
+            m.sessions.push(sid);
+        }
+    }
+
+    /// Takes a session off a device.
+    pub(crate) fn detach(&mut self, device: &str, sid: SessionId) {
+        if let Some(m) = self.devices.get_mut(device) {
+            m.sessions.retain(|x| *x != sid);
+        }
+    }
+
+    /// Forgets a device no session uses and no MonitorStart is pending for: `Some` with the
+    /// cross-reference ID of its monitor, if it had one up, to stop.
+    pub(crate) fn release_if_unused(&mut self, device: &str) -> Option<Option<String>> {
+        let m = self.devices.get(device)?;
+        if !m.sessions.is_empty() || matches!(m.state, MonitorState::Starting { .. }) {
+            return None;
+        }
+        let m = self.devices.remove(device)?;
+        match m.state {
+            MonitorState::Up { xref, .. } => {
+                self.by_xref.remove(&xref);
+                Some(Some(xref))
+            }
+            _ => Some(None),
+        }
+    }
+
+    /// The device a PBX event is for, and whether it is news; the device's calls are updated.
+    pub(crate) fn report(&mut self, xref: &str, event: &csta::Event) -> Option<Reported<'_>> {
+        let (device, m) = self
+            .by_xref
+            .get(xref)
+            .and_then(|d| self.devices.get_mut(d).map(|m| (d.as_str(), m)))?;
+        let csta::Event::Call(c) = event else {
+            return Some(Reported::News(device));
+        };
+        if let MonitorState::Up { repeats, .. } = &mut m.state
+            && repeats.is_repeat(c)
+        {
+            return Some(Reported::Repeat(device));
+        }
+        if let Some(call) = c.connection.as_ref().and_then(|c| c.call_id.as_ref()) {
+            if c.local_state == Some(csta::LocalConnectionState::Null) {
+                m.calls.remove(call);
+            } else if c.kind != csta::CallEventKind::CallCleared {
+                m.calls.insert(call.clone());
+            }
+        }
+        for item in &c.connections {
+            if let Some(new) = item.new_connection.as_ref().and_then(|n| n.call_id.clone())
+                && c.local_state != Some(csta::LocalConnectionState::Null)
+            {
+                m.calls.insert(new);
+            }
+        }
+        Some(Reported::News(device))
+    }
+
+    /// After a resync: the calls the device was in that the PBX no longer has (forgotten now);
+    /// the live ones are remembered.
+    pub(crate) fn reconcile(&mut self, device: &str, live: &[&str]) -> Vec<String> {
+        let Some(m) = self.devices.get_mut(device) else {
+            return Vec::new();
+        };
+        let gone: Vec<String> = m
+            .calls
+            .iter()
+            .filter(|c| !live.contains(&c.as_str()))
+            .cloned()
+            .collect();
+        for c in &gone {
+            m.calls.remove(c);
+        }
+        m.calls.extend(live.iter().map(|c| (*c).to_owned()));
+        gone
+    }
+}

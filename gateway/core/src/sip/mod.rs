@@ -1,0 +1,3 @@
+//! SIP server transactions (the transports live in the shell).
+
+pub mod transaction;

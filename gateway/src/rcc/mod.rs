@@ -1,7 +1,0 @@
-//! RCC sessions: authorization, device-ID mapping, feature advertisement, translation.
-
-pub mod authz;
-pub mod features;
-pub mod numbering;
-pub mod session;
-pub mod translate;

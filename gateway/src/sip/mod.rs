@@ -1,3 +1,0 @@
-//! SIP transactions (the transports live in [`crate::server`]).
-
-pub mod transaction;
