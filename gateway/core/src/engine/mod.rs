@@ -506,7 +506,7 @@ impl Gateway {
             .get(answer.session)
             .map_or(csta::ED3, |s| s.namespace.as_str());
         let body = csta::encode(msg, ns).into_bytes();
-        let resp = uas::with_csta(answer.head, body);
+        let resp = uas::with_csta(*answer.head, body);
         self.metrics.sip_response(200);
         self.respond(answer.flow, Some(&answer.tx), &resp);
     }
@@ -534,7 +534,7 @@ impl Gateway {
             session: sid,
             tx: tx.clone(),
             flow,
-            head: Message::response_to(req, 200, "OK", &tag),
+            head: Box::new(Message::response_to(req, 200, "OK", &tag)),
         };
         let cx = Context {
             policy: &self.policy,

@@ -279,3 +279,100 @@ impl Monitors {
         gone
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rcc_protocol::sip::Message;
+
+    use super::*;
+    use crate::ids::FlowId;
+    use crate::sip::transaction::TxKey;
+
+    fn answer(session: u64) -> PendingAnswer {
+        let req = Message::parse(
+            format!(
+                "INFO sip:gw SIP/2.0\r\nVia: SIP/2.0/TCP fe;branch=z9hG4bK{session}\r\n\
+                 From: <sip:a@b>;tag=1\r\nTo: <sip:gw>;tag=2\r\nCall-ID: c{session}\r\n\
+                 CSeq: 2 INFO\r\nContent-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .expect("test INFO");
+        let checked = req.check().expect("valid");
+        PendingAnswer {
+            session: SessionId(session),
+            tx: TxKey::of(&req, &checked).expect("key"),
+            flow: FlowId(1),
+            head: Box::new(Message::response_to(&req, 200, "OK", "t")),
+        }
+    }
+
+    fn event(xref: &str, call: &str, state: csta::LocalConnectionState) -> csta::Event {
+        let mut e = csta::CallEvent::new(csta::CallEventKind::Delivered, xref);
+        e.connection = Some(csta::ConnectionId::new(call, "100"));
+        e.local_state = Some(state);
+        csta::Event::Call(e)
+    }
+
+    #[test]
+    fn requests_park_on_one_monitor_start_and_attach_when_it_is_up() {
+        let mut m = Monitors::default();
+        assert!(matches!(m.park("100", answer(1)), Parked::Start));
+        assert!(matches!(m.park("100", answer(2)), Parked::Waiting));
+        assert!(!m.begin_start("100"), "one MonitorStart in flight");
+        let started = m.started("100", "px1".into());
+        assert_eq!(started.waiting.len(), 2);
+        assert!(!started.resync, "nobody was on it yet");
+        assert_eq!(m.count(), 1);
+        assert!(matches!(m.park("100", answer(3)), Parked::Ready(_)));
+    }
+
+    #[test]
+    fn a_lost_link_answers_the_parked_and_a_resync_restarts_what_sessions_use() {
+        let mut m = Monitors::default();
+        let _ = m.park("100", answer(1));
+        let _ = m.started("100", "px1".into());
+        m.attach("100", SessionId(1));
+        let _ = m.park("200", answer(2));
+        let parked = m.link_lost();
+        assert_eq!(parked.len(), 1, "the request waiting on device 200");
+        assert_eq!(m.count(), 0);
+        let plan = m.take_for_resync();
+        assert_eq!(plan, vec![("100".to_owned(), None)], "200 has no session");
+        assert!(m.begin_start("100"));
+        let started = m.started("100", "px2".into());
+        assert!(started.resync, "its sessions need their calls reconciled");
+    }
+
+    #[test]
+    fn the_last_session_releases_the_monitor_unless_a_start_is_pending() {
+        let mut m = Monitors::default();
+        let _ = m.park("100", answer(1));
+        assert_eq!(m.release_if_unused("100"), None, "starting");
+        let _ = m.started("100", "px1".into());
+        m.attach("100", SessionId(1));
+        assert_eq!(m.release_if_unused("100"), None, "in use");
+        m.detach("100", SessionId(1));
+        assert_eq!(m.release_if_unused("100"), Some(Some("px1".to_owned())));
+        assert_eq!(m.count(), 0);
+        assert!(m.get("100").is_none());
+    }
+
+    #[test]
+    fn events_keep_the_calls_for_reconciling_and_repeats_are_told_apart() {
+        use csta::LocalConnectionState::{Alerting, Null};
+        let mut m = Monitors::default();
+        let _ = m.park("100", answer(1));
+        let _ = m.started("100", "px1".into());
+        assert!(m.report("other", &event("other", "c1", Alerting)).is_none());
+        let e = event("px1", "c1", Alerting);
+        assert!(matches!(m.report("px1", &e), Some(Reported::News("100"))));
+        assert!(matches!(m.report("px1", &e), Some(Reported::Repeat("100"))));
+        let _ = m.report("px1", &event("px1", "c2", Alerting));
+        let _ = m.report("px1", &event("px1", "c2", Null));
+        let mut gone = m.reconcile("100", &["c3"]);
+        gone.sort();
+        assert_eq!(gone, vec!["c1"], "c2 cleared itself, c3 is live");
+        assert_eq!(m.reconcile("100", &[]), vec!["c3"]);
+    }
+}

@@ -50,7 +50,9 @@ impl Gateway {
         self.pump_link();
     }
 
-    /// Sends a PBX request; the traced sessions it belongs to record its frame.
+    /// Sends a PBX request; the traced sessions it belongs to record its frame. A request the
+    /// link cannot take comes back with its purpose, to answer the client.
+    #[allow(clippy::result_large_err)] // the purpose is handed back once, not copied
     pub(super) fn pbx_request(
         &mut self,
         purpose: Purpose,

@@ -16,7 +16,8 @@ pub(crate) struct PendingAnswer {
     pub(crate) session: SessionId,
     pub(crate) tx: TxKey,
     pub(crate) flow: FlowId,
-    pub(crate) head: Message,
+    /// Boxed: it rides inside the link's pending table with every request in flight.
+    pub(crate) head: Box<Message>,
 }
 
 /// What a PBX request was for.

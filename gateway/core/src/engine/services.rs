@@ -13,6 +13,7 @@ use crate::setup::Policy;
 
 /// What the engine must do with a client's CSTA request.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // returned by value and taken apart at once
 pub(crate) enum Step {
     /// Answer it now (with the outcome to count under its service name, if any).
     Answer(csta::Message, Option<&'static str>),
