@@ -12,6 +12,7 @@ mod bootstrap;
 mod config;
 mod conformance;
 mod sip;
+mod transactions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -21,12 +22,14 @@ use rcc_protocol::sip::{Message, Method};
 
 use bootstrap::Bootstrap;
 use conformance::ConformanceChecker;
-use sip::{Purpose, SipClient};
+use sip::SipClient;
+use transactions::Purpose;
 
 pub use bootstrap::Phase;
 pub use config::EndpointConfig;
 pub use conformance::CallInfo;
-pub use sip::{ActionId, Timings};
+pub use sip::Timings;
+pub use transactions::ActionId;
 
 /// How an action ended: the CSTA answer (a response or CSTAErrorCode), or a SIP failure.
 pub type ActionResult = Result<csta::Message, String>;

@@ -3,25 +3,20 @@
 //! client profile calls for, and the timer for signing in again. It knows which request is
 //! waiting for what ([`Purpose`]) but leaves what an answer means to the caller.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rcc_protocol::csta::{self, Request};
 use rcc_protocol::sip::{Dialog, Message, Method};
 
 use super::config::EndpointConfig;
+use super::transactions::{ActionId, Purpose, TransactionKey, Transactions};
 use crate::lync::profile::{ClientProfile, Refresh};
 
 /// Content type of CSTA bodies.
 const CSTA: &str = "application/csta+xml";
 /// Content-Disposition of CSTA bodies.
 pub(super) const DISPOSITION: &str = "signal;handling=required";
-/// Timer F: a request without an answer for this long counts as 408.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(32);
-
-/// Identifies a user action, for collecting its outcome.
-pub type ActionId = u64;
-
 /// Response times an endpoint measured (microseconds).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timings {
@@ -36,38 +31,6 @@ pub struct Timings {
 /// A duration in whole microseconds, saturated.
 pub(super) fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
-}
-
-/// Why a request was sent, which decides what its answer does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Purpose {
-    /// The INVITE that signs in, or (`refresh`) a re-INVITE that refreshes the session.
-    Invite { refresh: bool },
-    /// An UPDATE that refreshes the session.
-    Update,
-    /// GetCSTAFeatures.
-    Features,
-    /// MonitorStart.
-    MonitorStart,
-    /// MonitorStop at sign-out.
-    MonitorStop,
-    /// A user action.
-    Action(ActionId),
-    /// BYE at sign-out.
-    Bye,
-}
-
-/// A client transaction: CSeq number and method.
-pub(super) type TransactionKey = (u32, String);
-
-/// A request waiting for its final answer.
-#[derive(Debug)]
-struct Pending {
-    purpose: Purpose,
-    deadline: Instant,
-    request: Message,
-    /// A MakeCall (its answer, even an error, settles one pending MakeCall).
-    makecall: bool,
 }
 
 /// A final answer matched to the request it settles.
@@ -89,7 +52,7 @@ pub(super) struct SipClient {
     call_id: String,
     tag: String,
     dialog: Option<Dialog>,
-    pending: HashMap<TransactionKey, Pending>,
+    transactions: Transactions,
     /// The gateway's Allow lists UPDATE.
     update_allowed: bool,
     /// The Session-Expires the gateway chose.
@@ -120,7 +83,7 @@ impl SipClient {
             call_id: String::new(),
             tag: String::new(),
             dialog: None,
-            pending: HashMap::new(),
+            transactions: Transactions::default(),
             update_allowed: false,
             session_expires: None,
             refresh_at: None,
@@ -220,21 +183,9 @@ impl SipClient {
         self.send(m, Purpose::Invite { refresh: false }, false, now);
     }
 
-    /// Queues a request, and remembers it (all but ACK) until its final answer or Timer F.
+    /// Queues a request, with a transaction for its answer.
     fn send(&mut self, m: Message, purpose: Purpose, makecall: bool, now: Instant) {
-        if let (Ok(cseq), Some(method)) = (m.cseq(), m.method())
-            && method != &Method::Ack
-        {
-            self.pending.insert(
-                (cseq.seq, method.as_str().to_owned()),
-                Pending {
-                    purpose,
-                    deadline: now + REQUEST_TIMEOUT,
-                    request: m.clone(),
-                    makecall,
-                },
-            );
-        }
+        self.transactions.open(&m, purpose, makecall, now);
         self.outputs.push_back(m);
     }
 
@@ -316,7 +267,7 @@ impl SipClient {
 
     /// The soonest of the refresh, re-establishment and Timer F deadlines.
     pub fn next_timeout(&self) -> Option<Instant> {
-        let pending = self.pending.values().map(|p| p.deadline).min();
+        let pending = self.transactions.next_deadline();
         [self.refresh_at, self.reestablish_at, pending]
             .into_iter()
             .flatten()
@@ -343,17 +294,13 @@ impl SipClient {
 
     /// Transactions whose Timer F has fired.
     pub fn expired(&self, now: Instant) -> Vec<TransactionKey> {
-        self.pending
-            .iter()
-            .filter(|(_, p)| p.deadline <= now)
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.transactions.expired(now)
     }
 
     /// Ends a transaction whose Timer F fired, if it is still open; an action's counts as a
     /// failure.
     pub fn time_out(&mut self, key: &TransactionKey) -> Option<Purpose> {
-        let p = self.pending.remove(key)?;
+        let p = self.transactions.close(key)?;
         if matches!(p.purpose, Purpose::Action(_)) {
             self.timings.failures += 1;
         }
@@ -389,7 +336,7 @@ impl SipClient {
             return None;
         }
         let key = (cseq.seq, cseq.method.as_str().to_owned());
-        let p = self.pending.remove(&key)?;
+        let p = self.transactions.close(&key)?;
         let unusable = if cseq.method == Method::Invite {
             self.ack(config, &p.request, m).err()
         } else {
@@ -399,10 +346,9 @@ impl SipClient {
             if code >= 300 {
                 self.timings.failures += 1;
             } else {
-                let sent = p.deadline.checked_sub(REQUEST_TIMEOUT).unwrap_or(now);
                 self.timings
                     .requests
-                    .push(micros(now.saturating_duration_since(sent)));
+                    .push(micros(now.saturating_duration_since(p.sent)));
             }
         }
         Some(Settled {
@@ -507,9 +453,9 @@ impl SipClient {
     pub fn drop_dialog(&mut self) -> Vec<ActionId> {
         self.dialog = None;
         self.refresh_at = None;
-        self.pending
-            .drain()
-            .filter_map(|(_, p)| match p.purpose {
+        self.transactions
+            .close_all()
+            .filter_map(|p| match p.purpose {
                 Purpose::Action(id) => Some(id),
                 _ => None,
             })
