@@ -337,7 +337,7 @@ impl Endpoint {
             }
             Purpose::MonitorStart => {
                 if let Some(took) = self.bootstrap.monitor_answered(sip::csta_body(&m), now) {
-                    self.sip.timings_mut().sign_ins.push(sip::micros(took));
+                    self.sip.record_sign_in(took);
                 }
             }
             Purpose::Action(id) => {

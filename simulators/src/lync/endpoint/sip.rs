@@ -1,7 +1,7 @@
-//! The SIP side of an endpoint's RCC dialog: the INVITE that creates it, requests in it and
-//! their transactions (with Timer F), ACKs, answers to the gateway's requests, the refresh the
-//! client profile calls for, and the timer for signing in again. It knows which request is
-//! waiting for what ([`Purpose`]) but leaves what an answer means to the caller.
+//! The SIP side of an endpoint's RCC dialog: the INVITE that creates it, requests in it (each
+//! with a transaction, see [`Transactions`]), ACKs, answers to the gateway's requests, the
+//! refresh the client profile calls for, and the timer for signing in again. It knows which
+//! request is waiting for what ([`Purpose`]) but leaves what an answer means to the caller.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -16,7 +16,8 @@ use crate::lync::profile::{ClientProfile, Refresh};
 /// Content type of CSTA bodies.
 const CSTA: &str = "application/csta+xml";
 /// Content-Disposition of CSTA bodies.
-pub(super) const DISPOSITION: &str = "signal;handling=required";
+const DISPOSITION: &str = "signal;handling=required";
+
 /// Response times an endpoint measured (microseconds).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timings {
@@ -29,7 +30,7 @@ pub struct Timings {
 }
 
 /// A duration in whole microseconds, saturated.
-pub(super) fn micros(d: Duration) -> u32 {
+fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 
@@ -121,9 +122,9 @@ impl SipClient {
         self.refreshes
     }
 
-    /// Measurements so far, for adding to.
-    pub fn timings_mut(&mut self) -> &mut Timings {
-        &mut self.timings
+    /// Adds a sign-in's duration (INVITE sent → MonitorStartResponse) to the measurements.
+    pub fn record_sign_in(&mut self, took: Duration) {
+        self.timings.sign_ins.push(micros(took));
     }
 
     /// Takes the measurements gathered since the last call.

@@ -148,6 +148,23 @@ fn events_after_make_call_response_pass() {
 }
 
 #[test]
+fn an_answered_call_passes_while_another_make_call_waits() {
+    let mut c = checker();
+    c.makecall_sent();
+    c.makecall_sent();
+    c.action_answered(Some(&makecall_response("C1", LINE)), true);
+    c.event(
+        &ev(
+            CallEventKind::Originated,
+            "C1",
+            LocalConnectionState::Connected,
+        ),
+        XREF,
+    );
+    assert_clean(&c);
+}
+
+#[test]
 fn originated_before_make_call_response_is_flagged() {
     let mut c = checker();
     c.makecall_sent();
