@@ -3,10 +3,10 @@
 //! validation of every event, refresh per client profile, sign-out, and re-establishment after
 //! 481, 408 or a gateway BYE. Messages go to and come from the Front End.
 //!
-//! [`Endpoint`] wires three parts that do not know each other: the SIP client ([`sip`]: dialog,
-//! transactions, timers), the RCC bootstrap ([`bootstrap`]: the sign-in sequence and its phase)
-//! and the conformance checker ([`conformance`]: the rules every message from the gateway must
-//! keep).
+//! [`Endpoint`] wires three parts that do not know each other: the SIP client (`sip.rs`, with
+//! its open transactions in `transactions.rs`: dialog, requests, timers), the RCC bootstrap
+//! (`bootstrap.rs`: the sign-in sequence and its phase) and the conformance checker
+//! (`conformance.rs`: the rules every message from the gateway must keep, and the violations).
 
 mod bootstrap;
 mod config;
