@@ -1,0 +1,8 @@
+//! Test support for rcc-lab (dev-only). [`MemLab`] wires the three sans-IO state machines —
+//! the simulated Front End pool with its Lync endpoints, the gateway core and the PBX
+//! simulator's engine — with no sockets and a virtual clock, so that a call flow runs in
+//! microseconds and a 30-minute session expiry takes as long as any other step.
+
+mod memlab;
+
+pub use memlab::{MemLab, User};
