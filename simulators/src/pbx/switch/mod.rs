@@ -7,13 +7,21 @@
 //! CTI requests and desk-phone actions use the same generators, so a call answered at the desk
 //! phone produces exactly the events of an AnswerCall.
 //!
-//! Layers, each using only those before it: the owned tables ([`calls`], [`devices`],
-//! [`monitors`], [`timers`]); event addressing ([`events`]); single-connection changes
-//! ([`connections`]); offering a call ([`routing`]); the changes services and desk phones share
-//! ([`transitions`]); and the entry points: CSTA services ([`services`], [`transfers`],
-//! [`device_services`]) and desk-phone actions ([`phone`]).
+//! Layers, each using only those before it:
+//! - owned tables: `calls` (calls, parties, the per-device call index), `devices` (devices,
+//!   their settings, external scripts, identifier resolution), `monitors` (the monitor table
+//!   and the events queued per monitor), `timers` (scripted delays); and `config`, `refusal`;
+//! - `events`: which monitors hear about a call or a device, and how devices appear;
+//! - `connections`: one connection's state changes (initiated … cleared), merging calls;
+//! - `routing`: offering a call (ringing, busy, call waiting, forwarding, external scripts);
+//! - `transitions`: what services and desk phones share (placing and answering a call,
+//!   forwarding, do-not-disturb) and the timers firing;
+//! - entry points: `checks` (what a request names), `services` (the request dispatch and the
+//!   services on one device's calls), `transfers`, `device_services`, and `phone` (desk-phone
+//!   actions and trunk calls).
 
 mod calls;
+mod checks;
 mod config;
 mod connections;
 mod device_services;

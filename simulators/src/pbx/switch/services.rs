@@ -4,8 +4,8 @@
 use std::time::Instant;
 
 use rcc_protocol::csta::{
-    AutoOriginate, CallEventKind, Cause, ConnectionId, CstaError, LocalConnectionState as State,
-    Request, Response, Service,
+    AutoOriginate, CallEventKind, Cause, ConnectionId, LocalConnectionState as State, Request,
+    Response, Service,
 };
 
 use super::Switch;
@@ -79,45 +79,6 @@ impl Switch {
         }
     }
 
-    /// The call and device of a connection a request names, which CTI may control.
-    pub(super) fn connection(&self, c: &ConnectionId) -> Result<(String, String), CstaError> {
-        let call = c
-            .call_id
-            .as_deref()
-            .ok_or_else(|| op("invalidConnectionID"))?;
-        let raw = c
-            .device_id
-            .as_deref()
-            .ok_or_else(|| op("invalidConnectionID"))?;
-        let call_rec = self.calls.get(call).ok_or_else(|| op("invalidCallID"))?;
-        let device = self
-            .devices
-            .party(raw)
-            .map_err(|_| op("invalidConnectionID"))?;
-        if call_rec.party(&device).is_none() {
-            return Err(op("invalidConnectionID"));
-        }
-        if self.devices.get(&device).is_some_and(|d| !d.config.cti) {
-            return Err(op("privilegeViolationSpecifiedDevice"));
-        }
-        Ok((call.to_owned(), device))
-    }
-
-    /// Refuses with `error` unless `device` is in state `wanted` in `call`.
-    pub(super) fn expect_state(
-        &self,
-        call: &str,
-        device: &str,
-        wanted: State,
-        error: &str,
-    ) -> Result<(), CstaError> {
-        if self.calls.state_in(call, device) == wanted {
-            Ok(())
-        } else {
-            Err(state_err(error))
-        }
-    }
-
     fn make_call_service(
         &mut self,
         calling: &str,
@@ -186,20 +147,6 @@ impl Switch {
         }
         self.retrieve(&call, &device, "normal");
         Ok(Response::Empty(Service::RetrieveCall))
-    }
-
-    /// The held and active connections of one device, each checked as a connection.
-    pub(super) fn held_and_active(
-        &self,
-        held: &ConnectionId,
-        active: &ConnectionId,
-    ) -> Result<(String, String, String), CstaError> {
-        let (c1, a) = self.connection(held)?;
-        let (c2, a2) = self.connection(active)?;
-        if a != a2 {
-            return Err(op("notSameDevice"));
-        }
-        Ok((c1, c2, a))
     }
 
     fn alternate_call(&mut self, held: &ConnectionId, active: &ConnectionId) -> Outcome {

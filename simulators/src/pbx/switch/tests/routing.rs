@@ -290,3 +290,25 @@ fn an_external_call_nobody_can_take_goes_away() {
         "no internal party hears the busy tone"
     );
 }
+
+#[test]
+fn a_deflected_call_follows_the_forwarding_of_its_new_destination() {
+    let mut lab = Lab::new();
+    lab.ok(forward("102", ForwardingType::Immediate, "103", None));
+    lab.watch("100");
+    lab.sw.phone_dial("100", "101", lab.now).expect("dial");
+    lab.notices();
+    lab.ok(Request::DeflectCall {
+        call: cid("1", "101"),
+        new_destination: "102".into(),
+    });
+    assert_eq!(
+        lab.log(),
+        [
+            "100: Diverted 1/101 connected redirected",
+            "100: Diverted 1/102 connected callForwardImmediate",
+            "100: Delivered 1/103 connected callForwardImmediate",
+        ]
+    );
+    assert_eq!(lab.parties("1"), ["100:connected", "103:alerting"]);
+}
