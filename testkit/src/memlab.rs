@@ -106,7 +106,10 @@ impl std::fmt::Debug for MemLab {
 impl MemLab {
     /// alice (1001), bob (1002) and carol (1003) on a generic PBX, with the PBX link up.
     pub fn new() -> anyhow::Result<MemLab> {
-        MemLab::with(&[("alice", "1001"), ("bob", "1002"), ("carol", "1003")], |_| {})
+        MemLab::with(
+            &[("alice", "1001"), ("bob", "1002"), ("carol", "1003")],
+            |_| {},
+        )
     }
 
     /// A lab with these users; `tweak` adjusts the gateway's configuration first.
@@ -211,12 +214,14 @@ impl MemLab {
             .ok_or_else(|| anyhow!("no endpoint {id}"))
     }
 
-    /// Adds an endpoint of user `name` (`epid` tells MPOP endpoints apart), not signed in.
+    /// Adds an endpoint of user `name` (`epid` tells MPOP endpoints apart), not signed in;
+    /// `refresh` replaces the profile's refresh interval.
     pub fn endpoint_of(
         &mut self,
         name: &str,
         epid: &str,
         profile: ClientProfile,
+        refresh: Option<Duration>,
     ) -> anyhow::Result<usize> {
         let u = self.user(name)?;
         Ok(self.pool.add_endpoint(EndpointConfig {
@@ -225,22 +230,86 @@ impl MemLab {
             line: u.line(),
             line_server: format!("sip:rccgateway@{RCC_DOMAIN}"),
             profile,
-            refresh: None,
+            refresh,
             reestablish: false,
             reestablish_delay: Duration::from_millis(200),
             address: "192.0.2.10:51063".to_owned(),
         }))
     }
 
-    /// Adds and signs in an endpoint of `name`, and waits until it monitors its line.
+    /// Adds and signs in a Lync 2013 endpoint of `name`, and waits until it monitors its line.
     pub fn signed_in(&mut self, name: &str, epid: &str) -> anyhow::Result<usize> {
-        let id = self.endpoint_of(name, epid, ClientProfile::Lync2013)?;
+        let id = self.endpoint_of(name, epid, ClientProfile::Lync2013, None)?;
+        self.sign_in(id)?;
+        Ok(id)
+    }
+
+    /// Signs an endpoint in and waits until it monitors its line.
+    pub fn sign_in(&mut self, id: usize) -> anyhow::Result<()> {
         let now = self.now;
         self.on_endpoint(id, |e| e.sign_in(now))?;
         self.wait_for(id, "signed in", Duration::from_secs(10), |e| {
             (*e.phase() == Phase::Ready).then_some(())
-        })?;
-        Ok(id)
+        })
+    }
+
+    /// Waits for the endpoint's next call event of `kind` after index `after`: its index + 1
+    /// (where to look for the one after) and the event.
+    pub fn call_event(
+        &mut self,
+        id: usize,
+        after: usize,
+        kind: csta::CallEventKind,
+    ) -> anyhow::Result<(usize, csta::CallEvent)> {
+        let what = format!("a {kind:?} event after #{after}");
+        self.wait_for(id, &what, Duration::from_secs(40), |e| {
+            e.events()
+                .iter()
+                .enumerate()
+                .skip(after)
+                .find_map(|(i, s)| match &s.event {
+                    csta::Event::Call(c) if c.kind == kind => Some((i + 1, c.clone())),
+                    _ => None,
+                })
+        })
+    }
+
+    /// `name`'s endpoint `id` dials `number` (MakeCall); the call ID of its answer.
+    pub fn dial(&mut self, id: usize, name: &str, number: &str) -> anyhow::Result<String> {
+        let line = self.user(name)?.line();
+        let r = self.response(
+            id,
+            Request::MakeCall {
+                calling: line.clone(),
+                called: number.to_owned(),
+                auto_originate: Some(csta::AutoOriginate::DoNotPrompt),
+            },
+        )?;
+        let csta::Response::MakeCall { calling } = r else {
+            bail!("expected MakeCallResponse, got {r:?}");
+        };
+        if calling.device_id.as_deref() != Some(line.as_str()) {
+            bail!("MakeCallResponse must echo {line} verbatim: {calling:?}");
+        }
+        calling
+            .call_id
+            .ok_or_else(|| anyhow!("MakeCallResponse without a callID"))
+    }
+
+    /// `name`'s connection in `call`, as the client names it.
+    pub fn me(&self, name: &str, call: &str) -> anyhow::Result<csta::ConnectionId> {
+        Ok(csta::ConnectionId::new(call, self.user(name)?.line()))
+    }
+
+    /// Fails with the rules an endpoint saw the gateway break.
+    pub fn no_violations(&self, ids: &[usize]) -> anyhow::Result<()> {
+        for &id in ids {
+            let v = self.endpoint(id)?.violations();
+            if !v.is_empty() {
+                bail!("endpoint {id} saw the gateway break rules: {v:?}");
+            }
+        }
+        Ok(())
     }
 
     /// Sends a CSTA request from an endpoint and waits for its answer.
@@ -263,10 +332,7 @@ impl MemLab {
     fn answer_of(&mut self, id: usize, action: ActionId) -> anyhow::Result<ActionResult> {
         let mut result = None;
         self.wait_until("the answer", Duration::from_secs(40), |l| {
-            result = l
-                .pool
-                .endpoint_mut(id)
-                .and_then(|e| e.take_result(action));
+            result = l.pool.endpoint_mut(id).and_then(|e| e.take_result(action));
             result.is_some()
         })?;
         result.ok_or_else(|| anyhow!("endpoint {id}: no answer"))
@@ -281,7 +347,11 @@ impl MemLab {
     }
 
     /// Acts on an endpoint and lets what it sends go through.
-    fn on_endpoint<T>(&mut self, id: usize, f: impl FnOnce(&mut Endpoint) -> T) -> anyhow::Result<T> {
+    fn on_endpoint<T>(
+        &mut self,
+        id: usize,
+        f: impl FnOnce(&mut Endpoint) -> T,
+    ) -> anyhow::Result<T> {
         let e = self
             .pool
             .endpoint_mut(id)
@@ -433,7 +503,8 @@ impl MemLab {
                     self.pbx_link_up = true;
                     self.gateway.pbx_connected(self.now);
                 } else {
-                    self.gateway.pbx_disconnected("connection refused", self.now);
+                    self.gateway
+                        .pbx_disconnected("connection refused", self.now);
                 }
             }
             Output::Pbx(LinkOutput::Send(bytes)) => {
