@@ -452,15 +452,15 @@ impl MemLab {
             let mut moved = false;
             while let Some(o) = self.pool.poll_output() {
                 moved = true;
-                self.from_pool(o);
+                self.deliver_pool_output(o);
             }
             while let Some(o) = self.gateway.poll_output() {
                 moved = true;
-                self.from_gateway(o);
+                self.deliver_gateway_output(o);
             }
             while let Some(o) = self.pbx.poll_output() {
                 moved = true;
-                self.from_pbx(o);
+                self.deliver_pbx_output(o);
             }
             if !moved {
                 return;
@@ -468,7 +468,7 @@ impl MemLab {
         }
     }
 
-    fn from_pool(&mut self, o: PoolOutput) {
+    fn deliver_pool_output(&mut self, o: PoolOutput) {
         match o {
             PoolOutput::Connect { route } => {
                 let conn = self.next_conn;
@@ -488,7 +488,7 @@ impl MemLab {
         }
     }
 
-    fn from_gateway(&mut self, o: Output) {
+    fn deliver_gateway_output(&mut self, o: Output) {
         match o {
             Output::Respond { flow, bytes } | Output::Request { flow, bytes, .. } => {
                 if self.conns.contains(&flow.0)
@@ -522,7 +522,7 @@ impl MemLab {
         }
     }
 
-    fn from_pbx(&mut self, o: pbx::Output) {
+    fn deliver_pbx_output(&mut self, o: pbx::Output) {
         match o {
             pbx::Output::Send { bytes, .. } => {
                 if self.pbx_link_up {
