@@ -9,7 +9,7 @@ use rcc_simulators::lync::{ClientProfile, expect_response};
 
 use crate::lab::{Lab, LabOptions};
 
-const WAIT: Duration = Duration::from_secs(10);
+use crate::lab::WAIT;
 
 /// One step of the tour and how it went.
 #[derive(Debug, Clone)]
@@ -258,22 +258,11 @@ impl Tour {
             async |t| {
                 let before = t.lab.gateway()?.sessions().await?;
                 t.lab.pbx()?.drop_links(true).await?;
-                let mut monitors = 0;
-                for _ in 0..500 {
-                    monitors = t
-                        .lab
-                        .pbx()?
-                        .links()
-                        .await?
-                        .iter()
-                        .map(|l| l.monitors.len())
-                        .sum();
-                    if monitors == 2 {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                anyhow::ensure!(monitors == 2, "monitors not re-created ({monitors})");
+                t.lab
+                    .eventually("both monitors re-created", WAIT, async |lab| {
+                        Ok((lab.pbx_monitors().await? == 2).then_some(()))
+                    })
+                    .await?;
                 anyhow::ensure!(
                     t.lab.gateway()?.sessions().await? == before,
                     "a session was lost"
@@ -288,15 +277,13 @@ impl Tour {
                 for ep in [t.alice, t.alice2, t.bob] {
                     t.lab.lync.sign_out(ep).await?;
                 }
-                for _ in 0..300 {
-                    if t.lab.gateway()?.sessions().await? == 0
-                        && t.lab.gateway()?.monitors().await? == 0
-                    {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                anyhow::bail!("sessions or monitors left")
+                t.lab
+                    .eventually("no session or monitor left", WAIT, async |lab| {
+                        let gw = lab.gateway()?;
+                        let empty = gw.sessions().await? == 0 && gw.monitors().await? == 0;
+                        Ok(empty.then_some(()))
+                    })
+                    .await
             },
         )
         .await;

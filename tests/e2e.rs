@@ -12,7 +12,7 @@ use rcc_protocol::csta::{
 use rcc_simulators::lync::{ClientProfile, Phase, expect_response};
 use rcc_simulators::pbx::{Faults, Profile};
 
-const WAIT: Duration = Duration::from_secs(10);
+use rcc_lab::lab::WAIT;
 
 fn call(e: &Event) -> Option<&CallEvent> {
     match e {
@@ -641,12 +641,7 @@ async fn two_endpoints_of_one_user_share_one_pbx_monitor() -> anyhow::Result<()>
     event(&lab, laptop, 0, K::Established).await?;
     // One signs out: the PBX monitor stays for the other.
     lab.lync.sign_out(laptop).await?;
-    for _ in 0..200 {
-        if lab.gateway()?.sessions().await? == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    lab.until_holding(1, 1).await?;
     assert_eq!(lab.gateway()?.sessions().await?, 1);
     assert_eq!(lab.gateway()?.monitors().await?, 1);
     no_violations(&lab, &[pc, laptop]).await
@@ -659,20 +654,7 @@ async fn sign_out_releases_the_pbx_monitor() -> anyhow::Result<()> {
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
     lab.lync.sign_out(alice).await?;
-    for _ in 0..300 {
-        let pbx_monitors: usize = lab
-            .pbx()?
-            .links()
-            .await?
-            .iter()
-            .map(|l| l.monitors.len())
-            .sum();
-        if lab.gateway()?.sessions().await? == 0 && pbx_monitors == 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    anyhow::bail!("session or PBX monitor left after sign-out")
+    lab.until_holding(0, 0).await
 }
 
 #[tokio::test]
@@ -837,22 +819,12 @@ async fn pbx_link_lost_and_restored_mid_call() -> anyhow::Result<()> {
     // While down, requests get a CSTA error, not a hung INFO.
     tokio::time::sleep(Duration::from_millis(20)).await;
     // The gateway reconnects, re-creates the monitor and keeps the session.
-    let mut up = false;
-    for _ in 0..500 {
-        let monitors: usize = lab
-            .pbx()?
-            .links()
-            .await?
-            .iter()
-            .map(|l| l.monitors.len())
-            .sum();
-        if monitors == 1 {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(up, "monitor not re-created after the link came back");
+    lab.eventually(
+        "the monitor re-created after the link came back",
+        WAIT,
+        async |lab| Ok((lab.pbx_monitors().await? == 1).then_some(())),
+    )
+    .await?;
     assert_eq!(lab.gateway()?.sessions().await?, 1);
     // The call survived on the PBX; events flow again.
     lab.pbx()?.hang_up("1002").await?;
@@ -875,12 +847,10 @@ async fn pbx_link_down_answers_requests_and_new_sessions() -> anyhow::Result<()>
         .signed_in("alice", "a1", ClientProfile::Lync2013)
         .await?;
     lab.pbx()?.drop_links(false).await?;
-    for _ in 0..200 {
-        if !lab.gateway()?.pbx_serving().await? {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    lab.eventually("the gateway sees the link down", WAIT, async |lab| {
+        Ok((!lab.gateway()?.pbx_serving().await?).then_some(()))
+    })
+    .await?;
     let line = lab.user("alice")?.line();
     let (cat, value) = csta_error(
         &lab,
@@ -924,23 +894,18 @@ async fn pbx_session_terminated_is_restarted() -> anyhow::Result<()> {
         .await?;
     let before = lab.pbx()?.links().await?[0].session_id.clone();
     lab.pbx()?.terminate_sessions().await?;
-    let mut after = None;
-    for _ in 0..500 {
-        let links = lab.pbx()?.links().await?;
-        if let Some(l) = links.first()
-            && l.session_id.is_some()
-            && l.session_id != before
-            && l.monitors.len() == 1
-        {
-            after = l.session_id.clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(
-        after.is_some(),
-        "no new session with the monitor re-created"
-    );
+    lab.eventually(
+        "a new CTI session with the monitor re-created",
+        WAIT,
+        async |lab| {
+            let links = lab.pbx()?.links().await?;
+            Ok(links.first().and_then(|l| {
+                (l.session_id.is_some() && l.session_id != before && l.monitors.len() == 1)
+                    .then_some(())
+            }))
+        },
+    )
+    .await?;
     lab.pbx()?.incoming("+14255550200", "1001").await?;
     event(&lab, alice, 0, K::Delivered).await?;
     Ok(())
@@ -1106,16 +1071,19 @@ async fn gateway_refuses_peers_that_are_not_trusted() -> anyhow::Result<()> {
         !tls_hello(addr, &lab.ca, "fe.lab.example", false).await,
         "unknown CA accepted"
     );
-    for _ in 0..200 {
-        if lab.gateway()?.metrics.refused_peers.get() >= 2 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    anyhow::bail!(
+    let counted = lab
+        .eventually(
+            "both refusals counted",
+            Duration::from_secs(2),
+            async |lab| Ok((lab.gateway()?.metrics.refused_peers.get() >= 2).then_some(())),
+        )
+        .await;
+    anyhow::ensure!(
+        counted.is_ok(),
         "refusals not counted: {}",
         lab.gateway()?.metrics.refused_peers.get()
-    )
+    );
+    Ok(())
 }
 
 #[tokio::test]

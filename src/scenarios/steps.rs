@@ -13,7 +13,7 @@ use rcc_simulators::pbx::{ExternalParty, Faults, Profile, Reach};
 
 use super::{RccWorld, lab};
 
-const WAIT: Duration = Duration::from_secs(10);
+use rcc_lab::lab::WAIT;
 
 type Step = anyhow::Result<()>;
 
@@ -125,28 +125,21 @@ async fn grants(w: &mut RccWorld, secs: u32) -> Step {
 async fn ends_with_bye(w: &mut RccWorld, who: String, secs: u64) -> Step {
     let id = endpoint(w, &who)?;
     let lab = lab(w).await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let bye = lab
-            .lync
-            .trace()
-            .await?
+    let what = format!("a BYE from the gateway within {secs} s");
+    lab.eventually(&what, Duration::from_secs(secs), async |lab| {
+        let trace = lab.lync.trace().await?;
+        Ok(trace
             .iter()
-            .any(|t| t.from == "gateway" && t.label == "BYE");
-        if bye {
-            // The client signs in again on its own.
-            return lab
-                .lync
-                .wait_for(id, WAIT, "a new sign-in", |e| {
-                    (e.sign_ins() >= 2).then_some(())
-                })
-                .await;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            anyhow::bail!("no BYE from the gateway within {secs} s");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            .any(|t| t.from == "gateway" && t.label == "BYE")
+            .then_some(()))
+    })
+    .await?;
+    // The client signs in again on its own.
+    lab.lync
+        .wait_for(id, WAIT, "a new sign-in", |e| {
+            (e.sign_ins() >= 2).then_some(())
+        })
+        .await
 }
 
 #[given(expr = "the outside number {word} is {word}")]
@@ -287,35 +280,8 @@ async fn signs_out(w: &mut RccWorld, who: String) -> Step {
 
 #[then(expr = "the gateway holds {int} session(s) and {int} PBX monitor(s)")]
 async fn holds(w: &mut RccWorld, sessions: usize, monitors: usize) -> Step {
-    let lab = lab(w).await?;
-    // Check what this lab can observe: our gateway's sessions, our PBX simulator's monitors.
-    let mut last = (None, None);
-    for _ in 0..500 {
-        let s = match lab.gateway() {
-            Ok(g) => Some(g.sessions().await?),
-            Err(_) => None,
-        };
-        let m = match lab.pbx() {
-            Ok(p) => Some(
-                p.links()
-                    .await?
-                    .iter()
-                    .map(|l| l.monitors.len())
-                    .sum::<usize>(),
-            ),
-            Err(_) => None,
-        };
-        last = (s, m);
-        if s.is_none_or(|s| s == sessions) && m.is_none_or(|m| m == monitors) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    anyhow::bail!(
-        "gateway sessions {:?} and PBX monitors {:?}, expected {sessions} and {monitors}",
-        last.0,
-        last.1
-    )
+    // Checks what this lab can observe: our gateway's sessions, our PBX simulator's monitors.
+    lab(w).await?.until_holding(sessions, monitors).await
 }
 
 #[when(expr = "{word} refreshes the session")]
@@ -813,20 +779,23 @@ async fn desk_state(w: &mut RccWorld, who: String, state: String) -> Step {
 
 async fn pbx_state(w: &mut RccWorld, device: &str, state: &str) -> Step {
     let lab = lab(w).await?;
-    let mut seen = Vec::new();
-    for _ in 0..500 {
-        let calls = lab.pbx()?.calls().await?;
-        if calls.iter().any(|c| {
-            c.parties
-                .iter()
-                .any(|p| p.device == device && p.state == state)
-        }) {
-            return Ok(());
-        }
-        seen = calls;
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let what = format!("PBX: {device} {state}");
+    let reached = lab
+        .eventually(&what, Duration::from_secs(5), async |lab| {
+            let calls = lab.pbx()?.calls().await?;
+            let found = calls.iter().any(|c| {
+                c.parties
+                    .iter()
+                    .any(|p| p.device == device && p.state == state)
+            });
+            Ok(found.then_some(()))
+        })
+        .await;
+    if reached.is_err() {
+        let seen = lab.pbx()?.calls().await?;
+        anyhow::bail!("PBX: {device} is not {state}; calls: {seen:?}");
     }
-    anyhow::bail!("PBX: {device} is not {state}; calls: {seen:?}")
+    Ok(())
 }
 
 #[then(expr = "the PBX received the digits {word}")]
@@ -842,13 +811,15 @@ async fn pbx_digits(w: &mut RccWorld, digits: String) -> Step {
 #[then("the PBX has no call")]
 async fn pbx_idle(w: &mut RccWorld) -> Step {
     let lab = lab(w).await?;
-    for _ in 0..300 {
-        if lab.pbx()?.calls().await?.is_empty() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    let idle = lab
+        .eventually("no call on the PBX", Duration::from_secs(3), async |lab| {
+            Ok(lab.pbx()?.calls().await?.is_empty().then_some(()))
+        })
+        .await;
+    if idle.is_err() {
+        anyhow::bail!("calls left on the PBX: {:?}", lab.pbx()?.calls().await?);
     }
-    anyhow::bail!("calls left on the PBX: {:?}", lab.pbx()?.calls().await?)
+    Ok(())
 }
 
 #[when("the PBX link drops")]
@@ -889,20 +860,16 @@ async fn pbx_repeats(w: &mut RccWorld) -> Step {
 async fn monitors_restored(w: &mut RccWorld) -> Step {
     let lab = lab(w).await?;
     let want = lab.gateway()?.monitors().await?.max(1);
-    for _ in 0..500 {
-        let m: usize = lab
-            .pbx()?
-            .links()
-            .await?
-            .iter()
-            .map(|l| l.monitors.len())
-            .sum();
-        if m == want && lab.gateway()?.pbx_serving().await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    anyhow::bail!("the PBX monitors were not re-created")
+    lab.eventually(
+        "the PBX monitors re-created",
+        Duration::from_secs(5),
+        async |lab| {
+            let restored =
+                lab.pbx_monitors().await? == want && lab.gateway()?.pbx_serving().await?;
+            Ok(restored.then_some(()))
+        },
+    )
+    .await
 }
 
 #[when("the gateway restarts")]

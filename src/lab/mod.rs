@@ -17,6 +17,9 @@ use rcc_simulators::lync::{
 use rcc_simulators::pbx::{DeviceConfig, Listen, PbxConfig, PbxSim, Profile};
 use rcc_simulators::tls::LabCa;
 
+mod wait;
+pub use wait::WAIT;
+
 /// The gateway's lab FQDN (its certificate name and trusted application pool).
 pub const GATEWAY_FQDN: &str = "gw.lab.example";
 /// The Front End pool's lab FQDN.
@@ -484,13 +487,12 @@ impl Lab {
 
     /// Waits until the gateway's PBX link is up.
     pub async fn wait_pbx_link(&self) -> anyhow::Result<()> {
-        for _ in 0..500 {
-            if self.gateway()?.pbx_serving().await? {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        anyhow::bail!("the gateway's PBX link did not come up within 5 s")
+        self.eventually(
+            "the gateway's PBX link up",
+            Duration::from_secs(5),
+            async |lab| Ok(lab.gateway()?.pbx_serving().await?.then_some(())),
+        )
+        .await
     }
 
     /// Stops the gateway (its sessions are lost, as in a crash) and starts a fresh one on the
