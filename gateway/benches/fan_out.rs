@@ -16,10 +16,9 @@ use rcc_gateway::core::pbx::link::LinkOutput;
 use rcc_gateway::core::{FlowId, Gateway, Output, Policy};
 use rcc_protocol::csta::{
     self, CallEvent, CallEventKind, ConnectionId, DeviceRef, Event, MonitorObject, Request,
-    Response,
 };
-use rcc_protocol::framing::{AnnexJDecoder, InvokeId, encode_annex_j};
 use rcc_protocol::sip::{Message, Method};
+use rcc_testkit::ScriptedPbx;
 
 /// The allocator of the gateway binary, so the figure is the binary's.
 #[global_allocator]
@@ -41,11 +40,11 @@ address = "127.0.0.1:1040"
 const LINE: &str = "tel:+14255551001;ext=1001";
 const PBX_XREF: &str = "PX1";
 
-/// The gateway core with a scripted PBX that answers what a sign-in needs.
+/// The gateway core with the scripted PBX answering what a sign-in needs.
 struct Rig {
     gw: Gateway,
     now: Instant,
-    pbx: AnnexJDecoder,
+    pbx: ScriptedPbx,
     /// SIP requests the gateway sent (event INFOs), waiting for their 200 OK.
     requests: Vec<Message>,
     /// SIP responses the gateway sent.
@@ -61,7 +60,7 @@ impl Rig {
         let mut rig = Rig {
             gw,
             now,
-            pbx: AnnexJDecoder::new(),
+            pbx: ScriptedPbx::answering_sign_ins(PBX_XREF),
             requests: Vec::new(),
             responses: Vec::new(),
         };
@@ -80,31 +79,12 @@ impl Rig {
                 Output::Request { bytes, .. } => self
                     .requests
                     .push(Message::parse(&bytes).expect("gateway request parses")),
-                Output::Pbx(LinkOutput::Send(bytes)) => self.pbx.push(&bytes),
+                Output::Pbx(LinkOutput::Send(bytes)) => {
+                    for answer in self.pbx.receive(&bytes) {
+                        self.gw.pbx_bytes(&answer, self.now);
+                    }
+                }
                 Output::Pbx(_) | Output::Trace(_) => {}
-            }
-            while let Ok(Some(frame)) = self.pbx.next_frame() {
-                let Some(InvokeId::Id(invoke)) = frame.invoke_id else {
-                    continue;
-                };
-                let Ok(decoded) = csta::decode(&frame.xml) else {
-                    continue;
-                };
-                let answer = match decoded.message {
-                    csta::Message::Request(Request::MonitorStart { .. }) => {
-                        Response::MonitorStart {
-                            cross_ref: PBX_XREF.into(),
-                            existing_calls: None,
-                        }
-                    }
-                    csta::Message::Request(Request::SnapshotDevice { .. }) => {
-                        Response::SnapshotDevice { calls: Vec::new() }
-                    }
-                    _ => continue,
-                };
-                let xml = csta::encode(&csta::Message::Response(answer), csta::ED3);
-                let bytes = encode_annex_j(invoke, xml.as_bytes()).expect("frame");
-                self.gw.pbx_bytes(&bytes, self.now);
             }
         }
     }
@@ -209,8 +189,7 @@ fn event_frame(kind: CallEventKind, state: csta::LocalConnectionState) -> Vec<u8
     e.called = Some(DeviceRef::id("1001"));
     e.local_state = Some(state);
     e.cause = Some(csta::Cause::new("newCall"));
-    let xml = csta::encode(&csta::Message::Event(Event::Call(e)), csta::ED3);
-    encode_annex_j(9999, xml.as_bytes()).expect("event frame")
+    ScriptedPbx::event(Event::Call(e))
 }
 
 /// One PBX event fanned out to `sessions` endpoints and their 200 OKs taken back.

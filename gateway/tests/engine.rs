@@ -11,6 +11,7 @@ use rcc_gateway::core::pbx::link::LinkOutput;
 use rcc_gateway::core::{FlowId, Gateway, Output, Policy};
 use rcc_protocol::csta::{self, Request, Response};
 use rcc_protocol::sip::{Message, Method};
+use rcc_testkit::ScriptedPbx;
 
 const CONFIG: &str = r#"
 [sip]
@@ -28,7 +29,7 @@ struct Harness {
     now: Instant,
     responses: Vec<Message>,
     requests: Vec<Message>,
-    pbx: Vec<Vec<u8>>,
+    pbx: ScriptedPbx,
     traces: Vec<SessionNote>,
 }
 
@@ -90,7 +91,7 @@ impl Harness {
             now,
             responses: Vec::new(),
             requests: Vec::new(),
-            pbx: Vec::new(),
+            pbx: ScriptedPbx::new(),
             traces: Vec::new(),
         };
         h.tick(Duration::ZERO);
@@ -117,7 +118,9 @@ impl Harness {
                 Output::Request { bytes, .. } => self
                     .requests
                     .push(Message::parse(&bytes).expect("gateway output parses")),
-                Output::Pbx(LinkOutput::Send(b)) => self.pbx.push(b),
+                Output::Pbx(LinkOutput::Send(b)) => {
+                    self.pbx.receive(&b);
+                }
                 Output::Pbx(_) => {}
                 Output::Trace(n) => self.traces.push(n),
             }
@@ -167,27 +170,18 @@ impl Harness {
             }),
         );
         assert!(self.send(ms).is_empty(), "answered once the PBX answers");
-        let frame = self.pbx.iter().rev().find_map(|f| {
-            let xml = &f[8..];
-            matches!(
-                csta::decode(xml).map(|d| d.message),
-                Ok(csta::Message::Request(Request::MonitorStart { .. }))
-            )
-            .then(|| String::from_utf8_lossy(&f[4..8]).into_owned())
-        });
-        let invoke: u16 = frame
-            .expect("MonitorStart sent to the PBX")
-            .parse()
-            .expect("invoke");
-        let answer = csta::encode(
-            &csta::Message::Response(Response::MonitorStart {
+        let invoke = self
+            .pbx
+            .last_request(|r| matches!(r, Request::MonitorStart { .. }))
+            .and_then(|f| f.invoke)
+            .expect("MonitorStart sent to the PBX");
+        let bytes = ScriptedPbx::answer(
+            invoke,
+            Response::MonitorStart {
                 cross_ref: xref.into(),
                 existing_calls: None,
-            }),
-            csta::ED3,
+            },
         );
-        let bytes =
-            rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame");
         self.gw.pbx_bytes(&bytes, self.now);
         self.drain();
         bytes
@@ -195,12 +189,9 @@ impl Harness {
 
     /// The Annex J frame answering the last frame sent to the PBX with `response`.
     fn answer_to_last(&self, response: Response) -> Vec<u8> {
-        let frame = self.pbx.last().expect("a frame sent to the PBX");
-        let invoke: u16 = String::from_utf8_lossy(&frame[4..8])
-            .parse()
-            .expect("invoke ID");
-        let answer = csta::encode(&csta::Message::Response(response), csta::ED3);
-        rcc_protocol::framing::encode_annex_j(invoke, answer.as_bytes()).expect("frame")
+        self.pbx
+            .answer_last(response)
+            .expect("a frame sent to the PBX")
     }
 
     fn in_dialog(
@@ -543,8 +534,7 @@ fn unanswered_event_infos_are_not_fatal_but_481_is() {
         let mut e = csta::CallEvent::new(kind, "px1");
         e.connection = Some(csta::ConnectionId::new("C1", "1001"));
         e.local_state = Some(state);
-        let ev = csta::encode(&csta::Message::Event(csta::Event::Call(e)), csta::ED3);
-        rcc_protocol::framing::encode_annex_j(9999, ev.as_bytes()).expect("frame")
+        ScriptedPbx::event(csta::Event::Call(e))
     };
     let delivered = event(
         csta::CallEventKind::Delivered,
@@ -660,7 +650,7 @@ fn per_session_traces_follow_the_user_filter_and_carry_the_wire_bytes() {
             _ => None,
         })
         .collect();
-    let sent = h.pbx.last().expect("MonitorStart frame");
+    let sent = &h.pbx.last().expect("MonitorStart frame").bytes;
     assert_eq!(pbx, vec![(Way::Out, sent), (Way::In, &answer)]);
 
     // The client's BYE ends the trace after the 200 OK.
@@ -711,13 +701,13 @@ fn requests_beyond_the_pbx_window_get_a_csta_error_and_are_counted() {
             }),
         )
     };
-    let sent_before = h.pbx.len();
+    let sent_before = h.pbx.sent().len();
     for n in 0..2 {
         let info = make_call(&h, n);
         assert!(h.send(info).is_empty(), "request {n} waits for the PBX");
     }
     assert_eq!(
-        h.pbx.len() - sent_before,
+        h.pbx.sent().len() - sent_before,
         2,
         "two MakeCalls reached the PBX"
     );
@@ -729,7 +719,7 @@ fn requests_beyond_the_pbx_window_get_a_csta_error_and_are_counted() {
     };
     assert_eq!(e.value, "performanceLimitExceeded");
     assert_eq!(
-        h.pbx.len() - sent_before,
+        h.pbx.sent().len() - sent_before,
         2,
         "the third never reached the PBX"
     );
@@ -862,11 +852,11 @@ fn a_congested_connection_gets_503_for_new_work_only() {
         )
     };
     h.gw.set_flow_congested(FlowId(1), true);
-    let sent_before = h.pbx.len();
+    let sent_before = h.pbx.sent().len();
     let refused = h.one(make_call(&h, 10, "z9hG4bKmc1"));
     assert_eq!(refused.status(), Some(503));
     assert_eq!(refused.header("Retry-After"), Some("30"));
-    assert_eq!(h.pbx.len(), sent_before, "nothing reached the PBX");
+    assert_eq!(h.pbx.sent().len(), sent_before, "nothing reached the PBX");
     assert_eq!(
         h.one(invite("c2", "z9hG4bKinv2", "")).status(),
         Some(503),
@@ -883,7 +873,11 @@ fn a_congested_connection_gets_503_for_new_work_only() {
     // Drained: requests reach the PBX again.
     h.gw.set_flow_congested(FlowId(1), false);
     assert!(h.send(make_call(&h, 12, "z9hG4bKmc2")).is_empty());
-    assert_eq!(h.pbx.len(), sent_before + 1, "the MakeCall reached the PBX");
+    assert_eq!(
+        h.pbx.sent().len(),
+        sent_before + 1,
+        "the MakeCall reached the PBX"
+    );
     // Congested again: BYE still ends the session (its MonitorStop goes out).
     h.gw.set_flow_congested(FlowId(1), true);
     let bye = h.in_dialog(&ok, Method::Bye, 13, "z9hG4bKbye", None, b"");

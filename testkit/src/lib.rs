@@ -2,7 +2,10 @@
 //! the simulated Front End pool with its Lync endpoints, the gateway core and the PBX
 //! simulator's engine — with no sockets and a virtual clock, so that a call flow runs in
 //! microseconds and a 30-minute session expiry takes as long as any other step.
+//! [`ScriptedPbx`] is the PBX a gateway test or benchmark plays itself.
 
 mod memlab;
+mod scripted_pbx;
 
 pub use memlab::{MemLab, User};
+pub use scripted_pbx::{ScriptedPbx, SentFrame};
