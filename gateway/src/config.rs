@@ -5,7 +5,7 @@
 use std::path::Path;
 
 pub use rcc_gateway_core::config::*;
-use rcc_gateway_core::rcc::authz::parse_csv;
+use rcc_gateway_core::parse_csv;
 use rcc_gateway_core::setup;
 
 /// A commented example, shipped as `gateway/gateway.example.toml`.

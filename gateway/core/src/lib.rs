@@ -8,18 +8,21 @@
 //! machine) and [`sip`] (server transactions) → [`setup`] (checks and builds the policy) →
 //! [`engine`] (the orchestrator and its sub-states).
 
+#![warn(unreachable_pub)]
+
 pub mod config;
-pub mod engine;
-pub mod ids;
-pub mod metrics;
+mod engine;
+mod ids;
+mod metrics;
 pub mod notes;
 pub mod pbx;
-pub mod rcc;
+mod rcc;
 pub mod setup;
-pub mod sip;
+mod sip;
 mod timers;
 
-pub use engine::{Gateway, Output, Target};
+pub use engine::{Gateway, Output, Target, target_of};
 pub use ids::{FlowId, SessionId};
 pub use metrics::Metrics;
+pub use rcc::authz::parse_csv;
 pub use setup::Policy;

@@ -10,9 +10,9 @@ use crate::rcc::numbering::Numbering;
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// LineURIs and dialled numbers to PBX numbers, and back.
-    pub numbering: Numbering,
+    pub(crate) numbering: Numbering,
     /// Who may control which line.
-    pub authorization: Authorization,
+    pub(crate) authorization: Authorization,
 }
 
 impl Policy {

@@ -9,13 +9,13 @@ use crate::config::AuthorizationConfig;
 
 /// The authorization policy.
 #[derive(Debug, Clone, Default)]
-pub struct Authorization {
+pub(crate) struct Authorization {
     /// User URI (normalised) → lines; `None`: own-line policy.
     table: Option<HashMap<String, Vec<String>>>,
 }
 
 /// `sip:Alice@Contoso.com;transport=tls` → `sip:alice@contoso.com`.
-pub fn normalise_user(uri: &str) -> String {
+pub(crate) fn normalise_user(uri: &str) -> String {
     let s = uri.trim().trim_start_matches('<');
     let s = s.split(['>', ';']).next().unwrap_or(s);
     let s = s.to_ascii_lowercase();
@@ -56,7 +56,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<(String, String)>, String> {
 impl Authorization {
     /// Builds the policy from `[authorization]`: its users and the rows the shell read from
     /// its file. No rows and no file: the own-line policy.
-    pub fn from_config(config: &AuthorizationConfig) -> Authorization {
+    pub(crate) fn from_config(config: &AuthorizationConfig) -> Authorization {
         let inline = config
             .users
             .iter()
@@ -80,7 +80,7 @@ impl Authorization {
     }
 
     /// Whether `user` may open a session on `line`.
-    pub fn may_open(&self, numbering: &Numbering, user: &str, line: &str) -> bool {
+    pub(crate) fn may_open(&self, numbering: &Numbering, user: &str, line: &str) -> bool {
         match &self.table {
             None => true,
             Some(t) => t
@@ -90,7 +90,7 @@ impl Authorization {
     }
 
     /// Whether `user`, whose session is on `session_line`, may act on `device`.
-    pub fn may_control(
+    pub(crate) fn may_control(
         &self,
         numbering: &Numbering,
         user: &str,

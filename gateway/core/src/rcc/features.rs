@@ -48,7 +48,7 @@ const EVENTS: &[(&str, &str)] = &[
 ];
 
 /// The response, narrowed to what the PBX itself advertised when it did.
-pub fn features(pbx: Option<&[Feature]>) -> Response {
+pub(crate) fn features(pbx: Option<&[Feature]>) -> Response {
     let offered = |name: &str| {
         pbx.is_none_or(|list| {
             list.iter().any(|f| {

@@ -1,6 +1,6 @@
 //! RCC rules: authorization, device-ID mapping, feature advertisement, translation.
 
-pub mod authz;
-pub mod features;
-pub mod numbering;
-pub mod translate;
+pub(crate) mod authz;
+pub(crate) mod features;
+pub(crate) mod numbering;
+pub(crate) mod translate;

@@ -15,7 +15,7 @@ struct Rule {
 
 /// The compiled numbering plan.
 #[derive(Debug, Clone)]
-pub struct Numbering {
+pub(crate) struct Numbering {
     line: LinePart,
     to_pbx: Vec<Rule>,
     to_lync: Vec<Rule>,
@@ -53,7 +53,7 @@ fn apply(rules: &[Rule], s: &str) -> String {
 
 /// The number inside a `tel:` or `sip:` URI or a plain string, without parameters and visual
 /// separators.
-pub fn bare_number(s: &str) -> String {
+pub(crate) fn bare_number(s: &str) -> String {
     let s = s.trim();
     let s = s
         .strip_prefix("tel:")
@@ -79,7 +79,10 @@ fn tel_param<'a>(uri: &'a str, name: &str) -> Option<&'a str> {
 
 impl Numbering {
     /// Compiles the configured rules; the error names every rule that does not compile.
-    pub fn new(config: &NumberingConfig, profile: PbxProfile) -> Result<Numbering, Vec<String>> {
+    pub(crate) fn new(
+        config: &NumberingConfig,
+        profile: PbxProfile,
+    ) -> Result<Numbering, Vec<String>> {
         let mut problems = Vec::new();
         let to_pbx = compile("to_pbx", &config.to_pbx, &mut problems);
         let to_lync = compile("to_lync", &config.to_lync, &mut problems);
@@ -96,7 +99,7 @@ impl Numbering {
     }
 
     /// The PBX device a LineURI designates.
-    pub fn line_to_device(&self, line: &str) -> String {
+    pub(crate) fn line_to_device(&self, line: &str) -> String {
         let number = bare_number(line);
         let chosen = match self.line {
             LinePart::Ext => tel_param(line, "ext").map(str::to_owned).unwrap_or(number),
@@ -107,13 +110,13 @@ impl Numbering {
     }
 
     /// The PBX number for a dialled string (`tel:+1 (425) 555-0100`, `+14255550100`, `200`).
-    pub fn dialled_to_pbx(&self, dialled: &str) -> String {
+    pub(crate) fn dialled_to_pbx(&self, dialled: &str) -> String {
         apply(&self.to_pbx, &bare_number(dialled))
     }
 
     /// A PBX device ID with the vendor's decoration removed (`N<…>;…` on OpenScape Voice,
     /// `ext:switch:ip:n` on Avaya).
-    pub fn undecorate<'a>(&self, pbx: &'a str) -> &'a str {
+    pub(crate) fn undecorate<'a>(&self, pbx: &'a str) -> &'a str {
         let s = pbx.trim();
         if let Some(inner) = s.strip_prefix("N<").and_then(|r| r.split_once('>')) {
             return inner.0;
@@ -129,7 +132,7 @@ impl Numbering {
     }
 
     /// What a client sees for a PBX device that is not its own line.
-    pub fn to_lync(&self, pbx: &str) -> String {
+    pub(crate) fn to_lync(&self, pbx: &str) -> String {
         let n = apply(&self.to_lync, self.undecorate(pbx));
         if n.starts_with('+') {
             format!("tel:{n}")
@@ -141,7 +144,7 @@ impl Numbering {
     }
 
     /// Whether two LineURIs designate the same device.
-    pub fn same_line(&self, a: &str, b: &str) -> bool {
+    pub(crate) fn same_line(&self, a: &str, b: &str) -> bool {
         a == b || self.line_to_device(a) == self.line_to_device(b)
     }
 }

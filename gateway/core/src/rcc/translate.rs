@@ -16,7 +16,7 @@ use super::numbering::Numbering;
 const SHOWN_LIMIT: usize = 4096;
 
 /// A session's view of device IDs.
-pub struct LineView<'a> {
+pub(crate) struct LineView<'a> {
     /// The numbering plan.
     pub numbering: &'a Numbering,
     /// The authorization policy.
@@ -37,7 +37,7 @@ fn privilege() -> CstaError {
 
 impl LineView<'_> {
     /// PBX device ID → what the client sees.
-    pub fn show(&mut self, pbx: &str) -> String {
+    pub(crate) fn show(&mut self, pbx: &str) -> String {
         let bare = self.numbering.undecorate(pbx);
         if bare == self.device {
             return self.line.to_owned();
@@ -103,7 +103,7 @@ impl LineView<'_> {
     }
 
     /// A client request in PBX terms, or the error the client gets.
-    pub fn request_to_pbx(&self, r: &Request) -> Result<Request, CstaError> {
+    pub(crate) fn request_to_pbx(&self, r: &Request) -> Result<Request, CstaError> {
         use Request as R;
         Ok(match r {
             R::MonitorStart {
@@ -241,7 +241,7 @@ impl LineView<'_> {
     }
 
     /// A PBX response in the client's terms.
-    pub fn response_to_lync(&mut self, r: &mut Response) {
+    pub(crate) fn response_to_lync(&mut self, r: &mut Response) {
         match r {
             Response::MakeCall { calling } => self.connection(calling),
             Response::ConsultationCall { initiated } => self.connection(initiated),
@@ -284,7 +284,7 @@ impl LineView<'_> {
     }
 
     /// A PBX event in the client's terms, carrying the session's cross-reference ID.
-    pub fn event_to_lync(&mut self, e: &mut Event, xref: &str) {
+    pub(crate) fn event_to_lync(&mut self, e: &mut Event, xref: &str) {
         e.set_cross_ref(xref);
         match e {
             Event::Call(c) => {

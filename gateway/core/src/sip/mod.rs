@@ -1,3 +1,3 @@
 //! SIP server transactions (the transports live in the shell).
 
-pub mod transaction;
+pub(crate) mod transaction;

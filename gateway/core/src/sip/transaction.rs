@@ -9,7 +9,7 @@ use rcc_protocol::sip::{Checked, Message, Method};
 
 /// Identifies a server transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TxKey {
+pub(crate) struct TxKey {
     id: String,
     /// A non-INVITE request over TCP or TLS: RFC 3261 §17.2.2 sets Timer J to zero on reliable
     /// transports, so the transaction ends with its final response.
@@ -19,7 +19,7 @@ pub struct TxKey {
 impl TxKey {
     /// The key of a request, from the views [`Message::check`] parsed (ACK and CANCEL get the
     /// key of the INVITE they belong to, with the method recorded separately by the caller).
-    pub fn of(request: &Message, checked: &Checked) -> Option<TxKey> {
+    pub(crate) fn of(request: &Message, checked: &Checked) -> Option<TxKey> {
         use std::fmt::Write;
         let via = checked.top_via();
         let method = match request.method()? {
@@ -69,7 +69,7 @@ enum TxState {
 /// Entries live in two generations that rotate every [`LINGER`]: a transaction is remembered
 /// between one and two LINGER periods after it was last touched, with no timer per entry.
 #[derive(Debug, Default)]
-pub struct ServerTransactions {
+pub(crate) struct ServerTransactions {
     young: HashMap<TxKey, TxState>,
     old: HashMap<TxKey, TxState>,
     rotate_at: Option<Instant>,
@@ -77,7 +77,7 @@ pub struct ServerTransactions {
 
 /// What to do with a request.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Seen {
+pub(crate) enum Seen {
     /// A new transaction.
     New,
     /// A retransmission while the answer is pending: absorb it.
@@ -87,11 +87,11 @@ pub enum Seen {
 }
 
 /// How long a completed transaction is remembered at least (64·T1).
-pub const LINGER: Duration = Duration::from_secs(32);
+pub(crate) const LINGER: Duration = Duration::from_secs(32);
 
 impl ServerTransactions {
     /// Records a request; tells whether it is new.
-    pub fn seen(&mut self, key: &TxKey, now: Instant) -> Seen {
+    pub(crate) fn seen(&mut self, key: &TxKey, now: Instant) -> Seen {
         match self.young.get(key).or_else(|| self.old.get(key)) {
             Some(TxState::Proceeding | TxState::Accepted) => Seen::Pending,
             Some(TxState::Completed(bytes)) => Seen::Answered(bytes.to_vec()),
@@ -104,7 +104,7 @@ impl ServerTransactions {
 
     /// Records the final response. A non-INVITE transaction on a reliable transport ends here;
     /// others keep the response for retransmitted requests.
-    pub fn completed(&mut self, key: &TxKey, bytes: &[u8], now: Instant) {
+    pub(crate) fn completed(&mut self, key: &TxKey, bytes: &[u8], now: Instant) {
         let next = (!key.ends_with_answer).then(|| TxState::Completed(bytes.into()));
         self.finish(key, next, now);
     }
@@ -112,7 +112,7 @@ impl ServerTransactions {
     /// Records a 2xx to INVITE: the transaction enters RFC 6026's Accepted state, where
     /// retransmitted INVITEs are absorbed (the dialog layer retransmits the 2xx until ACK), so
     /// the response itself is not kept here.
-    pub fn accepted(&mut self, key: &TxKey, now: Instant) {
+    pub(crate) fn accepted(&mut self, key: &TxKey, now: Instant) {
         self.finish(key, Some(TxState::Accepted), now);
     }
 
@@ -131,7 +131,7 @@ impl ServerTransactions {
     }
 
     /// Forgets the older generation when its time has come.
-    pub fn expire(&mut self, now: Instant) {
+    pub(crate) fn expire(&mut self, now: Instant) {
         while self.rotate_at.is_some_and(|at| at <= now) {
             self.old = std::mem::take(&mut self.young);
             self.rotate_at = (!self.old.is_empty()).then_some(now + LINGER);
@@ -139,17 +139,19 @@ impl ServerTransactions {
     }
 
     /// When [`ServerTransactions::expire`] has work.
-    pub fn next_expiry(&self) -> Option<Instant> {
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
         self.rotate_at
     }
 
     /// Transactions remembered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.young.len() + self.old.len()
     }
 
     /// Whether none are remembered.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.young.is_empty() && self.old.is_empty()
     }
 }
