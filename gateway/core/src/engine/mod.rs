@@ -1,7 +1,9 @@
 //! The gateway, sans-IO: SIP requests and responses from the Lync side, bytes from the PBX link,
 //! and time go in; bytes to write come out of [`Gateway::poll_output`].
 //!
-//! [`Gateway`] only orchestrates. Each job is an owned sub-state that never sees the
+//! [`Gateway`] only orchestrates, in three files: this one (the API and the SIP dialogs),
+//! `csta_side.rs` (a client's CSTA requests) and `pbx_side.rs` (the PBX link, monitors and
+//! event fan-out). Each job is an owned sub-state that never sees the
 //! orchestrator and returns what happened for it to apply: [`uas`] (answers, session timers,
 //! server transactions), [`sessions`] (admission, the session table and its timers),
 //! [`services`] (what a CSTA request comes to), [`monitors`] (one PBX monitor per device),
@@ -10,6 +12,7 @@
 //! ([`crate::pbx::link`]).
 
 mod client_txs;
+mod csta_side;
 mod latency;
 mod monitors;
 mod output;
@@ -25,15 +28,14 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rcc_protocol::csta::{self, CstaError};
+use rcc_protocol::csta;
 use rcc_protocol::sip::{Message, Method, NameAddr};
 
 use self::client_txs::{ClientTxs, Sent};
 use self::latency::AddedTime;
-use self::monitors::{Monitors, Parked};
+use self::monitors::Monitors;
 pub use self::output::{Output, Target, target_of};
-use self::pending::{PendingAnswer, Purpose};
-use self::services::{Context, Step};
+use self::pending::Purpose;
 use self::sessions::{SessionClock, Sessions};
 use self::traces::TraceFilter;
 use self::uas::{Refusal, Uas};
@@ -497,125 +499,6 @@ impl Gateway {
         self.metrics.sip_response(200);
         self.respond(flow, Some(tx), &resp);
         self.sessions.arm_expiry(sid, self.now);
-    }
-
-    /// Answers a client's INFO with a CSTA body (200 OK), in the session's namespace.
-    fn answer(&mut self, answer: PendingAnswer, msg: &csta::Message) {
-        let ns = self
-            .sessions
-            .get(answer.session)
-            .map_or(csta::ED3, |s| s.namespace.as_str());
-        let body = csta::encode(msg, ns).into_bytes();
-        let resp = uas::with_csta(*answer.head, body);
-        self.metrics.sip_response(200);
-        self.respond(answer.flow, Some(&answer.tx), &resp);
-    }
-
-    fn answer_error(&mut self, answer: PendingAnswer, err: CstaError) {
-        self.answer(answer, &csta::Message::Error(err));
-    }
-
-    fn info(&mut self, sid: SessionId, flow: FlowId, tx: &TxKey, req: &Message) {
-        let decoded = match uas::csta_body(req) {
-            Ok(Some(d)) => d,
-            // An INFO without a body is a keep-alive.
-            Ok(None) => return self.reply_code(flow, tx, req, 200),
-            Err(refusal) => {
-                self.metrics.malformed.inc();
-                return self.reply(flow, Some(tx), req, &refusal);
-            }
-        };
-        let csta::Message::Request(request) = decoded.message else {
-            let refusal = Refusal::new(400, "Bad Request (CSTA body is not a request)");
-            return self.reply(flow, Some(tx), req, &refusal);
-        };
-        let tag = self.ids.unique("gw");
-        let answer = PendingAnswer {
-            session: sid,
-            tx: tx.clone(),
-            flow,
-            head: Box::new(Message::response_to(req, 200, "OK", &tag)),
-        };
-        let cx = Context {
-            policy: &self.policy,
-            pbx_features: self.pbx_features.as_deref(),
-            pbx_serving: self.link.is_serving(),
-        };
-        let Some(s) = self.sessions.get_mut(sid) else {
-            return;
-        };
-        if let Some(ns) = decoded.namespace {
-            s.namespace = ns;
-        }
-        match services::decide(request, s, cx) {
-            Step::Answer(msg, counted) => {
-                self.answer(answer, &msg);
-                if let Some(service) = counted {
-                    self.metrics.request_done(service, "ok");
-                }
-            }
-            Step::Refused(err, service) => {
-                self.metrics.refused("authorization");
-                if let Some(service) = service {
-                    self.metrics.request_done(service, "refused");
-                }
-                self.answer_error(answer, err);
-            }
-            Step::Unavailable(service) => {
-                self.metrics.request_done(service, "pbx down");
-                self.answer_error(answer, services::link_down());
-            }
-            Step::Monitor(pbx_device) => self.monitor_line(&pbx_device, answer),
-            Step::StopMonitor => {
-                self.detach(sid);
-                let done = csta::Response::Empty(csta::Service::MonitorStop);
-                self.answer(answer, &csta::Message::Response(done));
-            }
-            Step::Forward(pbx_request, service) => self.forward(answer, pbx_request, service),
-        }
-    }
-
-    /// A client's MonitorStart on its line: attached at once, parked on the MonitorStart in
-    /// flight, or parked on a new one.
-    fn monitor_line(&mut self, device: &str, answer: PendingAnswer) {
-        if !self.link.is_up() && self.monitors.get(device).is_none_or(|m| !m.is_up()) {
-            self.answer_error(answer, services::link_down());
-            return;
-        }
-        match self.monitors.park(device, answer) {
-            Parked::Ready(answer) => self.attach(device, answer),
-            Parked::Waiting => {}
-            Parked::Start => self.start_monitor(device),
-        }
-    }
-
-    /// Gives a session its cross-reference ID on a device whose PBX monitor is up.
-    fn attach(&mut self, device: &str, answer: PendingAnswer) {
-        let xref = self.ids.unique("");
-        let sid = answer.session;
-        let Some(s) = self.sessions.get_mut(sid) else {
-            return;
-        };
-        s.xref = Some(xref.clone());
-        self.monitors.attach(device, sid);
-        self.metrics.monitors.set(self.monitors.count() as i64);
-        let r = csta::Response::MonitorStart {
-            cross_ref: xref,
-            existing_calls: None,
-        };
-        self.answer(answer, &csta::Message::Response(r));
-        self.pump_events(sid);
-    }
-
-    /// Takes a session off its device; the PBX monitor goes with the last session.
-    fn detach(&mut self, sid: SessionId) {
-        let Some(s) = self.sessions.get_mut(sid) else {
-            return;
-        };
-        s.xref = None;
-        let device = s.device.clone();
-        self.monitors.detach(&device, sid);
-        self.release_if_unused(&device, Purpose::Release { session: sid });
     }
 
     /// Ends a session (with a BYE to the client when `bye`).
