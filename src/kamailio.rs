@@ -225,11 +225,18 @@ fn kamailio_modules() -> anyhow::Result<PathBuf> {
     .ok_or_else(|| anyhow::anyhow!("Kamailio's modules (tm.so) not found"))
 }
 
+/// CPU seconds of a running process, or why they cannot be read.
+fn cpu_of(pid: u32, what: &str) -> anyhow::Result<f64> {
+    load::sample(pid)
+        .map(|s| s.cpu_s)
+        .ok_or_else(|| anyhow::anyhow!("cannot read the CPU time of {what} (/proc/{pid}/stat)"))
+}
+
 /// CPU seconds of a process and of every process it started (Kamailio forks its workers).
-fn tree_cpu(root: u32) -> f64 {
-    let mut total = load::sample(root).map_or(0.0, |s| s.cpu_s);
+fn tree_cpu(root: u32) -> anyhow::Result<f64> {
+    let mut total = cpu_of(root, "Kamailio")?;
     let Ok(dir) = std::fs::read_dir("/proc") else {
-        return total;
+        return Ok(total);
     };
     for entry in dir.flatten() {
         let Some(pid) = entry
@@ -248,10 +255,11 @@ fn tree_cpu(root: u32) -> f64 {
             .and_then(|(_, rest)| rest.split_whitespace().nth(1))
             .and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(root) {
+            // A worker may exit between the listing and the read: it no longer counts.
             total += load::sample(pid).map_or(0.0, |s| s.cpu_s);
         }
     }
-    total
+    Ok(total)
 }
 
 /// A program started in a process group of its own, ended with all its workers: Kamailio forks
@@ -372,14 +380,14 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
     // Let the PBX link come up before the first INVITE.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let cpu = || {
-        (
-            load::sample(gw.0.id()).map_or(0.0, |s| s.cpu_s),
-            tree_cpu(kam.0.id()),
-            load::sample(pbx.0.id()).map_or(0.0, |s| s.cpu_s),
-        )
+    let cpu = || -> anyhow::Result<(f64, f64, f64)> {
+        Ok((
+            cpu_of(gw.0.id(), "the gateway")?,
+            tree_cpu(kam.0.id())?,
+            cpu_of(pbx.0.id(), "the PBX simulator")?,
+        ))
     };
-    let before = cpu();
+    let before = cpu()?;
     let started = Instant::now();
     let target = format!("127.0.0.1:{kamailio_port}");
     let sipp_log = std::fs::File::create(o.out.join("sipp.log"))?;
@@ -419,7 +427,7 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let seconds = started.elapsed().as_secs_f64();
-    let after = cpu();
+    let after = cpu()?;
     let metrics = load::scrape(metrics_port).await.unwrap_or_default();
     drop(kam);
     drop(gw);

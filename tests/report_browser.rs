@@ -1,5 +1,5 @@
 //! The HTML report opens in a real browser: headless Chromium loads a report, runs its script,
-//! and the message an arrow links to opens. `.ci/run` installs Chromium; without it this test
+//! and the message an arrow links to opens. `tools/test` installs Chromium; without it this test
 //! fails and says so.
 
 use std::path::PathBuf;
@@ -40,7 +40,7 @@ fn arrow(at: u64, from: &str, to: &str, label: &str) -> Arrow {
 fn report_renders_and_an_arrow_opens_its_message() {
     let Some(browser) = chromium() else {
         panic!(
-            "headless Chromium is not installed (apt-get install chromium); .ci/run installs it"
+            "headless Chromium is not installed (apt-get install chromium); tools/test installs it"
         );
     };
     let reports = vec![

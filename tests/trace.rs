@@ -1,6 +1,6 @@
 //! The gateway's pcapng trace opens in tshark: the SIP dialog (decrypted TLS leg) is dissected as
 //! SIP with its CSTA bodies as XML, and with `tools/wireshark/csta.lua` the PBX link's Annex J
-//! frames are dissected as CSTA. `.ci/run` installs tshark; without it this test fails and says so.
+//! frames are dissected as CSTA. `tools/test` installs tshark; without it this test fails and says so.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,7 +15,7 @@ fn tshark(args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| {
-            panic!("tshark is not installed ({e}); .ci/run installs it (apt tshark)")
+            panic!("tshark is not installed ({e}); tools/test installs it (apt tshark)")
         });
     assert!(
         out.status.success(),
