@@ -13,15 +13,39 @@ pub const EXAMPLE: &str = include_str!("../gateway.example.toml");
 
 /// Reads and checks a file.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
+    read(path).map_err(|problems| {
+        anyhow::anyhow!(
+            "{}: {} problem(s):\n  - {}",
+            path.display(),
+            problems.len(),
+            problems.join("\n  - ")
+        )
+    })
+}
+
+/// Reads and checks a file: the configuration, or every problem in it.
+pub fn read(path: &Path) -> Result<Config, Vec<String>> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+    let mut config = parse_unchecked(&text).map_err(|e| vec![e.to_string()])?;
+    let problems = check(&mut config);
+    if problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Every problem in a configuration, its files read (the authorization CSV into it).
 pub fn check(config: &mut Config) -> Vec<String> {
     let mut problems = read_files(config);
-    problems.extend(setup::check(config));
+    let file_reported = problems.iter().any(|p| p.starts_with("authorization.file"));
+    problems.extend(
+        setup::check(config)
+            .into_iter()
+            // An authorization file that could not be read is reported once, with the reason.
+            .filter(|p| !(file_reported && p.starts_with("authorization.file"))),
+    );
     problems
 }
 

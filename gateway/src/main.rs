@@ -1,12 +1,16 @@
 //! `rcc-gateway`: the SIP/CSTA gateway between a Lync Server 2013 pool and a PBX.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use rcc_gateway::config::{self, LogFormat};
+use rcc_gateway::core::Policy;
 use rcc_gateway::lync_config::{Deployment, powershell};
 use rcc_gateway::server::GatewayHandle;
-use tracing_subscriber::EnvFilter;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, fmt, reload};
 
 /// mimalloc: the message path allocates many small, short-lived buffers, where glibc malloc
 /// cost about a quarter of the gateway's CPU under load (BENCHMARKS.md).
@@ -105,23 +109,81 @@ async fn start(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ExampleConfig => Ok(()),
-        Command::Run => run(config).await,
+        Command::Run => run(&path, config).await,
     }
 }
 
-async fn run(config: config::Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The log filter: `RUST_LOG` when set, else `observe.log_level`, else `info`.
+fn log_filter(config: &config::Config) -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        let level = config.observe.log_level.as_deref().unwrap_or("info");
+        EnvFilter::try_new(level).unwrap_or_else(|e| {
+            eprintln!("observe.log_level {level:?}: {e}; logging at info");
+            EnvFilter::new("info")
+        })
+    })
+}
+
+/// Runs until SIGTERM or SIGINT (the same graceful end: BYE to every session, MonitorStop,
+/// StopApplicationSession); SIGHUP reloads the configuration file.
+async fn run(path: &Path, config: config::Config) -> anyhow::Result<()> {
+    let (filter, filter_handle) = reload::Layer::new(log_filter(&config));
+    let logs = tracing_subscriber::registry().with(filter);
     match config.observe.log_format {
-        LogFormat::Json => tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init(),
-        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => logs.with(fmt::layer().json()).init(),
+        LogFormat::Text => logs.with(fmt::layer()).init(),
     }
     let gw = GatewayHandle::start(config).await?;
     tracing::info!(tls = ?gw.sip_tls, tcp = ?gw.sip_tcp, metrics = ?gw.metrics_addr, "rcc-gateway ready");
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("shutting down: ending sessions and the PBX session");
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    let stop = loop {
+        tokio::select! {
+            _ = terminate.recv() => break "SIGTERM",
+            _ = interrupt.recv() => break "SIGINT",
+            _ = hangup.recv() => reload_config(path, &gw, &filter_handle).await,
+        }
+    };
+    tracing::info!(
+        signal = stop,
+        "shutting down: ending sessions and the PBX session"
+    );
     gw.shutdown().await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGHUP: the authorization table (inline or CSV), the numbering plan and the log level from
+/// the file again. A file with problems changes nothing; every problem is logged.
+async fn reload_config<S>(path: &Path, gw: &GatewayHandle, filter: &reload::Handle<EnvFilter, S>) {
+    let config = match config::read(path) {
+        Ok(c) => c,
+        Err(problems) => {
+            for problem in problems {
+                tracing::error!(file = %path.display(), %problem, "reload refused: the running configuration stays");
+            }
+            return;
+        }
+    };
+    let policy = match Policy::build(&config) {
+        Ok(p) => p,
+        Err(problems) => {
+            for problem in problems {
+                tracing::error!(file = %path.display(), %problem, "reload refused: the running configuration stays");
+            }
+            return;
+        }
+    };
+    if let Err(e) = filter.reload(log_filter(&config)) {
+        tracing::warn!(error = %e, "log level not reloaded");
+    }
+    match gw.with(move |g, now| g.set_policy(policy, now)).await {
+        Ok(ended) => tracing::info!(
+            file = %path.display(),
+            sessions_ended = ended,
+            "configuration reloaded (authorization, numbering, log level)"
+        ),
+        Err(e) => tracing::error!(error = %e, "reload not applied"),
+    }
 }

@@ -884,3 +884,45 @@ fn a_congested_connection_gets_503_for_new_work_only() {
     assert_eq!(h.one(bye).status(), Some(200));
     assert_eq!(h.gw.session_count(), 0);
 }
+
+#[test]
+fn a_reloaded_policy_ends_only_the_sessions_it_no_longer_allows() {
+    let mut h = Harness::new(CONFIG);
+    h.signed_in("c-alice");
+    let bob = h.one(invite_as("bob", "1002", "c-bob", "z9hG4bKbob", ""));
+    assert_eq!(bob.status(), Some(200));
+    assert_eq!(h.gw.session_count(), 2);
+    let with_table = |users: &str| {
+        let mut c = config::parse(&format!("{CONFIG}\n[authorization]\n{users}")).expect("config");
+        c.authorization.file_rows = Some(Vec::new());
+        Policy::build(&c).expect("policy")
+    };
+    // Both still allowed: nothing happens.
+    let both = with_table(
+        "user = [{ uri = \"sip:alice@contoso.lab\", lines = [\"tel:+14255551001;ext=1001\"] },\n\
+                 { uri = \"sip:bob@contoso.lab\", lines = [\"tel:+14255551002;ext=1002\"] }]",
+    );
+    let before = h.requests.len();
+    assert_eq!(h.gw.set_policy(both, h.now), 0);
+    h.drain();
+    assert_eq!(h.requests.len(), before, "no request to any client");
+    // bob is no longer in the table: his session gets a BYE, alice's goes on.
+    let alice_only = with_table(
+        "user = [{ uri = \"sip:alice@contoso.lab\", lines = [\"tel:+14255551001;ext=1001\"] }]",
+    );
+    assert_eq!(h.gw.set_policy(alice_only, h.now), 1);
+    h.drain();
+    let byes: Vec<&Message> = h.requests[before..]
+        .iter()
+        .filter(|m| m.method() == Some(&Method::Bye))
+        .collect();
+    assert_eq!(byes.len(), 1);
+    assert_eq!(byes[0].call_id().ok(), Some("c-bob"));
+    assert_eq!(h.gw.session_count(), 1);
+    assert!(
+        h.gw_metrics()
+            .contains("rcc_gateway_sessions_ended_total{reason=\"reload\"} 1"),
+        "{}",
+        h.gw_metrics()
+    );
+}

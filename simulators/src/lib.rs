@@ -6,6 +6,7 @@
 pub mod http;
 pub mod lync;
 pub mod pbx;
+pub mod signals;
 pub mod tls;
 
 /// A simulator's background tasks, aborted when the last handle to the simulator is dropped.

@@ -208,7 +208,8 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             tracing::info!(?control, endpoints = ids.len(), "lync-sim ready");
-            tokio::signal::ctrl_c().await?;
+            let stop = rcc_simulators::signals::until_stopped("lync-sim").await?;
+            tracing::info!(signal = stop, "lync-sim signing out");
             for id in &ids {
                 let _ = sim.sign_out(*id).await;
             }

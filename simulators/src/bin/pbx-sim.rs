@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
         devices = loaded.file.devices.len(),
         "pbx-sim ready"
     );
-    tokio::signal::ctrl_c().await?;
-    tracing::info!("pbx-sim stopping");
+    let stop = rcc_simulators::signals::until_stopped("pbx-sim").await?;
+    tracing::info!(signal = stop, "pbx-sim stopping");
     Ok(())
 }

@@ -320,6 +320,10 @@ pub struct ObserveConfig {
     /// `text` (default) or `json`.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// What to log, as `tracing` filter directives (`info`, `rcc_gateway=debug,info`);
+    /// `RUST_LOG`, when set, wins. Reloaded on SIGHUP.
+    #[serde(default)]
+    pub log_level: Option<String>,
     /// A pcapng trace of both legs (TLS written as its decrypted SIP), for Wireshark.
     #[serde(default)]
     pub trace: Option<PathBuf>,

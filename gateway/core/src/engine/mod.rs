@@ -215,6 +215,32 @@ impl Gateway {
         self.pump_link();
     }
 
+    /// Runs on a new policy (a reloaded authorization table or numbering plan). A session the
+    /// new table no longer lets its user open, or whose line now maps to another PBX device, is
+    /// ended with a BYE (its client signs in again, onto the right monitor) and counted as
+    /// ended for `reload`; the others go on untouched. Returns how many were ended.
+    pub fn set_policy(&mut self, policy: Policy, now: Instant) -> usize {
+        self.now = now;
+        self.policy = policy;
+        let mut ended = 0;
+        for sid in self.sessions.ids() {
+            let Some(s) = self.sessions.get(sid) else {
+                continue;
+            };
+            let p = &self.policy;
+            let allowed = p.authorization.may_open(&p.numbering, &s.user, &s.line);
+            if allowed && p.numbering.line_to_device(&s.line) == s.device {
+                continue;
+            }
+            tracing::info!(session = %sid, user = %s.user, line = %s.line, allowed, "session ended by a reload");
+            self.metrics.ended("reload");
+            self.end_session(sid, true);
+            ended += 1;
+        }
+        self.pump_link();
+        ended
+    }
+
     /// Stops accepting work: every session gets a BYE and the PBX session is stopped.
     pub fn shutdown(&mut self, now: Instant) {
         self.now = now;
