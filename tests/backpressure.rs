@@ -91,6 +91,8 @@ listen_tcp = "127.0.0.1:0"
 host = "127.0.0.1"
 trusted_peer = [{{ ip = "127.0.0.1" }}]
 send_queue = {send_queue}
+# No PBX here: OPTIONS are answered 200 all the same, so the answers tell the order only.
+options_when_unavailable = "200"
 [pbx]
 address = "127.0.0.1:9"
 "#

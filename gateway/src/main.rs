@@ -125,7 +125,8 @@ fn log_filter(config: &config::Config) -> EnvFilter {
 }
 
 /// Runs until SIGTERM or SIGINT (the same graceful end: BYE to every session, MonitorStop,
-/// StopApplicationSession); SIGHUP reloads the configuration file.
+/// StopApplicationSession); SIGHUP reloads the configuration file; SIGUSR1 starts draining
+/// (no new session, existing ones served) and SIGUSR2 ends it.
 async fn run(path: &Path, config: config::Config) -> anyhow::Result<()> {
     let (filter, filter_handle) = reload::Layer::new(log_filter(&config));
     let logs = tracing_subscriber::registry().with(filter);
@@ -138,11 +139,15 @@ async fn run(path: &Path, config: config::Config) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    let mut drain = signal(SignalKind::user_defined1())?;
+    let mut undrain = signal(SignalKind::user_defined2())?;
     let stop = loop {
         tokio::select! {
             _ = terminate.recv() => break "SIGTERM",
             _ = interrupt.recv() => break "SIGINT",
             _ = hangup.recv() => reload_config(path, &gw, &filter_handle).await,
+            _ = drain.recv() => set_draining(&gw, true).await,
+            _ = undrain.recv() => set_draining(&gw, false).await,
         }
     };
     tracing::info!(
@@ -152,6 +157,16 @@ async fn run(path: &Path, config: config::Config) -> anyhow::Result<()> {
     gw.shutdown().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// SIGUSR1 / SIGUSR2: drain mode on or off.
+async fn set_draining(gw: &GatewayHandle, on: bool) {
+    match gw.with(move |g, _| g.set_draining(on)).await {
+        Ok(()) => {
+            tracing::info!(draining = on, sessions = ?gw.sessions().await.ok(), "drain mode set")
+        }
+        Err(e) => tracing::error!(error = %e, "drain mode not set"),
+    }
 }
 
 /// SIGHUP: the authorization table (inline or CSV), the numbering plan and the log level from

@@ -926,3 +926,85 @@ fn a_reloaded_policy_ends_only_the_sessions_it_no_longer_allows() {
         h.gw_metrics()
     );
 }
+
+fn out_of_dialog_options(branch: &str) -> Message {
+    sip(
+        &format!(
+            "OPTIONS sip:gw.lab.example SIP/2.0
+Via: SIP/2.0/TLS fe.lab.example:5061;branch={branch}
+Max-Forwards: 70
+From: <sip:fe.lab.example>;tag=o1
+To: <sip:gw.lab.example>
+Call-ID: {branch}
+CSeq: 1 OPTIONS
+"
+        ),
+        None,
+        b"",
+    )
+}
+
+#[test]
+fn options_say_503_while_the_pbx_link_is_down_so_a_dispatcher_can_route_around() {
+    let mut h = Harness::new(CONFIG);
+    assert_eq!(
+        h.one(out_of_dialog_options("z9hG4bKo1")).status(),
+        Some(200)
+    );
+    let ok = h.signed_in("c1");
+    h.gw.pbx_disconnected("lost", h.now);
+    h.drain();
+    let r = h.one(out_of_dialog_options("z9hG4bKo2"));
+    assert_eq!(r.status(), Some(503));
+    assert_eq!(r.reason(), Some("Service Unavailable (PBX link down)"));
+    assert_eq!(r.header("Retry-After"), Some("30"));
+    // In the dialog, OPTIONS is a keep-alive of a session that goes on.
+    let keep_alive = h.in_dialog(&ok, Method::Options, 2, "z9hG4bKo3", None, b"");
+    assert_eq!(h.one(keep_alive).status(), Some(200));
+    // Configured to always answer 200.
+    let always = CONFIG.replace(
+        "session_expires_s = 1800",
+        "session_expires_s = 1800\noptions_when_unavailable = \"200\"",
+    );
+    let mut h = Harness::new(&always);
+    h.gw.pbx_disconnected("lost", h.now);
+    h.drain();
+    assert_eq!(
+        h.one(out_of_dialog_options("z9hG4bKo4")).status(),
+        Some(200)
+    );
+}
+
+#[test]
+fn a_draining_gateway_serves_its_sessions_and_refuses_new_ones() {
+    let mut h = Harness::new(CONFIG);
+    let ok = h.signed_in("c1");
+    h.gw.set_draining(true);
+    let r = h.one(invite_as("bob", "1002", "c2", "z9hG4bKbob", ""));
+    assert_eq!(r.status(), Some(503));
+    assert_eq!(r.reason(), Some("Service Unavailable (draining)"));
+    assert!(r.header("Retry-After").is_some());
+    assert_eq!(
+        h.one(out_of_dialog_options("z9hG4bKo1")).status(),
+        Some(503)
+    );
+    // alice's session is served: a GetCSTAFeatures is answered.
+    let features = h.in_dialog(
+        &ok,
+        Method::Info,
+        2,
+        "z9hG4bKf",
+        Some("application/csta+xml"),
+        &info_body(Request::GetCstaFeatures { line: None }),
+    );
+    assert_eq!(h.one(features).status(), Some(200));
+    assert!(h.gw_metrics().contains("rcc_gateway_draining 1"));
+    assert!(
+        h.gw_metrics()
+            .contains("rcc_gateway_refused_total{reason=\"draining\"} 1")
+    );
+    h.gw.set_draining(false);
+    let r = h.one(invite_as("bob", "1002", "c3", "z9hG4bKbob2", ""));
+    assert_eq!(r.status(), Some(200));
+    assert_eq!(h.gw.session_count(), 2);
+}

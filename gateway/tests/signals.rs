@@ -284,3 +284,27 @@ fn sighup_reloads_the_authorization_table_and_a_broken_file_changes_nothing() {
     assert_eq!(bob_peer.next().and_then(|m| m.status()), Some(200));
     let _ = std::fs::remove_file(&csv_path);
 }
+
+#[test]
+fn sigusr1_drains_and_sigusr2_takes_new_sessions_again() {
+    let gw = Process::start("drain", CONFIG);
+    let port = gw.sip_port();
+    let mut peer = Peer::connect(port);
+    let alice = signed_in(&mut peer, "alice", "1001");
+    gw.signal("USR1");
+    gw.logged("drain mode set");
+    peer.send(&invite("bob", "1002", 1));
+    let refused = peer.next().expect("an answer");
+    assert_eq!(refused.status(), Some(503));
+    assert_eq!(refused.reason(), Some("Service Unavailable (draining)"));
+    peer.send(&in_dialog(&alice, Method::Options, 2, "z9hG4bK-alice-opt"));
+    assert_eq!(
+        peer.next().and_then(|m| m.status()),
+        Some(200),
+        "alice's session is still served"
+    );
+    gw.signal("USR2");
+    gw.logged("drain mode set");
+    peer.send(&invite("bob", "1002", 2));
+    assert_eq!(peer.next().and_then(|m| m.status()), Some(200));
+}

@@ -96,6 +96,8 @@ pub struct Metrics {
     pub repeated_events: Counter,
     /// 1 when the PBX link is up and normal.
     pub pbx_up: Gauge,
+    /// 1 while the gateway drains (takes no new session).
+    pub draining: Gauge,
     /// PBX link losses.
     pub pbx_link_losses: Counter,
     /// Malformed SIP or CSTA input.
@@ -140,6 +142,7 @@ impl Metrics {
             pbx_events: Counter::default(),
             repeated_events: Counter::default(),
             pbx_up: Gauge::default(),
+            draining: Gauge::default(),
             pbx_link_losses: Counter::default(),
             malformed: Counter::default(),
             registry: Registry::default(),
@@ -240,6 +243,11 @@ impl Metrics {
             "pbx_link_up",
             "1 when the PBX link is up and normal",
             m.pbx_up.clone(),
+        );
+        registry.register(
+            "draining",
+            "1 while the gateway drains: existing sessions are served, new ones refused",
+            m.draining.clone(),
         );
         registry.register(
             "pbx_link_losses",

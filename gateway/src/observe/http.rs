@@ -40,14 +40,20 @@ async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
 
 async fn health(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     let up = m.pbx_up.get() == 1;
+    let draining = m.draining.get() == 1;
+    let status = match (up, draining) {
+        (_, true) => "draining",
+        (true, false) => "ok",
+        (false, false) => "degraded",
+    };
     let body = format!(
-        "{{\"status\":\"{}\",\"pbx_link\":\"{}\",\"sessions\":{},\"monitors\":{}}}",
-        if up { "ok" } else { "degraded" },
+        "{{\"status\":\"{status}\",\"pbx_link\":\"{}\",\"sessions\":{},\"monitors\":{}}}",
         if up { "up" } else { "down" },
         m.sessions.get(),
         m.monitors.get()
     );
-    let code = if up {
+    // A load balancer sends new work only where this says 200.
+    let code = if up && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

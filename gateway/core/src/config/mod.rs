@@ -64,6 +64,11 @@ pub struct SipConfig {
     /// (200 OK with a non-normal systemStatus).
     #[serde(default)]
     pub pbx_down: PbxDownAnswer,
+    /// Out-of-dialog OPTIONS while the PBX link is down or the gateway drains: `503` (with
+    /// Retry-After, so a dispatcher such as Kamailio's takes the gateway out of rotation) or
+    /// `200` (always answer that the SIP side is up).
+    #[serde(default)]
+    pub options_when_unavailable: OptionsAnswer,
     /// Retry-After on 503, seconds.
     #[serde(default = "default_retry_after")]
     pub retry_after_s: u32,
@@ -88,6 +93,18 @@ pub struct SipConfig {
     /// Connections accepted per peer address.
     #[serde(default = "default_max_connections")]
     pub max_connections_per_peer: usize,
+}
+
+/// What an out-of-dialog OPTIONS gets while the gateway cannot take new sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum OptionsAnswer {
+    /// 503 Service Unavailable with Retry-After.
+    #[default]
+    #[serde(rename = "503")]
+    ServiceUnavailable,
+    /// 200 OK.
+    #[serde(rename = "200")]
+    Ok,
 }
 
 /// What a new session gets while the PBX link is down.

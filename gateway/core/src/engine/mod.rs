@@ -39,7 +39,7 @@ use self::pending::Purpose;
 use self::sessions::{SessionClock, Sessions};
 use self::traces::TraceFilter;
 use self::uas::{Refusal, Uas};
-use crate::config::Config;
+use crate::config::{Config, OptionsAnswer};
 use crate::ids::{FlowId, Ids, SessionId};
 use crate::metrics::Metrics;
 use crate::notes::{SessionNote, Way};
@@ -67,6 +67,8 @@ pub struct Gateway {
     /// Connections whose peer is slow to take what is sent to it (see
     /// [`Gateway::set_flow_congested`]).
     congested: HashSet<FlowId>,
+    /// New sessions are refused (see [`Gateway::set_draining`]).
+    draining: bool,
     outputs: VecDeque<Output>,
     now: Instant,
 }
@@ -103,6 +105,7 @@ impl Gateway {
             client_txs: ClientTxs::default(),
             added: AddedTime::default(),
             congested: HashSet::new(),
+            draining: false,
             outputs: VecDeque::new(),
             now,
             config,
@@ -128,6 +131,32 @@ impl Gateway {
             self.pump_link();
         }
         self.outputs.pop_front()
+    }
+
+    /// Drains (`true`: new sessions are refused with 503 and Retry-After, existing ones are
+    /// served until they end) or takes new sessions again.
+    pub fn set_draining(&mut self, draining: bool) {
+        if draining != self.draining {
+            tracing::info!(draining, "drain mode changed");
+        }
+        self.draining = draining;
+        self.metrics.draining.set(i64::from(draining));
+    }
+
+    /// Whether the gateway drains.
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
+    /// Why the gateway takes no new session now, if it does not.
+    fn unavailable(&self) -> Option<&'static str> {
+        if self.draining {
+            Some("draining")
+        } else if !self.link.is_serving() {
+            Some("PBX link down")
+        } else {
+            None
+        }
     }
 
     /// Sessions alive.
@@ -342,7 +371,16 @@ impl Gateway {
         let Some(tag) = to_tag else {
             match method {
                 Method::Invite => self.new_session(flow, &tx, &req, &checked.from),
-                Method::Options => self.options(flow, &tx, &req),
+                Method::Options => match self.unavailable() {
+                    Some(why)
+                        if self.config.sip.options_when_unavailable
+                            == OptionsAnswer::ServiceUnavailable =>
+                    {
+                        let refusal = Refusal::new(503, format!("Service Unavailable ({why})"));
+                        self.reply(flow, Some(&tx), &req, &refusal);
+                    }
+                    _ => self.options(flow, &tx, &req),
+                },
                 // INVITEs are answered at once, so there is never anything left to cancel.
                 _ => self.reply_code(flow, &tx, &req, 481),
             }
@@ -407,6 +445,7 @@ impl Gateway {
             &self.config.sip,
             &self.policy,
             self.link.is_serving(),
+            self.draining,
             || ids.unique("gw"),
         );
         let admitted = match admitted {

@@ -108,6 +108,7 @@ impl Sessions {
         sip: &SipConfig,
         policy: &Policy,
         pbx_serving: bool,
+        draining: bool,
         local_tag: impl FnOnce() -> String,
     ) -> Result<Admitted, AdmissionRefusal> {
         let sdp = req.content_type().ok().flatten();
@@ -151,6 +152,13 @@ impl Sessions {
                 "authorization",
                 403,
                 "Forbidden (line not assigned to this user)",
+            ));
+        }
+        if draining {
+            return Err(AdmissionRefusal::counted(
+                "draining",
+                503,
+                "Service Unavailable (draining)",
             ));
         }
         if self.len() >= sip.max_sessions {
