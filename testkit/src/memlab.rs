@@ -253,6 +253,12 @@ impl MemLab {
         })
     }
 
+    /// Signs an endpoint out (BYE) and lets it go through.
+    pub fn sign_out(&mut self, id: usize) -> anyhow::Result<()> {
+        let now = self.now;
+        self.on_endpoint(id, |e| e.sign_out(now))
+    }
+
     /// Waits for the endpoint's next call event of `kind` after index `after`: its index + 1
     /// (where to look for the one after) and the event.
     pub fn call_event(

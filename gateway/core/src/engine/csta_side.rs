@@ -55,6 +55,7 @@ impl Gateway {
             policy: &self.policy,
             pbx_features: self.pbx_features.as_deref(),
             pbx_serving: self.link.is_serving(),
+            monitors: &self.monitors,
         };
         let Some(s) = self.sessions.get_mut(sid) else {
             return;
@@ -69,8 +70,13 @@ impl Gateway {
                     self.metrics.request_done(service, "ok");
                 }
             }
-            Step::Refused(err, service) => {
-                self.metrics.refused("authorization");
+            Step::Refused {
+                error: err,
+                service,
+                reason,
+            } => {
+                tracing::info!(session = %sid, reason, error = %err.value, "CSTA request refused");
+                self.metrics.refused(reason);
                 if let Some(service) = service {
                     self.metrics.request_done(service, "refused");
                 }
@@ -85,6 +91,13 @@ impl Gateway {
                 self.detach(sid);
                 let done = csta::Response::Empty(csta::Service::MonitorStop);
                 self.answer(answer, &csta::Message::Response(done));
+            }
+            Step::StopCallMonitor(cross_ref) => {
+                if let Some(s) = self.sessions.get_mut(sid) {
+                    s.call_monitors.retain(|x| *x != cross_ref);
+                }
+                let stop = csta::Request::MonitorStop { cross_ref };
+                self.forward(answer, stop, csta::Service::MonitorStop.request_name());
             }
             Step::Forward(pbx_request, service) => self.forward(answer, pbx_request, service),
         }

@@ -566,12 +566,18 @@ impl Gateway {
         self.sessions.arm_expiry(sid, self.now);
     }
 
-    /// Ends a session (with a BYE to the client when `bye`).
+    /// Ends a session (with a BYE to the client when `bye`); its call monitors are stopped.
     fn end_session(&mut self, sid: SessionId, bye: bool) {
         self.detach(sid);
         let Some(mut s) = self.sessions.remove(sid) else {
             return;
         };
+        for cross_ref in std::mem::take(&mut s.call_monitors) {
+            let _ = self.pbx_request(
+                Purpose::Release { session: sid },
+                csta::Request::MonitorStop { cross_ref },
+            );
+        }
         self.metrics.sessions.set(self.sessions.len() as i64);
         if bye {
             let branch = self.ids.unique("z9hG4bK");

@@ -260,6 +260,20 @@ impl Monitors {
         Some(Reported::News(device))
     }
 
+    /// Whether `device`'s monitor knows it is in `call`.
+    pub(crate) fn has_call(&self, device: &str, call: &str) -> bool {
+        self.devices
+            .get(device)
+            .is_some_and(|m| m.calls.contains(call))
+    }
+
+    /// `device` is in `call` (the PBX answered a request of its with it, ahead of the events).
+    pub(crate) fn note_call(&mut self, device: &str, call: &str) {
+        if let Some(m) = self.devices.get_mut(device) {
+            m.calls.insert(call.to_owned());
+        }
+    }
+
     /// After a resync: the calls the device was in that the PBX no longer has (forgotten now);
     /// the live ones are remembered.
     pub(crate) fn reconcile(&mut self, device: &str, live: &[&str]) -> Vec<String> {

@@ -243,6 +243,23 @@ impl Gateway {
             return;
         };
         s.delivery.request_back();
+        match &result {
+            // The new call is the line's before its events tell it (the client may act on it
+            // as soon as it has this answer).
+            Ok(Response::MakeCall { calling: c })
+            | Ok(Response::ConsultationCall { initiated: c }) => {
+                if let Some(call) = &c.call_id {
+                    self.monitors.note_call(&s.device, call);
+                }
+            }
+            Ok(Response::MonitorStart { cross_ref, .. })
+                if service == csta::Service::MonitorStart.request_name() =>
+            {
+                // A call monitor (the line's own monitor never comes this way).
+                s.call_monitors.push(cross_ref.clone());
+            }
+            _ => {}
+        }
         let message = match result {
             Ok(mut r) => {
                 s.view(&self.policy).response_to_lync(&mut r);

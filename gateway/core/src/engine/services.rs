@@ -3,9 +3,10 @@
 //! the PBX in PBX terms — decided without touching the engine's state.
 
 use rcc_protocol::csta::{
-    self, CstaError, MonitorObject, Request, Response, Service, SystemStatusValue,
+    self, ConnectionId, CstaError, MonitorObject, Request, Response, Service, SystemStatusValue,
 };
 
+use super::monitors::Monitors;
 use super::session::RccSession;
 use crate::pbx::link::Failure;
 use crate::rcc::features::features;
@@ -17,13 +18,19 @@ use crate::setup::Policy;
 pub(crate) enum Step {
     /// Answer it now (with the outcome to count under its service name, if any).
     Answer(csta::Message, Option<&'static str>),
-    /// Refused as not the client's to ask (counted as an authorization refusal, and as
-    /// `refused` under the service name when given).
-    Refused(CstaError, Option<&'static str>),
+    /// Refused as not the client's to ask: counted as refused for `reason`, and as `refused`
+    /// under the service name when given.
+    Refused {
+        error: CstaError,
+        service: Option<&'static str>,
+        reason: &'static str,
+    },
     /// The session's MonitorStart on its line, the PBX device named.
     Monitor(String),
     /// The session's MonitorStop, of the cross-reference ID it was given.
     StopMonitor,
+    /// The session's MonitorStop of one of its call monitors: pass it to the PBX.
+    StopCallMonitor(String),
     /// Pass it to the PBX.
     Forward(Request, &'static str),
     /// The PBX is not serving: answer the link failure (counted as `pbx down`).
@@ -37,6 +44,53 @@ pub(crate) struct Context<'a> {
     /// What the PBX answered to the gateway's GetCSTAFeatures.
     pub(crate) pbx_features: Option<&'a [csta::Feature]>,
     pub(crate) pbx_serving: bool,
+    /// The calls each monitored device is in.
+    pub(crate) monitors: &'a Monitors,
+}
+
+/// Call monitors one session may hold.
+pub(crate) const CALL_MONITORS_PER_SESSION: usize = 8;
+
+fn refused(error: CstaError, service: Option<&'static str>, reason: &'static str) -> Step {
+    Step::Refused {
+        error,
+        service,
+        reason,
+    }
+}
+
+/// A client may act on a call only when the device its request names (its own line unless the
+/// request names another it may control) is a party to it, as that device's monitor knows.
+fn foreign_call(r: &Request, own: &str, monitors: &Monitors) -> bool {
+    let known = |c: &ConnectionId, on: Option<&str>| match &c.call_id {
+        Some(call) => monitors.has_call(on.or(c.device_id.as_deref()).unwrap_or(own), call),
+        // Without a call ID the PBX has nothing to act on; it answers that itself.
+        None => true,
+    };
+    use Request as R;
+    let named: Vec<(&ConnectionId, Option<&str>)> = match r {
+        // Any party may be named here: the client's line must be in the call.
+        R::ClearCall { call } => vec![(call, Some(own))],
+        R::MonitorStart {
+            object: MonitorObject::Call(c),
+            ..
+        } => vec![(c, Some(own))],
+        R::AnswerCall { call }
+        | R::HoldCall { call, .. }
+        | R::RetrieveCall { call }
+        | R::DeflectCall { call, .. } => vec![(call, None)],
+        R::ClearConnection { connection, .. } | R::GenerateDigits { connection, .. } => {
+            vec![(connection, None)]
+        }
+        R::AlternateCall { held, active }
+        | R::ReconnectCall { active, held }
+        | R::TransferCall { held, active }
+        | R::ConferenceCall { held, active } => vec![(held, None), (active, None)],
+        R::ConsultationCall { existing, .. } => vec![(existing, None)],
+        R::SingleStepTransferCall { active, .. } => vec![(active, None)],
+        _ => Vec::new(),
+    };
+    named.into_iter().any(|(c, on)| !known(c, on))
 }
 
 /// Decides what `request` from `session` comes to.
@@ -68,10 +122,8 @@ pub(crate) fn decide(request: Request, session: &mut RccSession, cx: Context<'_>
                     object: MonitorObject::Device(dev),
                     ..
                 }) => dev,
-                Ok(_) => {
-                    return Step::Refused(CstaError::operation("generic"), None);
-                }
-                Err(e) => return Step::Refused(e, None),
+                Ok(_) => return refused(CstaError::operation("generic"), None, "authorization"),
+                Err(e) => return refused(e, None, "authorization"),
             };
             match &session.xref {
                 // Already monitoring (a client repeating itself): same answer.
@@ -88,6 +140,8 @@ pub(crate) fn decide(request: Request, session: &mut RccSession, cx: Context<'_>
         Request::MonitorStop { cross_ref } => {
             if session.xref.as_deref() == Some(cross_ref.as_str()) {
                 Step::StopMonitor
+            } else if session.call_monitors.contains(&cross_ref) {
+                Step::StopCallMonitor(cross_ref)
             } else {
                 Step::Answer(
                     csta::Message::Error(CstaError::operation("invalidMonitorCrossRefID")),
@@ -95,15 +149,34 @@ pub(crate) fn decide(request: Request, session: &mut RccSession, cx: Context<'_>
                 )
             }
         }
+        Request::SystemRegister { .. } | Request::SystemRegisterCancel { .. } => {
+            // The gateway's own registration with the PBX is not a client's to change.
+            let service = request.service().request_name();
+            refused(privilege(), Some(service), "system services")
+        }
         other => {
             let service = other.service().request_name();
             match session.view(cx.policy).request_to_pbx(&other) {
-                Err(e) => Step::Refused(e, Some(service)),
+                Err(e) => refused(e, Some(service), "authorization"),
+                Ok(r) if foreign_call(&r, &session.device, cx.monitors) => {
+                    refused(privilege(), Some(service), "call authorization")
+                }
+                Ok(Request::MonitorStart { .. })
+                    if session.call_monitors.len() >= CALL_MONITORS_PER_SESSION =>
+                {
+                    let full = CstaError::resource("overallMonitorLimitExceeded");
+                    refused(full, Some(service), "call monitor limit")
+                }
                 Ok(_) if !cx.pbx_serving => Step::Unavailable(service),
                 Ok(pbx_request) => Step::Forward(pbx_request, service),
             }
         }
     }
+}
+
+/// The error a client gets for a device or call that is not its to act on.
+fn privilege() -> CstaError {
+    CstaError::operation("privilegeViolationSpecifiedDevice")
 }
 
 /// The error a client gets when the PBX cannot be reached.

@@ -99,6 +99,8 @@ pub(crate) struct RccSession {
     pub(crate) namespace: String,
     /// The cross-reference ID the client got from MonitorStart.
     pub(crate) xref: Option<String>,
+    /// The PBX's cross-reference IDs of the call monitors the client holds (stopped with it).
+    pub(crate) call_monitors: Vec<String>,
     /// Devices shown to the client (Lync string → PBX string).
     pub(crate) shown: HashMap<String, String>,
     /// Event INFOs to send.

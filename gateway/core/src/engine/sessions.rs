@@ -221,6 +221,7 @@ impl Sessions {
                 device,
                 namespace,
                 xref: None,
+                call_monitors: Vec::new(),
                 shown: HashMap::new(),
                 delivery: Delivery::default(),
                 session_expires: session_expires.unwrap_or(0),
