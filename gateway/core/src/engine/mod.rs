@@ -231,9 +231,14 @@ impl Gateway {
             match tx.sent {
                 Sent::Event => {
                     self.metrics.event_timeouts.inc();
-                    // Not fatal: pidgin-sipe never answers events.
+                    // Not fatal: pidgin-sipe never answers events. Its later events go
+                    // without waiting for answers.
                     if let Some(s) = self.sessions.get_mut(tx.session) {
                         s.delivery.settled();
+                        if s.answers_events {
+                            tracing::info!(session = %tx.session, "client does not answer event INFOs; sending them without a window");
+                            s.answers_events = false;
+                        }
                     }
                     self.pump_events(tx.session);
                 }
@@ -636,6 +641,7 @@ impl Gateway {
         self.metrics.event_answers(code);
         if let Some(s) = self.sessions.get_mut(tx.session) {
             s.delivery.settled();
+            s.answers_events = true;
         }
         if code == 481 {
             tracing::info!(session = %tx.session, "client no longer knows the dialog");
@@ -655,7 +661,7 @@ impl Gateway {
                 return;
             };
             let blocked = s.ack_wait.is_some();
-            let Some(body) = s.delivery.next(window, blocked) else {
+            let Some(body) = s.delivery.next(window, blocked, s.answers_events) else {
                 return;
             };
             let branch = self.ids.unique("z9hG4bK");

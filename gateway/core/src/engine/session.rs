@@ -51,9 +51,11 @@ impl Delivery {
         Ok(())
     }
 
-    /// The next body to send now, if the window and the session's state allow one.
-    pub(crate) fn next(&mut self, window: usize, blocked: bool) -> Option<Vec<u8>> {
-        if blocked || self.pending_pbx > 0 || self.inflight >= window {
+    /// The next body to send now, if the window and the session's state allow one. A client
+    /// that does not answer event INFOs (`answered` false) gets them without a window: waiting
+    /// for answers that never come would hold every event back by the event timeout.
+    pub(crate) fn next(&mut self, window: usize, blocked: bool, answered: bool) -> Option<Vec<u8>> {
+        if blocked || self.pending_pbx > 0 || (answered && self.inflight >= window) {
             return None;
         }
         let body = self.queue.pop_front()?;
@@ -113,6 +115,10 @@ pub(crate) struct RccSession {
     pub(crate) ack_wait: Option<AckWait>,
     /// Written to a per-session trace (`[observe.session_traces]`).
     pub(crate) traced: bool,
+    /// The client answers event INFOs. Learned: false when its own Via in the INVITE has no RFC
+    /// 3261 branch (pidgin-sipe, which never answers them) or once one times out; true again when
+    /// an answer comes.
+    pub(crate) answers_events: bool,
 }
 
 impl RccSession {
@@ -140,15 +146,27 @@ mod tests {
             assert_eq!(d.enqueue(b.to_vec(), 3), Ok(()));
         }
         assert_eq!(d.enqueue(b"4".to_vec(), 3), Err(QueueFull));
-        assert_eq!(d.next(2, true), None, "an INVITE 2xx waits for its ACK");
+        assert_eq!(
+            d.next(2, true, true),
+            None,
+            "an INVITE 2xx waits for its ACK"
+        );
         d.request_out();
-        assert_eq!(d.next(2, false), None, "a response is owed first");
+        assert_eq!(d.next(2, false, true), None, "a response is owed first");
         d.request_back();
-        assert_eq!(d.next(2, false), Some(b"1".to_vec()));
-        assert_eq!(d.next(2, false), Some(b"2".to_vec()));
-        assert_eq!(d.next(2, false), None, "window of 2 full");
+        assert_eq!(d.next(2, false, true), Some(b"1".to_vec()));
+        assert_eq!(d.next(2, false, true), Some(b"2".to_vec()));
+        assert_eq!(d.next(2, false, true), None, "window of 2 full");
+        assert_eq!(
+            d.next(2, false, false),
+            Some(b"3".to_vec()),
+            "no window for a client that does not answer"
+        );
+        assert_eq!(d.enqueue(b"4".to_vec(), 3), Ok(()));
         d.settled();
-        assert_eq!(d.next(2, false), Some(b"3".to_vec()));
-        assert_eq!(d.next(2, false), None);
+        assert_eq!(d.next(2, false, true), None, "still two in flight");
+        d.settled();
+        assert_eq!(d.next(2, false, true), Some(b"4".to_vec()));
+        assert_eq!(d.next(2, false, true), None);
     }
 }

@@ -62,6 +62,8 @@ pub(crate) struct Admitted {
     pub(crate) line: String,
     pub(crate) namespace: String,
     pub(crate) session_expires: Option<u32>,
+    /// The client is expected to answer event INFOs (its own Via has an RFC 3261 branch).
+    pub(crate) answers_events: bool,
 }
 
 /// Sessions and the dialogs that lead to them.
@@ -182,11 +184,18 @@ impl Sessions {
         }
         let dialog = Dialog::as_uas(req, &local_tag(), uas.contact())
             .map_err(|e| AdmissionRefusal::plain(400, &format!("Bad Request ({e})")))?;
+        // The client's own Via is the last one (the Front End adds its own on top).
+        let answers_events = req.vias().ok().is_some_and(|vias| {
+            vias.last()
+                .and_then(|v| v.branch())
+                .is_some_and(|b| b.starts_with("z9hG4bK"))
+        });
         Ok(Admitted {
             dialog,
             line,
             namespace: decoded.namespace.unwrap_or_else(|| csta::ED3.to_owned()),
             session_expires,
+            answers_events,
         })
     }
 
@@ -205,6 +214,7 @@ impl Sessions {
             line,
             namespace,
             session_expires,
+            answers_events,
         } = admitted;
         self.dialogs
             .insert((dialog.call_id.clone(), dialog.local_tag.clone()), sid);
@@ -228,6 +238,7 @@ impl Sessions {
                 expiry: None,
                 ack_wait: None,
                 traced: false,
+                answers_events,
             }),
         );
         sid
