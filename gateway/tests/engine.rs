@@ -1008,3 +1008,60 @@ fn a_draining_gateway_serves_its_sessions_and_refuses_new_ones() {
     assert_eq!(r.status(), Some(200));
     assert_eq!(h.gw.session_count(), 2);
 }
+
+fn out_of_dialog(method: &str, extra: &str) -> Message {
+    sip(
+        &format!(
+            "{method} sip:gw.lab.example SIP/2.0
+Via: SIP/2.0/TLS fe.lab.example:5061;branch=z9hG4bK{method}
+Max-Forwards: 70
+From: <sip:fe.lab.example>;tag=o1
+To: <sip:gw.lab.example>
+Call-ID: {method}-1
+CSeq: 1 {method}
+{extra}"
+        ),
+        None,
+        b"",
+    )
+}
+
+#[test]
+fn out_of_dialog_methods_get_405_501_or_481_as_rfc_3261_says() {
+    let mut h = Harness::new(CONFIG);
+    for (method, code) in [
+        ("REGISTER", 405),
+        ("MESSAGE", 405),
+        ("SUBSCRIBE", 405),
+        ("REFER", 405),
+        ("FOO", 501),
+        ("BYE", 481),
+        ("INFO", 481),
+    ] {
+        let r = h.one(out_of_dialog(method, ""));
+        assert_eq!(r.status(), Some(code), "{method}");
+        if code == 405 || code == 501 {
+            assert!(r.header("Allow").is_some(), "{method}: Allow");
+        }
+    }
+}
+
+#[test]
+fn a_required_extension_the_gateway_lacks_gets_420_with_unsupported() {
+    let mut h = Harness::new(CONFIG);
+    let r = h.one(invite(
+        "c420",
+        "z9hG4bK420",
+        "Supported: timer\nRequire: timer, 100rel, foo\n",
+    ));
+    assert_eq!(r.status(), Some(420));
+    assert_eq!(r.header("Unsupported"), Some("100rel, foo"));
+    assert_eq!(h.gw.session_count(), 0);
+    // `timer` alone is supported.
+    let r = h.one(invite(
+        "c200",
+        "z9hG4bK200",
+        "Supported: timer\nRequire: timer\n",
+    ));
+    assert_eq!(r.status(), Some(200));
+}

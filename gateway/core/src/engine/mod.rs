@@ -363,6 +363,18 @@ impl Gateway {
             }
         }
         self.metrics.sip_request(&method);
+        if method != Method::Cancel
+            && let Some(unsupported) = unsupported_extensions(&req)
+        {
+            // RFC 3261 §8.2.2.3: a Require the gateway does not support.
+            let refusal = Refusal::new(420, "");
+            let tag = self.ids.unique("gw");
+            let mut resp = self.uas.reply(&req, &refusal, &tag);
+            resp.push_header("Unsupported", unsupported);
+            self.metrics.sip_response(420);
+            self.respond(flow, Some(&tx), &resp);
+            return;
+        }
         let new_work = matches!(
             (&method, &to_tag),
             (Method::Invite, None) | (Method::Info, Some(_))
@@ -386,8 +398,15 @@ impl Gateway {
                     }
                     _ => self.options(flow, &tx, &req),
                 },
-                // INVITEs are answered at once, so there is never anything left to cancel.
-                _ => self.reply_code(flow, &tx, &req, 481),
+                // Methods that only make sense in a dialog (INVITEs are answered at once, so
+                // there is never anything left to cancel).
+                Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Cancel => {
+                    self.reply_code(flow, &tx, &req, 481)
+                }
+                // Standard methods the gateway does not serve: 405 with Allow (RFC 3261
+                // §8.2.1); unknown ones: 501 (§8.2.1 too).
+                Method::Extension(_) => self.reply_code(flow, &tx, &req, 501),
+                _ => self.reply_code(flow, &tx, &req, 405),
             }
             return;
         };
@@ -698,4 +717,14 @@ impl Gateway {
             traces::sip_note(&mut self.outputs, sid, flow, way, bytes());
         }
     }
+}
+
+/// The option tags of a request's Require the gateway does not support (it supports `timer`).
+fn unsupported_extensions(req: &Message) -> Option<String> {
+    let tags = req.require().ok()?;
+    let unknown: Vec<&str> = tags
+        .into_iter()
+        .filter(|t| !t.eq_ignore_ascii_case("timer"))
+        .collect();
+    (!unknown.is_empty()).then(|| unknown.join(", "))
 }

@@ -23,6 +23,7 @@ fn reason(code: u16) -> &'static str {
         403 => "Forbidden",
         405 => "Method Not Allowed",
         415 => "Unsupported Media Type",
+        420 => "Bad Extension",
         422 => "Session Interval Too Small",
         481 => "Call/Transaction Does Not Exist",
         488 => "Not Acceptable Here",
