@@ -51,10 +51,15 @@ impl CstaError {
     }
 
     pub(crate) fn encode(&self, w: &mut XmlWriter) {
-        if self.value.is_empty() {
-            w.empty(self.category.as_str());
+        let category = self.category.as_str();
+        if !super::xml::is_ncname(category) {
+            // A category from a peer that is no element name: written as `unspecified`, with
+            // the original category and value as its text.
+            w.leaf("unspecified", &format!("{category}/{}", self.value));
+        } else if self.value.is_empty() {
+            w.empty(category);
         } else {
-            w.leaf(self.category.as_str(), &self.value);
+            w.leaf(category, &self.value);
         }
     }
 }

@@ -144,6 +144,11 @@ pub fn decode_with_limits(bytes: &[u8], limits: &XmlLimits) -> Result<Decoded, D
         });
     }
     let text = to_text(bytes)?;
+    if let Some(at) = xml::forbidden_char(&text) {
+        return Err(DecodeError::Xml(format!(
+            "character XML 1.0 forbids at byte {at}"
+        )));
+    }
     let doc = xml::parse(text.trim_start(), limits)?;
     let root = doc.root();
     let name = root.name();

@@ -327,12 +327,20 @@ fn write_features(w: &mut XmlWriter, name: &str, features: &[Feature]) {
     let mut i = 0;
     while i < features.len() {
         let list = &features[i].list;
-        w.open(list);
+        let valid = super::xml::is_ncname(list);
+        if valid {
+            w.open(list);
+        }
         while i < features.len() && features[i].list == *list {
-            w.empty(&features[i].name);
+            // Names a peer sent that are no element names are left out.
+            if valid && super::xml::is_ncname(&features[i].name) {
+                w.empty(&features[i].name);
+            }
             i += 1;
         }
-        w.close(list);
+        if valid {
+            w.close(list);
+        }
     }
     w.close(name);
 }

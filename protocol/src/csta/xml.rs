@@ -213,6 +213,56 @@ fn trim_text(text: &mut Cow<'_, str>) {
     };
 }
 
+/// Whether XML 1.0 allows `c` in a document (its `Char` production).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// The byte offset of the first character XML 1.0 forbids (C0 controls other than tab, line
+/// feed and carriage return; U+FFFE and U+FFFF), if any. `text` is valid UTF-8, so surrogates
+/// cannot occur.
+pub(crate) fn forbidden_char(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    // At `at`: a C0 control other than tab, line feed and carriage return, or the UTF-8 of
+    // U+FFFE or U+FFFF (EF BF BE, EF BF BF).
+    let bad = |at: usize| match b[at] {
+        c @ 0..0x20 => !matches!(c, b'\t' | b'\n' | b'\r'),
+        0xEF => b.get(at + 1) == Some(&0xBF) && matches!(b.get(at + 2), Some(0xBE | 0xBF)),
+        _ => false,
+    };
+    // 32 bytes at a time: a block of printable ASCII (most of a CSTA document) is skipped
+    // whole; only a block with a byte below 0x20 (line ends, mostly) or above 0x7F is looked
+    // at byte by byte.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut blocks = b.chunks_exact(32);
+    let mut at = 0;
+    for block in &mut blocks {
+        let mut flags = 0u64;
+        for word in block.chunks_exact(8) {
+            let x = word.try_into().map_or(HIGH, u64::from_le_bytes);
+            flags |= x.wrapping_sub(ONES * 0x20) & !x | x;
+        }
+        if flags & HIGH != 0
+            && let Some(i) = (at..at + 32).find(|&i| bad(i))
+        {
+            return Some(i);
+        }
+        at += 32;
+    }
+    (at..b.len()).find(|&i| bad(i))
+}
+
+/// Whether `name` may be written as an element name (an XML NCName, ASCII subset: the names
+/// CSTA uses). A name from a peer that is not one is never written back.
+pub(crate) fn is_ncname(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 fn resolve_entity(name: &str) -> Result<Cow<'static, str>, DecodeError> {
     Ok(Cow::Borrowed(match name {
         "lt" => "<",
@@ -227,6 +277,7 @@ fn resolve_entity(name: &str) -> Result<Cow<'static, str>, DecodeError> {
             };
             let c = code
                 .and_then(char::from_u32)
+                .filter(|c| is_xml_char(*c))
                 .ok_or_else(|| DecodeError::Xml(format!("unknown entity &{name};")))?;
             return Ok(Cow::Owned(c.to_string()));
         }
