@@ -69,6 +69,12 @@ pub fn check(c: &Config) -> Vec<String> {
     if s.event_window == 0 || s.event_queue == 0 {
         p.push("sip.event_window and sip.event_queue must be at least 1".to_owned());
     }
+    if s.max_transactions < 1024 {
+        p.push(format!(
+            "sip.max_transactions must be at least 1024, not {}",
+            s.max_transactions
+        ));
+    }
     if s.send_queue < 16 {
         p.push(format!(
             "sip.send_queue must be at least 16, not {}",

@@ -90,6 +90,10 @@ pub struct SipConfig {
     /// RCC sessions the gateway accepts (503 beyond).
     #[serde(default = "default_max_sessions")]
     pub max_sessions: usize,
+    /// Server transactions remembered at most (to absorb retransmitted requests); a flood
+    /// beyond it shortens how long each is remembered instead of growing the table.
+    #[serde(default = "default_max_transactions")]
+    pub max_transactions: usize,
     /// Connections accepted per peer address.
     #[serde(default = "default_max_connections")]
     pub max_connections_per_peer: usize,
@@ -404,6 +408,9 @@ fn default_event_queue() -> usize {
 }
 fn default_send_queue() -> usize {
     16_384
+}
+fn default_max_transactions() -> usize {
+    65_536
 }
 fn default_max_sessions() -> usize {
     250_000

@@ -89,7 +89,7 @@ impl Uas {
             retry_after: sip.retry_after_s.to_string(),
             min_se: sip.min_se_s,
             session_expires: sip.session_expires_s,
-            transactions: ServerTransactions::default(),
+            transactions: ServerTransactions::with_cap(sip.max_transactions),
         }
     }
 

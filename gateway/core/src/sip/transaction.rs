@@ -11,8 +11,10 @@ use rcc_protocol::sip::{Checked, Message, Method};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct TxKey {
     id: String,
-    /// A non-INVITE request over TCP or TLS: RFC 3261 §17.2.2 sets Timer J to zero on reliable
-    /// transports, so the transaction ends with its final response.
+    /// A non-INVITE request: the gateway takes requests over TCP and TLS only, and RFC 3261
+    /// §17.2.2 sets Timer J to zero on reliable transports, so the transaction ends with its
+    /// final response. (What a Via says is the transport of the hop before, not of ours: a
+    /// Via saying UDP used to keep every answer 32 s.)
     ends_with_answer: bool,
 }
 
@@ -27,8 +29,7 @@ impl TxKey {
             Method::Cancel => "CANCEL",
             m => m.as_str(),
         };
-        let reliable = !via.transport.eq_ignore_ascii_case("UDP");
-        let ends_with_answer = reliable && method != "INVITE";
+        let ends_with_answer = method != "INVITE";
         let mut id = String::with_capacity(64);
         match via.branch() {
             Some(b) if b.starts_with("z9hG4bK") => {
@@ -67,12 +68,22 @@ enum TxState {
 /// Recently seen server transactions, with their final response for retransmissions.
 ///
 /// Entries live in two generations that rotate every [`LINGER`]: a transaction is remembered
-/// between one and two LINGER periods after it was last touched, with no timer per entry.
-#[derive(Debug, Default)]
+/// between one and two LINGER periods after it was last touched, with no timer per entry. A
+/// generation that reaches half of `cap` rotates at once, so a flood of requests costs at most
+/// `cap` entries (and remembers each for less).
+#[derive(Debug)]
 pub(crate) struct ServerTransactions {
     young: HashMap<TxKey, TxState>,
     old: HashMap<TxKey, TxState>,
     rotate_at: Option<Instant>,
+    cap: usize,
+}
+
+#[cfg(test)]
+impl Default for ServerTransactions {
+    fn default() -> Self {
+        ServerTransactions::with_cap(65_536)
+    }
 }
 
 /// What to do with a request.
@@ -90,6 +101,16 @@ pub(crate) enum Seen {
 pub(crate) const LINGER: Duration = Duration::from_secs(32);
 
 impl ServerTransactions {
+    /// A table of at most `cap` transactions (at least 2).
+    pub(crate) fn with_cap(cap: usize) -> ServerTransactions {
+        ServerTransactions {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            rotate_at: None,
+            cap: cap.max(2),
+        }
+    }
+
     /// Records a request; tells whether it is new.
     pub(crate) fn seen(&mut self, key: &TxKey, now: Instant) -> Seen {
         match self.young.get(key).or_else(|| self.old.get(key)) {
@@ -126,6 +147,10 @@ impl ServerTransactions {
     }
 
     fn insert(&mut self, key: TxKey, state: TxState, now: Instant) {
+        if self.young.len() >= self.cap / 2 {
+            self.old = std::mem::take(&mut self.young);
+            self.rotate_at = Some(now + LINGER);
+        }
         self.young.insert(key, state);
         self.rotate_at.get_or_insert(now + LINGER);
     }
@@ -185,18 +210,42 @@ mod tests {
     }
 
     #[test]
-    fn invite_and_udp_answers_are_replayed_until_they_age_out() {
+    fn invite_answers_are_replayed_until_they_age_out() {
         let (mut t, now) = (ServerTransactions::default(), Instant::now());
-        for k in [key("INVITE", "TLS"), key("INFO", "UDP")] {
-            assert_eq!(t.seen(&k, now), Seen::New);
-            t.completed(&k, b"200", now);
-            assert_eq!(t.seen(&k, now), Seen::Answered(b"200".to_vec()));
-        }
+        let k = key("INVITE", "TLS");
+        assert_eq!(t.seen(&k, now), Seen::New);
+        t.completed(&k, b"403", now);
+        assert_eq!(t.seen(&k, now), Seen::Answered(b"403".to_vec()));
         t.expire(now + LINGER);
-        assert_eq!(t.len(), 2, "kept for at least LINGER");
+        assert_eq!(t.len(), 1, "kept for at least LINGER");
         t.expire(now + LINGER * 2);
         assert!(t.is_empty(), "forgotten after two generations");
         assert_eq!(t.next_expiry(), None, "no timer while empty");
+    }
+
+    #[test]
+    fn a_via_saying_udp_does_not_keep_answers_on_our_reliable_connection() {
+        let (mut t, now) = (ServerTransactions::default(), Instant::now());
+        let k = key("INFO", "UDP");
+        assert_eq!(t.seen(&k, now), Seen::New);
+        t.completed(&k, b"200", now);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_flood_of_invites_costs_at_most_the_cap() {
+        let (mut t, now) = (ServerTransactions::with_cap(1000), Instant::now());
+        for i in 0..20_000 {
+            let r = request("INVITE", "TLS", &format!("z9hG4bK{i}"));
+            let k = TxKey::of(&r, &r.check().expect("valid")).expect("key");
+            assert_eq!(t.seen(&k, now), Seen::New);
+            t.completed(&k, b"403 Forbidden", now);
+            assert!(t.len() <= 1000, "{} after {i}", t.len());
+        }
+        // The latest are still absorbed.
+        let r = request("INVITE", "TLS", "z9hG4bK19999");
+        let k = TxKey::of(&r, &r.check().expect("valid")).expect("key");
+        assert!(matches!(t.seen(&k, now), Seen::Answered(_)));
     }
 
     #[test]
