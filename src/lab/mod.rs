@@ -27,39 +27,7 @@ pub const POOL_FQDN: &str = "fe.lab.example";
 /// The LineServerURI domain the static route matches.
 pub const RCC_DOMAIN: &str = "rcc.lab.example";
 
-/// A lab user: a SIP URI and the line (a PBX extension with an E.164 number).
-#[derive(Debug, Clone)]
-pub struct User {
-    /// Short name (`alice`).
-    pub name: String,
-    /// The PBX extension (`1001`).
-    pub extension: String,
-}
-
-impl User {
-    /// A user named `name` on extension `ext`.
-    pub fn new(name: &str, extension: &str) -> Self {
-        User {
-            name: name.to_owned(),
-            extension: extension.to_owned(),
-        }
-    }
-
-    /// `sip:alice@contoso.lab`
-    pub fn uri(&self) -> String {
-        format!("sip:{}@contoso.lab", self.name)
-    }
-
-    /// The E.164 number (`+14255551001`).
-    pub fn e164(&self) -> String {
-        format!("+1425555{}", self.extension)
-    }
-
-    /// The LineURI as Microsoft documents it (`tel:+14255551001;ext=1001`).
-    pub fn line(&self) -> String {
-        format!("tel:{};ext={}", self.e164(), self.extension)
-    }
-}
+pub use rcc_simulators::lync::LabUser as User;
 
 /// How the lab is built.
 #[derive(Debug, Clone)]

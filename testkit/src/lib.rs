@@ -7,5 +7,6 @@
 mod memlab;
 mod scripted_pbx;
 
-pub use memlab::{MemLab, User};
+pub use memlab::MemLab;
+pub use rcc_simulators::lync::LabUser as User;
 pub use scripted_pbx::{ScriptedPbx, SentFrame};

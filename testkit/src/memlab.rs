@@ -16,8 +16,8 @@ use rcc_protocol::sip::Message;
 use rcc_simulators::lync::endpoint::ActionId;
 use rcc_simulators::lync::frontend::{PeerIdentity, PoolOutput};
 use rcc_simulators::lync::{
-    ActionResult, ClientProfile, Endpoint, EndpointConfig, Frontend, Phase, PoolConfig,
-    RouteTransport, StaticRoute, TrustedApplication,
+    ActionResult, ClientProfile, Endpoint, EndpointConfig, Frontend, LabUser as User, Phase,
+    PoolConfig, RouteTransport, StaticRoute, TrustedApplication,
 };
 use rcc_simulators::pbx::{self, DeviceConfig, Pbx, PbxConfig, Profile, Switch};
 
@@ -51,32 +51,6 @@ replace = "$1"
 pattern = '(\d{4})'
 replace = "+1425555$1"
 "#;
-
-/// A lab user: a SIP URI and a line on a PBX extension with an E.164 number.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct User {
-    /// Short name (`alice`).
-    pub name: String,
-    /// The PBX extension (`1001`).
-    pub extension: String,
-}
-
-impl User {
-    /// `sip:alice@contoso.lab`
-    pub fn uri(&self) -> String {
-        format!("sip:{}@contoso.lab", self.name)
-    }
-
-    /// `+14255551001`
-    pub fn e164(&self) -> String {
-        format!("+1425555{}", self.extension)
-    }
-
-    /// The LineURI as Microsoft documents it (`tel:+14255551001;ext=1001`).
-    pub fn line(&self) -> String {
-        format!("tel:{};ext={}", self.e164(), self.extension)
-    }
-}
 
 /// The three parts in one process, in virtual time.
 pub struct MemLab {
@@ -130,10 +104,7 @@ impl MemLab {
         let mut pbx = Pbx::new(PbxConfig::for_profile(Profile::Generic));
         let users: Vec<User> = users
             .iter()
-            .map(|(name, extension)| User {
-                name: (*name).to_owned(),
-                extension: (*extension).to_owned(),
-            })
+            .map(|(name, extension)| User::new(name, extension))
             .collect();
         for u in &users {
             let mut d = DeviceConfig::new(&u.extension, Some(&u.e164()));

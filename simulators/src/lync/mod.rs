@@ -9,6 +9,7 @@ pub mod frontend;
 pub mod load;
 pub mod profile;
 pub mod server;
+pub mod user;
 
 pub use endpoint::{ActionResult, Endpoint, EndpointConfig, Phase, Seen};
 pub use frontend::{
@@ -16,3 +17,4 @@ pub use frontend::{
 };
 pub use profile::ClientProfile;
 pub use server::{LyncSim, LyncSimConfig, PoolTls, expect_response};
+pub use user::LabUser;
