@@ -15,7 +15,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A simulated Lync Server 2013 pool with RCC client endpoints.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "lync-sim", version)]
 struct Args {
     #[command(subcommand)]
     command: Command,

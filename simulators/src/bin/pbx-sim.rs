@@ -12,7 +12,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A simulated PBX CSTA server with an ECMA-269 call model, vendor profiles and fault injection.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "pbx-sim", version)]
 struct Args {
     /// Configuration file (see simulators/pbx.example.toml).
     #[arg(long, env = "PBX_SIM_CONFIG")]
