@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use rcc_protocol::batch::coalesce;
+use rcc_net::{Tasks, spawn_writer};
 use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -83,16 +83,6 @@ enum Cmd {
         reason: String,
     },
     Control(Control),
-}
-
-struct Tasks(Vec<JoinHandle<()>>);
-
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
 }
 
 /// Shared by the listener and connection tasks.
@@ -234,7 +224,7 @@ impl GatewayHandle {
             sip_tcp,
             metrics_addr,
             metrics,
-            _tasks: Arc::new(Tasks(tasks)),
+            _tasks: Arc::new(Tasks::from(tasks)),
         })
     }
 
@@ -367,22 +357,6 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
     }
 }
 
-/// Writes what is queued for a connection, several messages per write, until the queue closes
-/// (then shuts the write side) or a write fails. It runs as its own task: a peer that reads only
-/// once its own writes get through must never find the gateway stuck in a write and no longer
-/// reading, or both would wait for each other for ever.
-async fn write_queue<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    mut queue: mpsc::Receiver<Vec<u8>>,
-    mut each: impl FnMut(&[u8]),
-) -> std::io::Result<()> {
-    while let Some(first) = queue.recv().await {
-        let batch = coalesce(first, || queue.try_recv().ok(), &mut each);
-        wr.write_all(&batch).await?;
-    }
-    wr.shutdown().await
-}
-
 /// Reads SIP from a connection; a writer task sends what the driver queues for it.
 async fn run_flow<S>(
     stream: S,
@@ -418,11 +392,11 @@ async fn run_flow<S>(
     let (mut rd, wr) = tokio::io::split(stream);
     let tracer = shared.tracer.clone();
     // Aborted when this task ends, unless it finished first.
-    let mut writer = AbortOnDrop(tokio::spawn(write_queue(wr, out_rx, move |b| {
+    let mut writer = spawn_writer(wr, out_rx, move |b| {
         if let Some(t) = &tracer {
             t.data(local, peer, trace::Way::Out, b);
         }
-    })));
+    });
     let mut framer = StreamFramer::new(shared.limits);
     let mut buf = vec![0u8; 64 * 1024];
     // Answers this connection may already owe: queued for the writer, or requests handed to the
@@ -449,7 +423,7 @@ async fn run_flow<S>(
         } else if paused.get_or_insert_with(Instant::now).elapsed() < PAUSE_MAX {
             tokio::select! {
                 () = tokio::time::sleep(PAUSE_CHECK) => continue,
-                _ = &mut writer.0 => break false,
+                _ = writer.handle() => break false,
                 _ = &mut closed => break false,
             }
         }
@@ -491,7 +465,7 @@ async fn run_flow<S>(
                 framer.push(&buf[..n]);
             }
             // The writer ended: a write failed.
-            _ = &mut writer.0 => break false,
+            _ = writer.handle() => break false,
             // The driver gave the connection up (its queue overflowed): its peer is not reading.
             _ = &mut closed => break false,
         }
@@ -500,7 +474,7 @@ async fn run_flow<S>(
     // the peer no longer reads at all.
     let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
     if drain {
-        let _ = tokio::time::timeout(LINGER, &mut writer.0).await;
+        let _ = tokio::time::timeout(LINGER, writer.handle()).await;
     }
     drop(writer);
     if let Some(t) = &shared.tracer {
@@ -621,6 +595,13 @@ struct PbxTrace {
 }
 
 impl PbxTrace {
+    /// The gateway dialled: the trace's handshake starts from it.
+    fn opened(&self) {
+        if let (Some(t), Some((l, p))) = (&self.tracer, self.ends) {
+            t.opened(l, p, rcc_net::pcap::Side::Local);
+        }
+    }
+
     fn data(&self, way: trace::Way, bytes: &[u8]) {
         if let (Some(t), Some((l, p))) = (&self.tracer, self.ends) {
             t.data(l, p, way, bytes);
@@ -641,13 +622,12 @@ where
     if tx.send(up).await.is_err() {
         return;
     }
+    trace.opened();
     let (mut rd, wr) = tokio::io::split(stream);
     let trace = Arc::new(trace);
     let out_trace = trace.clone();
     // Aborted with this task too (the driver aborts it to drop the link), even mid-write.
-    let mut writer = AbortOnDrop(tokio::spawn(async move {
-        write_queue(wr, out_rx, |b| out_trace.data(trace::Way::Out, b)).await
-    }));
+    let mut writer = spawn_writer(wr, out_rx, move |b| out_trace.data(trace::Way::Out, b));
     let mut buf = vec![0u8; 64 * 1024];
     let reason = loop {
         tokio::select! {
@@ -662,7 +642,7 @@ where
                     }
                 }
             },
-            written = &mut writer.0 => match written {
+            written = writer.handle() => match written {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => break format!("writing to the PBX at {address}: {e}"),
                 Err(e) => break format!("the writer to the PBX at {address} failed: {e}"),
@@ -671,15 +651,6 @@ where
     };
     drop(writer);
     let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-}
-
-/// A task aborted when this handle is dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// A SIP connection as the driver sees it: its send queue, and a handle whose drop closes it.

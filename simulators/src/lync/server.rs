@@ -7,11 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Tasks;
 use anyhow::anyhow;
+use rcc_net::Tasks;
 use rcc_protocol::csta::{self, Event, Request};
 use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
@@ -141,7 +141,7 @@ impl LyncSim {
         Ok(LyncSim {
             tx,
             listen_addr,
-            _tasks: Arc::new(Tasks(tasks)),
+            _tasks: Arc::new(Tasks::from(tasks)),
         })
     }
 
@@ -408,15 +408,9 @@ fn cert_names(cert: Option<&CertificateDer<'_>>, candidates: &[String]) -> Vec<S
     let Some(cert) = cert else {
         return Vec::new();
     };
-    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
-        return Vec::new();
-    };
     candidates
         .iter()
-        .filter(|n| {
-            ServerName::try_from(n.as_str())
-                .is_ok_and(|sn| ee.verify_is_valid_for_subject_name(&sn).is_ok())
-        })
+        .filter(|n| rcc_net::tls::cert_matches(cert, n))
         .cloned()
         .collect()
 }
@@ -532,7 +526,7 @@ async fn run_conn<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
     // Weak, so the queue closes when the pool lets the connection go.
     let pongs = out_tx.downgrade();
     if tx
@@ -549,14 +543,8 @@ async fn run_conn<S>(
     }
     // Reading and writing are independent, as in a real Front End: while a write waits for the
     // gateway to read, what the gateway sends is still read.
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut writer = tokio::spawn(async move {
-        while let Some(first) = out_rx.recv().await {
-            let batch = rcc_protocol::batch::coalesce(first, || out_rx.try_recv().ok(), |_| {});
-            wr.write_all(&batch).await?;
-        }
-        wr.shutdown().await
-    });
+    let (mut rd, wr) = tokio::io::split(stream);
+    let mut writer = rcc_net::spawn_writer(wr, out_rx, |_| {});
     let mut framer = StreamFramer::new(Limits::default());
     let mut buf = vec![0u8; 64 * 1024];
     // Whether the writer may still send what is queued once reading ends.
@@ -592,7 +580,7 @@ async fn run_conn<S>(
                     }
                 }
             }
-            _ = &mut writer => break false,
+            _ = writer.handle() => break false,
         }
     };
     let _ = tx
@@ -603,8 +591,7 @@ async fn run_conn<S>(
         .await;
     if drain {
         // The writer ends once the pool lets the connection go (its queue closes).
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
-        writer.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer.handle()).await;
     }
 }
 

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Tasks;
 use anyhow::anyhow;
+use rcc_net::Tasks;
 use rcc_protocol::csta::{CstaError, ForwardingType, SystemStatusValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -136,7 +136,7 @@ impl PbxSim {
             tx,
             tcp: tcp_addr,
             tls: tls_addr,
-            _tasks: Arc::new(Tasks(tasks)),
+            _tasks: Arc::new(Tasks::from(tasks)),
         })
     }
 
