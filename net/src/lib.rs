@@ -1,12 +1,15 @@
 //! rcc-net: the tokio runtime pieces that the gateway shell and both simulators share, so that
 //! each exists once: TLS material from PEM files ([`tls`]), the task handles that stop a
-//! component when it is dropped ([`Tasks`], [`AbortOnDrop`]), the connection writer that keeps
-//! writing apart from reading ([`spawn_writer`]), and the pcapng trace writer ([`pcap`]).
+//! component when it is dropped ([`Tasks`], [`AbortOnDrop`]), the wait of a task that drives a
+//! sans-IO engine ([`wake`]), the connection writer that keeps writing apart from reading
+//! ([`spawn_writer`]), and the pcapng trace writer ([`pcap`]).
 
+mod driver;
 pub mod pcap;
 pub mod tls;
 mod writer;
 
+pub use driver::{Wake, wake};
 pub use writer::{spawn_writer, write_queue};
 
 use tokio::task::JoinHandle;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use rcc_net::{Tasks, spawn_writer};
+use rcc_net::{Tasks, Wake, spawn_writer};
 use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -701,22 +701,15 @@ async fn drive(
         .chain(config.pbx.secondary.clone())
         .collect();
     loop {
-        let deadline = gw.next_timeout();
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        let sleep_to = deadline.map_or(far, tokio::time::Instant::from_std);
-        let cmd = tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(c) => Some(c),
-                None => return,
-            },
-            () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
+        let Some(wake) = rcc_net::wake(&mut rx, gw.next_timeout()).await else {
+            return;
         };
         let now = tokio::time::Instant::now().into_std();
         // For what was read from a peer: how long until the step's outputs are queued.
         let mut residence: Option<(&'static str, Instant)> = None;
-        match cmd {
-            None => gw.handle_timeout(now),
-            Some(Cmd::FlowUp {
+        match wake {
+            Wake::Deadline => gw.handle_timeout(now),
+            Wake::Command(Cmd::FlowUp {
                 flow,
                 out,
                 open,
@@ -740,7 +733,7 @@ async fn drive(
                     outbound.insert(t, flow);
                 }
             }
-            Some(Cmd::Sip { flow, msg, at }) => {
+            Wake::Command(Cmd::Sip { flow, msg, at }) => {
                 residence = Some(("sip", at));
                 gw.begin_step(at);
                 let out = flows.get(&flow);
@@ -752,36 +745,36 @@ async fn drive(
                 gw.set_flow_congested(flow, backed_up);
                 gw.sip_message(flow, msg, now);
             }
-            Some(Cmd::FlowDown { flow }) => {
+            Wake::Command(Cmd::FlowDown { flow }) => {
                 gw.set_flow_congested(flow, false);
                 flows.remove(&flow);
                 flow_ends.remove(&flow);
                 outbound.retain(|_, f| *f != flow);
             }
-            Some(Cmd::OutboundFailed { target }) => {
+            Wake::Command(Cmd::OutboundFailed { target }) => {
                 connecting.remove(&target);
             }
-            Some(Cmd::PbxUp { conn, out, ends }) => {
+            Wake::Command(Cmd::PbxUp { conn, out, ends }) => {
                 if conn == pbx.id {
                     pbx.out = Some(out);
                     pbx.ends = ends;
                     gw.pbx_connected(now);
                 }
             }
-            Some(Cmd::PbxBytes { conn, bytes, at }) => {
+            Wake::Command(Cmd::PbxBytes { conn, bytes, at }) => {
                 if conn == pbx.id {
                     residence = Some(("pbx", at));
                     gw.begin_step(at);
                     gw.pbx_bytes(&bytes, now);
                 }
             }
-            Some(Cmd::PbxDown { conn, reason }) => {
+            Wake::Command(Cmd::PbxDown { conn, reason }) => {
                 if conn == pbx.id {
                     pbx.out = None;
                     gw.pbx_disconnected(&reason, now);
                 }
             }
-            Some(Cmd::Control(f)) => f(&mut gw, now),
+            Wake::Command(Cmd::Control(f)) => f(&mut gw, now),
         }
         while let Some(output) = gw.poll_output() {
             match output {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use rcc_net::Tasks;
+use rcc_net::{Tasks, Wake};
 use rcc_protocol::csta::{self, Event, Request};
 use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
@@ -598,20 +598,13 @@ async fn run_conn<S>(
 async fn drive(mut fe: Frontend, mut rx: mpsc::Receiver<Cmd>, dialer: Arc<Dialer>) {
     let mut writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>> = HashMap::new();
     loop {
-        let deadline = fe.next_timeout();
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        let sleep_to = deadline.map_or(far, tokio::time::Instant::from_std);
-        let cmd = tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(c) => Some(c),
-                None => return,
-            },
-            () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
+        let Some(wake) = rcc_net::wake(&mut rx, fe.next_timeout()).await else {
+            return;
         };
         let now = tokio::time::Instant::now().into_std();
-        match cmd {
-            None => fe.handle_timeout(now),
-            Some(Cmd::Up {
+        match wake {
+            Wake::Deadline => fe.handle_timeout(now),
+            Wake::Command(Cmd::Up {
                 conn,
                 route,
                 peer,
@@ -620,14 +613,14 @@ async fn drive(mut fe: Frontend, mut rx: mpsc::Receiver<Cmd>, dialer: Arc<Dialer
                 writers.insert(conn, out);
                 fe.connected(conn, route, &peer);
             }
-            Some(Cmd::Msg { conn, msg }) => fe.gateway_message(conn, msg, now),
-            Some(Cmd::Down { conn, route }) => {
+            Wake::Command(Cmd::Msg { conn, msg }) => fe.gateway_message(conn, msg, now),
+            Wake::Command(Cmd::Down { conn, route }) => {
                 if let Some(c) = conn {
                     writers.remove(&c);
                 }
                 fe.disconnected(conn, route);
             }
-            Some(Cmd::Control(f)) => f(&mut fe, now),
+            Wake::Command(Cmd::Control(f)) => f(&mut fe, now),
         }
         while let Some(o) = fe.poll_output() {
             match o {

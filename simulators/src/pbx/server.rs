@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use rcc_net::Tasks;
+use rcc_net::{Tasks, Wake};
 use rcc_protocol::csta::{CstaError, ForwardingType, SystemStatusValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -496,31 +496,24 @@ impl Link {
 async fn drive(mut pbx: Pbx, mut rx: mpsc::Receiver<Cmd>) {
     let mut writers: HashMap<LinkId, Link> = HashMap::new();
     loop {
-        let deadline = pbx.next_timeout();
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        let sleep_to = deadline.map_or(far, tokio::time::Instant::from_std);
-        let cmd = tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(c) => Some(c),
-                None => return,
-            },
-            () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
+        let Some(wake) = rcc_net::wake(&mut rx, pbx.next_timeout()).await else {
+            return;
         };
         let now = tokio::time::Instant::now().into_std();
-        match cmd {
-            None => pbx.handle_timeout(now),
-            Some(Cmd::Accept { link, peer, out }) => {
+        match wake {
+            Wake::Deadline => pbx.handle_timeout(now),
+            Wake::Command(Cmd::Accept { link, peer, out }) => {
                 tracing::info!(link, %peer, "CSTA client connected");
                 writers.insert(link, out);
                 pbx.accept(link, &peer, now);
             }
-            Some(Cmd::Data { link, bytes }) => pbx.receive(link, &bytes, now),
-            Some(Cmd::Gone { link }) => {
+            Wake::Command(Cmd::Data { link, bytes }) => pbx.receive(link, &bytes, now),
+            Wake::Command(Cmd::Gone { link }) => {
                 tracing::info!(link, "CSTA client disconnected");
                 writers.remove(&link);
                 pbx.disconnected(link);
             }
-            Some(Cmd::Control(f)) => f(&mut pbx, now),
+            Wake::Command(Cmd::Control(f)) => f(&mut pbx, now),
         }
         while let Some(output) = pbx.poll_output() {
             match output {
