@@ -1,7 +1,7 @@
 //! The tokio shell around [`Gateway`]: SIP listeners (TLS, TCP) with the trusted-peer check,
 //! one task per SIP connection (framing and parsing happen there), outbound connections for
-//! requests to the Front End, the PBX connection, the metrics endpoint, and one driver task that
-//! owns the engine and its timers.
+//! requests to the Front End, the metrics endpoint, and one driver task that owns the engine and
+//! its timers and the PBX connection (`shell/pbx.rs`); what the tasks tell it is `shell/cmd.rs`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use rcc_net::{Tasks, Wake, spawn_writer};
-use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
+use rcc_protocol::sip::{Limits, StreamFramer, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -23,14 +22,13 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use rcc_gateway_core::pbx::link::LinkOutput;
 use rcc_gateway_core::{FlowId, Gateway, Metrics, Output, Policy, Target};
 
+use super::cmd::{Cmd, Control};
+use super::pbx::{CONNECT_TIMEOUT, PBX_QUEUE, PbxConn};
+use super::tls;
 use crate::config::{Config, PbxTransport, TrustedPeer};
 use crate::observe::trace;
-use crate::shell::tls;
 
 const DRIVER_QUEUE: usize = 8192;
-/// Frames queued to the PBX before the link is considered stuck (a monitor resync after a link
-/// loss sends one MonitorStart per device at once).
-const PBX_QUEUE: usize = 262_144;
 /// Longest pause in reading a SIP connection that is owed half its queue.
 const PAUSE_MAX: Duration = Duration::from_secs(2);
 /// How often a paused connection looks whether its queue drained.
@@ -38,52 +36,6 @@ const PAUSE_CHECK: Duration = Duration::from_millis(2);
 /// How long a closing connection may take to write what is still queued for it.
 const LINGER: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-type Control = Box<dyn FnOnce(&mut Gateway, Instant) + Send>;
-
-enum Cmd {
-    FlowUp {
-        flow: FlowId,
-        out: mpsc::Sender<Vec<u8>>,
-        /// Dropped by the driver to close the connection at once (see [`FlowOut`]).
-        open: oneshot::Sender<()>,
-        /// Requests read and handed to the driver, not yet taken up (see [`FlowOut`]).
-        unread: Arc<AtomicUsize>,
-        target: Option<Target>,
-        /// (local, peer) addresses.
-        ends: (SocketAddr, SocketAddr),
-    },
-    Sip {
-        flow: FlowId,
-        msg: Message,
-        /// When its bytes were read.
-        at: Instant,
-    },
-    FlowDown {
-        flow: FlowId,
-    },
-    OutboundFailed {
-        target: Target,
-    },
-    PbxUp {
-        conn: u64,
-        out: mpsc::Sender<Vec<u8>>,
-        /// (local, peer) addresses.
-        ends: Option<(SocketAddr, SocketAddr)>,
-    },
-    PbxBytes {
-        conn: u64,
-        bytes: Vec<u8>,
-        /// When they were read.
-        at: Instant,
-    },
-    PbxDown {
-        conn: u64,
-        reason: String,
-    },
-    Control(Control),
-}
 
 /// Shared by the listener and connection tasks.
 struct Shared {
@@ -535,124 +487,6 @@ async fn connect_outbound(target: Target, shared: Arc<Shared>, first: Vec<u8>) {
     }
 }
 
-struct PbxConn {
-    id: u64,
-    out: Option<mpsc::Sender<Vec<u8>>>,
-    task: Option<JoinHandle<()>>,
-    /// (local, peer) addresses of the current connection.
-    ends: Option<(SocketAddr, SocketAddr)>,
-}
-
-async fn pbx_connect(
-    conn: u64,
-    address: String,
-    tls: Option<(Arc<ClientConfig>, String)>,
-    tx: mpsc::Sender<Cmd>,
-    tracer: Option<Arc<trace::Tracer>>,
-) {
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let reason = format!("cannot connect to the PBX at {address}: {e}");
-            let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-            return;
-        }
-        Err(_) => {
-            let reason = format!("connecting to the PBX at {address} timed out");
-            let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-            return;
-        }
-    };
-    let _ = tcp.set_nodelay(true);
-    let ends = tcp.local_addr().ok().zip(tcp.peer_addr().ok());
-    let trace = PbxTrace { tracer, ends };
-    match tls {
-        None => pbx_run(tcp, conn, address, tx, trace).await,
-        Some((config, name)) => {
-            let server_name = match ServerName::try_from(name.clone()) {
-                Ok(n) => n,
-                Err(e) => {
-                    let reason = format!("PBX TLS name {name:?}: {e}");
-                    let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-                    return;
-                }
-            };
-            match TlsConnector::from(config).connect(server_name, tcp).await {
-                Ok(s) => pbx_run(s, conn, address, tx, trace).await,
-                Err(e) => {
-                    let reason = format!("TLS to the PBX at {address} failed: {e}");
-                    let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-                }
-            }
-        }
-    }
-}
-
-/// The PBX connection's addresses, and the gateway trace if one is written.
-struct PbxTrace {
-    tracer: Option<Arc<trace::Tracer>>,
-    ends: Option<(SocketAddr, SocketAddr)>,
-}
-
-impl PbxTrace {
-    /// The gateway dialled: the trace's handshake starts from it.
-    fn opened(&self) {
-        if let (Some(t), Some((l, p))) = (&self.tracer, self.ends) {
-            t.opened(l, p, rcc_net::pcap::Side::Local);
-        }
-    }
-
-    fn data(&self, way: trace::Way, bytes: &[u8]) {
-        if let (Some(t), Some((l, p))) = (&self.tracer, self.ends) {
-            t.data(l, p, way, bytes);
-        }
-    }
-}
-
-async fn pbx_run<S>(stream: S, conn: u64, address: String, tx: mpsc::Sender<Cmd>, trace: PbxTrace)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(PBX_QUEUE);
-    let up = Cmd::PbxUp {
-        conn,
-        out: out_tx,
-        ends: trace.ends,
-    };
-    if tx.send(up).await.is_err() {
-        return;
-    }
-    trace.opened();
-    let (mut rd, wr) = tokio::io::split(stream);
-    let trace = Arc::new(trace);
-    let out_trace = trace.clone();
-    // Aborted with this task too (the driver aborts it to drop the link), even mid-write.
-    let mut writer = spawn_writer(wr, out_rx, move |b| out_trace.data(trace::Way::Out, b));
-    let mut buf = vec![0u8; 64 * 1024];
-    let reason = loop {
-        tokio::select! {
-            read = rd.read(&mut buf) => match read {
-                Ok(0) => break format!("the PBX at {address} closed the connection"),
-                Err(e) => break format!("reading from the PBX at {address}: {e}"),
-                Ok(n) => {
-                    trace.data(trace::Way::In, &buf[..n]);
-                    let at = Instant::now();
-                    if tx.send(Cmd::PbxBytes { conn, bytes: buf[..n].to_vec(), at }).await.is_err() {
-                        return;
-                    }
-                }
-            },
-            written = writer.handle() => match written {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => break format!("writing to the PBX at {address}: {e}"),
-                Err(e) => break format!("the writer to the PBX at {address} failed: {e}"),
-            },
-        }
-    };
-    drop(writer);
-    let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-}
-
 /// A SIP connection as the driver sees it: its send queue, and a handle whose drop closes it.
 struct FlowOut {
     queue: mpsc::Sender<Vec<u8>>,
@@ -689,17 +523,9 @@ async fn drive(
     let mut flows: HashMap<FlowId, FlowOut> = HashMap::new();
     let mut outbound: HashMap<Target, FlowId> = HashMap::new();
     let mut connecting: HashMap<Target, Vec<Vec<u8>>> = HashMap::new();
-    let mut pbx = PbxConn {
-        id: 0,
-        out: None,
-        task: None,
-        ends: None,
-    };
+    let mut pbx = PbxConn::new(&config, pbx_tls, shared.tx.clone(), shared.tracer.clone());
     let mut flow_ends: HashMap<FlowId, (SocketAddr, SocketAddr)> = HashMap::new();
 
-    let addresses: Vec<String> = std::iter::once(config.pbx.address.clone())
-        .chain(config.pbx.secondary.clone())
-        .collect();
     loop {
         let Some(wake) = rcc_net::wake(&mut rx, gw.next_timeout()).await else {
             return;
@@ -755,22 +581,19 @@ async fn drive(
                 connecting.remove(&target);
             }
             Wake::Command(Cmd::PbxUp { conn, out, ends }) => {
-                if conn == pbx.id {
-                    pbx.out = Some(out);
-                    pbx.ends = ends;
+                if pbx.up(conn, out, ends) {
                     gw.pbx_connected(now);
                 }
             }
             Wake::Command(Cmd::PbxBytes { conn, bytes, at }) => {
-                if conn == pbx.id {
+                if pbx.is_current(conn) {
                     residence = Some(("pbx", at));
                     gw.begin_step(at);
                     gw.pbx_bytes(&bytes, now);
                 }
             }
             Wake::Command(Cmd::PbxDown { conn, reason }) => {
-                if conn == pbx.id {
-                    pbx.out = None;
+                if pbx.down(conn) {
                     gw.pbx_disconnected(&reason, now);
                 }
             }
@@ -814,41 +637,12 @@ async fn drive(
                         }
                     }
                 }
-                Output::Pbx(LinkOutput::Connect { attempt }) => {
-                    pbx.id += 1;
-                    pbx.out = None;
-                    if let Some(t) = pbx.task.take() {
-                        t.abort();
-                    }
-                    let address = addresses[attempt as usize % addresses.len()].clone();
-                    let tls = pbx_tls.clone().map(|c| {
-                        let name = config.pbx.tls_name.clone().unwrap_or_else(|| {
-                            crate::config::split_host_port(&address)
-                                .map(|(h, _)| h)
-                                .unwrap_or_default()
-                        });
-                        (c, name)
-                    });
-                    tracing::info!(%address, attempt, "connecting to the PBX");
-                    pbx.task = Some(tokio::spawn(pbx_connect(
-                        pbx.id,
-                        address,
-                        tls,
-                        shared.tx.clone(),
-                        shared.tracer.clone(),
-                    )));
-                }
+                Output::Pbx(LinkOutput::Connect { attempt }) => pbx.connect(attempt),
                 Output::Pbx(LinkOutput::Send(bytes)) => {
-                    if let Some(w) = &pbx.out
-                        && w.try_send(bytes).is_err()
-                    {
-                        // A lost frame would desynchronise the link; a lost link is recovered
-                        // (reconnect, monitors re-created, calls reconciled).
+                    if pbx.send(bytes) {
+                        // A lost link is recovered (reconnect, monitors re-created, calls
+                        // reconciled).
                         shared.metrics.queue_overflows.inc();
-                        pbx.out = None;
-                        if let Some(t) = pbx.task.take() {
-                            t.abort();
-                        }
                         gw.pbx_disconnected(
                             &format!("the PBX did not take {PBX_QUEUE} queued frames"),
                             now,
@@ -857,20 +651,10 @@ async fn drive(
                 }
                 Output::Trace(note) => {
                     if let Some(t) = &mut session_traces {
-                        t.note(note, |f| flow_ends.get(&f).copied(), pbx.ends);
+                        t.note(note, |f| flow_ends.get(&f).copied(), pbx.ends());
                     }
                 }
-                Output::Pbx(LinkOutput::Close) => {
-                    pbx.out = None;
-                    pbx.id += 1;
-                    if let Some(t) = pbx.task.take() {
-                        // Give the writer a moment to flush what was queued.
-                        tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            t.abort();
-                        });
-                    }
-                }
+                Output::Pbx(LinkOutput::Close) => pbx.close(),
             }
         }
         if let Some((input, at)) = residence {
