@@ -179,6 +179,29 @@ impl PcapngWriter {
     }
 }
 
+/// What a connection read and its framer has not yet consumed, so that a trace can record each
+/// framed message as a segment of its own rather than each read.
+#[derive(Debug, Default)]
+pub struct Unframed(Vec<u8>);
+
+impl Unframed {
+    /// Holds what a read delivered (and the framer was given).
+    pub fn push(&mut self, read: &[u8]) {
+        self.0.extend_from_slice(read);
+    }
+
+    /// The bytes the framer consumed since the last call, given how many it still buffers.
+    pub fn consumed(&mut self, still_buffered: usize) -> Vec<u8> {
+        let n = self.0.len().saturating_sub(still_buffered);
+        self.0.drain(..n).collect()
+    }
+
+    /// Everything still held (a message cut short when the connection ended).
+    pub fn rest(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.0)
+    }
+}
+
 /// A pcapng block: type, total length, body padded to 32 bits, total length again.
 fn block(kind: u32, body: &[u8]) -> Vec<u8> {
     let padded = body.len().div_ceil(4) * 4;
@@ -387,6 +410,21 @@ mod tests {
             IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped())
         );
         assert_eq!(data[0].dst, peer);
+    }
+
+    #[test]
+    fn unframed_bytes_come_out_one_framed_message_at_a_time() {
+        let mut u = Unframed::default();
+        // Two messages and the start of a third arrive in one read, the rest in the next.
+        u.push(b"AAAABBBCC");
+        assert_eq!(u.consumed(5), b"AAAA", "the framer took the first message");
+        assert_eq!(u.consumed(2), b"BBB");
+        assert!(u.consumed(2).is_empty(), "nothing framed since");
+        u.push(b"C");
+        assert_eq!(u.consumed(0), b"CCC");
+        u.push(b"DD");
+        assert_eq!(u.rest(), b"DD");
+        assert!(u.rest().is_empty());
     }
 
     use std::net::Ipv4Addr;

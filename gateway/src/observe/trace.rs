@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub use rcc_gateway_core::notes::{Leg, SessionNote, Way};
 use rcc_gateway_core::{FlowId, SessionId};
-use rcc_net::pcap::{PcapngWriter, Side};
+use rcc_net::pcap::{PcapngWriter, Side, Unframed};
 
 /// The side that sent bytes going `way`.
 fn sender(way: Way) -> Side {
@@ -80,6 +80,56 @@ impl Tracer {
     pub fn closed(&self, local: SocketAddr, peer: SocketAddr) {
         let ts = now_us();
         self.with(|w| w.closed(local, peer, ts));
+    }
+}
+
+/// One SIP connection in the gateway trace: what the gateway writes is recorded per message by
+/// its writer, what it reads one framed message at a time through this (not one read at a time,
+/// which could hold many messages or part of one).
+pub struct FlowTrace {
+    tracer: Arc<Tracer>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    unframed: Unframed,
+}
+
+impl FlowTrace {
+    /// The trace of the connection between `local` and `peer`, which `opener` opened.
+    pub fn new(
+        tracer: Arc<Tracer>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        opener: Side,
+    ) -> FlowTrace {
+        tracer.opened(local, peer, opener);
+        FlowTrace {
+            tracer,
+            local,
+            peer,
+            unframed: Unframed::default(),
+        }
+    }
+
+    /// Bytes read and given to the framer.
+    pub fn read(&mut self, bytes: &[u8]) {
+        self.unframed.push(bytes);
+    }
+
+    /// The framer returned an item and still buffers `still_buffered` bytes.
+    pub fn framed(&mut self, still_buffered: usize) {
+        let item = self.unframed.consumed(still_buffered);
+        if !item.is_empty() {
+            self.tracer.data(self.local, self.peer, Way::In, &item);
+        }
+    }
+
+    /// The connection ended: what was read and never framed, then the FIN.
+    pub fn closed(mut self) {
+        let rest = self.unframed.rest();
+        if !rest.is_empty() {
+            self.tracer.data(self.local, self.peer, Way::In, &rest);
+        }
+        self.tracer.closed(self.local, self.peer);
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
+use rcc_net::pcap::Side;
 use rcc_net::{Tasks, Wake, spawn_writer};
 use rcc_protocol::sip::{Limits, StreamFramer, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -320,6 +321,12 @@ async fn run_flow<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let flow = FlowId(shared.next_flow.fetch_add(1, Ordering::Relaxed));
+    // The gateway opened the connections it has a target for.
+    let opener = match &target {
+        Some(_) => Side::Local,
+        None => Side::Peer,
+    };
+
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(shared.send_queue);
     // A weak handle on the queue, so that it still closes when the driver lets the connection
     // go: to see how deep it is, and to queue keep-alive answers in order with the rest.
@@ -350,6 +357,10 @@ async fn run_flow<S>(
         }
     });
     let mut framer = StreamFramer::new(shared.limits);
+    let mut in_trace = shared
+        .tracer
+        .clone()
+        .map(|t| trace::FlowTrace::new(t, local, peer, opener));
     let mut buf = vec![0u8; 64 * 1024];
     // Answers this connection may already owe: queued for the writer, or requests handed to the
     // driver and not yet taken up (at most one answer each, unless the driver lags behind).
@@ -379,7 +390,11 @@ async fn run_flow<S>(
                 _ = &mut closed => break false,
             }
         }
-        match framer.next_item() {
+        let item = framer.next_item();
+        if let (Ok(Some(_)), Some(t)) = (&item, &mut in_trace) {
+            t.framed(framer.buffered());
+        }
+        match item {
             Ok(Some(StreamItem::Message(msg))) => {
                 unread.fetch_add(1, Ordering::Relaxed);
                 if shared.tx.send(Cmd::Sip { flow, msg, at }).await.is_err() {
@@ -411,8 +426,8 @@ async fn run_flow<S>(
                     Ok(n) => n,
                 };
                 at = Instant::now();
-                if let Some(t) = &shared.tracer {
-                    t.data(local, peer, trace::Way::In, &buf[..n]);
+                if let Some(t) = &mut in_trace {
+                    t.read(&buf[..n]);
                 }
                 framer.push(&buf[..n]);
             }
@@ -429,8 +444,8 @@ async fn run_flow<S>(
         let _ = tokio::time::timeout(LINGER, writer.handle()).await;
     }
     drop(writer);
-    if let Some(t) = &shared.tracer {
-        t.closed(local, peer);
+    if let Some(t) = in_trace {
+        t.closed();
     }
 }
 
