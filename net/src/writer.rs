@@ -53,7 +53,10 @@ mod tests {
         let mut writer = spawn_writer(ours, rx, move |m| seen.push(m.len()));
         let mut got = String::new();
         // End of stream only comes with the shutdown.
-        theirs.read_to_string(&mut got).await?;
+        let read = theirs.read_to_string(&mut got);
+        tokio::time::timeout(std::time::Duration::from_secs(5), read)
+            .await
+            .map_err(std::io::Error::other)??;
         assert_eq!(got, "one two three");
         writer.handle().await.map_err(std::io::Error::other)?
     }
