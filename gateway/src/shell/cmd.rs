@@ -6,11 +6,9 @@ use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use rcc_gateway_core::{FlowId, Gateway, Target};
+use rcc_net::Control;
 use rcc_protocol::sip::Message;
 use tokio::sync::{mpsc, oneshot};
-
-/// A closure run on the engine by [`super::server::GatewayHandle::with`].
-pub(super) type Control = Box<dyn FnOnce(&mut Gateway, Instant) + Send>;
 
 pub(super) enum Cmd {
     FlowUp {
@@ -52,5 +50,6 @@ pub(super) enum Cmd {
         conn: u64,
         reason: String,
     },
-    Control(Control),
+    /// A closure to run on the engine ([`super::server::GatewayHandle::with`]).
+    Control(Control<Gateway>),
 }

@@ -23,7 +23,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use rcc_gateway_core::pbx::link::LinkOutput;
 use rcc_gateway_core::{FlowId, Gateway, Metrics, Output, Policy, Target};
 
-use super::cmd::{Cmd, Control};
+use super::cmd::Cmd;
 use super::pbx::{CONNECT_TIMEOUT, PBX_QUEUE, PbxConn};
 use super::tls;
 use crate::config::{Config, PbxTransport, TrustedPeer};
@@ -186,16 +186,9 @@ impl GatewayHandle {
         &self,
         f: impl FnOnce(&mut Gateway, Instant) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let control: Control = Box::new(move |g, now| {
-            let _ = reply.send(f(g, now));
-        });
-        self.shared
-            .tx
-            .send(Cmd::Control(control))
+        rcc_net::run_on(&self.shared.tx, Cmd::Control, f)
             .await
-            .map_err(|_| anyhow!("the gateway has stopped"))?;
-        answer.await.map_err(|_| anyhow!("the gateway has stopped"))
+            .map_err(|_| anyhow!("the gateway has stopped"))
     }
 
     /// Sessions alive.

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use rcc_net::{Tasks, Wake};
+use rcc_net::{Control, Tasks, Wake};
 use rcc_protocol::csta::{self, Event, Request};
 use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -31,8 +31,6 @@ const QUEUE: usize = 8192;
 const CONN_QUEUE: usize = 1 << 18;
 const POLL: Duration = Duration::from_millis(5);
 
-type Control = Box<dyn FnOnce(&mut Frontend, Instant) + Send>;
-
 enum Cmd {
     Up {
         conn: ConnId,
@@ -48,7 +46,7 @@ enum Cmd {
         conn: Option<ConnId>,
         route: Option<usize>,
     },
-    Control(Control),
+    Control(Control<Frontend>),
 }
 
 /// The pool's TLS material.
@@ -150,17 +148,12 @@ impl LyncSim {
         &self,
         f: impl FnOnce(&mut Frontend, Instant) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let control: Control = Box::new(move |fe, now| {
+        let flushed = move |fe: &mut Frontend, now| {
             let out = f(fe, now);
             fe.flush(now);
-            let _ = reply.send(out);
-        });
-        self.tx
-            .send(Cmd::Control(control))
-            .await
-            .map_err(|_| anyhow!("the Lync simulator has stopped"))?;
-        answer
+            out
+        };
+        rcc_net::run_on(&self.tx, Cmd::Control, flushed)
             .await
             .map_err(|_| anyhow!("the Lync simulator has stopped"))
     }

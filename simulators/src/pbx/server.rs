@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use rcc_net::{Tasks, Wake};
+use rcc_net::{Control, Tasks, Wake};
 use rcc_protocol::csta::{CstaError, ForwardingType, SystemStatusValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,8 +28,6 @@ const DRIVER_QUEUE: usize = 1024;
 /// Time allowed for a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Control = Box<dyn FnOnce(&mut Pbx, Instant) + Send>;
-
 enum Cmd {
     Accept {
         link: LinkId,
@@ -43,7 +41,7 @@ enum Cmd {
     Gone {
         link: LinkId,
     },
-    Control(Control),
+    Control(Control<Pbx>),
 }
 
 enum LinkOut {
@@ -155,15 +153,7 @@ impl PbxSim {
         &self,
         f: impl FnOnce(&mut Pbx, Instant) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let control: Control = Box::new(move |pbx, now| {
-            let _ = reply.send(f(pbx, now));
-        });
-        self.tx
-            .send(Cmd::Control(control))
-            .await
-            .map_err(|_| anyhow!("PBX simulator has stopped"))?;
-        answer
+        rcc_net::run_on(&self.tx, Cmd::Control, f)
             .await
             .map_err(|_| anyhow!("PBX simulator has stopped"))
     }
