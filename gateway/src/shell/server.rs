@@ -319,7 +319,6 @@ async fn run_flow<S>(
         Some(_) => Side::Local,
         None => Side::Peer,
     };
-
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(shared.send_queue);
     // A weak handle on the queue, so that it still closes when the driver lets the connection
     // go: to see how deep it is, and to queue keep-alive answers in order with the rest.
@@ -341,6 +340,11 @@ async fn run_flow<S>(
     {
         return;
     }
+    // Opened in the trace before the writer can record anything on it.
+    let mut in_trace = shared
+        .tracer
+        .clone()
+        .map(|t| trace::FlowTrace::new(t, local, peer, opener));
     let (mut rd, wr) = tokio::io::split(stream);
     let tracer = shared.tracer.clone();
     // Aborted when this task ends, unless it finished first.
@@ -350,10 +354,6 @@ async fn run_flow<S>(
         }
     });
     let mut framer = StreamFramer::new(shared.limits);
-    let mut in_trace = shared
-        .tracer
-        .clone()
-        .map(|t| trace::FlowTrace::new(t, local, peer, opener));
     let mut buf = vec![0u8; 64 * 1024];
     // Answers this connection may already owe: queued for the writer, or requests handed to the
     // driver and not yet taken up (at most one answer each, unless the driver lags behind).
