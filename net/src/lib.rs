@@ -1,16 +1,19 @@
 //! rcc-net: the tokio runtime pieces that the gateway shell and both simulators share, so that
 //! each exists once: TLS material from PEM files ([`tls`]), the task handles that stop a
-//! component when it is dropped ([`Tasks`], [`AbortOnDrop`]), the wait of a task that drives a
+//! component when it is dropped ([`Tasks`], [`AbortOnDrop`]), taking connections ([`accept`]),
+//! the wait of a task that drives a
 //! sans-IO engine ([`wake`]) and how a handle runs a closure on that engine ([`run_on`]), the
 //! connection writer that keeps writing apart from reading
 //! ([`spawn_writer`]), and the pcapng trace writer ([`pcap`]).
 
 mod driver;
+mod listen;
 pub mod pcap;
 pub mod tls;
 mod writer;
 
 pub use driver::{Control, Stopped, Wake, run_on, wake};
+pub use listen::accept;
 pub use writer::{spawn_writer, write_queue};
 
 use tokio::task::JoinHandle;

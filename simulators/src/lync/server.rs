@@ -410,11 +410,7 @@ fn cert_names(cert: Option<&CertificateDer<'_>>, candidates: &[String]) -> Vec<S
 
 async fn accept_loop(l: TcpListener, tls: Option<TlsAcceptor>, dialer: Arc<Dialer>) {
     loop {
-        let Ok((stream, peer)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = rcc_net::accept(&l, "Front End").await;
         let dialer = dialer.clone();
         let tls = tls.clone();
         tokio::spawn(async move {

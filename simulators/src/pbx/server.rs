@@ -306,15 +306,7 @@ async fn accept_loop(
     ids: Arc<std::sync::atomic::AtomicU64>,
 ) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "PBX simulator accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = rcc_net::accept(&listener, "PBX simulator").await;
         let link = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tx = tx.clone();
         match &tls {
