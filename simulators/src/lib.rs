@@ -9,17 +9,6 @@ pub mod pbx;
 pub mod signals;
 pub mod tls;
 
-/// A simulator's background tasks, aborted when the last handle to the simulator is dropped.
-pub(crate) struct Tasks(pub(crate) Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
-
 /// Wall-clock time in microseconds since the Unix epoch, for traces merged across components.
 pub fn now_us() -> u64 {
     std::time::SystemTime::now()

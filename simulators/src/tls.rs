@@ -1,15 +1,17 @@
 //! TLS material for the lab: a throw-away certificate authority that mints server and client
-//! certificates (rcgen), identities loaded from PEM files, and rustls configurations.
+//! certificates (rcgen), identities loaded from PEM files, and rustls configurations (the PEM
+//! loading and the configurations themselves are `rcc_net::tls`).
 
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
+use rcc_net::tls;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+pub use rcc_net::tls::{ClientAuth, roots as roots_from_pem_file};
 
 /// A certificate chain with its private key.
 #[derive(Debug)]
@@ -42,24 +44,19 @@ impl Identity {
             .with_context(|| format!("reading certificate {}", cert.display()))?;
         let key_pem = std::fs::read_to_string(key)
             .with_context(|| format!("reading private key {}", key.display()))?;
-        Identity::from_pem(&cert_pem, &key_pem)
-            .with_context(|| format!("{} / {}", cert.display(), key.display()))
+        Ok(Identity {
+            chain: tls::certs_from_pem(cert_pem.as_bytes(), &cert.display().to_string())?,
+            key: tls::key_from_pem(key_pem.as_bytes(), &key.display().to_string())?,
+            cert_pem,
+            key_pem,
+        })
     }
 
     /// Parses a PEM certificate chain and a PEM private key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> anyhow::Result<Identity> {
-        let chain = rustls_pemfile::certs(&mut BufReader::new(cert_pem.as_bytes()))
-            .collect::<Result<Vec<_>, _>>()
-            .context("certificate PEM")?;
-        if chain.is_empty() {
-            return Err(anyhow!("no certificate in the PEM input"));
-        }
-        let key = rustls_pemfile::private_key(&mut BufReader::new(key_pem.as_bytes()))
-            .context("private key PEM")?
-            .ok_or_else(|| anyhow!("no private key in the PEM input"))?;
         Ok(Identity {
-            chain,
-            key,
+            chain: tls::certs_from_pem(cert_pem.as_bytes(), "the PEM input")?,
+            key: tls::key_from_pem(key_pem.as_bytes(), "the PEM input")?,
             cert_pem: cert_pem.to_owned(),
             key_pem: key_pem.to_owned(),
         })
@@ -125,48 +122,13 @@ impl LabCa {
     }
 }
 
-/// Loads trusted roots from a PEM file.
-pub fn roots_from_pem_file(path: &Path) -> anyhow::Result<RootCertStore> {
-    let pem = std::fs::read_to_string(path)
-        .with_context(|| format!("reading CA certificates {}", path.display()))?;
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut BufReader::new(pem.as_bytes())) {
-        roots
-            .add(cert.with_context(|| format!("CA certificate in {}", path.display()))?)
-            .with_context(|| format!("CA certificate in {}", path.display()))?;
-    }
-    if roots.is_empty() {
-        return Err(anyhow!("no CA certificate in {}", path.display()));
-    }
-    Ok(roots)
-}
-
-/// How a TLS server treats client certificates.
-#[derive(Debug, Clone)]
-pub enum ClientAuth {
-    /// None asked for.
-    None,
-    /// Verified against these roots when offered.
-    Optional(RootCertStore),
-    /// Required and verified against these roots.
-    Required(RootCertStore),
-}
-
-/// A rustls server configuration.
+/// A rustls server configuration presenting `identity`.
 pub fn server_config(identity: &Identity, auth: ClientAuth) -> anyhow::Result<Arc<ServerConfig>> {
-    let builder = ServerConfig::builder();
-    let builder = match auth {
-        ClientAuth::None => builder.with_no_client_auth(),
-        ClientAuth::Optional(roots) => builder.with_client_cert_verifier(
-            WebPkiClientVerifier::builder(Arc::new(roots))
-                .allow_unauthenticated()
-                .build()?,
-        ),
-        ClientAuth::Required(roots) => builder
-            .with_client_cert_verifier(WebPkiClientVerifier::builder(Arc::new(roots)).build()?),
-    };
-    let config = builder.with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
-    Ok(Arc::new(config))
+    Ok(tls::server_config(
+        identity.chain.clone(),
+        identity.key.clone_key(),
+        auth,
+    )?)
 }
 
 /// A rustls client configuration trusting `roots`, presenting `identity` when given.
@@ -174,12 +136,8 @@ pub fn client_config(
     roots: RootCertStore,
     identity: Option<&Identity>,
 ) -> anyhow::Result<Arc<ClientConfig>> {
-    let builder = ClientConfig::builder().with_root_certificates(roots);
-    let config = match identity {
-        Some(id) => builder.with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
-        None => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
+    let identity = identity.map(|id| (id.chain.clone(), id.key.clone_key()));
+    Ok(tls::client_config(roots, identity)?)
 }
 
 #[cfg(test)]

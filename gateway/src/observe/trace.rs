@@ -3,248 +3,23 @@
 //! the real addresses and ports, in a pcapng file with raw-IP link type, so that Wireshark and
 //! tshark follow each stream and dissect SIP (and, with `tools/wireshark/csta.lua`, CSTA).
 //!
-//! [`PcapngWriter`] only builds bytes; [`Tracer`] adds a file and a lock for the shell.
+//! `rcc_net::pcap::PcapngWriter` builds the bytes; [`Tracer`] adds a file and a lock for the
+//! shell, [`SessionTraces`] one file per traced session.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub use rcc_gateway_core::notes::{Leg, SessionNote, Way};
 use rcc_gateway_core::{FlowId, SessionId};
+use rcc_net::pcap::{PcapngWriter, Side, Unframed};
 
-/// LINKTYPE_RAW: packets start with the IPv4 or IPv6 header.
-const LINKTYPE_RAW: u16 = 101;
-/// Largest TCP payload per synthesized segment.
-const MSS: usize = 32_000;
-
-#[derive(Debug, Clone, Copy)]
-struct FlowState {
-    /// Next sequence number of the gateway's side and of the peer's side.
-    local_seq: u32,
-    peer_seq: u32,
-}
-
-/// Builds a pcapng stream.
-#[derive(Debug, Default)]
-pub struct PcapngWriter {
-    flows: HashMap<(SocketAddr, SocketAddr), FlowState>,
-    started: bool,
-}
-
-fn push_u16(v: &mut Vec<u8>, x: u16) {
-    v.extend_from_slice(&x.to_le_bytes());
-}
-
-fn push_u32(v: &mut Vec<u8>, x: u32) {
-    v.extend_from_slice(&x.to_le_bytes());
-}
-
-fn checksum(data: &[u8], mut sum: u32) -> u16 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-fn pseudo_sum(src: IpAddr, dst: IpAddr, len: usize) -> u32 {
-    let mut sum = 0u32;
-    let mut add = |b: &[u8]| {
-        for c in b.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-    };
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            add(&s.octets());
-            add(&d.octets());
-            add(&[0, 6]);
-            add(&(len as u16).to_be_bytes());
-        }
-        (s, d) => {
-            add(&v6(s).octets());
-            add(&v6(d).octets());
-            add(&(len as u32).to_be_bytes());
-            add(&[0, 0, 0, 6]);
-        }
-    }
-    sum
-}
-
-fn v6(ip: IpAddr) -> std::net::Ipv6Addr {
-    match ip {
-        IpAddr::V4(a) => a.to_ipv6_mapped(),
-        IpAddr::V6(a) => a,
-    }
-}
-
-/// One TCP segment with its IP header.
-fn segment(
-    src: SocketAddr,
-    dst: SocketAddr,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut tcp = Vec::with_capacity(20 + payload.len());
-    tcp.extend_from_slice(&src.port().to_be_bytes());
-    tcp.extend_from_slice(&dst.port().to_be_bytes());
-    tcp.extend_from_slice(&seq.to_be_bytes());
-    tcp.extend_from_slice(&ack.to_be_bytes());
-    tcp.push(5 << 4); // header length 20
-    tcp.push(flags);
-    tcp.extend_from_slice(&65535u16.to_be_bytes()); // window
-    tcp.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
-    tcp.extend_from_slice(payload);
-    let (s, d) = match (src.ip(), dst.ip()) {
-        (a @ IpAddr::V4(_), b @ IpAddr::V4(_)) => (a, b),
-        (a, b) => (IpAddr::V6(v6(a)), IpAddr::V6(v6(b))),
-    };
-    let c = checksum(&tcp, pseudo_sum(s, d, tcp.len()));
-    tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    let mut ip = Vec::with_capacity(40 + tcp.len());
-    match (s, d) {
-        (IpAddr::V4(s4), IpAddr::V4(d4)) => {
-            let total = (20 + tcp.len()) as u16;
-            ip.extend_from_slice(&[0x45, 0]);
-            ip.extend_from_slice(&total.to_be_bytes());
-            ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
-            ip.extend_from_slice(&s4.octets());
-            ip.extend_from_slice(&d4.octets());
-            let c = checksum(&ip, 0);
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-        }
-        (s6, d6) => {
-            ip.extend_from_slice(&[0x60, 0, 0, 0]);
-            ip.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
-            ip.extend_from_slice(&[6, 64]);
-            ip.extend_from_slice(&v6(s6).octets());
-            ip.extend_from_slice(&v6(d6).octets());
-        }
-    }
-    ip.extend_from_slice(&tcp);
-    ip
-}
-
-fn block(kind: u32, body: &[u8]) -> Vec<u8> {
-    let padded = body.len().div_ceil(4) * 4;
-    let total = (12 + padded) as u32;
-    let mut b = Vec::with_capacity(total as usize);
-    push_u32(&mut b, kind);
-    push_u32(&mut b, total);
-    b.extend_from_slice(body);
-    b.resize(8 + padded, 0);
-    push_u32(&mut b, total);
-    b
-}
-
-impl PcapngWriter {
-    /// The section header and interface description, once.
-    fn header(&mut self) -> Vec<u8> {
-        if self.started {
-            return Vec::new();
-        }
-        self.started = true;
-        let mut shb = Vec::new();
-        push_u32(&mut shb, 0x1A2B_3C4D);
-        push_u16(&mut shb, 1);
-        push_u16(&mut shb, 0);
-        shb.extend_from_slice(&(-1i64).to_le_bytes());
-        let mut idb = Vec::new();
-        push_u16(&mut idb, LINKTYPE_RAW);
-        push_u16(&mut idb, 0);
-        push_u32(&mut idb, 0); // snaplen: unlimited
-        let mut out = block(0x0A0D_0D0A, &shb);
-        out.extend(block(1, &idb));
-        out
-    }
-
-    fn packet(ts_us: u64, data: &[u8]) -> Vec<u8> {
-        let mut epb = Vec::with_capacity(20 + data.len());
-        push_u32(&mut epb, 0);
-        push_u32(&mut epb, (ts_us >> 32) as u32);
-        push_u32(&mut epb, ts_us as u32);
-        push_u32(&mut epb, data.len() as u32);
-        push_u32(&mut epb, data.len() as u32);
-        epb.extend_from_slice(data);
-        block(6, &epb)
-    }
-
-    /// Bytes for a new connection: a synthetic three-way handshake (so the stream opens cleanly).
-    pub fn opened(&mut self, local: SocketAddr, peer: SocketAddr, ts_us: u64) -> Vec<u8> {
-        let mut out = self.header();
-        let state = FlowState {
-            local_seq: 1000,
-            peer_seq: 5000,
-        };
-        out.extend(Self::packet(
-            ts_us,
-            &segment(peer, local, state.peer_seq - 1, 0, 0x02, &[]),
-        ));
-        out.extend(Self::packet(
-            ts_us,
-            &segment(local, peer, state.local_seq - 1, state.peer_seq, 0x12, &[]),
-        ));
-        out.extend(Self::packet(
-            ts_us,
-            &segment(peer, local, state.peer_seq, state.local_seq, 0x10, &[]),
-        ));
-        self.flows.insert((local, peer), state);
-        out
-    }
-
-    /// Bytes for data read from or written to a connection.
-    pub fn data(
-        &mut self,
-        local: SocketAddr,
-        peer: SocketAddr,
-        way: Way,
-        payload: &[u8],
-        ts_us: u64,
-    ) -> Vec<u8> {
-        let mut out = Vec::new();
-        if !self.flows.contains_key(&(local, peer)) {
-            out.extend(self.opened(local, peer, ts_us));
-        }
-        let Some(state) = self.flows.get_mut(&(local, peer)) else {
-            return out;
-        };
-        for chunk in payload.chunks(MSS) {
-            let n = chunk.len() as u32;
-            let seg = match way {
-                Way::In => {
-                    let s = segment(peer, local, state.peer_seq, state.local_seq, 0x18, chunk);
-                    state.peer_seq = state.peer_seq.wrapping_add(n);
-                    s
-                }
-                Way::Out => {
-                    let s = segment(local, peer, state.local_seq, state.peer_seq, 0x18, chunk);
-                    state.local_seq = state.local_seq.wrapping_add(n);
-                    s
-                }
-            };
-            out.extend(Self::packet(ts_us, &seg));
-        }
-        out
-    }
-
-    /// Bytes for a closed connection (FIN from the gateway's side).
-    pub fn closed(&mut self, local: SocketAddr, peer: SocketAddr, ts_us: u64) -> Vec<u8> {
-        match self.flows.remove(&(local, peer)) {
-            Some(s) => Self::packet(
-                ts_us,
-                &segment(local, peer, s.local_seq, s.peer_seq, 0x11, &[]),
-            ),
-            None => Vec::new(),
-        }
+/// The side that sent bytes going `way`.
+fn sender(way: Way) -> Side {
+    match way {
+        Way::In => Side::Peer,
+        Way::Out => Side::Local,
     }
 }
 
@@ -288,16 +63,73 @@ impl Tracer {
         }
     }
 
+    /// Records a connection that the gateway (`Side::Local`) or its peer opened; a connection
+    /// first recorded with data is taken as opened by the side that sent first.
+    pub fn opened(&self, local: SocketAddr, peer: SocketAddr, opener: Side) {
+        let ts = now_us();
+        self.with(|w| w.opened(local, peer, opener, ts));
+    }
+
     /// Records data on a connection.
     pub fn data(&self, local: SocketAddr, peer: SocketAddr, way: Way, payload: &[u8]) {
         let ts = now_us();
-        self.with(|w| w.data(local, peer, way, payload, ts));
+        self.with(|w| w.data(local, peer, sender(way), payload, ts));
     }
 
     /// Records the end of a connection.
     pub fn closed(&self, local: SocketAddr, peer: SocketAddr) {
         let ts = now_us();
         self.with(|w| w.closed(local, peer, ts));
+    }
+}
+
+/// One SIP connection in the gateway trace: what the gateway writes is recorded per message by
+/// its writer, what it reads one framed message at a time through this (not one read at a time,
+/// which could hold many messages or part of one).
+pub struct FlowTrace {
+    tracer: Arc<Tracer>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    unframed: Unframed,
+}
+
+impl FlowTrace {
+    /// The trace of the connection between `local` and `peer`, which `opener` opened.
+    pub fn new(
+        tracer: Arc<Tracer>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        opener: Side,
+    ) -> FlowTrace {
+        tracer.opened(local, peer, opener);
+        FlowTrace {
+            tracer,
+            local,
+            peer,
+            unframed: Unframed::default(),
+        }
+    }
+
+    /// Bytes read and given to the framer.
+    pub fn read(&mut self, bytes: &[u8]) {
+        self.unframed.push(bytes);
+    }
+
+    /// The framer returned an item and still buffers `still_buffered` bytes.
+    pub fn framed(&mut self, still_buffered: usize) {
+        let item = self.unframed.consumed(still_buffered);
+        if !item.is_empty() {
+            self.tracer.data(self.local, self.peer, Way::In, &item);
+        }
+    }
+
+    /// The connection ended: what was read and never framed, then the FIN.
+    pub fn closed(mut self) {
+        let rest = self.unframed.rest();
+        if !rest.is_empty() {
+            self.tracer.data(self.local, self.peer, Way::In, &rest);
+        }
+        self.tracer.closed(self.local, self.peer);
     }
 }
 
@@ -396,6 +228,8 @@ impl SessionTraces {
                 let Some(f) = self.files.get_mut(&session) else {
                     return;
                 };
+                let ts = now_us();
+                let mut b = Vec::new();
                 let (local, peer) = match leg {
                     Leg::Sip(flow) => {
                         if let Some(e) = sip_ends(flow) {
@@ -407,20 +241,18 @@ impl SessionTraces {
                         if pbx_ends.is_some() {
                             f.pbx = pbx_ends;
                         }
-                        f.pbx.unwrap_or((UNKNOWN, UNKNOWN))
+                        let (local, peer) = f.pbx.unwrap_or((UNKNOWN, UNKNOWN));
+                        // The gateway dialled the PBX.
+                        b.extend(f.writer.opened(local, peer, Side::Local, ts));
+                        (local, peer)
                     }
                 };
-                let b = f.writer.data(local, peer, way, &bytes, now_us());
+                b.extend(f.writer.data(local, peer, sender(way), &bytes, ts));
                 Self::write(f, &b);
             }
             SessionNote::End { session } => {
                 if let Some(mut f) = self.files.remove(&session) {
-                    let ts = now_us();
-                    let ends: Vec<_> = f.writer.flows.keys().copied().collect();
-                    let mut b = Vec::new();
-                    for (l, p) in ends {
-                        b.extend(f.writer.closed(l, p, ts));
-                    }
+                    let b = f.writer.close_all(now_us());
                     Self::write(&mut f, &b);
                     tracing::debug!(%session, file = %f.path.display(), "session trace closed");
                 }
@@ -473,58 +305,5 @@ impl SessionTraces {
         if let Err(e) = f.out.write_all(bytes).and_then(|()| f.out.flush()) {
             tracing::warn!(file = %f.path.display(), error = %e, "session trace write failed");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// (kind, offset) of every block.
-    fn blocks(a: &[u8]) -> Vec<(u32, usize)> {
-        let word = |o: usize| u32::from_le_bytes([a[o], a[o + 1], a[o + 2], a[o + 3]]);
-        let mut off = 0;
-        let mut out = Vec::new();
-        while off < a.len() {
-            let len = word(off + 4) as usize;
-            assert_eq!(len, word(off + len - 4) as usize, "trailing length");
-            assert_eq!(len % 4, 0);
-            out.push((word(off), off));
-            off += len;
-        }
-        out
-    }
-
-    /// TCP sequence number of the packet in the EPB at `off` (IPv4, 20-byte header).
-    fn seq(a: &[u8], off: usize) -> u32 {
-        let t = off + 28 + 20;
-        u32::from_be_bytes([a[t + 4], a[t + 5], a[t + 6], a[t + 7]])
-    }
-
-    #[test]
-    fn blocks_are_well_formed_and_sequence_numbers_advance() {
-        let mut w = PcapngWriter::default();
-        let l: SocketAddr = "10.0.0.2:5065".parse().expect("address");
-        let p: SocketAddr = "10.0.0.1:40000".parse().expect("address");
-        let a = w.data(l, p, Way::In, b"INVITE", 1);
-        let kinds: Vec<u32> = blocks(&a).iter().map(|b| b.0).collect();
-        // SHB, IDB, the synthetic handshake, then the data.
-        assert_eq!(kinds, vec![0x0A0D_0D0A, 1, 6, 6, 6, 6]);
-        let last = blocks(&a).last().map(|b| b.1).expect("data block");
-        let b = w.data(l, p, Way::In, b"ACK", 2);
-        assert_eq!(seq(&b, 0).wrapping_sub(seq(&a, last)), 6);
-    }
-
-    #[test]
-    fn ipv4_header_checksum_verifies() {
-        let s = segment(
-            "1.2.3.4:1".parse().expect("a"),
-            "5.6.7.8:2".parse().expect("b"),
-            1,
-            1,
-            0x18,
-            b"x",
-        );
-        assert_eq!(checksum(&s[..20], 0), 0);
     }
 }

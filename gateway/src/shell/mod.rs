@@ -1,4 +1,6 @@
 //! The tokio shell around the core: listeners, connections, the PBX link, TLS.
 
+mod cmd;
+mod pbx;
 pub mod server;
 pub mod tls;

@@ -1,7 +1,7 @@
 //! The tokio shell around [`Gateway`]: SIP listeners (TLS, TCP) with the trusted-peer check,
 //! one task per SIP connection (framing and parsing happen there), outbound connections for
-//! requests to the Front End, the PBX connection, the metrics endpoint, and one driver task that
-//! owns the engine and its timers.
+//! requests to the Front End, the metrics endpoint, and one driver task that owns the engine and
+//! its timers and the PBX connection (`shell/pbx.rs`); what the tasks tell it is `shell/cmd.rs`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use rcc_protocol::batch::coalesce;
-use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
+use rcc_net::pcap::Side;
+use rcc_net::{Tasks, Wake, spawn_writer};
+use rcc_protocol::sip::{Limits, StreamFramer, StreamItem};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -23,14 +23,13 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use rcc_gateway_core::pbx::link::LinkOutput;
 use rcc_gateway_core::{FlowId, Gateway, Metrics, Output, Policy, Target};
 
+use super::cmd::Cmd;
+use super::pbx::{CONNECT_TIMEOUT, PBX_QUEUE, PbxConn};
+use super::tls;
 use crate::config::{Config, PbxTransport, TrustedPeer};
 use crate::observe::trace;
-use crate::shell::tls;
 
 const DRIVER_QUEUE: usize = 8192;
-/// Frames queued to the PBX before the link is considered stuck (a monitor resync after a link
-/// loss sends one MonitorStart per device at once).
-const PBX_QUEUE: usize = 262_144;
 /// Longest pause in reading a SIP connection that is owed half its queue.
 const PAUSE_MAX: Duration = Duration::from_secs(2);
 /// How often a paused connection looks whether its queue drained.
@@ -38,62 +37,6 @@ const PAUSE_CHECK: Duration = Duration::from_millis(2);
 /// How long a closing connection may take to write what is still queued for it.
 const LINGER: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-type Control = Box<dyn FnOnce(&mut Gateway, Instant) + Send>;
-
-enum Cmd {
-    FlowUp {
-        flow: FlowId,
-        out: mpsc::Sender<Vec<u8>>,
-        /// Dropped by the driver to close the connection at once (see [`FlowOut`]).
-        open: oneshot::Sender<()>,
-        /// Requests read and handed to the driver, not yet taken up (see [`FlowOut`]).
-        unread: Arc<AtomicUsize>,
-        target: Option<Target>,
-        /// (local, peer) addresses.
-        ends: (SocketAddr, SocketAddr),
-    },
-    Sip {
-        flow: FlowId,
-        msg: Message,
-        /// When its bytes were read.
-        at: Instant,
-    },
-    FlowDown {
-        flow: FlowId,
-    },
-    OutboundFailed {
-        target: Target,
-    },
-    PbxUp {
-        conn: u64,
-        out: mpsc::Sender<Vec<u8>>,
-        /// (local, peer) addresses.
-        ends: Option<(SocketAddr, SocketAddr)>,
-    },
-    PbxBytes {
-        conn: u64,
-        bytes: Vec<u8>,
-        /// When they were read.
-        at: Instant,
-    },
-    PbxDown {
-        conn: u64,
-        reason: String,
-    },
-    Control(Control),
-}
-
-struct Tasks(Vec<JoinHandle<()>>);
-
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
 
 /// Shared by the listener and connection tasks.
 struct Shared {
@@ -234,7 +177,7 @@ impl GatewayHandle {
             sip_tcp,
             metrics_addr,
             metrics,
-            _tasks: Arc::new(Tasks(tasks)),
+            _tasks: Arc::new(Tasks::from(tasks)),
         })
     }
 
@@ -243,16 +186,9 @@ impl GatewayHandle {
         &self,
         f: impl FnOnce(&mut Gateway, Instant) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let control: Control = Box::new(move |g, now| {
-            let _ = reply.send(f(g, now));
-        });
-        self.shared
-            .tx
-            .send(Cmd::Control(control))
+        rcc_net::run_on(&self.shared.tx, Cmd::Control, f)
             .await
-            .map_err(|_| anyhow!("the gateway has stopped"))?;
-        answer.await.map_err(|_| anyhow!("the gateway has stopped"))
+            .map_err(|_| anyhow!("the gateway has stopped"))
     }
 
     /// Sessions alive.
@@ -286,15 +222,7 @@ fn trusted_ip(trusted: &[TrustedPeer], ip: IpAddr) -> bool {
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "SIP accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = rcc_net::accept(&listener, "SIP").await;
         let local = stream
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
@@ -367,22 +295,6 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
     }
 }
 
-/// Writes what is queued for a connection, several messages per write, until the queue closes
-/// (then shuts the write side) or a write fails. It runs as its own task: a peer that reads only
-/// once its own writes get through must never find the gateway stuck in a write and no longer
-/// reading, or both would wait for each other for ever.
-async fn write_queue<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    mut queue: mpsc::Receiver<Vec<u8>>,
-    mut each: impl FnMut(&[u8]),
-) -> std::io::Result<()> {
-    while let Some(first) = queue.recv().await {
-        let batch = coalesce(first, || queue.try_recv().ok(), &mut each);
-        wr.write_all(&batch).await?;
-    }
-    wr.shutdown().await
-}
-
 /// Reads SIP from a connection; a writer task sends what the driver queues for it.
 async fn run_flow<S>(
     stream: S,
@@ -394,6 +306,11 @@ async fn run_flow<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let flow = FlowId(shared.next_flow.fetch_add(1, Ordering::Relaxed));
+    // The gateway opened the connections it has a target for.
+    let opener = match &target {
+        Some(_) => Side::Local,
+        None => Side::Peer,
+    };
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(shared.send_queue);
     // A weak handle on the queue, so that it still closes when the driver lets the connection
     // go: to see how deep it is, and to queue keep-alive answers in order with the rest.
@@ -415,14 +332,19 @@ async fn run_flow<S>(
     {
         return;
     }
+    // Opened in the trace before the writer can record anything on it.
+    let mut in_trace = shared
+        .tracer
+        .clone()
+        .map(|t| trace::FlowTrace::new(t, local, peer, opener));
     let (mut rd, wr) = tokio::io::split(stream);
     let tracer = shared.tracer.clone();
     // Aborted when this task ends, unless it finished first.
-    let mut writer = AbortOnDrop(tokio::spawn(write_queue(wr, out_rx, move |b| {
+    let mut writer = spawn_writer(wr, out_rx, move |b| {
         if let Some(t) = &tracer {
             t.data(local, peer, trace::Way::Out, b);
         }
-    })));
+    });
     let mut framer = StreamFramer::new(shared.limits);
     let mut buf = vec![0u8; 64 * 1024];
     // Answers this connection may already owe: queued for the writer, or requests handed to the
@@ -449,11 +371,15 @@ async fn run_flow<S>(
         } else if paused.get_or_insert_with(Instant::now).elapsed() < PAUSE_MAX {
             tokio::select! {
                 () = tokio::time::sleep(PAUSE_CHECK) => continue,
-                _ = &mut writer.0 => break false,
+                _ = writer.handle() => break false,
                 _ = &mut closed => break false,
             }
         }
-        match framer.next_item() {
+        let item = framer.next_item();
+        if let (Ok(Some(_)), Some(t)) = (&item, &mut in_trace) {
+            t.framed(framer.buffered());
+        }
+        match item {
             Ok(Some(StreamItem::Message(msg))) => {
                 unread.fetch_add(1, Ordering::Relaxed);
                 if shared.tx.send(Cmd::Sip { flow, msg, at }).await.is_err() {
@@ -485,13 +411,13 @@ async fn run_flow<S>(
                     Ok(n) => n,
                 };
                 at = Instant::now();
-                if let Some(t) = &shared.tracer {
-                    t.data(local, peer, trace::Way::In, &buf[..n]);
+                if let Some(t) = &mut in_trace {
+                    t.read(&buf[..n]);
                 }
                 framer.push(&buf[..n]);
             }
             // The writer ended: a write failed.
-            _ = &mut writer.0 => break false,
+            _ = writer.handle() => break false,
             // The driver gave the connection up (its queue overflowed): its peer is not reading.
             _ = &mut closed => break false,
         }
@@ -500,11 +426,11 @@ async fn run_flow<S>(
     // the peer no longer reads at all.
     let _ = shared.tx.send(Cmd::FlowDown { flow }).await;
     if drain {
-        let _ = tokio::time::timeout(LINGER, &mut writer.0).await;
+        let _ = tokio::time::timeout(LINGER, writer.handle()).await;
     }
     drop(writer);
-    if let Some(t) = &shared.tracer {
-        t.closed(local, peer);
+    if let Some(t) = in_trace {
+        t.closed();
     }
 }
 
@@ -561,127 +487,6 @@ async fn connect_outbound(target: Target, shared: Arc<Shared>, first: Vec<u8>) {
     }
 }
 
-struct PbxConn {
-    id: u64,
-    out: Option<mpsc::Sender<Vec<u8>>>,
-    task: Option<JoinHandle<()>>,
-    /// (local, peer) addresses of the current connection.
-    ends: Option<(SocketAddr, SocketAddr)>,
-}
-
-async fn pbx_connect(
-    conn: u64,
-    address: String,
-    tls: Option<(Arc<ClientConfig>, String)>,
-    tx: mpsc::Sender<Cmd>,
-    tracer: Option<Arc<trace::Tracer>>,
-) {
-    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&address)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            let reason = format!("cannot connect to the PBX at {address}: {e}");
-            let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-            return;
-        }
-        Err(_) => {
-            let reason = format!("connecting to the PBX at {address} timed out");
-            let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-            return;
-        }
-    };
-    let _ = tcp.set_nodelay(true);
-    let ends = tcp.local_addr().ok().zip(tcp.peer_addr().ok());
-    let trace = PbxTrace { tracer, ends };
-    match tls {
-        None => pbx_run(tcp, conn, address, tx, trace).await,
-        Some((config, name)) => {
-            let server_name = match ServerName::try_from(name.clone()) {
-                Ok(n) => n,
-                Err(e) => {
-                    let reason = format!("PBX TLS name {name:?}: {e}");
-                    let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-                    return;
-                }
-            };
-            match TlsConnector::from(config).connect(server_name, tcp).await {
-                Ok(s) => pbx_run(s, conn, address, tx, trace).await,
-                Err(e) => {
-                    let reason = format!("TLS to the PBX at {address} failed: {e}");
-                    let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-                }
-            }
-        }
-    }
-}
-
-/// The PBX connection's addresses, and the gateway trace if one is written.
-struct PbxTrace {
-    tracer: Option<Arc<trace::Tracer>>,
-    ends: Option<(SocketAddr, SocketAddr)>,
-}
-
-impl PbxTrace {
-    fn data(&self, way: trace::Way, bytes: &[u8]) {
-        if let (Some(t), Some((l, p))) = (&self.tracer, self.ends) {
-            t.data(l, p, way, bytes);
-        }
-    }
-}
-
-async fn pbx_run<S>(stream: S, conn: u64, address: String, tx: mpsc::Sender<Cmd>, trace: PbxTrace)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(PBX_QUEUE);
-    let up = Cmd::PbxUp {
-        conn,
-        out: out_tx,
-        ends: trace.ends,
-    };
-    if tx.send(up).await.is_err() {
-        return;
-    }
-    let (mut rd, wr) = tokio::io::split(stream);
-    let trace = Arc::new(trace);
-    let out_trace = trace.clone();
-    // Aborted with this task too (the driver aborts it to drop the link), even mid-write.
-    let mut writer = AbortOnDrop(tokio::spawn(async move {
-        write_queue(wr, out_rx, |b| out_trace.data(trace::Way::Out, b)).await
-    }));
-    let mut buf = vec![0u8; 64 * 1024];
-    let reason = loop {
-        tokio::select! {
-            read = rd.read(&mut buf) => match read {
-                Ok(0) => break format!("the PBX at {address} closed the connection"),
-                Err(e) => break format!("reading from the PBX at {address}: {e}"),
-                Ok(n) => {
-                    trace.data(trace::Way::In, &buf[..n]);
-                    let at = Instant::now();
-                    if tx.send(Cmd::PbxBytes { conn, bytes: buf[..n].to_vec(), at }).await.is_err() {
-                        return;
-                    }
-                }
-            },
-            written = &mut writer.0 => match written {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => break format!("writing to the PBX at {address}: {e}"),
-                Err(e) => break format!("the writer to the PBX at {address} failed: {e}"),
-            },
-        }
-    };
-    drop(writer);
-    let _ = tx.send(Cmd::PbxDown { conn, reason }).await;
-}
-
-/// A task aborted when this handle is dropped.
-struct AbortOnDrop<T>(JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// A SIP connection as the driver sees it: its send queue, and a handle whose drop closes it.
 struct FlowOut {
     queue: mpsc::Sender<Vec<u8>>,
@@ -718,34 +523,19 @@ async fn drive(
     let mut flows: HashMap<FlowId, FlowOut> = HashMap::new();
     let mut outbound: HashMap<Target, FlowId> = HashMap::new();
     let mut connecting: HashMap<Target, Vec<Vec<u8>>> = HashMap::new();
-    let mut pbx = PbxConn {
-        id: 0,
-        out: None,
-        task: None,
-        ends: None,
-    };
+    let mut pbx = PbxConn::new(&config, pbx_tls, shared.tx.clone(), shared.tracer.clone());
     let mut flow_ends: HashMap<FlowId, (SocketAddr, SocketAddr)> = HashMap::new();
 
-    let addresses: Vec<String> = std::iter::once(config.pbx.address.clone())
-        .chain(config.pbx.secondary.clone())
-        .collect();
     loop {
-        let deadline = gw.next_timeout();
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        let sleep_to = deadline.map_or(far, tokio::time::Instant::from_std);
-        let cmd = tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(c) => Some(c),
-                None => return,
-            },
-            () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
+        let Some(wake) = rcc_net::wake(&mut rx, gw.next_timeout()).await else {
+            return;
         };
         let now = tokio::time::Instant::now().into_std();
         // For what was read from a peer: how long until the step's outputs are queued.
         let mut residence: Option<(&'static str, Instant)> = None;
-        match cmd {
-            None => gw.handle_timeout(now),
-            Some(Cmd::FlowUp {
+        match wake {
+            Wake::Deadline => gw.handle_timeout(now),
+            Wake::Command(Cmd::FlowUp {
                 flow,
                 out,
                 open,
@@ -769,7 +559,7 @@ async fn drive(
                     outbound.insert(t, flow);
                 }
             }
-            Some(Cmd::Sip { flow, msg, at }) => {
+            Wake::Command(Cmd::Sip { flow, msg, at }) => {
                 residence = Some(("sip", at));
                 gw.begin_step(at);
                 let out = flows.get(&flow);
@@ -781,36 +571,33 @@ async fn drive(
                 gw.set_flow_congested(flow, backed_up);
                 gw.sip_message(flow, msg, now);
             }
-            Some(Cmd::FlowDown { flow }) => {
+            Wake::Command(Cmd::FlowDown { flow }) => {
                 gw.set_flow_congested(flow, false);
                 flows.remove(&flow);
                 flow_ends.remove(&flow);
                 outbound.retain(|_, f| *f != flow);
             }
-            Some(Cmd::OutboundFailed { target }) => {
+            Wake::Command(Cmd::OutboundFailed { target }) => {
                 connecting.remove(&target);
             }
-            Some(Cmd::PbxUp { conn, out, ends }) => {
-                if conn == pbx.id {
-                    pbx.out = Some(out);
-                    pbx.ends = ends;
+            Wake::Command(Cmd::PbxUp { conn, out, ends }) => {
+                if pbx.up(conn, out, ends) {
                     gw.pbx_connected(now);
                 }
             }
-            Some(Cmd::PbxBytes { conn, bytes, at }) => {
-                if conn == pbx.id {
+            Wake::Command(Cmd::PbxBytes { conn, bytes, at }) => {
+                if pbx.is_current(conn) {
                     residence = Some(("pbx", at));
                     gw.begin_step(at);
                     gw.pbx_bytes(&bytes, now);
                 }
             }
-            Some(Cmd::PbxDown { conn, reason }) => {
-                if conn == pbx.id {
-                    pbx.out = None;
+            Wake::Command(Cmd::PbxDown { conn, reason }) => {
+                if pbx.down(conn) {
                     gw.pbx_disconnected(&reason, now);
                 }
             }
-            Some(Cmd::Control(f)) => f(&mut gw, now),
+            Wake::Command(Cmd::Control(f)) => f(&mut gw, now),
         }
         while let Some(output) = gw.poll_output() {
             match output {
@@ -850,41 +637,12 @@ async fn drive(
                         }
                     }
                 }
-                Output::Pbx(LinkOutput::Connect { attempt }) => {
-                    pbx.id += 1;
-                    pbx.out = None;
-                    if let Some(t) = pbx.task.take() {
-                        t.abort();
-                    }
-                    let address = addresses[attempt as usize % addresses.len()].clone();
-                    let tls = pbx_tls.clone().map(|c| {
-                        let name = config.pbx.tls_name.clone().unwrap_or_else(|| {
-                            crate::config::split_host_port(&address)
-                                .map(|(h, _)| h)
-                                .unwrap_or_default()
-                        });
-                        (c, name)
-                    });
-                    tracing::info!(%address, attempt, "connecting to the PBX");
-                    pbx.task = Some(tokio::spawn(pbx_connect(
-                        pbx.id,
-                        address,
-                        tls,
-                        shared.tx.clone(),
-                        shared.tracer.clone(),
-                    )));
-                }
+                Output::Pbx(LinkOutput::Connect { attempt }) => pbx.connect(attempt),
                 Output::Pbx(LinkOutput::Send(bytes)) => {
-                    if let Some(w) = &pbx.out
-                        && w.try_send(bytes).is_err()
-                    {
-                        // A lost frame would desynchronise the link; a lost link is recovered
-                        // (reconnect, monitors re-created, calls reconciled).
+                    if pbx.send(bytes) {
+                        // A lost link is recovered (reconnect, monitors re-created, calls
+                        // reconciled).
                         shared.metrics.queue_overflows.inc();
-                        pbx.out = None;
-                        if let Some(t) = pbx.task.take() {
-                            t.abort();
-                        }
                         gw.pbx_disconnected(
                             &format!("the PBX did not take {PBX_QUEUE} queued frames"),
                             now,
@@ -893,20 +651,10 @@ async fn drive(
                 }
                 Output::Trace(note) => {
                     if let Some(t) = &mut session_traces {
-                        t.note(note, |f| flow_ends.get(&f).copied(), pbx.ends);
+                        t.note(note, |f| flow_ends.get(&f).copied(), pbx.ends());
                     }
                 }
-                Output::Pbx(LinkOutput::Close) => {
-                    pbx.out = None;
-                    pbx.id += 1;
-                    if let Some(t) = pbx.task.take() {
-                        // Give the writer a moment to flush what was queued.
-                        tokio::spawn(async move {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            t.abort();
-                        });
-                    }
-                }
+                Output::Pbx(LinkOutput::Close) => pbx.close(),
             }
         }
         if let Some((input, at)) = residence {

@@ -204,6 +204,74 @@ impl NulDecoder {
     }
 }
 
+/// Which CSTA framing a link uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Framing {
+    /// ECMA-323 Annex J: 8-byte header with length and invoke ID.
+    #[default]
+    AnnexJ,
+    /// One XML document per NUL byte, no invoke IDs.
+    Nul,
+}
+
+/// One incremental decoder for either framing, and the encoder to match: what a CSTA link
+/// reads and writes, whichever framing it was configured with.
+pub struct CstaFrameDecoder(Decoder);
+
+enum Decoder {
+    AnnexJ(AnnexJDecoder),
+    Nul(NulDecoder),
+}
+
+impl CstaFrameDecoder {
+    /// A decoder for `framing`; NUL-terminated documents longer than `max_len` bytes are
+    /// refused (Annex J frames are bounded by their 16-bit length field).
+    pub fn new(framing: Framing, max_len: usize) -> Self {
+        match framing {
+            Framing::AnnexJ => CstaFrameDecoder(Decoder::AnnexJ(AnnexJDecoder::new())),
+            Framing::Nul => CstaFrameDecoder(Decoder::Nul(NulDecoder::new(max_len))),
+        }
+    }
+
+    /// The framing this decoder reads.
+    pub fn framing(&self) -> Framing {
+        match &self.0 {
+            Decoder::AnnexJ(_) => Framing::AnnexJ,
+            Decoder::Nul(_) => Framing::Nul,
+        }
+    }
+
+    /// Appends received bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        match &mut self.0 {
+            Decoder::AnnexJ(d) => d.push(data),
+            Decoder::Nul(d) => d.push(data),
+        }
+    }
+
+    /// The next complete frame, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        match &mut self.0 {
+            Decoder::AnnexJ(d) => d.next_frame(),
+            Decoder::Nul(d) => d.next_frame(),
+        }
+    }
+
+    /// Encodes one document in this decoder's framing (see [`encode`]).
+    pub fn encode(&self, invoke_id: u16, xml: &[u8]) -> Result<Vec<u8>, FrameError> {
+        encode(self.framing(), invoke_id, xml)
+    }
+}
+
+/// Encodes one document in `framing`: an Annex J frame with `invoke_id`, or the document and its
+/// NUL (which carries no invoke ID and so never fails).
+pub fn encode(framing: Framing, invoke_id: u16, xml: &[u8]) -> Result<Vec<u8>, FrameError> {
+    match framing {
+        Framing::AnnexJ => encode_annex_j(invoke_id, xml),
+        Framing::Nul => Ok(encode_nul(xml)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,5 +414,60 @@ mod tests {
         d.push(b"<abcdef");
         assert!(d.next_frame().is_err());
         assert_eq!(encode_nul(b"<a/>"), b"<a/>\0");
+    }
+
+    #[test]
+    fn one_decoder_for_either_framing_round_trips_pipelined_documents() {
+        for framing in [Framing::AnnexJ, Framing::Nul] {
+            let d = CstaFrameDecoder::new(framing, 100);
+            assert_eq!(d.framing(), framing);
+            let mut stream = d.encode(7, b"<a/>").expect("encodes");
+            stream.extend(encode(framing, EVENT_INVOKE_ID, b"<b/>").expect("encodes"));
+            for cut in 0..=stream.len() {
+                let mut d = CstaFrameDecoder::new(framing, 100);
+                let mut frames = Vec::new();
+                for part in [&stream[..cut], &stream[cut..]] {
+                    d.push(part);
+                    while let Some(f) = d.next_frame().expect("decodes") {
+                        frames.push(f);
+                    }
+                }
+                let got: Vec<_> = frames.iter().map(|f| (f.invoke_id, &f.xml[..])).collect();
+                let want = match framing {
+                    Framing::AnnexJ => vec![
+                        (Some(InvokeId::Id(7)), &b"<a/>"[..]),
+                        (Some(InvokeId::Id(EVENT_INVOKE_ID)), b"<b/>"),
+                    ],
+                    Framing::Nul => vec![(None, &b"<a/>"[..]), (None, b"<b/>")],
+                };
+                assert_eq!(got, want, "{framing:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_framing_keeps_its_own_limits() {
+        // Annex J refuses what its length field cannot hold and invoke IDs past 9999; NUL has
+        // neither, but its decoder refuses documents past the given maximum.
+        let big = vec![b'x'; MAX_FRAME];
+        assert!(encode(Framing::AnnexJ, 1, &big).is_err());
+        assert_eq!(
+            encode(Framing::Nul, 1, &big).map(|b| b.len()),
+            Ok(MAX_FRAME + 1)
+        );
+        assert!(encode(Framing::AnnexJ, 10_000, b"<a/>").is_err());
+        assert_eq!(
+            encode(Framing::Nul, 10_000, b"<a/>"),
+            Ok(b"<a/>\0".to_vec())
+        );
+        let mut d = CstaFrameDecoder::new(Framing::Nul, 4);
+        d.push(b"<abcdef");
+        assert_eq!(d.next_frame(), Err(FrameError::TooLong(7, 4)));
+        let mut d = CstaFrameDecoder::new(Framing::AnnexJ, 4);
+        d.push(&encode_annex_j(1, b"<abcdef/>").expect("encodes"));
+        assert!(
+            d.next_frame().expect("decodes").is_some(),
+            "max_len is for NUL only"
+        );
     }
 }

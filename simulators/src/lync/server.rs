@@ -7,13 +7,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Tasks;
 use anyhow::anyhow;
+use rcc_net::{Control, Tasks, Wake};
 use rcc_protocol::csta::{self, Event, Request};
 use rcc_protocol::sip::{Limits, Message, StreamFramer, StreamItem};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -31,8 +31,6 @@ const QUEUE: usize = 8192;
 const CONN_QUEUE: usize = 1 << 18;
 const POLL: Duration = Duration::from_millis(5);
 
-type Control = Box<dyn FnOnce(&mut Frontend, Instant) + Send>;
-
 enum Cmd {
     Up {
         conn: ConnId,
@@ -48,7 +46,7 @@ enum Cmd {
         conn: Option<ConnId>,
         route: Option<usize>,
     },
-    Control(Control),
+    Control(Control<Frontend>),
 }
 
 /// The pool's TLS material.
@@ -141,7 +139,7 @@ impl LyncSim {
         Ok(LyncSim {
             tx,
             listen_addr,
-            _tasks: Arc::new(Tasks(tasks)),
+            _tasks: Arc::new(Tasks::from(tasks)),
         })
     }
 
@@ -150,17 +148,12 @@ impl LyncSim {
         &self,
         f: impl FnOnce(&mut Frontend, Instant) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let control: Control = Box::new(move |fe, now| {
+        let flushed = move |fe: &mut Frontend, now| {
             let out = f(fe, now);
             fe.flush(now);
-            let _ = reply.send(out);
-        });
-        self.tx
-            .send(Cmd::Control(control))
-            .await
-            .map_err(|_| anyhow!("the Lync simulator has stopped"))?;
-        answer
+            out
+        };
+        rcc_net::run_on(&self.tx, Cmd::Control, flushed)
             .await
             .map_err(|_| anyhow!("the Lync simulator has stopped"))
     }
@@ -408,26 +401,16 @@ fn cert_names(cert: Option<&CertificateDer<'_>>, candidates: &[String]) -> Vec<S
     let Some(cert) = cert else {
         return Vec::new();
     };
-    let Ok(ee) = webpki::EndEntityCert::try_from(cert) else {
-        return Vec::new();
-    };
     candidates
         .iter()
-        .filter(|n| {
-            ServerName::try_from(n.as_str())
-                .is_ok_and(|sn| ee.verify_is_valid_for_subject_name(&sn).is_ok())
-        })
+        .filter(|n| rcc_net::tls::cert_matches(cert, n))
         .cloned()
         .collect()
 }
 
 async fn accept_loop(l: TcpListener, tls: Option<TlsAcceptor>, dialer: Arc<Dialer>) {
     loop {
-        let Ok((stream, peer)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = rcc_net::accept(&l, "Front End").await;
         let dialer = dialer.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -532,7 +515,7 @@ async fn run_conn<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
     // Weak, so the queue closes when the pool lets the connection go.
     let pongs = out_tx.downgrade();
     if tx
@@ -549,14 +532,8 @@ async fn run_conn<S>(
     }
     // Reading and writing are independent, as in a real Front End: while a write waits for the
     // gateway to read, what the gateway sends is still read.
-    let (mut rd, mut wr) = tokio::io::split(stream);
-    let mut writer = tokio::spawn(async move {
-        while let Some(first) = out_rx.recv().await {
-            let batch = rcc_protocol::batch::coalesce(first, || out_rx.try_recv().ok(), |_| {});
-            wr.write_all(&batch).await?;
-        }
-        wr.shutdown().await
-    });
+    let (mut rd, wr) = tokio::io::split(stream);
+    let mut writer = rcc_net::spawn_writer(wr, out_rx, |_| {});
     let mut framer = StreamFramer::new(Limits::default());
     let mut buf = vec![0u8; 64 * 1024];
     // Whether the writer may still send what is queued once reading ends.
@@ -592,7 +569,7 @@ async fn run_conn<S>(
                     }
                 }
             }
-            _ = &mut writer => break false,
+            _ = writer.handle() => break false,
         }
     };
     let _ = tx
@@ -603,28 +580,20 @@ async fn run_conn<S>(
         .await;
     if drain {
         // The writer ends once the pool lets the connection go (its queue closes).
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut writer).await;
-        writer.abort();
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer.handle()).await;
     }
 }
 
 async fn drive(mut fe: Frontend, mut rx: mpsc::Receiver<Cmd>, dialer: Arc<Dialer>) {
     let mut writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>> = HashMap::new();
     loop {
-        let deadline = fe.next_timeout();
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        let sleep_to = deadline.map_or(far, tokio::time::Instant::from_std);
-        let cmd = tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(c) => Some(c),
-                None => return,
-            },
-            () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
+        let Some(wake) = rcc_net::wake(&mut rx, fe.next_timeout()).await else {
+            return;
         };
         let now = tokio::time::Instant::now().into_std();
-        match cmd {
-            None => fe.handle_timeout(now),
-            Some(Cmd::Up {
+        match wake {
+            Wake::Deadline => fe.handle_timeout(now),
+            Wake::Command(Cmd::Up {
                 conn,
                 route,
                 peer,
@@ -633,14 +602,14 @@ async fn drive(mut fe: Frontend, mut rx: mpsc::Receiver<Cmd>, dialer: Arc<Dialer
                 writers.insert(conn, out);
                 fe.connected(conn, route, &peer);
             }
-            Some(Cmd::Msg { conn, msg }) => fe.gateway_message(conn, msg, now),
-            Some(Cmd::Down { conn, route }) => {
+            Wake::Command(Cmd::Msg { conn, msg }) => fe.gateway_message(conn, msg, now),
+            Wake::Command(Cmd::Down { conn, route }) => {
                 if let Some(c) = conn {
                     writers.remove(&c);
                 }
                 fe.disconnected(conn, route);
             }
-            Some(Cmd::Control(f)) => f(&mut fe, now),
+            Wake::Command(Cmd::Control(f)) => f(&mut fe, now),
         }
         while let Some(o) = fe.poll_output() {
             match o {

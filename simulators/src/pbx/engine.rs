@@ -9,7 +9,7 @@ use rcc_protocol::csta::{
     self, CstaError, DecodeError, Decoded, Encoding, ErrorCategory, Feature, Message, Reason,
     Request, Response, Service, Session, SystemStatusValue,
 };
-use rcc_protocol::framing::{self, AnnexJDecoder, EVENT_INVOKE_ID, Frame, InvokeId, NulDecoder};
+use rcc_protocol::framing::{self, CstaFrameDecoder, EVENT_INVOKE_ID, Frame, InvokeId};
 use serde::Serialize;
 
 use super::profile::{Framing, PbxConfig};
@@ -122,30 +122,9 @@ pub struct LinkView {
     pub frames_out: u64,
 }
 
-enum Decoder {
-    AnnexJ(AnnexJDecoder),
-    Nul(NulDecoder),
-}
-
-impl Decoder {
-    fn push(&mut self, data: &[u8]) {
-        match self {
-            Decoder::AnnexJ(d) => d.push(data),
-            Decoder::Nul(d) => d.push(data),
-        }
-    }
-
-    fn next_frame(&mut self) -> Result<Option<Frame>, framing::FrameError> {
-        match self {
-            Decoder::AnnexJ(d) => d.next_frame(),
-            Decoder::Nul(d) => d.next_frame(),
-        }
-    }
-}
-
 struct Link {
     peer: String,
-    decoder: Decoder,
+    decoder: CstaFrameDecoder,
     namespace: String,
     session: Option<SessionState>,
     next_invoke: u16,
@@ -273,10 +252,7 @@ impl Pbx {
     /// A client connected.
     pub fn accept(&mut self, link: LinkId, peer: &str, now: Instant) {
         self.now = now;
-        let decoder = match self.config.framing {
-            Framing::AnnexJ => Decoder::AnnexJ(AnnexJDecoder::new()),
-            Framing::Nul => Decoder::Nul(NulDecoder::new(self.config.max_frame)),
-        };
+        let decoder = CstaFrameDecoder::new(self.config.framing.into(), self.config.max_frame);
         self.links.insert(
             link,
             Link {
@@ -677,18 +653,16 @@ impl Pbx {
             return None;
         }
         let xml = self.encode(link, message);
-        let framed = match self.config.framing {
-            Framing::AnnexJ => match framing::encode_annex_j(invoke, xml.as_bytes()) {
-                Ok(b) => b,
-                Err(_) => {
-                    // Too large for one frame: the client gets a resource error instead.
-                    self.count("frame too large");
-                    let err = Message::Error(CstaError::resource("resourceLimitExceeded"));
-                    let small = self.encode(link, &err);
-                    framing::encode_annex_j(invoke, small.as_bytes()).ok()?
-                }
-            },
-            Framing::Nul => framing::encode_nul(xml.as_bytes()),
+        let framing = self.config.framing.into();
+        let framed = match framing::encode(framing, invoke, xml.as_bytes()) {
+            Ok(b) => b,
+            Err(_) => {
+                // Too large for one Annex J frame: the client gets a resource error instead.
+                self.count("frame too large");
+                let err = Message::Error(CstaError::resource("resourceLimitExceeded"));
+                let small = self.encode(link, &err);
+                framing::encode(framing, invoke, small.as_bytes()).ok()?
+            }
         };
         let id = (self.config.framing == Framing::AnnexJ).then_some(invoke);
         self.record(
@@ -834,12 +808,8 @@ impl Pbx {
         let links: Vec<LinkId> = self.links.keys().copied().collect();
         for link in links {
             let xml = b"<?xml version=\"1.0\"?><DeliveredEvent><monitorCrossRefID>";
-            let bytes = match self.config.framing {
-                Framing::AnnexJ => {
-                    framing::encode_annex_j(EVENT_INVOKE_ID, xml).unwrap_or_default()
-                }
-                Framing::Nul => framing::encode_nul(xml),
-            };
+            let bytes = framing::encode(self.config.framing.into(), EVENT_INVOKE_ID, xml)
+                .unwrap_or_default();
             self.record(
                 link,
                 Direction::Out,

@@ -49,6 +49,15 @@ pub enum Framing {
     Nul,
 }
 
+impl From<Framing> for rcc_protocol::framing::Framing {
+    fn from(f: Framing) -> Self {
+        match f {
+            Framing::AnnexJ => rcc_protocol::framing::Framing::AnnexJ,
+            Framing::Nul => rcc_protocol::framing::Framing::Nul,
+        }
+    }
+}
+
 /// The ECMA-354 application session policy.
 #[derive(Debug, Clone)]
 pub struct SessionPolicy {

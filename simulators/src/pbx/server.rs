@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Tasks;
 use anyhow::anyhow;
+use rcc_net::{Control, Tasks, Wake};
 use rcc_protocol::csta::{CstaError, ForwardingType, SystemStatusValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,8 +28,6 @@ const DRIVER_QUEUE: usize = 1024;
 /// Time allowed for a TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-type Control = Box<dyn FnOnce(&mut Pbx, Instant) + Send>;
-
 enum Cmd {
     Accept {
         link: LinkId,
@@ -43,7 +41,7 @@ enum Cmd {
     Gone {
         link: LinkId,
     },
-    Control(Control),
+    Control(Control<Pbx>),
 }
 
 enum LinkOut {
@@ -136,7 +134,7 @@ impl PbxSim {
             tx,
             tcp: tcp_addr,
             tls: tls_addr,
-            _tasks: Arc::new(Tasks(tasks)),
+            _tasks: Arc::new(Tasks::from(tasks)),
         })
     }
 
@@ -155,15 +153,7 @@ impl PbxSim {
         &self,
         f: impl FnOnce(&mut Pbx, Instant) -> T + Send + 'static,
     ) -> anyhow::Result<T> {
-        let (reply, answer) = oneshot::channel();
-        let control: Control = Box::new(move |pbx, now| {
-            let _ = reply.send(f(pbx, now));
-        });
-        self.tx
-            .send(Cmd::Control(control))
-            .await
-            .map_err(|_| anyhow!("PBX simulator has stopped"))?;
-        answer
+        rcc_net::run_on(&self.tx, Cmd::Control, f)
             .await
             .map_err(|_| anyhow!("PBX simulator has stopped"))
     }
@@ -316,15 +306,7 @@ async fn accept_loop(
     ids: Arc<std::sync::atomic::AtomicU64>,
 ) {
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "PBX simulator accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, peer) = rcc_net::accept(&listener, "PBX simulator").await;
         let link = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tx = tx.clone();
         match &tls {
@@ -496,31 +478,24 @@ impl Link {
 async fn drive(mut pbx: Pbx, mut rx: mpsc::Receiver<Cmd>) {
     let mut writers: HashMap<LinkId, Link> = HashMap::new();
     loop {
-        let deadline = pbx.next_timeout();
-        let far = tokio::time::Instant::now() + Duration::from_secs(86_400);
-        let sleep_to = deadline.map_or(far, tokio::time::Instant::from_std);
-        let cmd = tokio::select! {
-            cmd = rx.recv() => match cmd {
-                Some(c) => Some(c),
-                None => return,
-            },
-            () = tokio::time::sleep_until(sleep_to), if deadline.is_some() => None,
+        let Some(wake) = rcc_net::wake(&mut rx, pbx.next_timeout()).await else {
+            return;
         };
         let now = tokio::time::Instant::now().into_std();
-        match cmd {
-            None => pbx.handle_timeout(now),
-            Some(Cmd::Accept { link, peer, out }) => {
+        match wake {
+            Wake::Deadline => pbx.handle_timeout(now),
+            Wake::Command(Cmd::Accept { link, peer, out }) => {
                 tracing::info!(link, %peer, "CSTA client connected");
                 writers.insert(link, out);
                 pbx.accept(link, &peer, now);
             }
-            Some(Cmd::Data { link, bytes }) => pbx.receive(link, &bytes, now),
-            Some(Cmd::Gone { link }) => {
+            Wake::Command(Cmd::Data { link, bytes }) => pbx.receive(link, &bytes, now),
+            Wake::Command(Cmd::Gone { link }) => {
                 tracing::info!(link, "CSTA client disconnected");
                 writers.remove(&link);
                 pbx.disconnected(link);
             }
-            Some(Cmd::Control(f)) => f(&mut pbx, now),
+            Wake::Command(Cmd::Control(f)) => f(&mut pbx, now),
         }
         while let Some(output) = pbx.poll_output() {
             match output {

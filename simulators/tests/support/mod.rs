@@ -10,7 +10,7 @@ use rcc_protocol::csta::{
     self, CallEvent, CallEventKind, ConnectionId, Event, LocalConnectionState, Message, Request,
     Session,
 };
-use rcc_protocol::framing::{self, AnnexJDecoder, EVENT_INVOKE_ID, Frame, InvokeId, NulDecoder};
+use rcc_protocol::framing::{CstaFrameDecoder, EVENT_INVOKE_ID, Frame, Framing, InvokeId};
 use rcc_simulators::pbx::{DeviceConfig, Listen, PbxConfig, PbxSim, Profile};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -20,11 +20,6 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-
-enum Dec {
-    J(AnnexJDecoder),
-    N(NulDecoder),
-}
 
 /// One received frame, decoded.
 #[derive(Debug, Clone)]
@@ -37,7 +32,7 @@ pub struct Received {
 
 pub struct Client {
     stream: Box<dyn Stream>,
-    dec: Dec,
+    dec: CstaFrameDecoder,
     next: u16,
     /// Frames read while waiting for something else.
     pub backlog: VecDeque<Received>,
@@ -55,11 +50,7 @@ impl Client {
     pub fn over(stream: Box<dyn Stream>, nul: bool) -> Client {
         Client {
             stream,
-            dec: if nul {
-                Dec::N(NulDecoder::new(65_535))
-            } else {
-                Dec::J(AnnexJDecoder::new())
-            },
+            dec: CstaFrameDecoder::new(if nul { Framing::Nul } else { Framing::AnnexJ }, 65_535),
             next: 1,
             backlog: VecDeque::new(),
             namespace: csta::ED3.to_owned(),
@@ -72,18 +63,14 @@ impl Client {
 
     pub async fn send(&mut self, invoke: u16, message: &Message) {
         let xml = csta::encode(message, &self.namespace);
-        let bytes = match self.dec {
-            Dec::J(_) => framing::encode_annex_j(invoke, xml.as_bytes()).expect("frame"),
-            Dec::N(_) => framing::encode_nul(xml.as_bytes()),
-        };
+        let bytes = self.dec.encode(invoke, xml.as_bytes()).expect("frame");
         self.send_raw(&bytes).await;
     }
 
     fn take_frame(&mut self) -> Option<Frame> {
-        match &mut self.dec {
-            Dec::J(d) => d.next_frame().expect("valid framing from the simulator"),
-            Dec::N(d) => d.next_frame().expect("valid framing from the simulator"),
-        }
+        self.dec
+            .next_frame()
+            .expect("valid framing from the simulator")
     }
 
     /// The next frame from the wire, or `None` when the link closed or nothing came in time.
@@ -112,10 +99,7 @@ impl Client {
             if n == 0 {
                 return None;
             }
-            match &mut self.dec {
-                Dec::J(d) => d.push(&buf[..n]),
-                Dec::N(d) => d.push(&buf[..n]),
-            }
+            self.dec.push(&buf[..n]);
         }
     }
 
@@ -130,10 +114,7 @@ impl Client {
             let mut buf = [0u8; 8192];
             match tokio::time::timeout(left, self.stream.read(&mut buf)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => return true,
-                Ok(Ok(n)) => match &mut self.dec {
-                    Dec::J(d) => d.push(&buf[..n]),
-                    Dec::N(d) => d.push(&buf[..n]),
-                },
+                Ok(Ok(n)) => self.dec.push(&buf[..n]),
                 Err(_) => return false,
             }
         }

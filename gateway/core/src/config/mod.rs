@@ -252,6 +252,15 @@ pub enum PbxFraming {
     Nul,
 }
 
+impl From<PbxFraming> for rcc_protocol::framing::Framing {
+    fn from(f: PbxFraming) -> Self {
+        match f {
+            PbxFraming::AnnexJ => rcc_protocol::framing::Framing::AnnexJ,
+            PbxFraming::Nul => rcc_protocol::framing::Framing::Nul,
+        }
+    }
+}
+
 /// `[numbering]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,7 @@ use rcc_protocol::csta::{
     self, CstaError, Decoded, ED3, ED4, Encoding, Event, Message, Reason, Request, Response,
     Service, Session, SystemStatusValue,
 };
-use rcc_protocol::framing::{self, AnnexJDecoder, EVENT_INVOKE_ID, Frame, InvokeId, NulDecoder};
+use rcc_protocol::framing::{self, CstaFrameDecoder, EVENT_INVOKE_ID, Frame, InvokeId};
 
 use crate::config::{PbxConfig, PbxFraming, PbxProfile};
 
@@ -112,11 +112,6 @@ struct Pending<P> {
     deadline: Instant,
 }
 
-enum Decoder {
-    AnnexJ(AnnexJDecoder),
-    Nul(NulDecoder),
-}
-
 /// Settings the link needs, from `[pbx]`.
 #[derive(Debug, Clone)]
 pub struct LinkSettings {
@@ -179,7 +174,7 @@ impl LinkSettings {
 pub struct PbxLink<P> {
     settings: LinkSettings,
     state: State,
-    decoder: Decoder,
+    decoder: CstaFrameDecoder,
     namespace: String,
     next_invoke: u16,
     pending: HashMap<u16, Pending<P>>,
@@ -464,31 +459,21 @@ impl<P> PbxLink<P> {
             },
         );
         tracing::debug!(target: "csta", "pbx -> [{invoke:04}] {xml}");
-        let bytes = match self.settings.framing {
-            PbxFraming::AnnexJ => match framing::encode_annex_j(invoke, xml.as_bytes()) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "CSTA request too large for one frame");
-                    return;
-                }
-            },
-            PbxFraming::Nul => framing::encode_nul(xml.as_bytes()),
+        let bytes = match self.decoder.encode(invoke, xml.as_bytes()) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "CSTA request too large for one frame");
+                return;
+            }
         };
         self.outputs.push_back(LinkOutput::Send(bytes));
     }
 
     /// Bytes arrived from the PBX.
     pub fn receive(&mut self, data: &[u8], now: Instant) {
-        match &mut self.decoder {
-            Decoder::AnnexJ(d) => d.push(data),
-            Decoder::Nul(d) => d.push(data),
-        }
+        self.decoder.push(data);
         loop {
-            let next = match &mut self.decoder {
-                Decoder::AnnexJ(d) => d.next_frame(),
-                Decoder::Nul(d) => d.next_frame(),
-            };
-            match next {
+            match self.decoder.next_frame() {
                 Ok(Some(frame)) => {
                     if self.settings.keep_frames {
                         self.current_frame = Some(self.reframe(&frame));
@@ -507,16 +492,11 @@ impl<P> PbxLink<P> {
 
     /// A received frame as it was on the wire (the Annex J header rebuilt from its fields).
     fn reframe(&self, frame: &Frame) -> Vec<u8> {
-        match self.settings.framing {
-            PbxFraming::AnnexJ => {
-                let invoke = match frame.invoke_id {
-                    Some(InvokeId::Id(n)) => n,
-                    _ => 0,
-                };
-                framing::encode_annex_j(invoke, &frame.xml).unwrap_or_default()
-            }
-            PbxFraming::Nul => framing::encode_nul(&frame.xml),
-        }
+        let invoke = match frame.invoke_id {
+            Some(InvokeId::Id(n)) => n,
+            _ => 0,
+        };
+        self.decoder.encode(invoke, &frame.xml).unwrap_or_default()
     }
 
     fn frame(&mut self, frame: Frame, now: Instant) {
@@ -547,13 +527,7 @@ impl<P> PbxLink<P> {
                     &Message::Response(Response::Empty(Service::SystemStatus)),
                     &ns,
                 );
-                let bytes = match self.settings.framing {
-                    PbxFraming::AnnexJ => {
-                        framing::encode_annex_j(invoke.unwrap_or(0), answer.as_bytes()).ok()
-                    }
-                    PbxFraming::Nul => Some(framing::encode_nul(answer.as_bytes())),
-                };
-                if let Some(b) = bytes {
+                if let Ok(b) = self.decoder.encode(invoke.unwrap_or(0), answer.as_bytes()) {
                     self.outputs.push_back(LinkOutput::Send(b));
                 }
                 self.set_status(&status);
@@ -690,11 +664,8 @@ impl<P> PbxLink<P> {
     }
 }
 
-fn new_decoder(framing: PbxFraming) -> Decoder {
-    match framing {
-        PbxFraming::AnnexJ => Decoder::AnnexJ(AnnexJDecoder::new()),
-        PbxFraming::Nul => Decoder::Nul(NulDecoder::new(framing::MAX_FRAME)),
-    }
+fn new_decoder(framing: PbxFraming) -> CstaFrameDecoder {
+    CstaFrameDecoder::new(framing.into(), framing::MAX_FRAME)
 }
 
 /// When to reset a session timer: comfortably before half its duration (pbx-csta.md §6.3 asks
@@ -741,7 +712,7 @@ mod tests {
         let Some(LinkOutput::Send(bytes)) = link.poll_output() else {
             panic!("the link sent a frame");
         };
-        let mut d = AnnexJDecoder::new();
+        let mut d = framing::AnnexJDecoder::new();
         d.push(&bytes);
         match d.next_frame() {
             Ok(Some(Frame {
