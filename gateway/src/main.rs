@@ -134,13 +134,14 @@ async fn run(path: &Path, config: config::Config) -> anyhow::Result<()> {
         LogFormat::Json => logs.with(fmt::layer().json()).init(),
         LogFormat::Text => logs.with(fmt::layer()).init(),
     }
-    let gw = GatewayHandle::start(config).await?;
-    tracing::info!(tls = ?gw.sip_tls, tcp = ?gw.sip_tcp, metrics = ?gw.metrics_addr, "rcc-gateway ready");
+    // Handlers first: a signal during start-up must not take the default action (end).
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
     let mut drain = signal(SignalKind::user_defined1())?;
     let mut undrain = signal(SignalKind::user_defined2())?;
+    let gw = GatewayHandle::start(config).await?;
+    tracing::info!(tls = ?gw.sip_tls, tcp = ?gw.sip_tcp, metrics = ?gw.metrics_addr, "rcc-gateway ready");
     let stop = loop {
         tokio::select! {
             _ = terminate.recv() => break "SIGTERM",
@@ -181,6 +182,13 @@ async fn reload_config<S>(path: &Path, gw: &GatewayHandle, filter: &reload::Hand
             return;
         }
     };
+    let auth = &config.authorization;
+    let rows = auth.users.len() + auth.file_rows.as_ref().map_or(0, Vec::len);
+    if auth.file.is_some() && rows == 0 {
+        // Most likely a file caught while being rewritten: applying it would end every session.
+        tracing::error!(file = %path.display(), "reload refused: the authorization table is empty; the running configuration stays (restart to apply an empty table)");
+        return;
+    }
     let policy = match Policy::build(&config) {
         Ok(p) => p,
         Err(problems) => {

@@ -298,6 +298,24 @@ impl MemLab {
         self.answer_of(id, action)
     }
 
+    /// Sends several CSTA requests from an endpoint at once (the gateway decides on all of them
+    /// before the PBX answers the first) and waits for every answer, in order.
+    pub fn csta_at_once(
+        &mut self,
+        id: usize,
+        requests: Vec<Request>,
+    ) -> anyhow::Result<Vec<ActionResult>> {
+        let now = self.now;
+        let actions = self.on_endpoint(id, |e| {
+            requests
+                .into_iter()
+                .map(|r| e.request(r, now))
+                .collect::<Option<Vec<ActionId>>>()
+        })?;
+        let actions = actions.ok_or_else(|| anyhow!("endpoint {id} is not signed in"))?;
+        actions.into_iter().map(|a| self.answer_of(id, a)).collect()
+    }
+
     /// Sends a CSTA request and expects a response (not an error).
     pub fn response(&mut self, id: usize, request: Request) -> anyhow::Result<csta::Response> {
         match self.csta(id, request)? {

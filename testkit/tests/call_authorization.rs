@@ -135,3 +135,52 @@ fn a_client_cannot_change_the_gateways_system_registration() -> anyhow::Result<(
     );
     Ok(())
 }
+
+#[test]
+fn a_call_made_before_sign_in_is_the_clients_once_its_snapshot_names_it() -> anyhow::Result<()> {
+    let mut lab = MemLab::new()?;
+    let call = lab.desk_phone(|sw, now| sw.phone_dial("1001", "1002", now))?;
+    lab.desk_phone(|sw, now| sw.phone_answer("1002", now))?;
+    let alice = lab.signed_in("alice", "a1")?;
+    let line = lab.user("alice")?.line();
+    let r = lab.response(alice, Request::SnapshotDevice { device: line })?;
+    let Response::SnapshotDevice { calls } = r else {
+        anyhow::bail!("SnapshotDeviceResponse expected, got {r:?}");
+    };
+    assert_eq!(calls.len(), 1);
+    let me = lab.me("alice", &call)?;
+    lab.response(
+        alice,
+        Request::HoldCall {
+            call: me,
+            reservation: None,
+        },
+    )?;
+    lab.call_event(alice, 0, K::Held)?;
+    lab.no_violations(&[alice])
+}
+
+#[test]
+fn call_monitors_asked_for_at_once_still_stop_at_eight() -> anyhow::Result<()> {
+    let mut lab = MemLab::new()?;
+    let alice = lab.signed_in("alice", "a1")?;
+    let own = lab.dial(alice, "alice", "tel:+14255551002")?;
+    let line = lab.user("alice")?.line();
+    let ask = (0..12)
+        .map(|_| Request::MonitorStart {
+            object: MonitorObject::Call(ConnectionId::new(own.clone(), line.clone())),
+            monitor_type: None,
+        })
+        .collect();
+    let answers = lab.csta_at_once(alice, ask)?;
+    let granted = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Message::Response(Response::MonitorStart { .. }))))
+        .count();
+    let full = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Message::Error(e)) if e.value == "overallMonitorLimitExceeded"))
+        .count();
+    assert_eq!((granted, full), (8, 4), "{answers:?}");
+    Ok(())
+}

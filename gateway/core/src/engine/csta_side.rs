@@ -125,6 +125,7 @@ impl Gateway {
             return;
         };
         s.xref = Some(xref.clone());
+        s.monitor_device = Some(device.to_owned());
         self.monitors.attach(device, sid);
         self.metrics.monitors.set(self.monitors.count() as i64);
         let r = csta::Response::MonitorStart {
@@ -141,7 +142,9 @@ impl Gateway {
             return;
         };
         s.xref = None;
-        let device = s.device.clone();
+        // The device of its monitor (it may be another line than its own), else its line
+        // (a MonitorStart may still be waiting there).
+        let device = s.monitor_device.take().unwrap_or_else(|| s.device.clone());
         self.monitors.detach(&device, sid);
         self.release_if_unused(&device, Purpose::Release { session: sid });
     }

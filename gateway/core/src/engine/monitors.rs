@@ -42,6 +42,11 @@ impl Monitor {
     pub(crate) fn is_up(&self) -> bool {
         matches!(self.state, MonitorState::Up { .. })
     }
+
+    /// A MonitorStart for it is in flight.
+    pub(crate) fn is_starting(&self) -> bool {
+        matches!(self.state, MonitorState::Starting { .. })
+    }
 }
 
 /// What a client's MonitorStart finds on its device.
@@ -244,11 +249,21 @@ impl Monitors {
             return Some(Reported::Repeat(device));
         }
         if let Some(call) = c.connection.as_ref().and_then(|c| c.call_id.as_ref()) {
-            if c.local_state == Some(csta::LocalConnectionState::Null) {
+            if c.local_state == Some(csta::LocalConnectionState::Null)
+                || c.kind == csta::CallEventKind::CallCleared
+            {
                 m.calls.remove(call);
-            } else if c.kind != csta::CallEventKind::CallCleared {
+            } else {
                 m.calls.insert(call.clone());
             }
+        }
+        // A transfer or conference ends the secondary old call.
+        if let Some(old) = c
+            .secondary_old_call
+            .as_ref()
+            .and_then(|o| o.call_id.as_ref())
+        {
+            m.calls.remove(old);
         }
         for item in &c.connections {
             if let Some(new) = item.new_connection.as_ref().and_then(|n| n.call_id.clone())
@@ -265,13 +280,6 @@ impl Monitors {
         self.devices
             .get(device)
             .is_some_and(|m| m.calls.contains(call))
-    }
-
-    /// `device` is in `call` (the PBX answered a request of its with it, ahead of the events).
-    pub(crate) fn note_call(&mut self, device: &str, call: &str) {
-        if let Some(m) = self.devices.get_mut(device) {
-            m.calls.insert(call.to_owned());
-        }
     }
 
     /// After a resync: the calls the device was in that the PBX no longer has (forgotten now);

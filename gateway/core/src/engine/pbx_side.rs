@@ -82,6 +82,8 @@ impl Gateway {
                 tracing::warn!(%reason, "PBX link down");
                 self.metrics.pbx_up.set(0);
                 self.metrics.pbx_link_losses.inc();
+                // Call monitors went with the link.
+                self.sessions.forget_call_monitors();
                 // Requests parked for a monitor get their answer now.
                 for answer in self.monitors.link_lost() {
                     self.answer_error(answer, Failure::LinkDown.to_csta());
@@ -120,7 +122,11 @@ impl Gateway {
     /// Sends the device's MonitorStart, unless one is in flight or the monitor is up.
     pub(super) fn start_monitor(&mut self, device: &str) {
         // A client's MonitorStart parked the device as starting already; a resync did not.
-        let _ = self.monitors.begin_start(device);
+        if !self.monitors.begin_start(device)
+            && !self.monitors.get(device).is_some_and(|m| m.is_starting())
+        {
+            return;
+        }
         let req = Request::MonitorStart {
             object: MonitorObject::Device(device.to_owned()),
             monitor_type: None,
@@ -157,6 +163,9 @@ impl Gateway {
                 tracing::debug!(session = %sid, invoke, service, "request sent to the PBX");
                 if let Some(s) = self.sessions.get_mut(sid) {
                     s.delivery.request_out();
+                    if service == csta::Service::MonitorStart.request_name() {
+                        s.call_monitors_pending += 1;
+                    }
                 }
                 self.added.sent(key);
             }
@@ -183,6 +192,8 @@ impl Gateway {
                     for answer in started.waiting {
                         self.attach(&device, answer);
                     }
+                    // Every session that waited for it may have ended meanwhile.
+                    self.release_if_unused(&device, Purpose::Quiet);
                     if started.resync {
                         let purpose = Purpose::Snapshot {
                             device: device.clone(),
@@ -239,22 +250,44 @@ impl Gateway {
             self.now.saturating_duration_since(started).as_secs_f64(),
         );
         let sid = answer.session;
+        let call_monitor = service == csta::Service::MonitorStart.request_name();
         let Some(s) = self.sessions.get_mut(sid) else {
+            // The session ended meanwhile: a call monitor granted now would be nobody's.
+            if let (true, Ok(Response::MonitorStart { cross_ref, .. })) = (call_monitor, &result) {
+                let stop = Request::MonitorStop {
+                    cross_ref: cross_ref.clone(),
+                };
+                let _ = self.pbx_request(Purpose::Quiet, stop);
+            }
             return;
         };
         s.delivery.request_back();
+        if call_monitor {
+            s.call_monitors_pending = s.call_monitors_pending.saturating_sub(1);
+        }
         match &result {
-            // The new call is the line's before its events tell it (the client may act on it
-            // as soon as it has this answer).
+            // Calls the PBX names in its answer: the client may act on them as soon as it
+            // has the answer, before the events.
             Ok(Response::MakeCall { calling: c })
             | Ok(Response::ConsultationCall { initiated: c }) => {
                 if let Some(call) = &c.call_id {
-                    self.monitors.note_call(&s.device, call);
+                    s.told(call);
                 }
             }
-            Ok(Response::MonitorStart { cross_ref, .. })
-                if service == csta::Service::MonitorStart.request_name() =>
-            {
+            Ok(Response::ConferenceCall {
+                conference: Some(c),
+                ..
+            }) => {
+                if let Some(call) = &c.call_id {
+                    s.told(call);
+                }
+            }
+            Ok(Response::SnapshotDevice { calls }) => {
+                for call in calls.iter().filter_map(|c| c.connection.call_id.as_deref()) {
+                    s.told(call);
+                }
+            }
+            Ok(Response::MonitorStart { cross_ref, .. }) if call_monitor => {
                 // A call monitor (the line's own monitor never comes this way).
                 s.call_monitors.push(cross_ref.clone());
             }

@@ -61,9 +61,13 @@ fn refused(error: CstaError, service: Option<&'static str>, reason: &'static str
 
 /// A client may act on a call only when the device its request names (its own line unless the
 /// request names another it may control) is a party to it, as that device's monitor knows.
-fn foreign_call(r: &Request, own: &str, monitors: &Monitors) -> bool {
+fn foreign_call(r: &Request, session: &RccSession, monitors: &Monitors) -> bool {
+    let own = session.device.as_str();
     let known = |c: &ConnectionId, on: Option<&str>| match &c.call_id {
-        Some(call) => monitors.has_call(on.or(c.device_id.as_deref()).unwrap_or(own), call),
+        Some(call) => {
+            session.told_calls.iter().any(|t| t == call)
+                || monitors.has_call(on.or(c.device_id.as_deref()).unwrap_or(own), call)
+        }
         // Without a call ID the PBX has nothing to act on; it answers that itself.
         None => true,
     };
@@ -158,16 +162,17 @@ pub(crate) fn decide(request: Request, session: &mut RccSession, cx: Context<'_>
             let service = other.service().request_name();
             match session.view(cx.policy).request_to_pbx(&other) {
                 Err(e) => refused(e, Some(service), "authorization"),
-                Ok(r) if foreign_call(&r, &session.device, cx.monitors) => {
+                Ok(_) if !cx.pbx_serving => Step::Unavailable(service),
+                Ok(r) if foreign_call(&r, session, cx.monitors) => {
                     refused(privilege(), Some(service), "call authorization")
                 }
                 Ok(Request::MonitorStart { .. })
-                    if session.call_monitors.len() >= CALL_MONITORS_PER_SESSION =>
+                    if session.call_monitors.len() + session.call_monitors_pending
+                        >= CALL_MONITORS_PER_SESSION =>
                 {
                     let full = CstaError::resource("overallMonitorLimitExceeded");
                     refused(full, Some(service), "call monitor limit")
                 }
-                Ok(_) if !cx.pbx_serving => Step::Unavailable(service),
                 Ok(pbx_request) => Step::Forward(pbx_request, service),
             }
         }

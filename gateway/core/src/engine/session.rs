@@ -12,6 +12,9 @@ use crate::rcc::translate::LineView;
 use crate::setup::Policy;
 use crate::timers::TimerId;
 
+/// Calls kept per session from the PBX's answers.
+pub(crate) const TOLD_CALLS: usize = 64;
+
 /// A 2xx to INVITE waiting for its ACK (retransmitted on T1, doubling up to T2).
 #[derive(Debug, Clone)]
 pub(crate) struct AckWait {
@@ -101,8 +104,16 @@ pub(crate) struct RccSession {
     pub(crate) namespace: String,
     /// The cross-reference ID the client got from MonitorStart.
     pub(crate) xref: Option<String>,
+    /// The device of the client's monitor (its line, or another line it may control).
+    pub(crate) monitor_device: Option<String>,
     /// The PBX's cross-reference IDs of the call monitors the client holds (stopped with it).
     pub(crate) call_monitors: Vec<String>,
+    /// Call MonitorStarts sent and not yet answered (they count toward the limit).
+    pub(crate) call_monitors_pending: usize,
+    /// Calls the PBX named in its answers to this client (MakeCall, ConsultationCall,
+    /// ConferenceCall, SnapshotDevice): the client may act on them before, or without, an
+    /// event of its monitor. The latest [`TOLD_CALLS`] are kept.
+    pub(crate) told_calls: VecDeque<String>,
     /// Devices shown to the client (Lync string → PBX string).
     pub(crate) shown: HashMap<String, String>,
     /// Event INFOs to send.
@@ -122,6 +133,17 @@ pub(crate) struct RccSession {
 }
 
 impl RccSession {
+    /// The PBX named `call` in an answer to this client.
+    pub(crate) fn told(&mut self, call: &str) {
+        if self.told_calls.iter().any(|c| c == call) {
+            return;
+        }
+        if self.told_calls.len() >= TOLD_CALLS {
+            self.told_calls.pop_front();
+        }
+        self.told_calls.push_back(call.to_owned());
+    }
+
     /// The session's view of device IDs, for translating to and from the PBX.
     pub(crate) fn view<'a>(&'a mut self, policy: &'a Policy) -> LineView<'a> {
         LineView {

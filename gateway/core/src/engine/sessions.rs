@@ -1,7 +1,7 @@
 //! The session table: sessions by ID and by dialog, admission of new ones, and their timers
 //! (session expiry, 2xx retransmission), cancelled with the session.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use rcc_protocol::csta::{self, Request};
@@ -231,7 +231,10 @@ impl Sessions {
                 device,
                 namespace,
                 xref: None,
+                monitor_device: None,
                 call_monitors: Vec::new(),
+                call_monitors_pending: 0,
+                told_calls: VecDeque::new(),
                 shown: HashMap::new(),
                 delivery: Delivery::default(),
                 session_expires: session_expires.unwrap_or(0),
@@ -242,6 +245,14 @@ impl Sessions {
             }),
         );
         sid
+    }
+
+    /// The PBX link is gone, and the call monitors with it.
+    pub(crate) fn forget_call_monitors(&mut self) {
+        for s in self.by_id.values_mut() {
+            s.call_monitors.clear();
+            s.call_monitors_pending = 0;
+        }
     }
 
     /// Takes a session out, with its dialog and its timers.
