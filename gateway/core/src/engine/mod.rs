@@ -1,9 +1,9 @@
 //! The gateway, sans-IO: SIP requests and responses from the Lync side, bytes from the PBX link,
 //! and time go in; bytes to write come out of [`Gateway::poll_output`].
 //!
-//! [`Gateway`] only orchestrates, in three files: this one (the API and the SIP dialogs),
-//! `csta_side.rs` (a client's CSTA requests) and `pbx_side.rs` (the PBX link, monitors and
-//! event fan-out). Each job is an owned sub-state that never sees the
+//! [`Gateway`] only orchestrates, in four files: this one (the API and the SIP dialogs),
+//! `csta_side.rs` (a client's CSTA requests), `pbx_side.rs` (the PBX link, monitors and event
+//! fan-out) and `operations.rs` (drain and reload). Each job is an owned sub-state that never sees the
 //! orchestrator and returns what happened for it to apply: [`uas`] (answers, session timers,
 //! server transactions), [`sessions`] (admission, the session table and its timers),
 //! [`services`] (what a CSTA request comes to), [`monitors`] (one PBX monitor per device),
@@ -15,6 +15,7 @@ mod client_txs;
 mod csta_side;
 mod latency;
 mod monitors;
+mod operations;
 mod output;
 mod pbx_side;
 mod pending;
@@ -133,32 +134,6 @@ impl Gateway {
         self.outputs.pop_front()
     }
 
-    /// Drains (`true`: new sessions are refused with 503 and Retry-After, existing ones are
-    /// served until they end) or takes new sessions again.
-    pub fn set_draining(&mut self, draining: bool) {
-        if draining != self.draining {
-            tracing::info!(draining, "drain mode changed");
-        }
-        self.draining = draining;
-        self.metrics.draining.set(i64::from(draining));
-    }
-
-    /// Whether the gateway drains.
-    pub fn draining(&self) -> bool {
-        self.draining
-    }
-
-    /// Why the gateway takes no new session now, if it does not.
-    fn unavailable(&self) -> Option<&'static str> {
-        if self.draining {
-            Some("draining")
-        } else if !self.link.is_serving() {
-            Some("PBX link down")
-        } else {
-            None
-        }
-    }
-
     /// Sessions alive.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
@@ -247,32 +222,6 @@ impl Gateway {
             }
         }
         self.pump_link();
-    }
-
-    /// Runs on a new policy (a reloaded authorization table or numbering plan). A session the
-    /// new table no longer lets its user open, or whose line now maps to another PBX device, is
-    /// ended with a BYE (its client signs in again, onto the right monitor) and counted as
-    /// ended for `reload`; the others go on untouched. Returns how many were ended.
-    pub fn set_policy(&mut self, policy: Policy, now: Instant) -> usize {
-        self.now = now;
-        self.policy = policy;
-        let mut ended = 0;
-        for sid in self.sessions.ids() {
-            let Some(s) = self.sessions.get(sid) else {
-                continue;
-            };
-            let p = &self.policy;
-            let allowed = p.authorization.may_open(&p.numbering, &s.user, &s.line);
-            if allowed && p.numbering.line_to_device(&s.line) == s.device {
-                continue;
-            }
-            tracing::info!(session = %sid, user = %s.user, line = %s.line, allowed, "session ended by a reload");
-            self.metrics.ended("reload");
-            self.end_session(sid, true);
-            ended += 1;
-        }
-        self.pump_link();
-        ended
     }
 
     /// Stops accepting work: every session gets a BYE and the PBX session is stopped.

@@ -10,83 +10,17 @@ use rcc_protocol::csta::{
     Request, Response, Service, Session, SystemStatusValue,
 };
 use rcc_protocol::framing::{self, CstaFrameDecoder, EVENT_INVOKE_ID, Frame, InvokeId};
-use serde::Serialize;
 
 use super::profile::{Framing, PbxConfig};
 use super::switch::{Owner, Switch};
 
+mod session;
+mod view;
+
+pub use view::{Direction, Faults, LinkView, LogEntry, Output};
+
 /// Identifies one client link.
 pub type LinkId = Owner;
-
-/// What the shell must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Write these bytes on the link.
-    Send {
-        /// The link.
-        link: LinkId,
-        /// Bytes to write, as one write.
-        bytes: Vec<u8>,
-    },
-    /// Close the link (with a TCP reset when `abort`).
-    Close {
-        /// The link.
-        link: LinkId,
-        /// Reset instead of an orderly close.
-        abort: bool,
-        /// Why, for the log.
-        reason: String,
-    },
-}
-
-/// Direction of a logged frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Received from the client.
-    In,
-    /// Sent to the client.
-    Out,
-}
-
-/// One frame in the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LogEntry {
-    /// Sequence number, increasing.
-    pub seq: u64,
-    /// Wall-clock time, microseconds since the Unix epoch (for merging traces).
-    pub at_us: u64,
-    /// The link.
-    pub link: LinkId,
-    /// Direction.
-    pub direction: Direction,
-    /// Invoke ID, when the framing has one.
-    pub invoke_id: Option<u16>,
-    /// Root element name (or `?` when the XML did not decode).
-    pub root: String,
-    /// The XML text.
-    pub xml: String,
-}
-
-/// Faults a test can switch on at runtime.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Faults {
-    /// Delay every response by this many milliseconds.
-    pub response_delay_ms: Option<u64>,
-    /// Never answer requests (responses are lost).
-    pub drop_responses: bool,
-    /// Answer StartApplicationSession negatively.
-    pub refuse_sessions: bool,
-    /// Send the events a request causes before its response.
-    pub events_before_response: bool,
-    /// Write every frame in pieces of this many bytes.
-    pub split_writes: Option<usize>,
-    /// Ignore the client's SystemStatusResponse (to exercise heartbeat loss).
-    pub ignore_status_responses: bool,
-    /// Send every call event twice, as a PBX ringing several appearances of a line may.
-    pub repeat_events: bool,
-}
 
 #[derive(Debug, Clone)]
 struct SessionState {
@@ -95,31 +29,6 @@ struct SessionState {
     expires: Instant,
     started: Instant,
     last_reset: Instant,
-}
-
-/// What the server knows about one link, for the control API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LinkView {
-    /// The link.
-    pub link: LinkId,
-    /// The peer address as the shell reported it.
-    pub peer: String,
-    /// ECMA-354 session ID, if one is active.
-    pub session_id: Option<String>,
-    /// Granted session duration in seconds.
-    pub session_duration_s: Option<u64>,
-    /// ResetApplicationSessionTimer requests that came later than half the duration.
-    pub late_resets: u32,
-    /// Resets received.
-    pub resets: u32,
-    /// SystemStatus heartbeats left unanswered in a row.
-    pub heartbeat_misses: u32,
-    /// Monitors held (cross-reference ID, object).
-    pub monitors: Vec<(String, String)>,
-    /// Frames received.
-    pub frames_in: u64,
-    /// Frames sent.
-    pub frames_out: u64,
 }
 
 struct Link {
@@ -493,124 +402,6 @@ impl Pbx {
                 .map(|s| Feature::new("callControlEvtsList", s))
                 .collect(),
         }
-    }
-
-    fn session(&mut self, link: LinkId, invoke: Option<u16>, s: Session, now: Instant) {
-        let policy = self.config.session.clone();
-        let reply = match s {
-            Session::Start {
-                user,
-                password,
-                protocol_versions,
-                duration,
-                ..
-            } => {
-                let version = match policy.version_must_contain {
-                    Some(part) => protocol_versions.iter().find(|v| v.contains(part)).cloned(),
-                    None => protocol_versions.first().cloned(),
-                };
-                let credentials_ok = match (&policy.credentials, &user, &password) {
-                    (Some((u, p)), Some(gu), Some(gp)) => u == gu && p == gp,
-                    (Some(_), _, _) => false,
-                    (None, Some(_), Some(_)) => true,
-                    (None, _, _) => !policy.login_required,
-                };
-                if self.faults.refuse_sessions {
-                    Session::StartNeg {
-                        error: Reason::Defined("serverResourcesBusy".to_owned()),
-                    }
-                } else if !credentials_ok {
-                    self.count("bad credentials");
-                    Session::StartNeg {
-                        error: Reason::Defined("invalidApplicationInfo".to_owned()),
-                    }
-                } else if policy.version_must_contain.is_some() && version.is_none() {
-                    Session::StartNeg {
-                        error: Reason::Defined("requestedProtocolVersionNotSupported".to_owned()),
-                    }
-                } else {
-                    let secs = duration
-                        .map(u64::from)
-                        .unwrap_or(policy.default_duration.as_secs())
-                        .clamp(1, policy.max_duration.as_secs().max(1));
-                    let granted = Duration::from_secs(secs);
-                    let id = format!("{:08X}", 0x5A3F_0000 + self.next_session);
-                    self.next_session += 1;
-                    let Some(l) = self.links.get_mut(&link) else {
-                        return;
-                    };
-                    if policy.version_must_contain.is_some()
-                        && let Some(v) = &version
-                    {
-                        l.namespace.clone_from(v);
-                    }
-                    l.session = Some(SessionState {
-                        id: id.clone(),
-                        duration: granted,
-                        expires: now + granted,
-                        started: now,
-                        last_reset: now,
-                    });
-                    Session::StartPos {
-                        session_id: id,
-                        protocol_version: version.or_else(|| Some(self.config.namespace.clone())),
-                        duration: Some(secs as u32),
-                    }
-                }
-            }
-            Session::Reset {
-                session_id,
-                duration,
-            } => {
-                let max = policy.max_duration.as_secs().max(1);
-                match self.links.get_mut(&link).and_then(|l| {
-                    let late = &mut l.late_resets;
-                    l.resets += 1;
-                    l.session
-                        .as_mut()
-                        .filter(|s| s.id == session_id)
-                        .map(|s| (s, late))
-                }) {
-                    Some((s, late)) => {
-                        let since = now.saturating_duration_since(s.last_reset.max(s.started));
-                        if since > s.duration / 2 {
-                            *late += 1;
-                        }
-                        if let Some(d) = duration {
-                            s.duration = Duration::from_secs(u64::from(d).clamp(1, max));
-                        }
-                        s.last_reset = now;
-                        s.expires = now + s.duration;
-                        Session::ResetPos {
-                            duration: Some(s.duration.as_secs() as u32),
-                        }
-                    }
-                    None => Session::ResetNeg {
-                        error: Reason::Defined("invalidSessionID".to_owned()),
-                    },
-                }
-            }
-            Session::Stop { session_id, .. } => {
-                match self
-                    .links
-                    .get_mut(&link)
-                    .filter(|l| l.session.as_ref().is_some_and(|s| s.id == session_id))
-                {
-                    Some(l) => {
-                        l.session = None;
-                        Session::StopPos
-                    }
-                    None => Session::StopNeg {
-                        error: Reason::Defined("invalidSessionID".to_owned()),
-                    },
-                }
-            }
-            _ => {
-                self.count("unexpected message");
-                return;
-            }
-        };
-        self.respond(link, invoke, &Message::Session(reply));
     }
 
     fn respond(&mut self, link: LinkId, invoke: Option<u16>, message: &Message) {
