@@ -475,6 +475,11 @@ impl<P> PbxLink<P> {
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => {
+                    if let Some(why) = self.out_of_step(&frame) {
+                        // Every later frame would be read at the wrong place: start afresh.
+                        self.lose(&format!("framing error from the PBX: {why}"), now);
+                        return;
+                    }
                     if self.settings.keep_frames {
                         self.current_frame = Some(self.reframe(&frame));
                     }
@@ -487,6 +492,26 @@ impl<P> PbxLink<P> {
                     return;
                 }
             }
+        }
+    }
+
+    /// Why an Annex J frame shows the stream is out of step, if it does: a header whose first
+    /// two bytes are not zero, or an invoke ID that is not four digits, is what a wrong length
+    /// field earlier leaves. (NUL framing has neither.) Matching such a frame to the oldest
+    /// request would hand one client another's answer.
+    fn out_of_step(&self, frame: &Frame) -> Option<String> {
+        if self.settings.framing != PbxFraming::AnnexJ {
+            return None;
+        }
+        if let Some(v) = frame.odd_version {
+            return Some(format!("header bytes {:02x} {:02x}, not 00 00", v[0], v[1]));
+        }
+        match &frame.invoke_id {
+            Some(InvokeId::Invalid(raw)) => Some(format!(
+                "invoke ID {:?} is not four digits",
+                String::from_utf8_lossy(raw)
+            )),
+            _ => None,
         }
     }
 

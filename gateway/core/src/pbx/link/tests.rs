@@ -102,3 +102,53 @@ fn kept_frames_are_the_bytes_on_the_wire() {
         other => panic!("an event with its frame, got {other:?}"),
     }
 }
+
+/// An Annex J frame with raw header bytes, as a PBX out of step would send it.
+fn raw_frame(version: [u8; 2], invoke: &[u8; 4], xml: &str) -> Vec<u8> {
+    let len = u16::try_from(xml.len() + 8).expect("short");
+    let mut f = Vec::new();
+    f.extend_from_slice(&version);
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(invoke);
+    f.extend_from_slice(xml.as_bytes());
+    f
+}
+
+#[test]
+fn a_stream_out_of_step_drops_the_link_instead_of_matching_the_oldest_request() {
+    let mut settings = aes_settings();
+    settings.profile = PbxProfile::Generic;
+    let now = Instant::now();
+    for (version, invoke) in [([0u8, 0u8], b"ab12"), ([0x41, 0x42], b"0001")] {
+        let mut link: PbxLink<&str> = PbxLink::new(settings.clone(), now);
+        link.connected(now);
+        assert!(link.is_up());
+        while link.poll_event().is_some() {}
+        while link.poll_output().is_some() {}
+        let sent = link.request(
+            "alice's request",
+            Request::SnapshotDevice {
+                device: "100".into(),
+            },
+            now,
+        );
+        assert!(sent.is_ok());
+        let answer = csta::encode(
+            &Message::Response(Response::SnapshotDevice { calls: Vec::new() }),
+            ED3,
+        );
+        link.receive(&raw_frame(version, invoke, &answer), now);
+        let events: Vec<_> = std::iter::from_fn(|| link.poll_event()).collect();
+        assert!(
+            events.iter().any(|e| matches!(e, LinkEvent::Down { .. })),
+            "{version:?} {invoke:?}: the link goes down: {events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .all(|e| !matches!(e, LinkEvent::Completed { result: Ok(_), .. })),
+            "no request gets that answer: {events:?}"
+        );
+        assert!(!link.is_up());
+    }
+}
