@@ -101,7 +101,7 @@ impl Gateway {
             metrics,
             pbx_features: None,
             ids: Ids::new(seed),
-            sessions: Sessions::default(),
+            sessions: Sessions::new(config.sip.listen_tls.is_some()),
             monitors: Monitors::default(),
             client_txs: ClientTxs::default(),
             added: AddedTime::default(),
@@ -504,6 +504,7 @@ impl Gateway {
             Ok(se) => se,
             Err(refusal) => return self.reply(flow, Some(tx), req, &refusal),
         };
+        let dial_tls = self.sessions.dial_tls();
         if let Some(s) = self.sessions.get_mut(sid) {
             if let Some(se) = se {
                 s.session_expires = se;
@@ -512,7 +513,7 @@ impl Gateway {
                 && let Some(c) = contacts.into_iter().next()
             {
                 s.dialog.remote_target = c.uri_raw;
-                s.next_hop = target_of(&s.dialog);
+                s.next_hop = target_of(&s.dialog, dial_tls);
             }
         }
         self.metrics.refreshes.inc();

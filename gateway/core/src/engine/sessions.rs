@@ -67,16 +67,33 @@ pub(crate) struct Admitted {
 }
 
 /// Sessions and the dialogs that lead to them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Sessions {
     /// Boxed: a session is ~540 bytes, and a table of boxes wastes 16 bytes per free slot
     /// instead of a whole session.
     by_id: HashMap<SessionId, Box<RccSession>>,
     dialogs: HashMap<(String, String), SessionId>,
     timers: Timers<SessionClock>,
+    /// A next hop whose URI names no transport is reached over TLS (the gateway listens on
+    /// TLS) or TCP (it listens on TCP only).
+    dial_tls: bool,
 }
 
 impl Sessions {
+    pub(crate) fn new(dial_tls: bool) -> Sessions {
+        Sessions {
+            by_id: HashMap::new(),
+            dialogs: HashMap::new(),
+            timers: Timers::default(),
+            dial_tls,
+        }
+    }
+
+    /// The transport a next hop without `;transport=` is reached over.
+    pub(crate) fn dial_tls(&self) -> bool {
+        self.dial_tls
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }
@@ -219,10 +236,11 @@ impl Sessions {
         self.dialogs
             .insert((dialog.call_id.clone(), dialog.local_tag.clone()), sid);
         let device = policy.numbering.line_to_device(&line);
+        let sip_tls = self.dial_tls;
         self.by_id.insert(
             sid,
             Box::new(RccSession {
-                next_hop: target_of(&dialog),
+                next_hop: target_of(&dialog, sip_tls),
                 dialog,
                 flow,
                 user: normalise_user(&from.uri_raw),
