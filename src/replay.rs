@@ -473,15 +473,8 @@ trusted_peer = [{{ ip = "127.0.0.1" }}]
 address = "{pbx}"
 reconnect_min_ms = 50
 reconnect_max_ms = 200
-[numbering]
-line = "ext"
-[[numbering.to_pbx]]
-pattern = '\+1425555(\d{{4}})'
-replace = "$1"
-[[numbering.to_lync]]
-pattern = '(\d{{4}})'
-replace = "+1425555$1"
-"#
+{numbering}"#,
+        numbering = rcc_simulators::lync::LAB_NUMBERING
     )
 }
 

@@ -220,15 +220,7 @@ address = "{pbx_addr}"
 reconnect_min_ms = 100
 reconnect_max_ms = 1000
 request_timeout_ms = 3000
-[numbering]
-line = "ext"
-[[numbering.to_pbx]]
-pattern = '\+1425555(\d{{4}})'
-replace = "$1"
-[[numbering.to_lync]]
-pattern = '(\d{{4}})'
-replace = "+1425555$1"
-"#,
+{numbering}"#,
         host = if options.tls {
             GATEWAY_FQDN
         } else {
@@ -239,6 +231,7 @@ replace = "+1425555$1"
         } else {
             "{ ip = \"127.0.0.1\" }".to_owned()
         },
+        numbering = rcc_simulators::lync::LAB_NUMBERING,
     );
     let mut config = gwconfig::parse_unchecked(&toml)?;
     config.pbx.profile = profile;

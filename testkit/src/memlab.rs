@@ -16,8 +16,8 @@ use rcc_protocol::sip::Message;
 use rcc_simulators::lync::endpoint::ActionId;
 use rcc_simulators::lync::frontend::{PeerIdentity, PoolOutput};
 use rcc_simulators::lync::{
-    ActionResult, ClientProfile, Endpoint, EndpointConfig, Frontend, LabUser as User, Phase,
-    PoolConfig, RouteTransport, StaticRoute, TrustedApplication,
+    ActionResult, ClientProfile, Endpoint, EndpointConfig, Frontend, LAB_NUMBERING,
+    LabUser as User, Phase, PoolConfig, RouteTransport, StaticRoute, TrustedApplication,
 };
 use rcc_simulators::pbx::{self, DeviceConfig, Pbx, PbxConfig, Profile, Switch};
 
@@ -31,8 +31,8 @@ const PBX_LINK: pbx::LinkId = 1;
 /// How many hops a wait runs at most before it calls the flow stuck.
 const MAX_STEPS: usize = 100_000;
 
-/// The gateway as the lab configures it: TCP, the lab's numbering, quick reconnects.
-const GATEWAY_TOML: &str = r#"
+/// The gateway as the lab configures it (TCP, quick reconnects), before the lab's numbering.
+const GATEWAY_TOML_BASE: &str = r#"
 [sip]
 listen_tcp = "127.0.0.1:5066"
 host = "127.0.0.1"
@@ -42,14 +42,6 @@ address = "127.0.0.1:1040"
 reconnect_min_ms = 100
 reconnect_max_ms = 1000
 request_timeout_ms = 3000
-[numbering]
-line = "ext"
-[[numbering.to_pbx]]
-pattern = '\+1425555(\d{4})'
-replace = "$1"
-[[numbering.to_lync]]
-pattern = '(\d{4})'
-replace = "+1425555$1"
 "#;
 
 /// The three parts in one process, in virtual time.
@@ -92,7 +84,7 @@ impl MemLab {
         tweak: impl FnOnce(&mut rcc_gateway_core::config::Config),
     ) -> anyhow::Result<MemLab> {
         let now = Instant::now();
-        let mut config = parse_unchecked(GATEWAY_TOML)?;
+        let mut config = parse_unchecked(&format!("{GATEWAY_TOML_BASE}{LAB_NUMBERING}"))?;
         tweak(&mut config);
         let problems = rcc_gateway_core::setup::check(&config);
         if !problems.is_empty() {

@@ -17,4 +17,4 @@ pub use frontend::{
 };
 pub use profile::ClientProfile;
 pub use server::{LyncSim, LyncSimConfig, PoolTls, expect_response};
-pub use user::LabUser;
+pub use user::{LAB_NUMBERING, LabUser};

@@ -34,3 +34,15 @@ impl LabUser {
         format!("tel:{};ext={}", self.e164(), self.extension)
     }
 }
+
+/// The `[numbering]` a gateway needs for the lab's users: their LineURIs and E.164 numbers
+/// (`+1425555` and the extension) to the PBX's four-digit extensions, and back.
+pub const LAB_NUMBERING: &str = r#"[numbering]
+line = "ext"
+[[numbering.to_pbx]]
+pattern = '\+1425555(\d{4})'
+replace = "$1"
+[[numbering.to_lync]]
+pattern = '(\d{4})'
+replace = "+1425555$1"
+"#;
