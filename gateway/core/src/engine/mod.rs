@@ -101,7 +101,7 @@ impl Gateway {
             metrics,
             pbx_features: None,
             ids: Ids::new(seed),
-            sessions: Sessions::new(config.sip.listen_tls.is_some()),
+            sessions: Sessions::default(),
             monitors: Monitors::default(),
             client_txs: ClientTxs::default(),
             added: AddedTime::default(),
@@ -434,9 +434,14 @@ impl Gateway {
                 return;
             }
         };
-        let sid = self
-            .sessions
-            .open(&mut self.ids, admitted, flow, from, &self.policy);
+        let sid = self.sessions.open(
+            &mut self.ids,
+            admitted,
+            flow,
+            from,
+            &self.policy,
+            self.uas.dials_tls(),
+        );
         let Some(s) = self.sessions.get_mut(sid) else {
             return;
         };
@@ -504,7 +509,7 @@ impl Gateway {
             Ok(se) => se,
             Err(refusal) => return self.reply(flow, Some(tx), req, &refusal),
         };
-        let dial_tls = self.sessions.dial_tls();
+        let dial_tls = self.uas.dials_tls();
         if let Some(s) = self.sessions.get_mut(sid) {
             if let Some(se) = se {
                 s.session_expires = se;

@@ -5,6 +5,7 @@ use rcc_protocol::csta::{self, CstaError, Event, MonitorObject, Request, Respons
 
 use super::monitors::Reported;
 use super::pending::{PendingAnswer, Purpose};
+use super::services;
 use super::session::QueueFull;
 use super::{Gateway, Output, traces};
 use crate::notes::Way;
@@ -163,7 +164,7 @@ impl Gateway {
                 tracing::debug!(session = %sid, invoke, service, "request sent to the PBX");
                 if let Some(s) = self.sessions.get_mut(sid) {
                     s.delivery.request_out();
-                    if service == csta::Service::MonitorStart.request_name() {
+                    if services::starts_call_monitor(service) {
                         s.call_monitors_pending += 1;
                     }
                 }
@@ -250,7 +251,7 @@ impl Gateway {
             self.now.saturating_duration_since(started).as_secs_f64(),
         );
         let sid = answer.session;
-        let call_monitor = service == csta::Service::MonitorStart.request_name();
+        let call_monitor = services::starts_call_monitor(service);
         let Some(s) = self.sessions.get_mut(sid) else {
             // The session ended meanwhile: a call monitor granted now would be nobody's.
             if let (true, Ok(Response::MonitorStart { cross_ref, .. })) = (call_monitor, &result) {

@@ -72,29 +72,36 @@ fn foreign_call(r: &Request, session: &RccSession, monitors: &Monitors) -> bool 
         None => true,
     };
     use Request as R;
-    let named: Vec<(&ConnectionId, Option<&str>)> = match r {
+    // At most two connections, named without allocating (this runs for every request).
+    let named: [Option<(&ConnectionId, Option<&str>)>; 2] = match r {
         // Any party may be named here: the client's line must be in the call.
-        R::ClearCall { call } => vec![(call, Some(own))],
+        R::ClearCall { call } => [Some((call, Some(own))), None],
         R::MonitorStart {
             object: MonitorObject::Call(c),
             ..
-        } => vec![(c, Some(own))],
+        } => [Some((c, Some(own))), None],
         R::AnswerCall { call }
         | R::HoldCall { call, .. }
         | R::RetrieveCall { call }
-        | R::DeflectCall { call, .. } => vec![(call, None)],
+        | R::DeflectCall { call, .. } => [Some((call, None)), None],
         R::ClearConnection { connection, .. } | R::GenerateDigits { connection, .. } => {
-            vec![(connection, None)]
+            [Some((connection, None)), None]
         }
         R::AlternateCall { held, active }
         | R::ReconnectCall { active, held }
         | R::TransferCall { held, active }
-        | R::ConferenceCall { held, active } => vec![(held, None), (active, None)],
-        R::ConsultationCall { existing, .. } => vec![(existing, None)],
-        R::SingleStepTransferCall { active, .. } => vec![(active, None)],
-        _ => Vec::new(),
+        | R::ConferenceCall { held, active } => [Some((held, None)), Some((active, None))],
+        R::ConsultationCall { existing, .. } => [Some((existing, None)), None],
+        R::SingleStepTransferCall { active, .. } => [Some((active, None)), None],
+        _ => [None, None],
     };
-    named.into_iter().any(|(c, on)| !known(c, on))
+    named.into_iter().flatten().any(|(c, on)| !known(c, on))
+}
+
+/// Whether a request passed on under `service` starts a call monitor (the line's own
+/// monitor never goes to the PBX as a client request).
+pub(crate) fn starts_call_monitor(service: &str) -> bool {
+    service == Service::MonitorStart.request_name()
 }
 
 /// Decides what `request` from `session` comes to.

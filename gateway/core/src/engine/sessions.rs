@@ -67,33 +67,16 @@ pub(crate) struct Admitted {
 }
 
 /// Sessions and the dialogs that lead to them.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Sessions {
     /// Boxed: a session is ~540 bytes, and a table of boxes wastes 16 bytes per free slot
     /// instead of a whole session.
     by_id: HashMap<SessionId, Box<RccSession>>,
     dialogs: HashMap<(String, String), SessionId>,
     timers: Timers<SessionClock>,
-    /// A next hop whose URI names no transport is reached over TLS (the gateway listens on
-    /// TLS) or TCP (it listens on TCP only).
-    dial_tls: bool,
 }
 
 impl Sessions {
-    pub(crate) fn new(dial_tls: bool) -> Sessions {
-        Sessions {
-            by_id: HashMap::new(),
-            dialogs: HashMap::new(),
-            timers: Timers::default(),
-            dial_tls,
-        }
-    }
-
-    /// The transport a next hop without `;transport=` is reached over.
-    pub(crate) fn dial_tls(&self) -> bool {
-        self.dial_tls
-    }
-
     pub(crate) fn len(&self) -> usize {
         self.by_id.len()
     }
@@ -224,6 +207,7 @@ impl Sessions {
         flow: FlowId,
         from: &NameAddr,
         policy: &Policy,
+        dial_tls: bool,
     ) -> SessionId {
         let sid = ids.session();
         let Admitted {
@@ -236,11 +220,10 @@ impl Sessions {
         self.dialogs
             .insert((dialog.call_id.clone(), dialog.local_tag.clone()), sid);
         let device = policy.numbering.line_to_device(&line);
-        let sip_tls = self.dial_tls;
         self.by_id.insert(
             sid,
             Box::new(RccSession {
-                next_hop: target_of(&dialog, sip_tls),
+                next_hop: target_of(&dialog, dial_tls),
                 dialog,
                 flow,
                 user: normalise_user(&from.uri_raw),

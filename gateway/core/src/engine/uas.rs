@@ -58,6 +58,9 @@ pub(crate) struct Uas {
     contact: String,
     allow: &'static str,
     allow_update: bool,
+    /// A next hop whose URI names no transport is reached over TLS (the gateway listens on
+    /// TLS) or TCP (it listens on TCP only).
+    dial_tls: bool,
     retry_after: String,
     min_se: u32,
     session_expires: u32,
@@ -86,6 +89,7 @@ impl Uas {
                 "INVITE, ACK, BYE, CANCEL, INFO, OPTIONS"
             },
             allow_update: sip.allow_update,
+            dial_tls: sip.listen_tls.is_some(),
             retry_after: sip.retry_after_s.to_string(),
             min_se: sip.min_se_s,
             session_expires: sip.session_expires_s,
@@ -103,6 +107,11 @@ impl Uas {
 
     pub(crate) fn contact(&self) -> &str {
         &self.contact
+    }
+
+    /// The transport a next hop without `;transport=` is reached over (TLS when true).
+    pub(crate) fn dials_tls(&self) -> bool {
+        self.dial_tls
     }
 
     pub(crate) fn allows_update(&self) -> bool {
