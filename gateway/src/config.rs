@@ -39,13 +39,7 @@ pub fn read(path: &Path) -> Result<Config, Vec<String>> {
 /// Every problem in a configuration, its files read (the authorization CSV into it).
 pub fn check(config: &mut Config) -> Vec<String> {
     let mut problems = read_files(config);
-    let file_reported = problems.iter().any(|p| p.starts_with("authorization.file"));
-    problems.extend(
-        setup::check(config)
-            .into_iter()
-            // An authorization file that could not be read is reported once, with the reason.
-            .filter(|p| !(file_reported && p.starts_with("authorization.file"))),
-    );
+    problems.extend(setup::check(config));
     problems
 }
 
@@ -102,7 +96,12 @@ pub fn read_files(c: &mut Config) -> Vec<String> {
             .and_then(|t| parse_csv(&t))
         {
             Ok(rows) => auth.file_rows = Some(rows),
-            Err(e) => p.push(format!("authorization.file {}: {e}", f.display())),
+            Err(e) => {
+                p.push(format!("authorization.file {}: {e}", f.display()));
+                // Reported here, with the reason; a configuration with a problem never runs,
+                // and an empty table would refuse everyone if it did.
+                auth.file_rows = Some(Vec::new());
+            }
         }
     }
     p
