@@ -198,3 +198,26 @@ fn a_draining_gateway_serves_its_sessions_and_refuses_new_ones() {
     assert_eq!(r.status(), Some(200));
     assert_eq!(h.gw.session_count(), 2);
 }
+
+#[test]
+fn a_reloaded_numbering_plan_ends_the_sessions_whose_line_now_maps_elsewhere() {
+    let mut h = Harness::new(CONFIG);
+    h.signed_in("c-alice");
+    let before = h.requests.len();
+    let same = Policy::build(&config::parse(CONFIG).expect("config")).expect("policy");
+    assert_eq!(h.gw.set_policy(same, h.now), 0, "same plan: nothing ends");
+    // The line's device was its `;ext=` (1001); now it is the number without `+`.
+    let remapped =
+        config::parse(&format!("{CONFIG}\n[numbering]\nline = \"digits\"\n")).expect("config");
+    assert_eq!(
+        h.gw.set_policy(Policy::build(&remapped).expect("policy"), h.now),
+        1
+    );
+    h.drain();
+    let byes = h.requests[before..]
+        .iter()
+        .filter(|m| m.method() == Some(&Method::Bye))
+        .count();
+    assert_eq!(byes, 1, "the client signs in again onto the right monitor");
+    assert_eq!(h.gw.session_count(), 0);
+}
