@@ -1,3 +1,4 @@
+@cap-authorization
 Feature: Authorization
   @needs-gateway-in-process
   Scenario: A user not in the table is refused

@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-hold-retrieve @cap-answer-call
 Feature: Call waiting
   A second call rings while alice is on a call; Lync shows the waiting call and answers it. The
   PBX may hold the call in progress itself, or the client holds it first: both must work, and a

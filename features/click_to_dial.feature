@@ -1,9 +1,11 @@
 @needs-pbx-sim
+@cap-make-call
 Feature: Click to dial
   Background:
     Given alice is signed in
 
   @smoke
+  @cap-events
   Scenario: The called party answers
     When alice dials bob
     Then bob's desk phone rings
@@ -23,6 +25,8 @@ Feature: Click to dial
     When alice dials +15550001
     Then alice sees the call as failed because of busy
 
+  @cap-clear-connection
+
   Scenario: Nobody answers and alice gives up
     When alice dials +15550002
     Then alice sees the call as delivered
@@ -38,6 +42,8 @@ Feature: Click to dial
   Scenario: The number cannot be dialled
     When alice tries to dial not-a-number
     Then alice gets the CSTA error invalidCalledDeviceID
+
+  @cap-clear-connection
 
   Scenario: The caller cancels before an answer
     When alice dials bob

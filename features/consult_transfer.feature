@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-consultation-transfer
 Feature: Consultation, alternate, reconnect, transfer and conference
   Background:
     Given alice is signed in

@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-dtmf
 Feature: DTMF
   Scenario: alice sends digits to a voice menu
     Given alice is signed in

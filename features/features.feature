@@ -1,3 +1,4 @@
+@cap-features
 Feature: Feature advertisement
   The Lync client shows only what GetCSTAFeaturesResponse offers.
 

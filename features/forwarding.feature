@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-forwarding
 Feature: Forwarding and do-not-disturb
   Scenario: Forwarding set, read back, reported and applied
     Given alice is signed in

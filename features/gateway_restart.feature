@@ -1,4 +1,5 @@
 @needs-gateway-in-process
+@cap-gateway-restart
 Feature: Gateway restart
   @slow @smoke
   Scenario: Clients re-establish after the gateway restarts

@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-hold-retrieve
 Feature: Hold and retrieve
   @smoke
   Scenario: alice holds and retrieves a call

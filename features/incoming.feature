@@ -1,9 +1,11 @@
 @needs-pbx-sim
+@cap-events
 Feature: Incoming calls
   Background:
     Given alice is signed in
 
   @smoke
+  @cap-answer-call
   Scenario: Answered from Lync
     When the outside caller +14255550200 calls alice
     Then alice sees a call from +14255550200
@@ -19,6 +21,8 @@ Feature: Incoming calls
     Then alice sees a call from +14255550200
     When alice answers at the desk phone
     Then alice sees the call as established
+
+  @cap-deflect-call
 
   Scenario: Deflected to a colleague
     Given carol is signed in

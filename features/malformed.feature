@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-malformed
 Feature: Malformed CSTA
   Scenario: A broken CSTA body gets 400 and the session survives
     Given alice is signed in

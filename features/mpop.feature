@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-mpop
 Feature: Several endpoints and several users on one line
   @smoke
   Scenario: Two endpoints of one user both see every event

@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-pbx-link
 Feature: PBX link failures
   Scenario: The PBX link is lost and restored mid-call
     Given alice is signed in

@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-make-call @cap-pbx-profiles
 Feature: PBX profiles
   Scenario Outline: Click to dial on a <pbx> PBX
     Given the PBX is <pbx>

@@ -12,9 +12,22 @@ Feature: Session refresh
     Then alice's desk phone rings
     And bob saw no protocol violations
 
-    Examples:
+    @cap-sign-in-lync2013
+    Examples: Lync 2013 (UPDATE)
       | profile  |
       | lync2013 |
+
+    @cap-sign-in-oc2007
+    Examples: OC 2007 (re-INVITE)
+      | profile  |
       | oc2007   |
+
+    @cap-sign-in-oc2007r2
+    Examples: OC 2007 R2 (UPDATE)
+      | profile  |
       | oc2007r2 |
+
+    @cap-sign-in-sipe
+    Examples: pidgin-sipe (re-INVITE, CSeq restart, no answers to events)
+      | profile  |
       | sipe     |

@@ -1,3 +1,4 @@
+@cap-routing
 Feature: Routing and trust at the Front End
   @smoke
   Scenario: The static route does not match the LineServerURI domain

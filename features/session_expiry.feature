@@ -1,4 +1,5 @@
 @needs-gateway-in-process
+@cap-session-expiry
 Feature: Session expiry
   RFC 4028: a client that stops refreshing loses its RCC session; the gateway ends the dialog
   with a BYE, and the client signs in again.

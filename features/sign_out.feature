@@ -1,3 +1,4 @@
+@cap-sign-out
 Feature: Sign-out
   Scenario: Signing out stops the monitor and ends the dialog
     Given alice is signed in

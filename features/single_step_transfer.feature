@@ -1,4 +1,5 @@
 @needs-pbx-sim
+@cap-single-step-transfer
 Feature: Single-step transfer
   Scenario: alice hands bob over to carol
     Given alice is signed in

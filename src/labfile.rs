@@ -24,6 +24,9 @@ pub struct LabFile {
     /// extensions must exist with E.164 numbers +1425555xxxx.
     #[serde(default, rename = "user")]
     pub users: Vec<UserFile>,
+    /// Where the file was read from (its folder keeps the lab's generated certificates).
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// `[gateway]`
@@ -102,8 +105,9 @@ impl LabFile {
     pub fn load(path: &std::path::Path) -> anyhow::Result<LabFile> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        let f: LabFile =
+        let mut f: LabFile =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        f.path = Some(path.to_owned());
         let p = f.problems();
         anyhow::ensure!(
             p.is_empty(),
@@ -137,8 +141,13 @@ impl LabFile {
                     p.push("gateway.pbx_listen is needed: where our PBX simulator waits for its CSTA link".into());
                 }
                 let tls = g.transport.as_deref().unwrap_or("tls") == "tls";
-                if tls && (g.fqdn.is_none() || g.ca.is_none()) {
-                    p.push("an external TLS gateway needs gateway.fqdn and gateway.ca".into());
+                if tls && g.fqdn.is_none() {
+                    p.push(
+                        "an external TLS gateway needs gateway.fqdn (its certificate name)".into(),
+                    );
+                }
+                if !["tls", "tcp"].contains(&g.transport.as_deref().unwrap_or("tls")) {
+                    p.push("gateway.transport is tls or tcp".into());
                 }
                 if g.pool_cert.is_some() != g.pool_key.is_some() {
                     p.push("gateway.pool_cert and gateway.pool_key go together".into());
@@ -161,8 +170,10 @@ impl LabFile {
         p
     }
 
-    /// The lab options this file describes.
-    pub fn options(&self) -> LabOptions {
+    /// The lab options this file describes. An external TLS gateway without `ca`,
+    /// `pool_cert` and `pool_key` uses the lab's certificates (generated beside the file once,
+    /// see `rcc-lab lab-config`).
+    pub fn options(&self) -> anyhow::Result<LabOptions> {
         let mut o = LabOptions::default();
         if !self.users.is_empty() {
             o.users = self
@@ -185,12 +196,23 @@ impl LabFile {
             && let (Some(address), Some(pbx_listen)) = (g.address, g.pbx_listen)
         {
             let tls = g.transport.as_deref().unwrap_or("tls") == "tls";
+            let fqdn = g.fqdn.clone().unwrap_or_default();
+            let pki = match (&self.path, tls && (g.ca.is_none() || g.pool_cert.is_none())) {
+                (Some(path), true) => Some(crate::labconfig::Pki::ensure(
+                    &crate::labconfig::Pki::dir_for(path),
+                    &fqdn,
+                )?),
+                _ => None,
+            };
             o.gateway_at = GatewayAt::External(ExternalGateway {
                 address,
                 tls,
-                fqdn: g.fqdn.clone().unwrap_or_default(),
-                ca: g.ca.clone(),
-                pool_identity: g.pool_cert.clone().zip(g.pool_key.clone()),
+                fqdn,
+                ca: g.ca.clone().or_else(|| pki.as_ref().map(|p| p.ca.clone())),
+                pool_identity: g.pool_cert.clone().zip(g.pool_key.clone()).or_else(|| {
+                    pki.as_ref()
+                        .map(|p| (p.pool_cert.clone(), p.pool_key.clone()))
+                }),
                 pbx_listen,
             });
             o.tls = tls;
@@ -206,26 +228,57 @@ impl LabFile {
                 credentials: x.username.clone().zip(x.password.clone()),
             });
         }
-        o
+        Ok(o)
     }
 }
 
-/// Tags a scenario cannot run with in this lab, with the reason.
-pub fn inapplicable(options: &LabOptions) -> Vec<(&'static str, &'static str)> {
-    let mut v = Vec::new();
-    if matches!(options.pbx_at, PbxAt::External(_)) {
-        v.push((
-            "needs-pbx-sim",
-            "needs PBX-side actions (desk phones, outside callers, faults) and the PBX is external",
-        ));
+/// Why a scenario with these tags (without `@`) cannot run in this lab, if it cannot:
+/// `needs-pbx-sim` with an external PBX, `needs-gateway-in-process` with an external gateway,
+/// `profile-X` when the gateway is not ours to configure and is set up for another PBX
+/// profile, `transport-tcp` with an external gateway reached over TLS.
+pub fn not_applicable(options: &LabOptions, tags: &[String]) -> Option<String> {
+    let has = |t: &str| tags.iter().any(|x| x == t);
+    let external_gateway = matches!(options.gateway_at, GatewayAt::External(_));
+    let external_pbx = matches!(options.pbx_at, PbxAt::External(_));
+    if external_pbx && has("needs-pbx-sim") {
+        return Some(
+            "needs PBX-side actions (desk phones, outside callers, faults) and the PBX is external"
+                .into(),
+        );
     }
-    if matches!(options.gateway_at, GatewayAt::External(_)) {
-        v.push((
-            "needs-gateway-in-process",
-            "needs our gateway in process (restart, configuration) and the gateway is external",
-        ));
+    if external_gateway && has("needs-gateway-in-process") {
+        return Some(
+            "needs our gateway in process (restart, configuration) and the gateway is external"
+                .into(),
+        );
     }
-    v
+    if external_gateway || external_pbx {
+        let configured = profile_name(options.pbx_profile);
+        if let Some(wanted) = tags.iter().find_map(|t| t.strip_prefix("profile-"))
+            && wanted != configured
+        {
+            return Some(format!(
+                "written for the {wanted} PBX profile; this lab is configured for {configured} \
+                 (lab.toml pbx.profile)"
+            ));
+        }
+    }
+    if let GatewayAt::External(g) = &options.gateway_at
+        && g.tls
+        && has("transport-tcp")
+    {
+        return Some("needs the Front End to reach the gateway over TCP; lab.toml says tls".into());
+    }
+    None
+}
+
+/// The lab.toml spelling of a PBX profile.
+pub fn profile_name(p: rcc_simulators::pbx::Profile) -> &'static str {
+    match p {
+        rcc_simulators::pbx::Profile::Generic => "generic",
+        rcc_simulators::pbx::Profile::Osv => "osv",
+        rcc_simulators::pbx::Profile::Aes => "aes",
+    }
 }
 
 #[cfg(test)]
@@ -236,8 +289,9 @@ mod tests {
     fn the_shipped_example_parses() {
         let f: LabFile = toml::from_str(include_str!("../lab.example.toml")).expect("example");
         assert!(f.problems().is_empty(), "{:?}", f.problems());
-        assert!(matches!(f.options().gateway_at, GatewayAt::External(_)));
-        assert_eq!(f.options().users.len(), 3);
+        let o = f.options().expect("options");
+        assert!(matches!(o.gateway_at, GatewayAt::External(_)));
+        assert_eq!(o.users.len(), 3);
     }
 
     #[test]
@@ -246,7 +300,7 @@ mod tests {
         let p = f.problems();
         assert!(p.iter().any(|x| x.contains("gateway.address")), "{p:?}");
         assert!(p.iter().any(|x| x.contains("pbx_listen")), "{p:?}");
-        assert!(p.iter().any(|x| x.contains("fqdn and gateway.ca")), "{p:?}");
+        assert!(p.iter().any(|x| x.contains("gateway.fqdn")), "{p:?}");
     }
 
     #[test]
@@ -256,7 +310,23 @@ mod tests {
         )
         .expect("toml");
         assert!(f.problems().is_empty());
-        let o = f.options();
-        assert_eq!(inapplicable(&o)[0].0, "needs-pbx-sim");
+        let o = f.options().expect("options");
+        let why = not_applicable(&o, &["needs-pbx-sim".to_owned()]).expect("not applicable");
+        assert!(why.contains("PBX is external"), "{why}");
+        let aes = not_applicable(&o, &["profile-aes".to_owned()]).expect("not applicable");
+        assert!(aes.contains("configured for osv"), "{aes}");
+        assert_eq!(not_applicable(&o, &["profile-osv".to_owned()]), None);
+    }
+
+    #[test]
+    fn in_process_everything_applies() {
+        let o = LabOptions::default();
+        let all = [
+            "needs-pbx-sim",
+            "needs-gateway-in-process",
+            "profile-aes",
+            "transport-tcp",
+        ];
+        assert_eq!(not_applicable(&o, &all.map(str::to_owned)), None);
     }
 }

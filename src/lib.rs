@@ -3,11 +3,14 @@
 //! pushed through the wire codecs; [`tour`] is what `rcc-lab run` drives through the lab.
 
 pub mod capture;
+pub mod conformance;
 pub mod kamailio;
 pub mod lab;
+pub mod labconfig;
 pub mod labfile;
 pub mod load;
 pub mod reference;
 pub mod replay;
 pub mod report;
+pub mod selection;
 pub mod tour;

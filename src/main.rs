@@ -24,21 +24,47 @@ enum Command {
     /// Run the Gherkin conformance suite against the full lab in one process (PBX simulator,
     /// gateway, Lync pool and endpoints); print the results, write JUnit and an HTML report.
     Run {
+        /// Feature files or `file:line` of a scenario (its Scenario line, a step, an Examples
+        /// line or an example row); default: every feature in --features.
+        locations: Vec<rcc_lab::selection::Location>,
         /// Folder of .feature files.
         #[arg(long, default_value = "features")]
         features: PathBuf,
         /// Tag expression, e.g. "@profile-osv and not @slow".
         #[arg(long)]
         tags: Option<String>,
-        /// Report folder (index.html with a ladder per scenario, junit.xml).
+        /// Only scenarios whose name matches this regular expression (repeatable).
+        #[arg(long = "name")]
+        names: Vec<regex::Regex>,
+        /// Report folder (index.html with the conformance summary and a ladder per scenario,
+        /// junit.xml, conformance.json).
         #[arg(long, default_value = "target/rcc-lab-report")]
         report: PathBuf,
-        /// Scenarios run at once.
+        /// Scenarios run at once when the lab owns every component (with an external gateway
+        /// or PBX they run one after another).
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Stop after the first failed scenario.
+        #[arg(long)]
+        fail_fast: bool,
+        /// List the selected scenarios and the step vocabulary, run nothing.
+        #[arg(long)]
+        list: bool,
         /// Which component stands in each position (default: all ours, in process).
         #[arg(long)]
         lab: Option<PathBuf>,
+    },
+    /// Print what an external gateway must be configured with for `run --lab`: its static
+    /// route and trusted application as the simulated pool sees them, the certificates, the
+    /// PBX address and profile, the users' lines and numbers; and a ready gateway.toml for
+    /// rcc-gateway. Generates the lab's CA and certificates when absent.
+    LabConfig {
+        /// The lab file.
+        #[arg(long)]
+        lab: PathBuf,
+        /// Write the ready gateway.toml here too (for rcc-gateway in the external position).
+        #[arg(long)]
+        gateway_toml: Option<PathBuf>,
     },
     /// Walk the everyday flows through the lab without Gherkin (a quick smoke check).
     Tour {
@@ -127,43 +153,69 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run {
+            locations,
             features,
             tags,
+            names,
             report,
             concurrency,
+            fail_fast,
+            list,
             lab,
         } => {
+            let mut selection = rcc_lab::selection::Selection::with_tags(tags.as_deref())?;
+            selection.names = names;
+            selection.locations = locations;
+            if list {
+                for s in rcc_lab::selection::list(&features, &selection)? {
+                    let tags: Vec<String> = s.tags.iter().map(|t| format!("@{t}")).collect();
+                    println!(
+                        "{}  {} — {}  {}",
+                        s.location,
+                        s.feature,
+                        s.name,
+                        tags.join(" ")
+                    );
+                }
+                println!("\nsteps:");
+                for step in rcc_lab::selection::vocabulary() {
+                    println!("  {step}");
+                }
+                return Ok(());
+            }
             let lab = match &lab {
-                Some(p) => rcc_lab::labfile::LabFile::load(p)?.options(),
+                Some(p) => rcc_lab::labfile::LabFile::load(p)?.options()?,
                 None => rcc_lab::lab::LabOptions::default(),
             };
             let opts = scenarios::RunOptions {
                 lab,
                 features,
-                tags,
-                junit: report.join("junit.xml"),
-                report: Some(report.clone()),
+                selection,
+                report: report.clone(),
                 concurrency,
+                fail_fast,
             };
-            let t = scenarios::run(&opts).await?;
+            let outcome = scenarios::run(&opts).await?;
+            for c in outcome.conformance.failing() {
+                println!("capability failed: {} — {}", c.title, c.reason);
+            }
             println!(
-                "{} passed, {} failed{}{}; report: {}",
-                t.passed,
-                t.failed + t.skipped,
-                if t.skipped > 0 {
-                    format!(" ({} with undefined steps)", t.skipped)
-                } else {
-                    String::new()
-                },
-                if t.not_applicable > 0 {
-                    format!(", {} not applicable to this lab", t.not_applicable)
-                } else {
-                    String::new()
-                },
+                "{}; report: {}",
+                outcome.totals(),
                 report.join("index.html").display()
             );
-            if t.failed + t.skipped > 0 {
+            if outcome.failed() > 0 {
                 std::process::exit(1);
+            }
+        }
+        Command::LabConfig { lab, gateway_toml } => {
+            let file = rcc_lab::labfile::LabFile::load(&lab)?;
+            let plan = rcc_lab::labconfig::LabConfig::prepare(&file, &lab)?;
+            print!("{}", plan.text());
+            if let Some(path) = gateway_toml {
+                std::fs::write(&path, plan.gateway_toml())
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+                println!("# wrote {}", path.display());
             }
         }
         Command::Tour { tcp } => {

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use rcc_lab::lab::{ExternalGateway, GatewayAt, LabOptions};
+use rcc_lab::selection::Selection;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -52,26 +53,23 @@ async fn main() {
 
     let embedded = scenarios::RunOptions {
         features: root.join("features"),
-        tags: std::env::var("RCC_LAB_TAGS").ok(),
-        junit: target.join("junit.xml"),
-        report: Some(target.join("report")),
+        selection: Selection::with_tags(std::env::var("RCC_LAB_TAGS").ok().as_deref())
+            .expect("RCC_LAB_TAGS"),
+        report: target.join("report"),
         concurrency: 4,
+        fail_fast: false,
         lab: LabOptions::default(),
     };
     match scenarios::run(&embedded).await {
         Ok(t) => {
-            println!(
-                "in-process lab: {} passed, {} failed",
-                t.passed,
-                t.failed + t.skipped
-            );
-            failures += t.failed + t.skipped;
-            if t.not_applicable > 0 {
+            println!("in-process lab: {}", t.totals());
+            failures += t.failed();
+            if t.not_applicable() > 0 {
                 println!(
                     "in-process lab: {} scenarios not applicable (nothing should be)",
-                    t.not_applicable
+                    t.not_applicable()
                 );
-                failures += t.not_applicable;
+                failures += t.not_applicable();
             }
         }
         Err(e) => {
@@ -90,10 +88,13 @@ async fn main() {
     };
     let external = scenarios::RunOptions {
         features: root.join("features"),
-        tags: Some(std::env::var("RCC_LAB_EXTERNAL_TAGS").unwrap_or_else(|_| "@smoke".to_owned())),
-        junit: target.join("junit-external-gateway.xml"),
-        report: Some(target.join("report-external-gateway")),
-        concurrency: 1,
+        selection: Selection::with_tags(Some(
+            &std::env::var("RCC_LAB_EXTERNAL_TAGS").unwrap_or_else(|_| "@smoke".to_owned()),
+        ))
+        .expect("RCC_LAB_EXTERNAL_TAGS"),
+        report: target.join("report-external-gateway"),
+        concurrency: 4,
+        fail_fast: false,
         lab: LabOptions {
             tls: false,
             gateway_at: GatewayAt::External(ExternalGateway {
@@ -109,14 +110,9 @@ async fn main() {
     };
     match scenarios::run(&external).await {
         Ok(t) => {
-            println!(
-                "external gateway: {} passed, {} failed, {} not applicable",
-                t.passed,
-                t.failed + t.skipped,
-                t.not_applicable
-            );
-            failures += t.failed + t.skipped;
-            if t.not_applicable == 0 {
+            println!("external gateway: {}", t.totals());
+            failures += t.failed();
+            if t.not_applicable() == 0 {
                 println!(
                     "external gateway: the gateway-restart scenario should have been listed as not applicable"
                 );

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use rcc_lab::conformance::{Conformance, RunInfo};
 use rcc_lab::report::{Arrow, ScenarioReport, Status, html};
 
 fn chromium() -> Option<PathBuf> {
@@ -49,26 +50,41 @@ fn report_renders_and_an_arrow_opens_its_message() {
             name: "answered".into(),
             status: Status::Passed,
             millis: 12,
+            file: "features/click_to_dial.feature".into(),
+            line: 7,
+            tags: vec!["cap-make-call".into()],
             arrows: vec![
                 arrow(1, "alice/desk", "Front End", "INFO (MakeCall)"),
                 arrow(2, "Front End", "gateway", "INFO (MakeCall)"),
                 arrow(3, "gateway", "PBX", "[0001] MakeCall"),
                 arrow(4, "PBX", "gateway", "[0001] MakeCallResponse"),
             ],
+            ..Default::default()
         },
         ScenarioReport {
             feature: "Click to dial".into(),
             name: "busy".into(),
             status: Status::Failed("no FailedEvent".into()),
             millis: 3,
-            arrows: vec![],
+            file: "features/click_to_dial.feature".into(),
+            line: 21,
+            tags: vec!["cap-hold-retrieve".into()],
+            ..Default::default()
         },
     ];
     let dir = std::env::temp_dir().join(format!("rcc-lab-report-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = dir.join("index.html");
-    std::fs::write(&file, html("browser check", &reports)).expect("write report");
-    let url = format!("file://{}#m0-2", file.display());
+    let run = RunInfo::new(
+        &rcc_lab::lab::LabOptions::default(),
+        None,
+        std::time::SystemTime::now(),
+    );
+    let conformance = Conformance::summarize(&run, &reports);
+    std::fs::write(&file, html("browser check", &reports, Some(&conformance)))
+        .expect("write report");
+    let target = format!("{}-m2", reports[0].anchor());
+    let url = format!("file://{}#{target}", file.display());
     let out = Command::new(&browser)
         .args([
             "--headless",
@@ -97,10 +113,27 @@ fn report_renders_and_an_arrow_opens_its_message() {
         2,
         "one summary row per scenario"
     );
+    let row = |id: &str| {
+        dom.split("<tr ")
+            .find(|r| r.contains(&format!("data-capability=\"{id}\"")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        row("make-call").contains("capability passed"),
+        "conformance row for make-call: {}",
+        row("make-call")
+    );
+    assert!(
+        row("hold-retrieve").contains("capability failed")
+            && row("hold-retrieve").contains("no FailedEvent"),
+        "conformance row for hold-retrieve: {}",
+        row("hold-retrieve")
+    );
     assert!(dom.contains("<svg class=\"ladder\""), "ladder missing");
     let opened = dom
         .split("<details")
-        .filter(|d| d.contains("id=\"m0-2\""))
+        .filter(|d| d.contains(&format!("id=\"{target}\"")))
         .any(|d| d.split('>').next().is_some_and(|tag| tag.contains("open")));
     assert!(
         opened,

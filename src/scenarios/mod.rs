@@ -4,6 +4,7 @@
 //! This module is compiled into each of those binaries (not the library) so that cucumber's
 //! step registry sees the step definitions.
 
+mod console;
 mod steps;
 
 use std::collections::HashMap;
@@ -11,14 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use cucumber::WriterExt as _;
+use cucumber::World;
 use cucumber::event::ScenarioFinished;
-use cucumber::tag::Ext as _;
-use cucumber::writer::Stats as _;
-use cucumber::{World, writer, writer::Verbosity};
 use futures::FutureExt as _;
-use rcc_lab::lab::{Lab, LabOptions};
+use rcc_lab::conformance::{Conformance, RunInfo};
+use rcc_lab::lab::{GatewayAt, Lab, LabOptions, PbxAt};
 use rcc_lab::report::{ScenarioReport, Status};
+use rcc_lab::selection::Selection;
+
+use console::RunLog;
 
 /// The state of one scenario: the lab options gathered by the Given steps, then the lab.
 #[derive(World, Default)]
@@ -35,6 +37,8 @@ pub struct RccWorld {
     /// Call IDs per user: the latest call and the one put on hold for consultation.
     calls: HashMap<String, String>,
     held: HashMap<String, String>,
+    /// The PBX simulator's monitor count before a link fault (what must come back).
+    monitors_before_fault: Option<usize>,
     started: Option<Instant>,
 }
 
@@ -68,182 +72,283 @@ impl RccWorld {
 pub struct RunOptions {
     /// Folder of `.feature` files.
     pub features: PathBuf,
-    /// Tag expression (`@profile-osv and not @slow`).
-    pub tags: Option<String>,
-    /// JUnit XML output.
-    pub junit: PathBuf,
-    /// HTML report folder.
-    pub report: Option<PathBuf>,
-    /// Scenarios run at once.
+    /// Which scenarios (tags, names, locations).
+    pub selection: Selection,
+    /// Report folder: `index.html`, `junit.xml`, `conformance.json`.
+    pub report: PathBuf,
+    /// Scenarios run at once when the lab owns every component (one at a time otherwise).
     pub concurrency: usize,
+    /// Stop after the first failed scenario.
+    pub fail_fast: bool,
     /// Which component stands in each position.
     pub lab: LabOptions,
 }
 
-/// Counts of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Totals {
-    /// Scenarios passed.
-    pub passed: usize,
-    /// Scenarios failed (or whose steps were missing).
-    pub failed: usize,
-    /// Scenarios with a step that has no definition (a failure of the suite itself).
-    pub skipped: usize,
-    /// Scenarios not applicable to this lab (listed by name in the output and the report).
-    pub not_applicable: usize,
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Every scenario, selected and run or not applicable, in file and line order.
+    pub scenarios: Vec<ScenarioReport>,
+    /// Feature files that did not parse, and hooks that failed.
+    pub suite_errors: Vec<String>,
+    /// The conformance summary written beside the report.
+    pub conformance: Conformance,
 }
 
-/// Runs the suite; writes JUnit and, when asked, the HTML report.
-pub async fn run(opts: &RunOptions) -> anyhow::Result<Totals> {
-    if let Some(dir) = opts.junit.parent() {
-        std::fs::create_dir_all(dir)?;
+impl RunOutcome {
+    fn count(&self, f: impl Fn(&Status) -> bool) -> usize {
+        self.scenarios.iter().filter(|s| f(&s.status)).count()
     }
-    let junit = std::fs::File::create(&opts.junit)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", opts.junit.display()))?;
-    let collected: Arc<Mutex<Vec<ScenarioReport>>> = Arc::new(Mutex::new(Vec::new()));
-    let sink = collected.clone();
+
+    /// Scenarios that passed.
+    pub fn passed(&self) -> usize {
+        self.count(|s| *s == Status::Passed)
+    }
+
+    /// Scenarios that failed (or have an undefined step), plus suite errors.
+    pub fn failed(&self) -> usize {
+        self.count(Status::is_failure) + self.suite_errors.len()
+    }
+
+    /// Scenarios not applicable to this lab.
+    pub fn not_applicable(&self) -> usize {
+        self.count(|s| matches!(s, Status::NotApplicable(_)))
+    }
+
+    /// `N passed, N failed, N not applicable`.
+    pub fn totals(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} not applicable",
+            self.passed(),
+            self.failed(),
+            self.not_applicable()
+        )
+    }
+}
+
+/// Whether the lab owns every component (then scenarios may run side by side: each has its
+/// own PBX simulator, gateway and pool on fresh ports). An external gateway has one address
+/// and one PBX link to our simulator; an external PBX has one set of devices.
+fn lab_owns_everything(lab: &LabOptions) -> bool {
+    matches!(lab.gateway_at, GatewayAt::InProcess) && matches!(lab.pbx_at, PbxAt::Simulator)
+}
+
+/// Runs the suite; writes the HTML report, JUnit and `conformance.json`.
+pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
+    std::fs::create_dir_all(&opts.report)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", opts.report.display()))?;
     let base = BASE.get_or_init(|| Mutex::new(LabOptions::default()));
     if let Ok(mut b) = base.lock() {
         *b = opts.lab.clone();
     }
-    let not_applicable = rcc_lab::labfile::inapplicable(&opts.lab);
-    let skipped: Arc<Mutex<Vec<ScenarioReport>>> = Arc::new(Mutex::new(Vec::new()));
-    let skipped_sink = skipped.clone();
-    let tags = match &opts.tags {
-        Some(t) => Some(
-            t.parse::<cucumber::gherkin::tagexpr::TagOperation>()
-                .map_err(|e| anyhow::anyhow!("tag expression {t:?}: {e}"))?,
-        ),
-        None => None,
+    let concurrency = if lab_owns_everything(&opts.lab) {
+        opts.concurrency.max(1)
+    } else {
+        println!(
+            "the lab does not own every component: scenarios run one after another \
+             (they share the external component's address and state)"
+        );
+        1
     };
-    let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default();
-    let filter = move |feature: &cucumber::gherkin::Feature,
-                       rule: Option<&cucumber::gherkin::Rule>,
-                       scenario: &cucumber::gherkin::Scenario| {
-        let all: Vec<&String> = feature
-            .tags
-            .iter()
-            .chain(rule.iter().flat_map(|r| &r.tags))
-            .chain(scenario.tags.iter())
-            .collect();
-        if let Some(t) = &tags
-            && !t.eval(all.iter().copied())
-        {
-            return false;
-        }
-        if let Some((_, why)) = not_applicable
-            .iter()
-            .find(|(tag, _)| all.iter().any(|t| t.as_str() == *tag))
-        {
-            if let Ok(mut v) = skipped_sink.lock() {
-                v.push(ScenarioReport {
-                    feature: feature.name.clone(),
-                    name: scenario.name.clone(),
-                    status: Status::Skipped(format!("not applicable: {why}")),
-                    millis: 0,
-                    arrows: Vec::new(),
-                });
+    let started = std::time::SystemTime::now();
+    let log: Arc<Mutex<RunLog>> = Arc::new(Mutex::new(RunLog::default()));
+    let collected: Arc<Mutex<Vec<ScenarioReport>>> = Arc::new(Mutex::new(Vec::new()));
+    let not_run: Arc<Mutex<Vec<ScenarioReport>>> = Arc::new(Mutex::new(Vec::new()));
+
+    let filter = {
+        let selection = opts.selection.clone();
+        let lab = opts.lab.clone();
+        let not_run = not_run.clone();
+        let log = log.clone();
+        move |feature: &cucumber::gherkin::Feature,
+              rule: Option<&cucumber::gherkin::Rule>,
+              scenario: &cucumber::gherkin::Scenario| {
+            if !selection.selects(feature, rule, scenario) {
+                return false;
             }
-            return false;
-        }
-        true
-    };
-    let writer = writer::Basic::raw(
-        std::io::stdout(),
-        writer::Coloring::Never,
-        Verbosity::Default,
-    )
-    .summarized()
-    .tee::<RccWorld, _>(writer::JUnit::for_tee(junit, 0))
-    .normalized();
-    let result = RccWorld::cucumber()
-        .max_concurrent_scenarios(opts.concurrency)
-        .with_writer(writer)
-        .after(move |feature, _rule, scenario, finished, world| {
-            let sink = sink.clone();
-            async move {
-                let status = match finished {
-                    ScenarioFinished::StepPassed => Status::Passed,
-                    ScenarioFinished::StepSkipped => {
-                        Status::Skipped("a step has no definition".to_owned())
-                    }
-                    ScenarioFinished::StepFailed(_, _, e) => Status::Failed(format!("{e}")),
-                    ScenarioFinished::BeforeHookFailed(e) => {
-                        Status::Failed(format!("before hook: {e:?}"))
-                    }
-                };
-                let mut arrows = Vec::new();
-                let mut millis = 0;
-                if let Some(w) = world {
-                    if let Some(lab) = &w.lab {
-                        arrows = lab.ladder().await.unwrap_or_default();
-                        // Leave nothing behind in a gateway that outlives the scenario.
-                        for id in w.endpoints.values() {
-                            let _ = lab.lync.sign_out(*id).await;
-                        }
-                        if !w.endpoints.is_empty() {
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        }
-                    }
-                    if let Some(lab) = w.lab.take() {
-                        lab.shutdown().await;
-                    }
-                    millis = w.started.map_or(0, |s| s.elapsed().as_millis());
-                }
-                if let Ok(mut v) = sink.lock() {
+            let tags = rcc_lab::selection::tags_of(feature, rule, scenario);
+            if let Some(why) = rcc_lab::labfile::not_applicable(&lab, &tags) {
+                if let Ok(mut v) = not_run.lock() {
+                    let (file, line) = console::key(feature, scenario);
                     v.push(ScenarioReport {
                         feature: feature.name.clone(),
                         name: scenario.name.clone(),
-                        status,
-                        millis,
-                        arrows,
+                        file,
+                        line,
+                        tags,
+                        status: Status::NotApplicable(why),
+                        ..Default::default()
                     });
                 }
+                return false;
             }
-            .boxed_local()
-        })
-        // Last: changing the writer or hooks resets the CLI, which would then parse argv.
+            if let Ok(mut l) = log.lock() {
+                l.selected += 1;
+            }
+            true
+        }
+    };
+    let after = after_hook(collected.clone(), log.clone());
+    let cucumber = RccWorld::cucumber()
+        .max_concurrent_scenarios(concurrency)
+        .with_writer(console::Console::new(log.clone()))
+        .after(after);
+    let cucumber = if opts.fail_fast {
+        cucumber.fail_fast()
+    } else {
+        cucumber
+    };
+    // Last: changing the writer or hooks resets the CLI, which would then parse argv.
+    let cli = cucumber::cli::Opts::<_, _, _, cucumber::cli::Empty>::default();
+    cucumber
         .with_cli(cli)
         .filter_run(&opts.features, filter)
         .await;
-    let mut reports = collected.lock().map(|v| v.clone()).unwrap_or_default();
-    let not_run = skipped.lock().map(|v| v.clone()).unwrap_or_default();
+
+    let mut scenarios = collected.lock().map(|v| v.clone()).unwrap_or_default();
+    let not_run = not_run.lock().map(|v| v.clone()).unwrap_or_default();
     for r in &not_run {
-        if let Status::Skipped(why) = &r.status {
-            println!("{} — {}: {why}", r.feature, r.name);
+        println!(
+            "n/a {} — {}  ({}): {}",
+            r.feature,
+            r.name,
+            r.location(),
+            r.status.detail()
+        );
+    }
+    scenarios.extend(not_run);
+    let suite_errors = match log.lock() {
+        Ok(mut l) => {
+            for s in &mut scenarios {
+                if let Some(steps) = l.steps.remove(&(s.file.clone(), s.line)) {
+                    s.steps = steps;
+                }
+            }
+            l.parse_errors.clone()
         }
-    }
-    reports.extend(not_run);
-    let count = |f: fn(&Status) -> bool| reports.iter().filter(|r| f(&r.status)).count();
-    let reported_failures = count(|s| matches!(s, Status::Failed(_)));
-    // Parse errors and hook errors fail the run even though no scenario report carries them.
-    let extra = result.parsing_errors() + result.hook_errors();
-    let totals = Totals {
-        passed: count(|s| *s == Status::Passed),
-        failed: reported_failures + extra,
-        skipped: count(|s| matches!(s, Status::Skipped(r) if !r.starts_with("not applicable"))),
-        not_applicable: count(
-            |s| matches!(s, Status::Skipped(r) if r.starts_with("not applicable")),
-        ),
+        Err(_) => vec!["the run's log was poisoned".to_owned()],
     };
-    anyhow::ensure!(
-        !result.execution_has_failed() || totals.failed + totals.skipped > 0,
-        "cucumber reports a failure the scenario reports do not show"
-    );
-    if let Some(dir) = &opts.report {
-        write_report(dir, &reports)?;
-    }
-    Ok(totals)
+    scenarios.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    let run = RunInfo::new(&opts.lab, opts.selection.tags_text.clone(), started);
+    let conformance = Conformance::summarize(&run, &scenarios);
+    let outcome = RunOutcome {
+        scenarios,
+        suite_errors,
+        conformance,
+    };
+    write_report(&opts.report, &outcome)?;
+    Ok(outcome)
 }
 
-fn write_report(dir: &Path, reports: &[ScenarioReport]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut sorted = reports.to_vec();
-    sorted.sort_by(|a, b| (&a.feature, &a.name).cmp(&(&b.feature, &b.name)));
-    let page = rcc_lab::report::html("rcc-lab conformance run", &sorted);
-    let path = dir.join("index.html");
-    std::fs::write(&path, page)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+/// What runs after each scenario: its report (status, ladder) into `collected`, its closing
+/// line into the log, and the lab taken down.
+#[allow(clippy::type_complexity)]
+fn after_hook(
+    collected: Arc<Mutex<Vec<ScenarioReport>>>,
+    log: Arc<Mutex<RunLog>>,
+) -> impl for<'a> Fn(
+    &'a cucumber::gherkin::Feature,
+    Option<&'a cucumber::gherkin::Rule>,
+    &'a cucumber::gherkin::Scenario,
+    &'a ScenarioFinished,
+    Option<&'a mut RccWorld>,
+) -> futures::future::LocalBoxFuture<'a, ()> {
+    move |feature: &cucumber::gherkin::Feature,
+          rule: Option<&cucumber::gherkin::Rule>,
+          scenario: &cucumber::gherkin::Scenario,
+          finished: &ScenarioFinished,
+          world: Option<&mut RccWorld>| {
+        let collected = collected.clone();
+        let log = log.clone();
+        let status = match finished {
+            ScenarioFinished::StepPassed => Status::Passed,
+            ScenarioFinished::StepSkipped => Status::Undefined(
+                "a step has no definition (rcc-lab run --list shows the vocabulary)".into(),
+            ),
+            ScenarioFinished::StepFailed(_, _, e) => {
+                let text = console::error_text(e);
+                match text.strip_prefix("not applicable: ") {
+                    Some(why) => Status::NotApplicable(why.to_owned()),
+                    None => Status::Failed(text),
+                }
+            }
+            ScenarioFinished::BeforeHookFailed(_) => {
+                Status::Failed("the scenario's set-up failed".into())
+            }
+        };
+        let (file, line) = console::key(feature, scenario);
+        let tags = rcc_lab::selection::tags_of(feature, rule, scenario);
+        let report = ScenarioReport {
+            feature: feature.name.clone(),
+            name: scenario.name.clone(),
+            file,
+            line,
+            tags,
+            status,
+            ..Default::default()
+        };
+        async move {
+            let mut report = report;
+            if let Some(w) = world {
+                if let Some(lab) = &w.lab {
+                    report.arrows = lab.ladder().await.unwrap_or_default();
+                    // Leave nothing behind in a gateway that outlives the scenario.
+                    for id in w.endpoints.values() {
+                        let _ = lab.lync.sign_out(*id).await;
+                    }
+                    if !w.endpoints.is_empty() {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+                if let Some(lab) = w.lab.take() {
+                    lab.shutdown().await;
+                }
+                report.millis = w.started.map_or(0, |s| s.elapsed().as_millis());
+            }
+            if let Ok(mut l) = log.lock() {
+                let (verdict, detail) = match &report.status {
+                    Status::Passed => ("ok".to_owned(), String::new()),
+                    Status::Failed(e) | Status::Undefined(e) => ("FAILED".to_owned(), e.clone()),
+                    Status::NotApplicable(why) => {
+                        ("n/a".to_owned(), format!("not applicable: {why}"))
+                    }
+                };
+                l.closing.insert(
+                    (report.file.clone(), report.line),
+                    console::Closing {
+                        verdict,
+                        detail,
+                        millis: report.millis,
+                    },
+                );
+            }
+            if let Ok(mut v) = collected.lock() {
+                v.push(report);
+            }
+        }
+        .boxed_local()
+    }
+}
+
+fn write_report(dir: &Path, outcome: &RunOutcome) -> anyhow::Result<()> {
+    let write = |name: &str, text: &str| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+    };
+    write(
+        "index.html",
+        &rcc_lab::report::html(
+            "rcc-lab conformance run",
+            &outcome.scenarios,
+            Some(&outcome.conformance),
+        ),
+    )?;
+    write(
+        "junit.xml",
+        &rcc_lab::report::junit::junit("rcc-lab", &outcome.scenarios)?,
+    )?;
+    write("conformance.json", &outcome.conformance.to_json()?)?;
     Ok(())
 }
 
