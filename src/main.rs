@@ -137,6 +137,11 @@ enum Command {
         /// in-process gateway).
         #[arg(long, conflicts_with_all = ["ladder", "update"])]
         gateway: Option<std::net::SocketAddr>,
+        /// Configure the in-process gateway with this gateway.toml (a site's numbering,
+        /// authorization, PBX profile, timers, limits) instead of the lab's; its listeners, TLS,
+        /// PBX address, metrics and traces are replaced to run here. Works with --update.
+        #[arg(long, conflicts_with_all = ["ladder", "gateway", "gateway_config"])]
+        config: Option<PathBuf>,
         /// With --gateway: where we play the PBX; that gateway's `pbx.address` must point here.
         #[arg(long, default_value = "127.0.0.1:1040")]
         pbx_listen: std::net::SocketAddr,
@@ -286,6 +291,7 @@ async fn main() -> anyhow::Result<()> {
             ladder,
             update,
             gateway,
+            config,
             pbx_listen,
             gateway_config,
         } => {
@@ -308,7 +314,7 @@ async fn main() -> anyhow::Result<()> {
                     }
                 }
             } else if update {
-                let text = rcc_lab::replay::update_file(&file).await?;
+                let text = rcc_lab::replay::update_file(&file, config.as_deref()).await?;
                 print!("{text}");
                 println!("{}: recorded as the expected behaviour", file.display());
             } else if ladder {
@@ -316,7 +322,7 @@ async fn main() -> anyhow::Result<()> {
                 let (steps, notes) = rcc_lab::capture::ladder(&cap);
                 print!("{}", rcc_lab::capture::ladder_text(&steps, &notes));
             } else {
-                match rcc_lab::replay::replay_file(&file).await? {
+                match rcc_lab::replay::replay_file(&file, config.as_deref()).await? {
                     rcc_lab::replay::Outcome::Matched { steps } => {
                         println!("{}: {steps} steps replayed, no divergence", file.display());
                     }

@@ -8,10 +8,12 @@
 //! point and accepts the gateway's reconnect.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
+use rcc_gateway::config::{Config, PbxFraming, PbxTransport, TrustedPeer};
 use rcc_protocol::csta;
 use rcc_protocol::framing::{self, AnnexJDecoder, EVENT_INVOKE_ID, InvokeId};
 use rcc_protocol::sip::{Limits, Message, StartLine, StreamFramer, StreamItem};
@@ -478,17 +480,18 @@ reconnect_max_ms = 200
     )
 }
 
-/// Replays a capture file against a fresh in-process gateway configured like the lab.
-pub async fn replay_file(path: &std::path::Path) -> anyhow::Result<Outcome> {
-    replay_with(path, None).await
+/// Replays a capture file against a fresh in-process gateway configured like the lab, or, with
+/// `config`, like that `gateway.toml` (placed in this process by [`in_process`]).
+pub async fn replay_file(path: &Path, config: Option<&Path>) -> anyhow::Result<Outcome> {
+    replay_with(path, config, None).await
 }
 
 /// Replays a capture and records what the gateway does now as the expected behaviour: the
 /// capture is replaced by the gateway's trace of the replay, and its ladder snapshot
-/// (`NAME.snap` beside it) is rewritten. Returns the new ladder.
-pub async fn update_file(path: &std::path::Path) -> anyhow::Result<String> {
+/// (`NAME.snap` beside it) is rewritten. `config` as for [`replay_file`]. Returns the new ladder.
+pub async fn update_file(path: &Path, config: Option<&Path>) -> anyhow::Result<String> {
     let trace = path.with_extension("replay.pcapng");
-    match replay_with(path, Some(&trace)).await? {
+    match replay_with(path, config, Some(&trace)).await? {
         Outcome::Matched { .. } => {}
         Outcome::Diverged(d) => anyhow::bail!("the replay could not complete: {d}"),
     }
@@ -503,13 +506,49 @@ pub async fn update_file(path: &std::path::Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// A gateway configuration (a site's `gateway.toml`) placed in the replay's process. Kept:
+/// everything that shapes behaviour (numbering, authorization, the PBX profile, login,
+/// application ID, namespace and session duration, `sip.host`, session timers, limits, reconnect
+/// delays). Replaced: SIP listens on loopback TCP `sip_port` only (no TLS) and trusts 127.0.0.1
+/// by IP, advertising that listener; the PBX link goes to `pbx` over plain TCP with Annex J
+/// framing (what the replayer plays), no secondary; `trace` is the only file written: no
+/// metrics listener, no per-session traces.
+pub fn in_process(
+    mut config: Config,
+    sip_port: u16,
+    pbx: SocketAddr,
+    trace: Option<PathBuf>,
+) -> Config {
+    let sip = &mut config.sip;
+    sip.listen_tcp = Some((Ipv4Addr::LOCALHOST, sip_port).into());
+    sip.listen_tls = None;
+    sip.tls = None;
+    sip.port = None;
+    sip.trusted_peers = vec![TrustedPeer {
+        name: None,
+        ip: Some(Ipv4Addr::LOCALHOST.into()),
+    }];
+    let link = &mut config.pbx;
+    link.address = pbx.to_string();
+    link.secondary = None;
+    link.transport = PbxTransport::Tcp;
+    link.tls_ca = None;
+    link.tls_name = None;
+    link.framing = PbxFraming::AnnexJ;
+    let observe = &mut config.observe;
+    observe.http = None;
+    observe.session_traces = None;
+    observe.trace = trace;
+    config
+}
+
 /// Replays a capture against a gateway running elsewhere (another process or host): we play
 /// the Front End by connecting to its SIP TCP listener at `gateway_sip`, and the PBX by listening
 /// on `pbx_listen`, where that gateway must be configured to connect (see [`lab_gateway_toml`]
 /// for the numbering the lab's captures were recorded with). The gateway must be fresh (no
 /// session from an earlier run) and reconnects to the PBX on its own.
 pub async fn replay_external(
-    path: &std::path::Path,
+    path: &Path,
     gateway_sip: SocketAddr,
     pbx_listen: SocketAddr,
 ) -> anyhow::Result<Outcome> {
@@ -524,8 +563,9 @@ pub async fn replay_external(
 }
 
 async fn replay_with(
-    path: &std::path::Path,
-    trace: Option<&std::path::Path>,
+    path: &Path,
+    config: Option<&Path>,
+    trace: Option<&Path>,
 ) -> anyhow::Result<Outcome> {
     let cap = crate::capture::read(path)?;
     let (steps, notes) = ladder(&cap);
@@ -534,8 +574,11 @@ async fn replay_with(
     let pbx = TcpListener::bind("127.0.0.1:0").await?;
     let pbx_addr = pbx.local_addr()?;
     let sip = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let mut config = rcc_gateway::config::parse(&lab_gateway_toml(sip, pbx_addr))?;
-    config.observe.trace = trace.map(std::path::Path::to_path_buf);
+    let site = match config {
+        Some(file) => rcc_gateway::config::load(file)?,
+        None => rcc_gateway::config::parse(&lab_gateway_toml(sip, pbx_addr))?,
+    };
+    let config = in_process(site, sip.port(), pbx_addr, trace.map(Path::to_path_buf));
     let gw = rcc_gateway::server::GatewayHandle::start(config).await?;
     let out = run(&steps, sip, pbx, trace.is_none()).await;
     // Let the last messages reach the trace before the gateway goes.
@@ -548,6 +591,77 @@ async fn replay_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_process_keeps_the_behaviour_and_replaces_the_placement() {
+        let pbx: SocketAddr = ([127, 0, 0, 1], 4100).into();
+        let site = rcc_gateway::config::parse_unchecked(
+            r#"[sip]
+listen_tls = "0.0.0.0:5065"
+listen_tcp = "0.0.0.0:5066"
+host = "rccgw01.contoso.com"
+port = 5061
+session_expires_s = 600
+max_sessions = 42
+trusted_peer = [{ name = "fe01.contoso.com" }, { ip = "10.0.0.11" }]
+[sip.tls]
+cert = "/etc/rcc-gateway/gw.crt"
+key = "/etc/rcc-gateway/gw.key"
+[pbx]
+profile = "osv"
+address = "10.0.0.20:1040"
+secondary = "10.0.0.21:1040"
+transport = "tls"
+tls_ca = "/etc/rcc-gateway/pbx-ca.pem"
+tls_name = "pbx.contoso.com"
+framing = "nul"
+application_id = "site-app"
+[numbering]
+line = "digits"
+[[numbering.to_pbx]]
+pattern = '\+1425555(\d{4})'
+replace = "9$1"
+[observe]
+http = "0.0.0.0:9090"
+trace = "/var/log/rcc-gateway/trace.pcapng"
+[observe.session_traces]
+dir = "/var/log/rcc-gateway/sessions"
+"#,
+        )
+        .expect("the site's configuration parses");
+        let c = in_process(site, 5070, pbx, None);
+        assert_eq!(c.sip.listen_tcp, Some(([127, 0, 0, 1], 5070).into()));
+        assert!(c.sip.listen_tls.is_none() && c.sip.tls.is_none());
+        assert_eq!(c.sip.advertised_port(), 5070);
+        let peers: Vec<_> = c
+            .sip
+            .trusted_peers
+            .iter()
+            .map(|p| (&p.name, p.ip))
+            .collect();
+        assert_eq!(peers, [(&None, Some(Ipv4Addr::LOCALHOST.into()))]);
+        assert_eq!(c.pbx.address, "127.0.0.1:4100");
+        assert!(c.pbx.secondary.is_none() && c.pbx.tls_ca.is_none() && c.pbx.tls_name.is_none());
+        assert_eq!(c.pbx.transport, PbxTransport::Tcp);
+        assert_eq!(c.pbx.framing, PbxFraming::AnnexJ);
+        assert!(c.observe.http.is_none() && c.observe.session_traces.is_none());
+        assert!(c.observe.trace.is_none());
+        // What shapes behaviour is the site's.
+        assert_eq!(c.sip.host, "rccgw01.contoso.com");
+        assert_eq!((c.sip.session_expires_s, c.sip.max_sessions), (600, 42));
+        assert_eq!(c.pbx.profile, rcc_gateway::config::PbxProfile::Osv);
+        assert_eq!(c.pbx.application_id, "site-app");
+        assert_eq!(c.numbering.line, rcc_gateway::config::LinePart::Digits);
+        assert_eq!(c.numbering.to_pbx.len(), 1);
+        assert_eq!(c.numbering.to_pbx[0].replace, "9$1");
+        let problems = rcc_gateway::core::setup::check(&c);
+        assert!(
+            problems.is_empty(),
+            "the placed configuration checks: {problems:?}"
+        );
+        let traced = in_process(c, 5070, pbx, Some("replay.pcapng".into()));
+        assert_eq!(traced.observe.trace, Some("replay.pcapng".into()));
+    }
 
     #[test]
     fn substitutions_of_other_lengths_keep_the_message_well_formed() {

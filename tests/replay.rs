@@ -121,7 +121,7 @@ async fn every_capture_replays_against_the_gateway() {
             println!("{name}: not replayed: {why}");
             continue;
         }
-        match rcc_lab::replay::replay_file(&c).await {
+        match rcc_lab::replay::replay_file(&c, None).await {
             Ok(rcc_lab::replay::Outcome::Matched { steps }) => {
                 println!("{name}: {steps} steps matched")
             }
@@ -195,7 +195,9 @@ async fn update_records_the_new_behaviour_as_expected() {
         let (steps, notes) = rcc_lab::capture::ladder(&cap);
         rcc_lab::capture::ladder_text(&steps, &notes)
     };
-    let after = rcc_lab::replay::update_file(&copy).await.expect("update");
+    let after = rcc_lab::replay::update_file(&copy, None)
+        .await
+        .expect("update");
     // How directions interleave depends on timing; each direction's own sequence does not.
     let direction = |text: &str, from: &str, to: &str| -> Vec<String> {
         text.lines()
@@ -214,7 +216,7 @@ async fn update_records_the_new_behaviour_as_expected() {
         );
     }
     assert!(dir.join("hold.snap").is_file());
-    match rcc_lab::replay::replay_file(&copy)
+    match rcc_lab::replay::replay_file(&copy, None)
         .await
         .expect("replay of the updated capture")
     {
@@ -254,6 +256,141 @@ async fn a_capture_replays_against_a_gateway_in_another_process() {
     {
         rcc_lab::replay::Outcome::Matched { steps } => assert!(steps > 10, "{steps} steps"),
         rcc_lab::replay::Outcome::Diverged(d) => panic!("external gateway diverged: {d}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory for one test's files.
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("rcc-lab-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+/// A site's gateway.toml with `numbering`: TLS with its certificates, Front Ends by name, a PBX
+/// elsewhere over TLS, metrics and per-session traces; every placement the replay must replace
+/// (`held` is an address the test keeps bound, so a listener left on it would fail).
+fn site_config(dir: &std::path::Path, held: std::net::SocketAddr, numbering: &str) -> PathBuf {
+    for f in ["gw.crt", "gw.key", "pbx-ca.pem"] {
+        std::fs::write(dir.join(f), "not a certificate").expect("file");
+    }
+    let file = |f: &str| format!("{:?}", dir.join(f).display().to_string());
+    let text = format!(
+        r#"[sip]
+listen_tls = "{held}"
+listen_tcp = "{held}"
+host = "rccgw01.contoso.com"
+trusted_peer = [{{ name = "fe01.contoso.com" }}]
+[sip.tls]
+cert = {cert}
+key = {key}
+client_cert = "none"
+[pbx]
+address = "10.0.0.20:1040"
+secondary = "10.0.0.21:1040"
+transport = "tls"
+tls_ca = {ca}
+reconnect_min_ms = 50
+reconnect_max_ms = 200
+[observe]
+http = "{held}"
+[observe.session_traces]
+dir = {sessions}
+{numbering}"#,
+        cert = file("gw.crt"),
+        key = file("gw.key"),
+        ca = file("pbx-ca.pem"),
+        sessions = file("sessions"),
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+#[tokio::test]
+async fn a_capture_replays_with_a_site_config_of_the_lab_numbering() {
+    let dir = temp_dir("site-config");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let config = site_config(
+        &dir,
+        held.local_addr().expect("addr"),
+        rcc_simulators::lync::LAB_NUMBERING,
+    );
+    let outcome = rcc_lab::replay::replay_file(&capture("02-click-to-dial"), Some(&config))
+        .await
+        .expect("replay runs");
+    assert!(
+        !dir.join("sessions").exists(),
+        "per-session traces were written"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    match outcome {
+        rcc_lab::replay::Outcome::Matched { steps } => assert!(steps > 10, "{steps} steps"),
+        rcc_lab::replay::Outcome::Diverged(d) => panic!("diverged with the site config: {d}"),
+    }
+}
+
+#[tokio::test]
+async fn another_numbering_plan_in_the_config_makes_the_replay_diverge() {
+    // The site dials 9 before the extension: the capture's MakeCall to 1002 now goes out as 91002.
+    let dir = temp_dir("site-numbering");
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let numbering = r#"[numbering]
+line = "ext"
+[[numbering.to_pbx]]
+pattern = '\+1425555(\d{4})'
+replace = "9$1"
+[[numbering.to_lync]]
+pattern = '9(\d{4})'
+replace = "+1425555$1"
+"#;
+    let config = site_config(&dir, held.local_addr().expect("addr"), numbering);
+    let outcome = rcc_lab::replay::replay_file(&capture("02-click-to-dial"), Some(&config))
+        .await
+        .expect("replay runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    match outcome {
+        rcc_lab::replay::Outcome::Diverged(d) => {
+            assert!(d.expected.contains("<calledDirectoryNumber>1002<"), "{d}");
+            assert!(d.actual.contains("<calledDirectoryNumber>91002<"), "{d}");
+        }
+        rcc_lab::replay::Outcome::Matched { .. } => {
+            panic!("the config's numbering plan was not used")
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_missing_or_broken_config_is_named_with_the_reason() {
+    let dir = temp_dir("bad-config");
+    let broken = dir.join("broken.toml");
+    std::fs::write(&broken, "[sip\nhost = ").expect("write");
+    let invalid = dir.join("invalid.toml");
+    std::fs::write(
+        &invalid,
+        "[sip]\nlisten_tcp = \"127.0.0.1:5066\"\nhost = \"gw\"\nmin_se_s = 30\n\
+         trusted_peer = [{ ip = \"127.0.0.1\" }]\n[pbx]\naddress = \"127.0.0.1:1040\"\n\
+         [[numbering.to_pbx]]\npattern = \"(\"\nreplace = \"\"\n",
+    )
+    .expect("write");
+    let cases = [
+        (dir.join("missing.toml"), vec!["cannot read"]),
+        (broken, vec!["TOML parse error"]),
+        (
+            invalid,
+            vec!["2 problem(s)", "min_se_s", "numbering.to_pbx #1"],
+        ),
+    ];
+    for (config, reasons) in cases {
+        let err = rcc_lab::replay::replay_file(&capture("02-click-to-dial"), Some(&config))
+            .await
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(err.contains(&config.display().to_string()), "{err}");
+        for r in reasons {
+            assert!(err.contains(r), "missing {r:?} in {err}");
+        }
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
