@@ -480,6 +480,36 @@ reconnect_max_ms = 200
     )
 }
 
+/// A site's gateway.toml placed in this process: read, placed by [`in_process`], then
+/// checked, so that what only the site has (its certificate files, its PBX address) does not
+/// stop the replay; every remaining problem is listed with the file's name.
+fn site_config(
+    file: &Path,
+    sip_port: u16,
+    pbx: SocketAddr,
+    trace: Option<&Path>,
+) -> anyhow::Result<Config> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        anyhow!(
+            "{}: 1 problem(s):\n  - cannot read {}: {e}",
+            file.display(),
+            file.display()
+        )
+    })?;
+    let site = rcc_gateway::config::parse_unchecked(&text)
+        .map_err(|e| anyhow!("{}: 1 problem(s):\n  - {e}", file.display()))?;
+    let mut config = in_process(site, sip_port, pbx, trace.map(Path::to_path_buf));
+    let problems = rcc_gateway::config::check(&mut config);
+    anyhow::ensure!(
+        problems.is_empty(),
+        "{}: {} problem(s):\n  - {}",
+        file.display(),
+        problems.len(),
+        problems.join("\n  - ")
+    );
+    Ok(config)
+}
+
 /// Replays a capture file against a fresh in-process gateway configured like the lab, or, with
 /// `config`, like that `gateway.toml` (placed in this process by [`in_process`]).
 pub async fn replay_file(path: &Path, config: Option<&Path>) -> anyhow::Result<Outcome> {
@@ -574,11 +604,15 @@ async fn replay_with(
     let pbx = TcpListener::bind("127.0.0.1:0").await?;
     let pbx_addr = pbx.local_addr()?;
     let sip = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let site = match config {
-        Some(file) => rcc_gateway::config::load(file)?,
-        None => rcc_gateway::config::parse(&lab_gateway_toml(sip, pbx_addr))?,
+    let config = match config {
+        Some(file) => site_config(file, sip.port(), pbx_addr, trace)?,
+        None => in_process(
+            rcc_gateway::config::parse(&lab_gateway_toml(sip, pbx_addr))?,
+            sip.port(),
+            pbx_addr,
+            trace.map(Path::to_path_buf),
+        ),
     };
-    let config = in_process(site, sip.port(), pbx_addr, trace.map(Path::to_path_buf));
     let gw = rcc_gateway::server::GatewayHandle::start(config).await?;
     let out = run(&steps, sip, pbx, trace.is_none()).await;
     // Let the last messages reach the trace before the gateway goes.

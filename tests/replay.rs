@@ -267,13 +267,11 @@ fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// A site's gateway.toml with `numbering`: TLS with its certificates, Front Ends by name, a PBX
-/// elsewhere over TLS, metrics and per-session traces; every placement the replay must replace
-/// (`held` is an address the test keeps bound, so a listener left on it would fail).
+/// A site's gateway.toml with `numbering`: TLS with certificates that exist only at the site
+/// (not on this machine), Front Ends by name, a PBX elsewhere over TLS, metrics and
+/// per-session traces; every placement the replay must replace (`held` is an address the test
+/// keeps bound, so a listener left on it would fail).
 fn site_config(dir: &std::path::Path, held: std::net::SocketAddr, numbering: &str) -> PathBuf {
-    for f in ["gw.crt", "gw.key", "pbx-ca.pem"] {
-        std::fs::write(dir.join(f), "not a certificate").expect("file");
-    }
     let file = |f: &str| format!("{:?}", dir.join(f).display().to_string());
     let text = format!(
         r#"[sip]

@@ -325,7 +325,7 @@ ol.steps li.failed{{color:#b00020}} ol.steps li.skipped{{color:#999}}
         let id = s.anchor();
         let _ = write!(
             h,
-            r#"<section class="scenario {}" id="{id}"><h2>{} — {}</h2><p>{} · {} · {} messages</p>"#,
+            r#"<section class="scenario result-{}" id="{id}"><h2>{} — {}</h2><p>{} · {} · {} messages</p>"#,
             s.status.word(),
             esc(&s.feature),
             esc(&s.name),
