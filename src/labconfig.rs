@@ -286,6 +286,7 @@ impl LabConfig {
             let _ = writeln!(t, "listen_tcp = \"{}\"", self.address);
         }
         let _ = writeln!(t, "host = \"{}\"", self.destination);
+        t.push_str("session_expires_s = 90   # RFC 4028's minimum: the real-time expiry scenario ends in a minute\n");
         if self.tls {
             let _ = writeln!(t, "trusted_peer = [{{ name = \"{POOL_FQDN}\" }}]");
         } else {

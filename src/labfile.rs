@@ -234,7 +234,8 @@ impl LabFile {
 
 /// Why a scenario with these tags (without `@`) cannot run in this lab, if it cannot:
 /// `needs-pbx-sim` with an external PBX, `needs-gateway-in-process` with an external gateway,
-/// `profile-X` when the gateway is not ours to configure and is set up for another PBX
+/// `needs-external-gateway` in the in-process lab, `profile-X` when the gateway is not ours
+/// to configure and is set up for another PBX
 /// profile, `transport-tcp` with an external gateway reached over TLS.
 pub fn not_applicable(options: &LabOptions, tags: &[String]) -> Option<String> {
     let has = |t: &str| tags.iter().any(|x| x == t);
@@ -243,6 +244,12 @@ pub fn not_applicable(options: &LabOptions, tags: &[String]) -> Option<String> {
     if external_pbx && has("needs-pbx-sim") {
         return Some(
             "needs PBX-side actions (desk phones, outside callers, faults) and the PBX is external"
+                .into(),
+        );
+    }
+    if !external_gateway && has("needs-external-gateway") {
+        return Some(
+            "runs in real time against an external gateway; the in-process lab runs this case in virtual time"
                 .into(),
         );
     }

@@ -561,18 +561,30 @@ impl Lab {
         profile: ClientProfile,
     ) -> anyhow::Result<usize> {
         self.lync
-            .add_endpoint(EndpointConfig {
-                user: uri.to_owned(),
-                epid: epid.to_owned(),
-                line: line.to_owned(),
-                line_server: format!("sip:rccgateway@{RCC_DOMAIN}"),
-                profile,
-                refresh: None,
-                reestablish: true,
-                reestablish_delay: Duration::from_millis(200),
-                address: "192.0.2.10:51063".to_owned(),
-            })
+            .add_endpoint(self.endpoint_config(uri, line, epid, profile))
             .await
+    }
+
+    /// An endpoint of any SIP user on any line: the profile's refresh, signing in again 200 ms
+    /// after its dialog ends.
+    fn endpoint_config(
+        &self,
+        uri: &str,
+        line: &str,
+        epid: &str,
+        profile: ClientProfile,
+    ) -> EndpointConfig {
+        EndpointConfig {
+            user: uri.to_owned(),
+            epid: epid.to_owned(),
+            line: line.to_owned(),
+            line_server: format!("sip:rccgateway@{RCC_DOMAIN}"),
+            profile,
+            refresh: None,
+            reestablish: true,
+            reestablish_delay: Duration::from_millis(200),
+            address: "192.0.2.10:51063".to_owned(),
+        }
     }
 
     /// Adds and signs in an endpoint; waits until it monitors its line.
@@ -582,7 +594,22 @@ impl Lab {
         epid: &str,
         profile: ClientProfile,
     ) -> anyhow::Result<usize> {
-        let id = self.endpoint(name, epid, profile).await?;
+        self.signed_in_with(name, epid, profile, None).await
+    }
+
+    /// [`Lab::signed_in`] with the endpoint's refresh interval replaced (`None`: the
+    /// profile's).
+    pub async fn signed_in_with(
+        &self,
+        name: &str,
+        epid: &str,
+        profile: ClientProfile,
+        refresh: Option<Duration>,
+    ) -> anyhow::Result<usize> {
+        let u = self.user(name)?;
+        let mut config = self.endpoint_config(&u.uri(), &u.line(), epid, profile);
+        config.refresh = refresh;
+        let id = self.lync.add_endpoint(config).await?;
         self.lync.sign_in(id).await?;
         self.lync.wait_ready(id, Duration::from_secs(10)).await?;
         Ok(id)

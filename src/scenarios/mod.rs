@@ -6,6 +6,7 @@
 
 mod console;
 mod steps;
+mod virtual_lab;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,9 @@ pub struct RccWorld {
     held: HashMap<String, String>,
     /// The PBX simulator's monitor count before a link fault (what must come back).
     monitors_before_fault: Option<usize>,
+    /// The scenario runs on the in-memory lab in virtual time (`virtual_lab.rs`).
+    virtual_time: bool,
+    memlab: Option<rcc_testkit::MemLab>,
     started: Option<Instant>,
 }
 
@@ -354,6 +358,10 @@ fn write_report(dir: &Path, outcome: &RunOutcome) -> anyhow::Result<()> {
 
 /// Starts the lab once the Given steps have chosen its options.
 pub async fn lab(w: &mut RccWorld) -> anyhow::Result<&Lab> {
+    anyhow::ensure!(
+        !w.virtual_time,
+        "this step does not run in virtual time (src/scenarios/virtual_lab.rs has those that do)"
+    );
     if w.lab.is_none() {
         w.lab = Some(Lab::start(w.options.clone()).await?);
     }

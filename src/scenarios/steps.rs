@@ -57,6 +57,13 @@ fn line(w: &RccWorld, who: &str) -> anyhow::Result<String> {
 }
 
 async fn sign_in(w: &mut RccWorld, key: &str, user: &str, epid: &str, p: ClientProfile) -> Step {
+    if w.virtual_time {
+        anyhow::ensure!(
+            p == ClientProfile::Lync2013,
+            "in virtual time the lab signs in Lync 2013 endpoints only"
+        );
+        return super::virtual_lab::sign_in(w, key, user, epid);
+    }
     let lab = lab(w).await?;
     let id = lab.signed_in(user, epid, p).await?;
     w.endpoints.insert(key.to_owned(), id);
@@ -132,9 +139,63 @@ async fn grants(w: &mut RccWorld, secs: u32) -> Step {
     Ok(())
 }
 
+#[given("the lab runs in virtual time")]
+async fn virtual_time(w: &mut RccWorld) -> Step {
+    w.virtual_time = true;
+    Ok(())
+}
+
+#[given(expr = "{word} is signed in and never refreshes")]
+async fn signed_in_never_refreshing(w: &mut RccWorld, who: String) -> Step {
+    let lab = lab(w).await?;
+    let id = lab
+        .signed_in_with(
+            &who,
+            "desk",
+            ClientProfile::Lync2013,
+            Some(Duration::from_secs(86_400)),
+        )
+        .await?;
+    w.endpoints.insert(who, id);
+    Ok(())
+}
+
+#[then(expr = "the gateway ends {word}'s session with a BYE within its Session-Expires")]
+async fn ends_within_granted(w: &mut RccWorld, who: String) -> Step {
+    let lab = lab(w).await?;
+    let granted = lab
+        .lync
+        .trace()
+        .await?
+        .iter()
+        .filter(|t| t.from == "gateway" && t.text.starts_with("SIP/2.0 2") && t.text.contains(" INVITE\r\n"))
+        .find_map(|t| session_expires(&t.text))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the gateway's 200 OK to the INVITE grants no Session-Expires: the session of a client that dies is never ended"
+            )
+        })?;
+    // RFC 4028 §10: the refresher has until the interval ends; allow the BYE a little after.
+    ends_with_bye(w, who, u64::from(granted) + 10).await
+}
+
+/// The delta-seconds of a message's Session-Expires (or `x:`) header.
+fn session_expires(text: &str) -> Option<u32> {
+    text.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        let name = name.trim();
+        (name.eq_ignore_ascii_case("session-expires") || name.eq_ignore_ascii_case("x"))
+            .then(|| value.split(';').next()?.trim().parse().ok())
+            .flatten()
+    })
+}
+
 #[then(expr = "the gateway ends {word}'s session with a BYE within {int} seconds")]
 async fn ends_with_bye(w: &mut RccWorld, who: String, secs: u64) -> Step {
     let id = endpoint(w, &who)?;
+    if w.virtual_time {
+        return super::virtual_lab::session_expired(w, id, Duration::from_secs(secs));
+    }
     let lab = lab(w).await?;
     let what = format!("a BYE from the gateway within {secs} s");
     lab.eventually(&what, Duration::from_secs(secs), async |lab| {

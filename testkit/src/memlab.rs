@@ -186,18 +186,36 @@ impl MemLab {
         profile: ClientProfile,
         refresh: Option<Duration>,
     ) -> anyhow::Result<usize> {
+        let mut config = self.endpoint_config(name, epid, profile)?;
+        config.refresh = refresh;
+        Ok(self.add_endpoint(config))
+    }
+
+    /// The configuration of an endpoint of user `name` on its own line (no re-sign-in after
+    /// the dialog ends; the profile's refresh interval).
+    pub fn endpoint_config(
+        &self,
+        name: &str,
+        epid: &str,
+        profile: ClientProfile,
+    ) -> anyhow::Result<EndpointConfig> {
         let u = self.user(name)?;
-        Ok(self.pool.add_endpoint(EndpointConfig {
+        Ok(EndpointConfig {
             user: u.uri(),
             epid: epid.to_owned(),
             line: u.line(),
             line_server: format!("sip:rccgateway@{RCC_DOMAIN}"),
             profile,
-            refresh,
+            refresh: None,
             reestablish: false,
             reestablish_delay: Duration::from_millis(200),
             address: "192.0.2.10:51063".to_owned(),
-        }))
+        })
+    }
+
+    /// Adds an endpoint, not signed in.
+    pub fn add_endpoint(&mut self, config: EndpointConfig) -> usize {
+        self.pool.add_endpoint(config)
     }
 
     /// Adds and signs in a Lync 2013 endpoint of `name`, and waits until it monitors its line.
