@@ -70,8 +70,12 @@ impl Lab {
                 Ok(_) => Some(self.pbx_monitors().await?),
                 Err(_) => None,
             };
+            let show =
+                |n: Option<usize>| n.map_or_else(|| "not observable".to_owned(), |n| n.to_string());
             anyhow::bail!(
-                "gateway sessions {now_s:?} and PBX monitors {now_m:?}, expected {sessions} and {monitors}"
+                "the lab does not hold what it should\nexpected: {sessions} gateway session(s), {monitors} PBX monitor(s)\nactual: {} gateway session(s), {} PBX monitor(s)",
+                show(now_s),
+                show(now_m)
             );
         }
         Ok(())

@@ -1002,11 +1002,30 @@ async fn sees(
 ) -> anyhow::Result<rcc_protocol::csta::CallEvent> {
     let id = endpoint(w, who)?;
     let after = w.seen.get(&id).copied().unwrap_or(0);
-    let (i, c) = lab(w)
-        .await?
-        .lync
-        .wait_call_event(id, after, WAIT, kind)
-        .await?;
+    let lab = lab(w).await?;
+    let (i, c) = match lab.lync.wait_call_event(id, after, WAIT, kind).await {
+        Ok(found) => found,
+        Err(e) => {
+            let since: Vec<&'static str> = lab
+                .lync
+                .events(id)
+                .await?
+                .iter()
+                .skip(after)
+                .map(|s| s.event.root_name())
+                .collect();
+            anyhow::bail!(
+                "{who} did not see the call as expected ({e})\nexpected: {} (event {} or later)\nactual: {}",
+                kind.root_name(),
+                after + 1,
+                if since.is_empty() {
+                    "no event".to_owned()
+                } else {
+                    since.join(", ")
+                }
+            );
+        }
+    };
     w.seen.insert(id, i + 1);
     let user = who.split('/').next().unwrap_or(who).to_owned();
     let call = c.connection.as_ref().and_then(|x| x.call_id.clone());
