@@ -23,6 +23,6 @@ mod timers;
 
 pub use engine::{Gateway, Output, Target, target_of};
 pub use ids::{FlowId, SessionId};
-pub use metrics::Metrics;
+pub use metrics::{EndReason, Exposition, Metrics, RefusalReason};
 pub use rcc::authz::parse_csv;
 pub use setup::Policy;

@@ -10,6 +10,102 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// Why a session ended (`rcc_gateway_sessions_ended{reason}`). Every reason's series exists
+/// from the start, at zero, so alerts can be written before the first occurrence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client sent BYE.
+    Bye,
+    /// No refresh within Session-Expires.
+    Expired,
+    /// The client never acknowledged the session's 200 OK.
+    NoAck,
+    /// A client request got 481: the client had lost the dialog.
+    Gone,
+    /// More events queued than `sip.event_queue`: ended for the client to sign in and resync.
+    EventOverflow,
+    /// A reloaded policy no longer allows it.
+    Reload,
+    /// The gateway shut down.
+    Shutdown,
+}
+
+impl EndReason {
+    /// Every reason.
+    pub const ALL: [EndReason; 7] = [
+        EndReason::Bye,
+        EndReason::Expired,
+        EndReason::NoAck,
+        EndReason::Gone,
+        EndReason::EventOverflow,
+        EndReason::Reload,
+        EndReason::Shutdown,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Bye => "bye",
+            EndReason::Expired => "expired",
+            EndReason::NoAck => "no ACK",
+            EndReason::Gone => "481",
+            EndReason::EventOverflow => "event overflow",
+            EndReason::Reload => "reload",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Why a request was refused (`rcc_gateway_refused{reason}`); every series exists from the
+/// start, at zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// The user may not use that line (sign-in or a device-level request).
+    Authorization,
+    /// The user's line is not a party to the call the request names.
+    CallAuthorization,
+    /// The session holds as many call monitors as it may.
+    CallMonitorLimit,
+    /// SystemRegister and its cancel are the gateway's own, not a client's.
+    SystemServices,
+    /// The gateway drains: no new session.
+    Draining,
+    /// `sip.max_sessions` reached.
+    Capacity,
+    /// The PBX link is down.
+    PbxDown,
+    /// The connection's send queue is past half.
+    Congested,
+}
+
+impl RefusalReason {
+    /// Every reason.
+    pub const ALL: [RefusalReason; 8] = [
+        RefusalReason::Authorization,
+        RefusalReason::CallAuthorization,
+        RefusalReason::CallMonitorLimit,
+        RefusalReason::SystemServices,
+        RefusalReason::Draining,
+        RefusalReason::Capacity,
+        RefusalReason::PbxDown,
+        RefusalReason::Congested,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::Authorization => "authorization",
+            RefusalReason::CallAuthorization => "call authorization",
+            RefusalReason::CallMonitorLimit => "call monitor limit",
+            RefusalReason::SystemServices => "system services",
+            RefusalReason::Draining => "draining",
+            RefusalReason::Capacity => "capacity",
+            RefusalReason::PbxDown => "pbx down",
+            RefusalReason::Congested => "congested",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
     method: Cow<'static, str>,
@@ -41,6 +137,43 @@ struct InputLabel {
     input: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabel {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    version: &'static str,
+}
+
+/// Which text format `/metrics` answers in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exposition {
+    /// OpenMetrics 1.0 (`application/openmetrics-text`), for scrapers that ask for it.
+    OpenMetrics,
+    /// The classic Prometheus text format 0.0.4 (`text/plain`), the default.
+    Classic,
+}
+
+impl Exposition {
+    /// The format a scraper's `Accept` header asks for.
+    pub fn from_accept(accept: Option<&str>) -> Exposition {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Exposition::OpenMetrics,
+            _ => Exposition::Classic,
+        }
+    }
+
+    /// Its `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Exposition::Classic => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
 fn residence_histogram() -> Histogram {
     // 10 µs to about 0.3 s.
     Histogram::new(exponential_buckets(0.000_01, 2.0, 15))
@@ -68,6 +201,7 @@ pub struct Metrics {
     event_answer_codes: Family<CodeLabel, Counter>,
     sessions_ended: Family<ReasonLabel, Counter>,
     refused_requests: Family<ReasonLabel, Counter>,
+    connections: Family<PeerLabel, Gauge>,
     requests: Family<RequestLabel, Counter>,
     response_time: Family<ServiceLabel, Histogram, fn() -> Histogram>,
     residence: Family<InputLabel, Histogram, fn() -> Histogram>,
@@ -98,8 +232,10 @@ pub struct Metrics {
     pub pbx_up: Gauge,
     /// 1 while the gateway drains (takes no new session).
     pub draining: Gauge,
-    /// PBX link losses.
+    /// PBX link losses (the link had been up).
     pub pbx_link_losses: Counter,
+    /// Attempts to connect to the PBX that failed (refused, or lost before the link was up).
+    pub pbx_connect_failures: Counter,
     /// Malformed SIP or CSTA input.
     pub malformed: Counter,
 }
@@ -119,13 +255,15 @@ impl Default for Metrics {
 impl Metrics {
     /// Registers every metric.
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("rcc_gateway");
+        let mut registry = Registry::default();
+        let ours = registry.sub_registry_with_prefix("rcc_gateway");
         let m = Metrics {
             sip_requests: Family::default(),
             sip_responses: Family::default(),
             event_answer_codes: Family::default(),
             sessions_ended: Family::default(),
             refused_requests: Family::default(),
+            connections: Family::default(),
             requests: Family::default(),
             response_time: Family::new_with_constructor(latency_histogram),
             residence: Family::new_with_constructor(residence_histogram),
@@ -144,117 +282,142 @@ impl Metrics {
             pbx_up: Gauge::default(),
             draining: Gauge::default(),
             pbx_link_losses: Counter::default(),
+            pbx_connect_failures: Counter::default(),
             malformed: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register(
+        // Every labelled reason from the start, at zero.
+        for r in EndReason::ALL {
+            m.ended_series(r);
+        }
+        for r in RefusalReason::ALL {
+            m.refused_series(r);
+        }
+        let build: Family<BuildLabel, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        ours.register("build_info", "The gateway's version (value 1)", build);
+        ours.register(
+            "connections",
+            "SIP connections open, by trusted peer address",
+            m.connections.clone(),
+        );
+        ours.register(
+            "pbx_connect_failures",
+            "Attempts to connect to the PBX that failed (refused, or lost before the link was up)",
+            m.pbx_connect_failures.clone(),
+        );
+        ours.register(
             "sip_requests",
             "SIP requests received, by method",
             m.sip_requests.clone(),
         );
-        registry.register(
+        ours.register(
             "sip_responses",
             "SIP responses sent, by status code",
             m.sip_responses.clone(),
         );
-        registry.register(
+        ours.register(
             "event_answers",
             "Answers to event INFOs, by status code",
             m.event_answer_codes.clone(),
         );
-        registry.register(
+        ours.register(
             "sessions_ended",
             "RCC sessions ended, by reason",
             m.sessions_ended.clone(),
         );
-        registry.register(
+        ours.register(
             "refused",
             "Requests refused, by reason",
             m.refused_requests.clone(),
         );
-        registry.register(
+        ours.register(
             "csta_requests",
             "Client CSTA requests by service and outcome",
             m.requests.clone(),
         );
-        registry.register(
+        ours.register(
             "csta_response_seconds",
             "Time from a client request to its answer, by service",
             m.response_time.clone(),
         );
-        registry.register(
+        ours.register(
             "residence_seconds",
             "Time from reading a SIP message or PBX bytes to queueing what they caused, by input (sip, pbx): the gateway's own share of a request's latency is one of each",
             m.residence.clone(),
         );
-        registry.register(
+        ours.register(
             "added_seconds",
             "Gateway-added time of a client CSTA request: INFO read to CSTA request queued, plus CSTA answer read to 200 OK queued",
             m.added.clone(),
         );
-        registry.register(
+        ours.register(
             "refused_peers",
             "Connections refused: peer not trusted",
             m.refused_peers.clone(),
         );
-        registry.register(
+        ours.register(
             "queue_overflows",
             "Connections closed because the peer did not take what was queued for it",
             m.queue_overflows.clone(),
         );
-        registry.register(
+        ours.register(
             "session_traces_refused",
             "Sessions not traced: observe.session_traces.max_open reached or the file failed",
             m.session_traces_refused.clone(),
         );
-        registry.register("sessions", "RCC sessions alive", m.sessions.clone());
-        registry.register(
+        ours.register("sessions", "RCC sessions alive", m.sessions.clone());
+        ours.register(
             "sessions_started",
             "RCC sessions started",
             m.sessions_started.clone(),
         );
-        registry.register("monitors", "PBX device monitors held", m.monitors.clone());
-        registry.register(
+        ours.register("monitors", "PBX device monitors held", m.monitors.clone());
+        ours.register(
             "refreshes",
             "Session refreshes (re-INVITE, UPDATE)",
             m.refreshes.clone(),
         );
-        registry.register(
+        ours.register(
             "events_sent",
             "Event INFOs sent to clients",
             m.events_sent.clone(),
         );
-        registry.register(
+        ours.register(
             "event_timeouts",
             "Event INFOs given up unanswered",
             m.event_timeouts.clone(),
         );
-        registry.register(
+        ours.register(
             "pbx_events",
             "CSTA events received from the PBX",
             m.pbx_events.clone(),
         );
-        registry.register(
+        ours.register(
             "repeated_events",
             "PBX events dropped as exact repeats of their connection's previous event",
             m.repeated_events.clone(),
         );
-        registry.register(
+        ours.register(
             "pbx_link_up",
             "1 when the PBX link is up and normal",
             m.pbx_up.clone(),
         );
-        registry.register(
+        ours.register(
             "draining",
             "1 while the gateway drains: existing sessions are served, new ones refused",
             m.draining.clone(),
         );
-        registry.register(
+        ours.register(
             "pbx_link_losses",
-            "PBX link losses",
+            "PBX link losses: the link had been up",
             m.pbx_link_losses.clone(),
         );
-        registry.register(
+        ours.register(
             "malformed",
             "Malformed SIP or CSTA input",
             m.malformed.clone(),
@@ -286,18 +449,57 @@ impl Metrics {
             .inc();
     }
 
-    /// A session ended.
-    pub fn ended(&self, reason: &'static str) {
+    fn ended_series(&self, reason: EndReason) -> Counter {
         self.sessions_ended
-            .get_or_create(&ReasonLabel { reason })
-            .inc();
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .clone()
+    }
+
+    fn refused_series(&self, reason: RefusalReason) -> Counter {
+        self.refused_requests
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .clone()
+    }
+
+    /// A session ended.
+    pub fn ended(&self, reason: EndReason) {
+        self.ended_series(reason).inc();
     }
 
     /// A request was refused.
-    pub fn refused(&self, reason: &'static str) {
-        self.refused_requests
-            .get_or_create(&ReasonLabel { reason })
+    pub fn refused(&self, reason: RefusalReason) {
+        self.refused_series(reason).inc();
+    }
+
+    /// A SIP connection with a trusted peer opened.
+    pub fn connection_opened(&self, peer: std::net::IpAddr) {
+        self.connections
+            .get_or_create(&PeerLabel {
+                peer: peer.to_string(),
+            })
             .inc();
+    }
+
+    /// A SIP connection with a trusted peer closed.
+    pub fn connection_closed(&self, peer: std::net::IpAddr) {
+        self.connections
+            .get_or_create(&PeerLabel {
+                peer: peer.to_string(),
+            })
+            .dec();
+    }
+
+    /// Adds what only the shell can measure (the process, the certificate), encoded at each
+    /// scrape; before the metrics are shared.
+    pub fn register_collector(
+        &mut self,
+        collector: Box<dyn prometheus_client::collector::Collector>,
+    ) {
+        self.registry.register_collector(collector);
     }
 
     /// A client CSTA request was answered.
@@ -326,10 +528,23 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The Prometheus text exposition.
+    /// The exposition in OpenMetrics (what tests and the load harness read).
     pub fn encode(&self) -> String {
+        self.encode_as(Exposition::OpenMetrics)
+    }
+
+    /// The exposition in the format asked for.
+    pub fn encode_as(&self, format: Exposition) -> String {
         let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+        let done = match format {
+            Exposition::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+            Exposition::Classic => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+        };
+        if done.is_err() {
             out.clear();
         }
         out

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use rcc_gateway_core::Exposition;
 use rcc_gateway_core::Metrics;
 
 /// Serves `/metrics` and `/health` on `addr`.
@@ -28,13 +29,17 @@ pub async fn serve(metrics: Arc<Metrics>, addr: SocketAddr) -> anyhow::Result<So
     Ok(local)
 }
 
-async fn metrics_text(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+/// OpenMetrics when the scraper asks for it (Prometheus does), the classic text format
+/// otherwise (curl, promtool).
+async fn metrics_text(
+    State(m): State<Arc<Metrics>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Exposition::from_accept(accept);
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        m.encode(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        m.encode_as(format),
     )
 }
 

@@ -1,6 +1,7 @@
 //! What an operator watches: `/metrics` and `/health` over HTTP, and pcapng traces of both legs.
 
 pub mod http;
+pub mod process;
 pub mod trace;
 
 pub use http::serve;

@@ -100,7 +100,15 @@ impl GatewayHandle {
         }
         let policy = Policy::build(&config).map_err(|p| anyhow!("{}", p.join("; ")))?;
         let config = Arc::new(config);
-        let metrics = Arc::new(Metrics::new());
+        let mut metrics = Metrics::new();
+        let certificate_not_after = match &config.sip.tls {
+            Some(t) => Some(super::tls::not_after(&t.cert)?),
+            None => None,
+        };
+        metrics.register_collector(Box::new(crate::observe::process::ProcessCollector {
+            certificate_not_after,
+        }));
+        let metrics = Arc::new(metrics);
         let now = tokio::time::Instant::now().into_std();
         let gateway = Gateway::new(config.clone(), policy, metrics.clone(), now, random_seed());
         let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
@@ -302,6 +310,20 @@ async fn run_flow<S>(
     peer: SocketAddr,
     target: Option<Target>,
     shared: Arc<Shared>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    shared.metrics.connection_opened(peer.ip());
+    run_connection(stream, local, peer, target, &shared).await;
+    shared.metrics.connection_closed(peer.ip());
+}
+
+async fn run_connection<S>(
+    stream: S,
+    local: SocketAddr,
+    peer: SocketAddr,
+    target: Option<Target>,
+    shared: &Arc<Shared>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

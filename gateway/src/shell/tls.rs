@@ -31,3 +31,14 @@ pub fn client(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Arc<ClientC
     };
     tls::client_config(tls::roots(ca)?, identity)
 }
+
+/// When the first certificate in a PEM file stops being valid (Unix seconds).
+pub fn not_after(path: &Path) -> anyhow::Result<i64> {
+    let certs = tls::certs(path)?;
+    let first = certs
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("{}: no certificate", path.display()))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(first.as_ref())
+        .map_err(|e| anyhow::anyhow!("{}: certificate does not parse: {e}", path.display()))?;
+    Ok(cert.validity().not_after.timestamp())
+}

@@ -75,7 +75,7 @@ impl Gateway {
                 service,
                 reason,
             } => {
-                tracing::info!(session = %sid, reason, error = %err.value, "CSTA request refused");
+                tracing::info!(session = %sid, reason = reason.as_str(), error = %err.value, "CSTA request refused");
                 self.metrics.refused(reason);
                 if let Some(service) = service {
                     self.metrics.request_done(service, "refused");

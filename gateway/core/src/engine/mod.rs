@@ -42,7 +42,7 @@ use self::traces::TraceFilter;
 use self::uas::{Refusal, Uas};
 use crate::config::{Config, OptionsAnswer};
 use crate::ids::{FlowId, Ids, SessionId};
-use crate::metrics::Metrics;
+use crate::metrics::{EndReason, Metrics, RefusalReason};
 use crate::notes::{SessionNote, Way};
 use crate::pbx::link::{LinkSettings, PbxLink};
 use crate::setup::Policy;
@@ -185,7 +185,7 @@ impl Gateway {
             match due {
                 SessionClock::Expired(sid) => {
                     tracing::info!(session = %sid, "session timer expired");
-                    self.metrics.ended("expired");
+                    self.metrics.ended(EndReason::Expired);
                     self.end_session(sid, true);
                 }
                 SessionClock::Retransmit(sid) => match self.sessions.retransmission(sid, now) {
@@ -195,7 +195,7 @@ impl Gateway {
                     }
                     Some(Err(())) => {
                         tracing::warn!(session = %sid, "no ACK for the 2xx to INVITE");
-                        self.metrics.ended("no ACK");
+                        self.metrics.ended(EndReason::NoAck);
                         self.end_session(sid, true);
                     }
                     None => {}
@@ -228,7 +228,7 @@ impl Gateway {
     pub fn shutdown(&mut self, now: Instant) {
         self.now = now;
         for sid in self.sessions.ids() {
-            self.metrics.ended("shutdown");
+            self.metrics.ended(EndReason::Shutdown);
             self.end_session(sid, true);
         }
         self.link.stop(now);
@@ -329,7 +329,7 @@ impl Gateway {
             (Method::Invite, None) | (Method::Info, Some(_))
         );
         if new_work && !self.congested.is_empty() && self.congested.contains(&flow) {
-            self.metrics.refused("congested");
+            self.metrics.refused(RefusalReason::Congested);
             let refusal = Refusal::new(503, "Service Unavailable (connection congested)");
             self.reply(flow, Some(&tx), &req, &refusal);
             return;
@@ -382,7 +382,7 @@ impl Gateway {
             Method::Update => self.reply_code(flow, &tx, &req, 405),
             Method::Bye => {
                 self.reply_code(flow, &tx, &req, 200);
-                self.metrics.ended("bye");
+                self.metrics.ended(EndReason::Bye);
                 self.end_session(sid, false);
             }
             Method::Options => self.options(flow, &tx, &req),
@@ -619,7 +619,7 @@ impl Gateway {
         }
         if code == 481 {
             tracing::info!(session = %tx.session, "client no longer knows the dialog");
-            self.metrics.ended("481");
+            self.metrics.ended(EndReason::Gone);
             self.end_session(tx.session, false);
             return;
         }

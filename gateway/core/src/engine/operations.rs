@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::Gateway;
+use crate::metrics::EndReason;
 use crate::setup::Policy;
 
 impl Gateway {
@@ -51,7 +52,7 @@ impl Gateway {
                 continue;
             }
             tracing::info!(session = %sid, user = %s.user, line = %s.line, allowed, "session ended by a reload");
-            self.metrics.ended("reload");
+            self.metrics.ended(EndReason::Reload);
             self.end_session(sid, true);
             ended += 1;
         }

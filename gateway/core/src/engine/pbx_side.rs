@@ -8,6 +8,7 @@ use super::pending::{PendingAnswer, Purpose};
 use super::services;
 use super::session::QueueFull;
 use super::{Gateway, Output, traces};
+use crate::metrics::EndReason;
 use crate::notes::Way;
 use crate::pbx::link::{Failure, LinkEvent};
 
@@ -79,10 +80,15 @@ impl Gateway {
                     self.pbx_request(Purpose::Features, Request::GetCstaFeatures { line: None });
                 self.resync();
             }
-            LinkEvent::Down { reason } => {
-                tracing::warn!(%reason, "PBX link down");
+            LinkEvent::Down { reason, was_up } => {
                 self.metrics.pbx_up.set(0);
-                self.metrics.pbx_link_losses.inc();
+                if was_up {
+                    tracing::warn!(%reason, "PBX link lost");
+                    self.metrics.pbx_link_losses.inc();
+                } else {
+                    tracing::warn!(%reason, "PBX link: connection attempt failed");
+                    self.metrics.pbx_connect_failures.inc();
+                }
                 // Call monitors went with the link.
                 self.sessions.forget_call_monitors();
                 // Requests parked for a monitor get their answer now.
@@ -373,7 +379,7 @@ impl Gateway {
                     session = %sid,
                     "event queue full; ending the session so the client re-syncs"
                 );
-                self.metrics.ended("event overflow");
+                self.metrics.ended(EndReason::EventOverflow);
                 self.end_session(sid, true);
                 continue;
             }

@@ -8,6 +8,7 @@ use rcc_protocol::csta::{
 
 use super::monitors::Monitors;
 use super::session::RccSession;
+use crate::metrics::RefusalReason;
 use crate::pbx::link::Failure;
 use crate::rcc::features::features;
 use crate::setup::Policy;
@@ -23,7 +24,7 @@ pub(crate) enum Step {
     Refused {
         error: CstaError,
         service: Option<&'static str>,
-        reason: &'static str,
+        reason: RefusalReason,
     },
     /// The session's MonitorStart on its line, the PBX device named.
     Monitor(String),
@@ -51,7 +52,7 @@ pub(crate) struct Context<'a> {
 /// Call monitors one session may hold.
 pub(crate) const CALL_MONITORS_PER_SESSION: usize = 8;
 
-fn refused(error: CstaError, service: Option<&'static str>, reason: &'static str) -> Step {
+fn refused(error: CstaError, service: Option<&'static str>, reason: RefusalReason) -> Step {
     Step::Refused {
         error,
         service,
@@ -133,8 +134,14 @@ pub(crate) fn decide(request: Request, session: &mut RccSession, cx: Context<'_>
                     object: MonitorObject::Device(dev),
                     ..
                 }) => dev,
-                Ok(_) => return refused(CstaError::operation("generic"), None, "authorization"),
-                Err(e) => return refused(e, None, "authorization"),
+                Ok(_) => {
+                    return refused(
+                        CstaError::operation("generic"),
+                        None,
+                        RefusalReason::Authorization,
+                    );
+                }
+                Err(e) => return refused(e, None, RefusalReason::Authorization),
             };
             match &session.xref {
                 // Already monitoring (a client repeating itself): same answer.
@@ -163,22 +170,22 @@ pub(crate) fn decide(request: Request, session: &mut RccSession, cx: Context<'_>
         Request::SystemRegister { .. } | Request::SystemRegisterCancel { .. } => {
             // The gateway's own registration with the PBX is not a client's to change.
             let service = request.service().request_name();
-            refused(privilege(), Some(service), "system services")
+            refused(privilege(), Some(service), RefusalReason::SystemServices)
         }
         other => {
             let service = other.service().request_name();
             match session.view(cx.policy).request_to_pbx(&other) {
-                Err(e) => refused(e, Some(service), "authorization"),
+                Err(e) => refused(e, Some(service), RefusalReason::Authorization),
                 Ok(_) if !cx.pbx_serving => Step::Unavailable(service),
                 Ok(r) if foreign_call(&r, session, cx.monitors) => {
-                    refused(privilege(), Some(service), "call authorization")
+                    refused(privilege(), Some(service), RefusalReason::CallAuthorization)
                 }
                 Ok(Request::MonitorStart { .. })
                     if session.call_monitors.len() + session.call_monitors_pending
                         >= CALL_MONITORS_PER_SESSION =>
                 {
                     let full = CstaError::resource("overallMonitorLimitExceeded");
-                    refused(full, Some(service), "call monitor limit")
+                    refused(full, Some(service), RefusalReason::CallMonitorLimit)
                 }
                 Ok(pbx_request) => Step::Forward(pbx_request, service),
             }

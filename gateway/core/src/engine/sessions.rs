@@ -12,6 +12,7 @@ use super::session::{AckWait, Delivery, RccSession};
 use super::uas::{self, Refusal, Uas};
 use crate::config::{PbxDownAnswer, SipConfig};
 use crate::ids::{FlowId, Ids, SessionId};
+use crate::metrics::RefusalReason;
 use crate::rcc::authz::normalise_user;
 use crate::setup::Policy;
 use crate::timers::Timers;
@@ -33,7 +34,7 @@ pub(crate) enum SessionClock {
 pub(crate) struct AdmissionRefusal {
     pub(crate) refusal: Refusal,
     /// `rcc_gateway_refused` reason, if counted there.
-    pub(crate) refused: Option<&'static str>,
+    pub(crate) refused: Option<RefusalReason>,
     /// Counted as malformed.
     pub(crate) malformed: bool,
 }
@@ -47,7 +48,7 @@ impl AdmissionRefusal {
         }
     }
 
-    fn counted(reason: &'static str, code: u16, why: &str) -> AdmissionRefusal {
+    fn counted(reason: RefusalReason, code: u16, why: &str) -> AdmissionRefusal {
         AdmissionRefusal {
             refused: Some(reason),
             ..AdmissionRefusal::plain(code, why)
@@ -151,21 +152,21 @@ impl Sessions {
         {
             tracing::warn!(%user, %line, "user may not control this line");
             return Err(AdmissionRefusal::counted(
-                "authorization",
+                RefusalReason::Authorization,
                 403,
                 "Forbidden (line not assigned to this user)",
             ));
         }
         if draining {
             return Err(AdmissionRefusal::counted(
-                "draining",
+                RefusalReason::Draining,
                 503,
                 "Service Unavailable (draining)",
             ));
         }
         if self.len() >= sip.max_sessions {
             return Err(AdmissionRefusal::counted(
-                "capacity",
+                RefusalReason::Capacity,
                 503,
                 "Service Unavailable (session limit)",
             ));
@@ -177,7 +178,7 @@ impl Sessions {
         })?;
         if !pbx_serving && sip.pbx_down == PbxDownAnswer::ServiceUnavailable {
             return Err(AdmissionRefusal::counted(
-                "pbx down",
+                RefusalReason::PbxDown,
                 503,
                 "Service Unavailable (PBX link down)",
             ));

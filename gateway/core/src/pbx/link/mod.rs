@@ -70,6 +70,8 @@ pub enum LinkEvent<P> {
     Down {
         /// Why.
         reason: String,
+        /// The link had been up (a loss), rather than an attempt to connect failing.
+        was_up: bool,
     },
     /// The PBX reported its status (normal or not).
     Status {
@@ -405,6 +407,7 @@ impl<P> PbxLink<P> {
         tracing::debug!(was_up, "PBX link lost");
         self.push_event(LinkEvent::Down {
             reason: reason.to_owned(),
+            was_up,
         });
     }
 
