@@ -224,6 +224,9 @@ pub struct Conformance {
     pub topology: Topology,
     /// Scenario counts.
     pub totals: Totals,
+    /// Failures of the suite itself (a feature file that does not parse): each fails the run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suite_errors: Vec<String>,
     /// Per capability, in catalogue order.
     pub capabilities: Vec<Capability>,
 }
@@ -241,7 +244,11 @@ fn evidence(s: &ScenarioReport) -> Evidence {
 
 impl Conformance {
     /// Summarizes the scenarios of a run by capability.
-    pub fn summarize(run: &RunInfo, scenarios: &[ScenarioReport]) -> Conformance {
+    pub fn summarize(
+        run: &RunInfo,
+        scenarios: &[ScenarioReport],
+        suite_errors: &[String],
+    ) -> Conformance {
         let capabilities = CATALOGUE
             .iter()
             .map(|&(id, title)| {
@@ -251,18 +258,37 @@ impl Conformance {
                 let failed: Vec<&&ScenarioReport> =
                     mine.iter().filter(|s| s.status.is_failure()).collect();
                 let passed = mine.iter().any(|s| s.status == Status::Passed);
+                let mut reasons: Vec<&str> = mine
+                    .iter()
+                    .filter(|s| matches!(s.status, Status::NotApplicable(_)))
+                    .map(|s| s.status.detail())
+                    .collect();
+                reasons.sort_unstable();
+                reasons.dedup();
+                let not_applicable = mine
+                    .iter()
+                    .filter(|s| matches!(s.status, Status::NotApplicable(_)))
+                    .count();
                 let (verdict, reason) = if let Some(first) = failed.first() {
                     (
                         Verdict::Fail,
                         format!("{}: {}", first.name, first.status.detail()),
                     )
-                } else if passed {
+                } else if passed && not_applicable == 0 {
                     (Verdict::Pass, String::new())
+                } else if passed {
+                    // A pass on part of the evidence says so.
+                    (
+                        Verdict::Pass,
+                        format!(
+                            "{not_applicable} of {} scenarios not applicable: {}",
+                            mine.len(),
+                            reasons.join("; ")
+                        ),
+                    )
                 } else if mine.is_empty() {
                     (Verdict::NotRun, "no scenario of it was selected".to_owned())
                 } else {
-                    let mut reasons: Vec<&str> = mine.iter().map(|s| s.status.detail()).collect();
-                    reasons.dedup();
                     (Verdict::NotApplicable, reasons.join("; "))
                 };
                 Capability {
@@ -283,9 +309,10 @@ impl Conformance {
             topology: run.topology.clone(),
             totals: Totals {
                 passed: count(&|s| *s == Status::Passed),
-                failed: count(&Status::is_failure),
+                failed: count(&Status::is_failure) + suite_errors.len(),
                 not_applicable: count(&|s| matches!(s, Status::NotApplicable(_))),
             },
+            suite_errors: suite_errors.to_vec(),
             capabilities,
         }
     }
@@ -337,7 +364,14 @@ mod tests {
                     Status::NotApplicable("external".into()),
                 ),
                 scenario("dials", &["cap-make-call"], Status::Passed),
+                scenario("mpop", &["cap-mpop"], Status::Passed),
+                scenario(
+                    "assistant",
+                    &["cap-mpop"],
+                    Status::NotApplicable("external".into()),
+                ),
             ],
+            &["features/x.feature: bad".to_owned()],
         );
         let by = |id: &str| {
             c.capabilities
@@ -349,17 +383,27 @@ mod tests {
         assert_eq!(by("hold-retrieve").reason, "waits: no HeldEvent");
         assert_eq!(
             by("hold-retrieve").evidence[1].report,
-            "index.html#s-features-f-feature-3"
+            "index.html#s-features-f-feature--3"
         );
         assert_eq!(by("make-call").verdict, Verdict::Pass);
         assert_eq!(by("gateway-restart").verdict, Verdict::NotApplicable);
         assert_eq!(by("gateway-restart").reason, "external");
         assert_eq!(by("dtmf").verdict, Verdict::NotRun);
+        assert_eq!(by("mpop").verdict, Verdict::Pass);
+        assert_eq!(
+            by("mpop").reason,
+            "1 of 2 scenarios not applicable: external"
+        );
+        assert_eq!(
+            c.totals.failed, 2,
+            "the failed scenario and the suite error"
+        );
         assert_eq!(c.failing().count(), 1);
         let json: serde_json::Value =
             serde_json::from_str(&c.to_json().expect("json")).expect("parse");
         assert_eq!(json["capabilities"][0]["id"], "sign-in-lync2013");
-        assert_eq!(json["totals"]["failed"], 1);
+        assert_eq!(json["totals"]["failed"], 2);
+        assert_eq!(json["suite_errors"][0], "features/x.feature: bad");
     }
 
     #[test]

@@ -33,16 +33,20 @@ pub struct Pki {
 }
 
 impl Pki {
-    /// The folder used for a lab file.
+    /// The folder used for a lab file (absolute, so that a gateway started elsewhere finds the
+    /// files the printed gateway.toml names).
     pub fn dir_for(lab_file: &Path) -> PathBuf {
-        lab_file
+        let parent = lab_file
             .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        std::path::absolute(parent)
+            .unwrap_or_else(|_| parent.to_path_buf())
             .join("rcc-lab-pki")
     }
 
-    /// The certificates in `dir`, generated when absent or when they were made for another
-    /// gateway name.
+    /// The certificates in `dir`: the CA is made once and kept (its key too, readable by the
+    /// owner only), the pool's certificate once, the gateway's again when its name changes.
     pub fn ensure(dir: &Path, gateway_fqdn: &str) -> anyhow::Result<Pki> {
         let pki = Pki {
             dir: dir.to_owned(),
@@ -52,36 +56,92 @@ impl Pki {
             gateway_cert: dir.join("gateway.crt"),
             gateway_key: dir.join("gateway.key"),
         };
-        let name_file = dir.join("gateway.name");
-        let made_for = std::fs::read_to_string(&name_file).ok();
-        let complete = [
-            &pki.ca,
-            &pki.pool_cert,
-            &pki.pool_key,
-            &pki.gateway_cert,
-            &pki.gateway_key,
-        ]
-        .iter()
-        .all(|p| p.is_file());
-        if complete && made_for.as_deref().map(str::trim) == Some(gateway_fqdn) {
-            return Ok(pki);
-        }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let ca = rcc_simulators::tls::LabCa::new("rcc-lab CA")?;
-        let pool = ca.issue(&[POOL_FQDN])?;
-        let gateway = ca.issue(&[gateway_fqdn])?;
-        for (path, text) in [
-            (&pki.ca, ca.cert_pem.as_str()),
-            (&pki.pool_cert, pool.cert_pem.as_str()),
-            (&pki.pool_key, pool.key_pem.as_str()),
-            (&pki.gateway_cert, gateway.cert_pem.as_str()),
-            (&pki.gateway_key, gateway.key_pem.as_str()),
-            (&name_file, gateway_fqdn),
-        ] {
-            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        let ca_key = dir.join("ca.key");
+        let ca = match (
+            std::fs::read_to_string(&pki.ca),
+            std::fs::read_to_string(&ca_key),
+        ) {
+            (Ok(cert), Ok(key)) => rcc_simulators::tls::LabCa::from_pem(CA_NAME, &cert, &key)
+                .with_context(|| format!("the lab CA in {}", dir.display()))?,
+            _ => {
+                let ca = rcc_simulators::tls::LabCa::new(CA_NAME)?;
+                write(&pki.ca, &ca.cert_pem, false)?;
+                write(&ca_key, &ca.key_pem(), true)?;
+                // Certificates of an earlier CA are of no use now.
+                let _ = std::fs::remove_file(&pki.pool_cert);
+                let _ = std::fs::remove_file(&pki.gateway_cert);
+                ca
+            }
+        };
+        if !pki.pool_cert.is_file() || !pki.pool_key.is_file() {
+            let pool = ca.issue(&[POOL_FQDN])?;
+            write(&pki.pool_cert, &pool.cert_pem, false)?;
+            write(&pki.pool_key, &pool.key_pem, true)?;
+        }
+        let name_file = dir.join("gateway.name");
+        let made_for = std::fs::read_to_string(&name_file).unwrap_or_default();
+        if made_for.trim() != gateway_fqdn
+            || !pki.gateway_cert.is_file()
+            || !pki.gateway_key.is_file()
+        {
+            let gateway = ca.issue(&[gateway_fqdn])?;
+            write(&pki.gateway_cert, &gateway.cert_pem, false)?;
+            write(&pki.gateway_key, &gateway.key_pem, true)?;
+            write(&name_file, gateway_fqdn, false)?;
         }
         Ok(pki)
     }
+}
+
+const CA_NAME: &str = "rcc-lab CA";
+
+/// Writes a file; a private key readable by its owner only.
+fn write(path: &Path, text: &str, private: bool) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(if private { 0o600 } else { 0o644 })
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The address this host uses toward `peer`: where the gateway sees the pool's connections
+/// come from and can reach the PBX simulator (loopback for a gateway on this host).
+/// None when this host has no route to it.
+fn address_toward(peer: SocketAddr) -> Option<std::net::IpAddr> {
+    if peer.ip().is_loopback() {
+        return Some(peer.ip());
+    }
+    std::net::UdpSocket::bind(if peer.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    })
+    .and_then(|s| s.connect(peer).and_then(|()| s.local_addr()))
+    .ok()
+    .map(|a| a.ip())
+}
+
+/// This host's address for the texts: the one found, or what to put there.
+fn host_text(host: Option<std::net::IpAddr>) -> String {
+    host.map_or_else(
+        || {
+            "THIS-HOST (no route from here to the gateway: its address as the gateway sees it)"
+                .to_owned()
+        },
+        |ip| ip.to_string(),
+    )
+}
+
+/// A TOML string (quoted and escaped).
+fn quoted(p: &Path) -> String {
+    toml::Value::String(p.display().to_string()).to_string()
 }
 
 /// What the external gateway must be set up with.
@@ -93,8 +153,8 @@ pub struct LabConfig {
     pub tls: bool,
     /// Its FQDN (TLS) or IP (TCP): the static route's destination.
     pub destination: String,
-    /// Where it must open its CSTA link.
-    pub pbx_connect: SocketAddr,
+    /// Where it must open its CSTA link: this host's address (or what to put there) and port.
+    pub pbx_connect: String,
     /// The PBX profile it must be configured for.
     pub profile: &'static str,
     /// The ECMA-354 login the simulated PBX demands (aes).
@@ -107,6 +167,12 @@ pub struct LabConfig {
     pub gateway_ca: Option<PathBuf>,
     /// The pool's certificate as the gateway must accept it.
     pub pool_cert: Option<PathBuf>,
+    /// The gateway takes the lab's certificate (lab.toml names no `ca` of its own).
+    pub lab_gateway_cert: bool,
+    /// The pool presents the lab's certificate (lab.toml names no `pool_cert`).
+    pub lab_pool_cert: bool,
+    /// This host's address as the gateway sees it (None: no route to the gateway from here).
+    pub lab_host: Option<std::net::IpAddr>,
 }
 
 /// The lab's desk phones without a Lync user, and the outside numbers the scenarios use.
@@ -141,10 +207,14 @@ impl LabConfig {
         } else {
             None
         };
+        let lab_host = address_toward(address);
         let pbx_connect = if pbx_listen.ip().is_unspecified() {
-            SocketAddr::from(([127, 0, 0, 1], pbx_listen.port()))
+            match lab_host {
+                Some(ip) => SocketAddr::from((ip, pbx_listen.port())).to_string(),
+                None => format!("THIS-HOST:{}", pbx_listen.port()),
+            }
         } else {
-            pbx_listen
+            pbx_listen.to_string()
         };
         let profile = crate::labfile::profile_name(options.pbx_profile);
         Ok(LabConfig {
@@ -156,6 +226,9 @@ impl LabConfig {
             pbx_login: (profile == "aes").then_some(("cti", "lab")),
             users: options.users.clone(),
             gateway_ca: g.ca.clone().or_else(|| pki.as_ref().map(|p| p.ca.clone())),
+            lab_gateway_cert: g.ca.is_none(),
+            lab_pool_cert: g.pool_cert.is_none(),
+            lab_host,
             pool_cert: g
                 .pool_cert
                 .clone()
@@ -180,9 +253,14 @@ impl LabConfig {
         let _ = writeln!(t, "## Lync side (the simulated Front End pool {POOL_FQDN})");
         let _ = writeln!(
             t,
-            "static route: MatchUri {RCC_DOMAIN} -> {}:{} over {transport} (UseDefaultCertificate)",
+            "static route: MatchUri {RCC_DOMAIN} -> {}:{} over {transport}{}",
             self.destination,
-            self.address.port()
+            self.address.port(),
+            if self.tls {
+                " (UseDefaultCertificate)"
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             t,
@@ -197,7 +275,8 @@ impl LabConfig {
         );
         let _ = writeln!(
             t,
-            "requests reach the gateway from this host's address, in one long-lived {transport} connection per scenario"
+            "the pool connects from {} (this host), one long-lived {transport} connection per scenario",
+            host_text(self.lab_host)
         );
         if self.tls {
             let _ = writeln!(
@@ -206,25 +285,25 @@ impl LabConfig {
                 show(self.pool_cert.as_deref()),
                 show(self.pki.as_ref().map(|p| p.ca.as_path()))
             );
+            let issued = match (&self.pki, self.lab_gateway_cert) {
+                (Some(p), true) => format!(
+                    " (the lab issued one: {} with key {})",
+                    p.gateway_cert.display(),
+                    p.gateway_key.display()
+                ),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 t,
-                "the gateway's certificate must name {} and come from {}{}",
+                "the gateway's certificate must name {} and come from {}{issued}",
                 self.destination,
                 show(self.gateway_ca.as_deref()),
-                match &self.pki {
-                    Some(p) => format!(
-                        " (the lab issued one: {} with key {})",
-                        p.gateway_cert.display(),
-                        p.gateway_key.display()
-                    ),
-                    None => String::new(),
-                }
             );
         }
         let _ = writeln!(t, "\n## PBX side (the simulated PBX)");
         let _ = writeln!(
             t,
-            "CSTA link: TCP to {} (this host), ECMA-323 XML with Annex J framing, profile {}{}",
+            "CSTA link: TCP to {} (the PBX simulator on this host), ECMA-323 XML with Annex J framing, profile {}{}",
             self.pbx_connect,
             self.profile,
             match self.pbx_login {
@@ -277,7 +356,8 @@ impl LabConfig {
         t
     }
 
-    /// A ready configuration for rcc-gateway in the external position.
+    /// A ready configuration for rcc-gateway in the external position. Where lab.toml names a
+    /// certificate of its own, the gateway.toml says what to put there instead of a path.
     pub fn gateway_toml(&self) -> String {
         let mut t = String::from("[sip]\n");
         if self.tls {
@@ -290,16 +370,35 @@ impl LabConfig {
         if self.tls {
             let _ = writeln!(t, "trusted_peer = [{{ name = \"{POOL_FQDN}\" }}]");
         } else {
-            t.push_str("trusted_peer = [{ ip = \"127.0.0.1\" }]   # the lab host's address\n");
-        }
-        if let (true, Some(p)) = (self.tls, &self.pki) {
             let _ = writeln!(
                 t,
-                "[sip.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\nclient_cert = \"required\"",
-                p.gateway_cert.display(),
-                p.gateway_key.display(),
-                p.ca.display()
+                "trusted_peer = [{{ ip = \"{}\" }}]   # the lab host",
+                host_text(self.lab_host)
             );
+        }
+        if let (true, Some(p)) = (self.tls, &self.pki) {
+            t.push_str("[sip.tls]\n");
+            if self.lab_gateway_cert {
+                let _ = writeln!(t, "cert = {}", quoted(&p.gateway_cert));
+                let _ = writeln!(t, "key = {}", quoted(&p.gateway_key));
+            } else {
+                let _ = writeln!(
+                    t,
+                    "# cert and key: the gateway's own certificate for {}, issued by {}",
+                    self.destination,
+                    show(self.gateway_ca.as_deref())
+                );
+            }
+            if self.lab_pool_cert {
+                let _ = writeln!(t, "client_ca = {}", quoted(&p.ca));
+            } else {
+                let _ = writeln!(
+                    t,
+                    "# client_ca: the CA that issued {}",
+                    show(self.pool_cert.as_deref())
+                );
+            }
+            t.push_str("client_cert = \"required\"\n");
         }
         let _ = writeln!(
             t,
@@ -355,6 +454,75 @@ mod tests {
         let mut config = rcc_gateway::config::parse_unchecked(&plan.gateway_toml()).expect("toml");
         let problems = rcc_gateway::config::check(&mut config);
         assert!(problems.is_empty(), "{problems:?}\n{}", plan.gateway_toml());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_ca_is_kept_when_the_gateway_name_changes_and_keys_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        use tokio_rustls::rustls::client::danger::ServerCertVerifier as _;
+        let dir = std::env::temp_dir().join(format!("rcc-labconfig-pki-{}", std::process::id()));
+        let first = Pki::ensure(&dir, "gw1.lab.example").expect("pki");
+        let ca = std::fs::read_to_string(&first.ca).expect("ca");
+        let gw1 = std::fs::read_to_string(&first.gateway_cert).expect("cert");
+        let second = Pki::ensure(&dir, "gw2.lab.example").expect("pki");
+        assert_eq!(
+            std::fs::read_to_string(&second.ca).expect("ca"),
+            ca,
+            "same CA"
+        );
+        assert_ne!(
+            std::fs::read_to_string(&second.gateway_cert).expect("cert"),
+            gw1
+        );
+        for key in [
+            dir.join("ca.key"),
+            second.pool_key.clone(),
+            second.gateway_key.clone(),
+        ] {
+            let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", key.display());
+        }
+        // The new gateway certificate chains to the kept CA.
+        let roots = rcc_simulators::tls::roots_from_pem_file(&second.ca).expect("roots");
+        let leaf = rcc_simulators::tls::Identity::from_pem_files(
+            &second.gateway_cert,
+            &second.gateway_key,
+        )
+        .expect("identity");
+        let verifier =
+            tokio_rustls::rustls::client::WebPkiServerVerifier::builder(std::sync::Arc::new(roots))
+                .build()
+                .expect("verifier");
+        let name =
+            tokio_rustls::rustls::pki_types::ServerName::try_from("gw2.lab.example").expect("name");
+        verifier
+            .verify_server_cert(
+                &leaf.chain[0],
+                &[],
+                &name,
+                &[],
+                tokio_rustls::rustls::pki_types::UnixTime::now(),
+            )
+            .expect("the gateway certificate verifies against the kept CA");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_gateway_with_its_own_certificate_gets_no_lab_certificate_paths() {
+        let dir = std::env::temp_dir().join(format!("rcc-labconfig-vendor-{}", std::process::id()));
+        let (file, path) = lab(
+            &dir,
+            "[gateway]\nmode = \"external\"\naddress = \"127.0.0.1:5065\"\nfqdn = \"rccgw01.contoso.com\"\nca = \"vendor-ca.pem\"\npbx_listen = \"0.0.0.0:1040\"\n",
+        );
+        let plan = LabConfig::prepare(&file, &path).expect("plan");
+        let toml = plan.gateway_toml();
+        assert!(toml.contains("# cert and key: the gateway's own certificate for rccgw01.contoso.com, issued by vendor-ca.pem"), "{toml}");
+        assert!(!toml.contains("gateway.crt"), "{toml}");
+        assert!(
+            toml.contains("client_ca = \""),
+            "the pool's certificate is still the lab's: {toml}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -171,11 +171,19 @@ async fn main() -> anyhow::Result<()> {
             let mut selection = rcc_lab::selection::Selection::with_tags(tags.as_deref())?;
             selection.names = names;
             selection.locations = locations;
+            rcc_lab::selection::check_locations(&features, &selection)?;
+            let lab = match &lab {
+                Some(p) => rcc_lab::labfile::LabFile::load(p)?.options()?,
+                None => rcc_lab::lab::LabOptions::default(),
+            };
             if list {
                 for s in rcc_lab::selection::list(&features, &selection)? {
                     let tags: Vec<String> = s.tags.iter().map(|t| format!("@{t}")).collect();
+                    let na = rcc_lab::labfile::not_applicable(&lab, &s.tags)
+                        .map(|why| format!("  (not applicable: {why})"))
+                        .unwrap_or_default();
                     println!(
-                        "{}  {} — {}  {}",
+                        "{}  {} — {}  {}{na}",
                         s.location,
                         s.feature,
                         s.name,
@@ -188,10 +196,6 @@ async fn main() -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            let lab = match &lab {
-                Some(p) => rcc_lab::labfile::LabFile::load(p)?.options()?,
-                None => rcc_lab::lab::LabOptions::default(),
-            };
             let opts = scenarios::RunOptions {
                 lab,
                 features,

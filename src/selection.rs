@@ -152,27 +152,55 @@ pub struct Listed {
     pub tags: Vec<String>,
 }
 
-/// The scenarios of the feature files under `dir` (or the one file) that `selection` takes,
-/// in file and line order. A file that does not parse is an error naming it.
-pub fn list(dir: &Path, selection: &Selection) -> anyhow::Result<Vec<Listed>> {
-    let mut files = Vec::new();
+/// The feature files under `dir` (or `dir` itself), in folders below too, as cucumber finds
+/// them (`.feature`, any case), sorted.
+pub fn feature_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if dir.is_file() {
-        files.push(dir.to_owned());
-    } else {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?;
+        return Ok(vec![dir.to_owned()]);
+    }
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        let entries = std::fs::read_dir(&folder)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", folder.display()))?;
         for entry in entries {
             let path = entry
-                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))?
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", folder.display()))?
                 .path();
-            if path.extension().is_some_and(|x| x == "feature") {
+            if path.is_dir() {
+                folders.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("feature"))
+            {
                 files.push(path);
             }
         }
     }
     files.sort();
+    Ok(files)
+}
+
+/// Checks that every location names a feature file under `dir` (a location elsewhere would
+/// silently select nothing).
+pub fn check_locations(dir: &Path, selection: &Selection) -> anyhow::Result<()> {
+    let files = feature_files(dir)?;
+    for l in &selection.locations {
+        anyhow::ensure!(
+            files.iter().any(|f| same_file(f, &l.file)),
+            "{} is not a feature file under {} (set --features)",
+            l.file.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The scenarios of the feature files under `dir` (or the one file) that `selection` takes,
+/// in file and line order. A file that does not parse is an error naming it.
+pub fn list(dir: &Path, selection: &Selection) -> anyhow::Result<Vec<Listed>> {
     let mut out = Vec::new();
-    for path in files {
+    for path in feature_files(dir)? {
         let feature = gherkin::Feature::parse_path(&path, GherkinEnv::default())
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             .expand_examples()
@@ -289,6 +317,39 @@ mod tests {
                     .iter()
                     .all(|s| s.tags.iter().any(|t| t == "profile-osv"))
         );
+    }
+
+    #[test]
+    fn a_location_outside_the_features_folder_is_an_error() {
+        let sel = Selection {
+            locations: vec!["elsewhere/hold.feature:3".parse().expect("location")],
+            ..Default::default()
+        };
+        let err = check_locations(&features(), &sel).expect_err("not under features");
+        assert!(err.to_string().contains("elsewhere/hold.feature"), "{err}");
+        let ok = Selection {
+            locations: vec![Location {
+                file: features().join("hold.feature"),
+                line: None,
+            }],
+            ..Default::default()
+        };
+        check_locations(&features(), &ok).expect("under features");
+    }
+
+    #[test]
+    fn an_examples_line_selects_its_rows() {
+        let file = features().join("pbx_profiles.feature");
+        let sel = Selection {
+            locations: vec![Location {
+                file: file.clone(),
+                line: Some(line_of(&file, "Examples: OpenScape Voice")),
+            }],
+            ..Default::default()
+        };
+        let got = list(&file, &sel).expect("list");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].name.contains("OpenScape"), "{got:?}");
     }
 
     #[test]

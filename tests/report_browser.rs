@@ -80,7 +80,7 @@ fn report_renders_and_an_arrow_opens_its_message() {
         None,
         std::time::SystemTime::now(),
     );
-    let conformance = Conformance::summarize(&run, &reports);
+    let conformance = Conformance::summarize(&run, &reports, &[]);
     std::fs::write(&file, html("browser check", &reports, Some(&conformance)))
         .expect("write report");
     let target = format!("{}-m2", reports[0].anchor());

@@ -92,6 +92,29 @@ impl LabCa {
         })
     }
 
+    /// The CA's private key in PEM (to keep the CA across runs; see [`LabCa::from_pem`]).
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// A CA kept from an earlier run: its certificate and key as [`LabCa::new`] and
+    /// [`LabCa::key_pem`] made them, under the same `name`.
+    pub fn from_pem(name: &str, cert_pem: &str, key_pem: &str) -> anyhow::Result<LabCa> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::from_pem(key_pem)?;
+        let cert = tls::certs_from_pem(cert_pem.as_bytes(), "the lab CA")?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the lab CA file holds no certificate"))?;
+        Ok(LabCa {
+            cert_pem: cert_pem.to_owned(),
+            cert,
+            issuer: Issuer::new(params, key),
+        })
+    }
+
     /// A leaf certificate for `names` (DNS names or IP addresses), usable by servers and
     /// clients; the first name is also the common name.
     pub fn issue(&self, names: &[&str]) -> anyhow::Result<Identity> {

@@ -437,13 +437,15 @@ impl Lab {
         })
     }
 
-    /// The gateway.
+    /// The gateway (ours, in process): not applicable to an external one, an error when ours
+    /// is not running.
     pub fn gateway(&self) -> anyhow::Result<&GatewayHandle> {
-        self.gateway
-            .as_ref()
-            .ok_or_else(|| {
-                anyhow::anyhow!("not applicable: this needs our gateway in process (the gateway under test is external or stopped)")
-            })
+        self.gateway.as_ref().ok_or_else(|| match self.options.gateway_at {
+            GatewayAt::External(_) => anyhow::anyhow!(
+                "not applicable: this needs our gateway in process and the gateway under test is external"
+            ),
+            GatewayAt::InProcess => anyhow::anyhow!("our gateway is not running"),
+        })
     }
 
     /// Waits until the gateway's PBX link is up.

@@ -297,6 +297,13 @@ ol.steps li.failed{{color:#b00020}} ol.steps li.skipped{{color:#999}}
         total = scenarios.len()
     );
     if let Some(c) = conformance {
+        for e in &c.suite_errors {
+            let _ = write!(
+                h,
+                r#"<div class="failure suite-error"><pre>{}</pre></div>"#,
+                esc(e)
+            );
+        }
         h.push_str(&conformance_section(c));
     }
     h.push_str(r#"<h2>Scenarios</h2><table class="summary scenarios"><tr><th>Feature</th><th>Scenario</th><th>Location</th><th>Result</th><th>Time</th></tr>"#);
@@ -347,14 +354,24 @@ ol.steps li.failed{{color:#b00020}} ol.steps li.skipped{{color:#999}}
             h.push_str(&ladder_svg(&id, &s.arrows, &s.steps));
         }
         for (j, a) in s.arrows.iter().enumerate() {
+            let shown = readable(&a.text);
+            // Indenting changes whitespace; the message as sent stays one click away.
+            let raw = if shown == a.text {
+                String::new()
+            } else {
+                format!(
+                    r#"<details class="raw"><summary>as sent</summary><pre>{}</pre></details>"#,
+                    esc(&a.text)
+                )
+            };
             let _ = write!(
                 h,
-                r#"<details id="{id}-m{j}"><summary>{}. {} → {}: {}</summary><pre>{}</pre></details>"#,
+                r#"<details id="{id}-m{j}"><summary>{}. {} → {}: {}</summary><pre>{}</pre>{raw}</details>"#,
                 j + 1,
                 esc(&a.from),
                 esc(&a.to),
                 esc(&a.label),
-                esc(&readable(&a.text))
+                esc(&shown)
             );
         }
         h.push_str("</section>");
@@ -400,7 +417,7 @@ mod tests {
         assert!(page.contains("a &lt;b&gt;"));
         assert!(page.contains("failed: x &amp; y"));
         assert!(page.contains("1 scenarios: <span class=\"passed\">0 passed</span>"));
-        assert!(page.contains(r##"href="#s-features-f-feature-4-m0""##));
+        assert!(page.contains(r##"href="#s-features-f-feature--4-m0""##));
         assert!(page.contains("&lt;xml/&gt;"));
         assert!(page.contains(r#"class="num">1</text>"#), "message numbers");
         assert!(

@@ -9,8 +9,13 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 use super::{ScenarioReport, Status, StepOutcome};
 
-/// The JUnit document for these scenarios.
-pub fn junit(run_name: &str, scenarios: &[ScenarioReport]) -> anyhow::Result<String> {
+/// The JUnit document for these scenarios; `suite_errors` (feature files that do not parse)
+/// are failed cases of a `feature files` suite.
+pub fn junit(
+    run_name: &str,
+    scenarios: &[ScenarioReport],
+    suite_errors: &[String],
+) -> anyhow::Result<String> {
     let mut by_feature: BTreeMap<&str, Vec<&ScenarioReport>> = BTreeMap::new();
     for s in scenarios {
         by_feature.entry(&s.feature).or_default().push(s);
@@ -24,6 +29,18 @@ pub fn junit(run_name: &str, scenarios: &[ScenarioReport]) -> anyhow::Result<Str
             case.set_time(Duration::from_millis(
                 u64::try_from(s.millis).unwrap_or(u64::MAX),
             ));
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    if !suite_errors.is_empty() {
+        let mut suite = TestSuite::new("feature files");
+        for e in suite_errors {
+            let mut st = TestCaseStatus::non_success(NonSuccessKind::Error);
+            st.set_message(first_line(e));
+            st.set_description(e.clone());
+            let mut case = TestCase::new(first_line(e), st);
+            case.set_classname("feature files");
             suite.add_test_case(case);
         }
         report.add_test_suite(suite);
@@ -42,7 +59,13 @@ fn status_of(s: &ScenarioReport) -> TestCaseStatus {
             st
         }
         Status::Failed(e) | Status::Undefined(e) => {
-            let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            // An undefined step is the suite's defect, not the gateway's.
+            let kind = if matches!(s.status, Status::Undefined(_)) {
+                NonSuccessKind::Error
+            } else {
+                NonSuccessKind::Failure
+            };
+            let mut st = TestCaseStatus::non_success(kind);
             st.set_message(first_line(e));
             let failed_step = s
                 .steps
@@ -82,7 +105,7 @@ mod tests {
             status: Status::Failed("no HeldEvent\nwithin 5 s".into()),
             ..Default::default()
         };
-        let xml = junit("run", &[na, failed]).expect("junit");
+        let xml = junit("run", &[na, failed], &["features/x.feature: bad".into()]).expect("junit");
         assert!(
             xml.contains(
                 r#"<skipped message="not applicable: the gateway is configured for generic"/>"#
@@ -91,6 +114,13 @@ mod tests {
         );
         assert!(xml.contains(r#"classname="PBX link failures""#), "{xml}");
         assert!(xml.contains(r#"<failure message="no HeldEvent""#), "{xml}");
-        assert!(xml.contains(r#"tests="1" failures="1""#) || xml.contains(r#"failures="1""#));
+        assert!(
+            xml.contains("alice holds (features/hold.feature:3)"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<error message="features/x.feature: bad""#),
+            "{xml}"
+        );
     }
 }

@@ -115,11 +115,18 @@ impl ScenarioReport {
         format!("{}:{}", self.file, self.line)
     }
 
-    /// The anchor of its section in `index.html`.
+    /// The anchor of its section in `index.html`: the location with `/` and `.` as `-`,
+    /// `:` as `--`, and any other character as `_` and its code (so that no two locations
+    /// share one).
     pub fn anchor(&self) -> String {
         let mut a = String::from("s-");
         for c in self.location().chars() {
-            a.push(if c.is_ascii_alphanumeric() { c } else { '-' });
+            match c {
+                c if c.is_ascii_alphanumeric() => a.push(c),
+                '/' | '.' => a.push('-'),
+                ':' => a.push_str("--"),
+                c => a.push_str(&format!("_{:x}", u32::from(c))),
+            }
         }
         a
     }

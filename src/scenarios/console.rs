@@ -52,6 +52,10 @@ pub struct RunLog {
     pub parse_errors: Vec<String>,
     /// Scenarios the filter selected (the progress bar's length).
     pub selected: usize,
+    /// Steps of the scenario itself (not of its Background) started so far.
+    scenario_steps_started: HashMap<Key, usize>,
+    /// Names of the scenarios running now.
+    running: Vec<String>,
     finished: usize,
 }
 
@@ -60,8 +64,12 @@ pub struct Console {
     log: Arc<Mutex<RunLog>>,
     bar: ProgressBar,
     started: Instant,
-    running: Vec<String>,
+    /// Prints what is running every so often when no progress bar shows (CI logs).
+    ticker: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How often the running scenarios are named when stderr is not a terminal.
+const TICK: std::time::Duration = std::time::Duration::from_secs(15);
 
 impl Console {
     /// A writer that records into `log`; the progress line shows on stderr when it is a
@@ -72,11 +80,31 @@ impl Console {
             ProgressStyle::with_template("[{pos}/{len}] {elapsed} {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
+        let started = Instant::now();
+        let ticker = (!std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(TICK).await;
+                    let line = match log.lock() {
+                        Ok(l) if !l.running.is_empty() => format!(
+                            "[{}/{} {:.0} s] running: {}",
+                            l.finished,
+                            l.selected,
+                            started.elapsed().as_secs_f64(),
+                            l.running.join(" | ")
+                        ),
+                        _ => continue,
+                    };
+                    println!("{line}");
+                }
+            })
+        });
         Console {
             log,
             bar,
-            started: Instant::now(),
-            running: Vec::new(),
+            started,
+            ticker,
         }
     }
 
@@ -94,30 +122,17 @@ impl Console {
         match ev {
             Scenario::Started => {
                 log.steps.insert(k, Vec::new());
-                self.running.push(scenario.name.clone());
-                let len = log.selected as u64;
-                drop(log);
-                self.bar.set_length(len);
-                self.bar.set_message(self.running.join(" | "));
+                log.running.push(scenario.name.clone());
+                self.bar.set_length(log.selected as u64);
+                self.bar.set_message(log.running.join(" | "));
             }
-            Scenario::Step(step, ev) | Scenario::Background(step, ev) => {
-                let steps = log.steps.entry(k).or_default();
-                match ev {
-                    Step::Started => steps.push(StepReport {
-                        keyword: step.keyword.clone(),
-                        text: step.value.clone(),
-                        started_us: micros(at),
-                        outcome: StepOutcome::Skipped,
-                    }),
-                    Step::Passed(..) => set_last(steps, StepOutcome::Passed),
-                    Step::Failed(..) => set_last(steps, StepOutcome::Failed),
-                    Step::Skipped => set_last(steps, StepOutcome::Skipped),
-                }
-            }
+            Scenario::Step(step, ev) => record_step(&mut log, k, &step, ev, at, false),
+            Scenario::Background(step, ev) => record_step(&mut log, k, &step, ev, at, true),
             Scenario::Finished => {
+                let started = log.scenario_steps_started.remove(&k).unwrap_or(0);
                 let steps = log.steps.entry(k.clone()).or_default();
                 // Steps after a failure never start: list them as not run.
-                for s in scenario.steps.iter().skip(steps.len()) {
+                for s in scenario.steps.iter().skip(started) {
                     steps.push(StepReport {
                         keyword: s.keyword.clone(),
                         text: s.value.clone(),
@@ -128,14 +143,13 @@ impl Console {
                 let steps = steps.clone();
                 let block = block(feature, scenario, &steps, log.closing.get(&k));
                 log.finished += 1;
-                let done = log.finished;
-                let len = log.selected;
-                drop(log);
-                if let Some(i) = self.running.iter().position(|n| *n == scenario.name) {
-                    self.running.remove(i);
+                if let Some(i) = log.running.iter().position(|n| *n == scenario.name) {
+                    log.running.remove(i);
                 }
+                let (done, len) = (log.finished, log.selected);
                 self.bar.set_position(done as u64);
-                self.bar.set_message(self.running.join(" | "));
+                self.bar.set_message(log.running.join(" | "));
+                drop(log);
                 let head = format!(
                     "[{done}/{len} {:.0} s] ",
                     self.started.elapsed().as_secs_f64()
@@ -144,6 +158,32 @@ impl Console {
             }
             Scenario::Hook(..) | Scenario::Log(_) => {}
         }
+    }
+}
+
+/// A step event; Background steps come first and are not among the scenario's own steps.
+fn record_step(
+    log: &mut RunLog,
+    k: Key,
+    step: &gherkin::Step,
+    ev: Step<super::RccWorld>,
+    at: SystemTime,
+    background: bool,
+) {
+    if !background && matches!(ev, Step::Started) {
+        *log.scenario_steps_started.entry(k.clone()).or_default() += 1;
+    }
+    let steps = log.steps.entry(k).or_default();
+    match ev {
+        Step::Started => steps.push(StepReport {
+            keyword: step.keyword.clone(),
+            text: step.value.clone(),
+            started_us: micros(at),
+            outcome: StepOutcome::Skipped,
+        }),
+        Step::Passed(..) => set_last(steps, StepOutcome::Passed),
+        Step::Failed(..) => set_last(steps, StepOutcome::Failed),
+        Step::Skipped => set_last(steps, StepOutcome::Skipped),
     }
 }
 
@@ -227,7 +267,12 @@ impl Writer<super::RccWorld> for Console {
             | Cucumber::Feature(f, Feature::Rule(_, Rule::Scenario(s, ev))) => {
                 self.scenario(&f, &s, ev.event, at);
             }
-            Cucumber::Finished => self.bar.finish_and_clear(),
+            Cucumber::Finished => {
+                self.bar.finish_and_clear();
+                if let Some(t) = self.ticker.take() {
+                    t.abort();
+                }
+            }
             Cucumber::Started
             | Cucumber::ParsingFinished { .. }
             | Cucumber::Feature(_, Feature::Started | Feature::Finished)

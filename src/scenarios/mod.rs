@@ -234,7 +234,7 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     };
     scenarios.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     let run = RunInfo::new(&opts.lab, opts.selection.tags_text.clone(), started);
-    let conformance = Conformance::summarize(&run, &scenarios);
+    let conformance = Conformance::summarize(&run, &scenarios, &suite_errors);
     let outcome = RunOutcome {
         scenarios,
         suite_errors,
@@ -296,12 +296,13 @@ fn after_hook(
             if let Some(w) = world {
                 if let Some(lab) = &w.lab {
                     report.arrows = lab.ladder().await.unwrap_or_default();
-                    // Leave nothing behind in a gateway that outlives the scenario.
+                    // Leave nothing behind in a gateway that outlives the scenario: sign out,
+                    // then wait (boundedly) until the lab sees no session and no monitor.
                     for id in w.endpoints.values() {
                         let _ = lab.lync.sign_out(*id).await;
                     }
                     if !w.endpoints.is_empty() {
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        let _ = lab.until_holding(0, 0).await;
                     }
                 }
                 if let Some(lab) = w.lab.take() {
@@ -350,7 +351,7 @@ fn write_report(dir: &Path, outcome: &RunOutcome) -> anyhow::Result<()> {
     )?;
     write(
         "junit.xml",
-        &rcc_lab::report::junit::junit("rcc-lab", &outcome.scenarios)?,
+        &rcc_lab::report::junit::junit("rcc-lab", &outcome.scenarios, &outcome.suite_errors)?,
     )?;
     write("conformance.json", &outcome.conformance.to_json()?)?;
     Ok(())

@@ -163,6 +163,17 @@ async fn signed_in_never_refreshing(w: &mut RccWorld, who: String) -> Step {
 #[then(expr = "the gateway ends {word}'s session with a BYE within its Session-Expires")]
 async fn ends_within_granted(w: &mut RccWorld, who: String) -> Step {
     let lab = lab(w).await?;
+    let answer = lab.lync.trace().await?.into_iter().find(|t| {
+        t.from == "gateway" && t.text.starts_with("SIP/2.0 2") && t.text.contains(" INVITE\r\n")
+    });
+    if answer
+        .as_ref()
+        .is_some_and(|t| t.text.to_ascii_lowercase().contains("refresher=uas"))
+    {
+        anyhow::bail!(
+            "not applicable: the gateway is the refresher (refresher=uas), so a silent client cannot make the session expire"
+        );
+    }
     let granted = lab
         .lync
         .trace()

@@ -52,7 +52,8 @@ pub fn session_expired(w: &mut RccWorld, id: usize, within: Duration) -> Step {
     let lab = lab(w)?;
     lab.wait_until("the gateway ends the session as expired", within, |l| {
         l.gateway_metrics()
-            .contains("rcc_gateway_sessions_ended_total{reason=\"expired\"} 1")
+            .lines()
+            .any(|m| m == "rcc_gateway_sessions_ended_total{reason=\"expired\"} 1")
     })?;
     lab.wait_for(id, "a new sign-in", Duration::from_secs(5), |e| {
         (e.sign_ins() >= 2).then_some(())
