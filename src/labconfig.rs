@@ -161,6 +161,8 @@ pub struct LabConfig {
     pub pbx_login: Option<(&'static str, &'static str)>,
     /// The lab's users.
     pub users: Vec<User>,
+    /// PBX devices without a Lync user (desk phones only).
+    pub desk_phones: Vec<String>,
     /// The certificates (TLS).
     pub pki: Option<Pki>,
     /// The gateway's CA as the lab trusts it (lab.toml `gateway.ca`, or the lab CA).
@@ -176,8 +178,8 @@ pub struct LabConfig {
 }
 
 /// The lab's desk phones without a Lync user, and the outside numbers the scenarios use.
-const DESK_PHONE: &str = "1009";
-const OUTSIDE_NUMBERS: &[&str] = &["+14255550200", "+15550001", "+15550002", "+15550003"];
+/// (A test keeps this list in step with the numbers the feature files use.)
+pub const OUTSIDE_NUMBERS: &[&str] = &["+14255550200", "+15550001", "+15550002", "+15550003"];
 
 impl LabConfig {
     /// Reads what `file` (loaded from `path`) says about the external gateway; generates the
@@ -225,6 +227,7 @@ impl LabConfig {
             profile,
             pbx_login: (profile == "aes").then_some(("cti", "lab")),
             users: options.users.clone(),
+            desk_phones: options.extra_devices.clone(),
             gateway_ca: g.ca.clone().or_else(|| pki.as_ref().map(|p| p.ca.clone())),
             lab_gateway_cert: g.ca.is_none(),
             lab_pool_cert: g.pool_cert.is_none(),
@@ -332,11 +335,13 @@ impl LabConfig {
                 u.e164()
             );
         }
-        let _ = writeln!(
-            t,
-            "{:<8} {:<24} {:<28} {:<10} +1425555{DESK_PHONE}",
-            "(desk)", "-", "-", DESK_PHONE
-        );
+        for d in &self.desk_phones {
+            let _ = writeln!(
+                t,
+                "{:<8} {:<24} {:<28} {:<10} +1425555{d}",
+                "(desk)", "-", "-", d
+            );
+        }
         let _ = writeln!(t, "\n## Numbering the scenarios expect");
         let _ = writeln!(
             t,
@@ -455,6 +460,24 @@ mod tests {
         let problems = rcc_gateway::config::check(&mut config);
         assert!(problems.is_empty(), "{problems:?}\n{}", plan.gateway_toml());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_number_the_features_use_is_stated() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("features");
+        let users = crate::lab::LabOptions::default().users;
+        let re = regex::Regex::new(r"\+\d{6,}").expect("regex");
+        for f in crate::selection::feature_files(&dir).expect("features") {
+            let text = std::fs::read_to_string(&f).expect("feature file");
+            for m in re.find_iter(&text) {
+                let n = m.as_str();
+                assert!(
+                    OUTSIDE_NUMBERS.contains(&n) || users.iter().any(|u| u.e164() == n),
+                    "{}: {n} is not among the numbers lab-config states",
+                    f.display()
+                );
+            }
+        }
     }
 
     #[test]

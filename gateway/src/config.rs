@@ -58,8 +58,18 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     }
 }
 
+/// What a configuration that runs should still have someone look at (a certificate that
+/// expires within 30 days); `check-config` prints them and the gateway logs them at start.
+pub fn warnings(c: &Config) -> Vec<String> {
+    match &c.sip.tls {
+        Some(t) => crate::certs::check_identity(&t.cert, &t.key, &c.sip.host).warnings,
+        None => Vec::new(),
+    }
+}
+
 /// Reads the authorization CSV into the configuration (unless already read) and checks that
-/// every other file the configuration names is there.
+/// every file the configuration names is there and holds what it should (certificates and
+/// keys: see [`crate::certs`]).
 pub fn read_files(c: &mut Config) -> Vec<String> {
     let mut p = Vec::new();
     if let Some(t) = &c.sip.tls {
@@ -74,6 +84,19 @@ pub fn read_files(c: &mut Config) -> Vec<String> {
                 p.push(format!("sip.tls.{what}: {} does not exist", f.display()));
             }
         }
+        if t.cert.exists() && t.key.exists() {
+            p.extend(crate::certs::check_identity(&t.cert, &t.key, &c.sip.host).problems);
+        }
+        if let Some(ca) = t.client_ca.as_ref().filter(|f| f.exists()) {
+            p.extend(crate::certs::check_ca("sip.tls.client_ca", ca));
+        }
+    }
+    if c.sip.listen_tls.is_none() {
+        for name in c.sip.trusted_peers.iter().filter_map(|t| t.name.as_deref()) {
+            p.push(format!(
+                "sip.trusted_peer {name:?}: a peer by certificate name needs listen_tls (over TCP only an IP can be checked)"
+            ));
+        }
     }
     if let Some(t) = &c.observe.session_traces
         && t.dir.exists()
@@ -84,10 +107,12 @@ pub fn read_files(c: &mut Config) -> Vec<String> {
             t.dir.display()
         ));
     }
-    if let Some(f) = &c.pbx.tls_ca
-        && !f.exists()
-    {
-        p.push(format!("pbx.tls_ca: {} does not exist", f.display()));
+    if let Some(f) = &c.pbx.tls_ca {
+        if f.exists() {
+            p.extend(crate::certs::check_ca("pbx.tls_ca", f));
+        } else {
+            p.push(format!("pbx.tls_ca: {} does not exist", f.display()));
+        }
     }
     let auth = &mut c.authorization;
     if let (Some(f), None) = (&auth.file, &auth.file_rows) {

@@ -10,6 +10,7 @@
 
 pub use rcc_gateway_core as core;
 
+pub mod certs;
 pub mod config;
 pub mod lync_config;
 pub mod observe;

@@ -10,7 +10,7 @@ use rcc_gateway::server::GatewayHandle;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, fmt, reload};
+use tracing_subscriber::{EnvFilter, reload};
 
 /// mimalloc: the message path allocates many small, short-lived buffers, where glibc malloc
 /// cost about a quarter of the gateway's CPU under load (BENCHMARKS.md).
@@ -19,7 +19,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// SIP/CSTA gateway for Lync Server 2010/2013 Remote Call Control.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(
+    version,
+    after_help = "Examples:\n  rcc-gateway example-config > /etc/rcc-gateway/gateway.toml\n  rcc-gateway check-config --config /etc/rcc-gateway/gateway.toml\n  rcc-gateway --config /etc/rcc-gateway/gateway.toml --log-format json\n  rcc-gateway lync-config --config /etc/rcc-gateway/gateway.toml\nSignals: SIGTERM/SIGINT end gracefully, SIGHUP reloads, SIGUSR1/SIGUSR2 start/end draining."
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Command>,
@@ -31,6 +34,9 @@ struct Args {
     /// that many threads.
     #[arg(long, global = true, env = "RCC_GATEWAY_THREADS", default_value_t = 1)]
     threads: usize,
+    /// Log line format; overrides `observe.log_format`.
+    #[arg(long, global = true, value_enum, env = "RCC_GATEWAY_LOG_FORMAT")]
+    log_format: Option<rcc_net::logs::LogFormat>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +94,9 @@ async fn start(args: Args) -> anyhow::Result<()> {
     let config = config::load(&path)?;
     match command {
         Command::CheckConfig => {
+            for w in config::warnings(&config) {
+                println!("warning: {w}");
+            }
             println!("{}: ok", path.display());
             Ok(())
         }
@@ -109,7 +118,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ExampleConfig => Ok(()),
-        Command::Run => run(&path, config).await,
+        Command::Run => run(&path, config, args.log_format).await,
     }
 }
 
@@ -127,21 +136,36 @@ fn log_filter(config: &config::Config) -> EnvFilter {
 /// Runs until SIGTERM or SIGINT (the same graceful end: BYE to every session, MonitorStop,
 /// StopApplicationSession); SIGHUP reloads the configuration file; SIGUSR1 starts draining
 /// (no new session, existing ones served) and SIGUSR2 ends it.
-async fn run(path: &Path, config: config::Config) -> anyhow::Result<()> {
+async fn run(
+    path: &Path,
+    config: config::Config,
+    log_format: Option<rcc_net::logs::LogFormat>,
+) -> anyhow::Result<()> {
     let (filter, filter_handle) = reload::Layer::new(log_filter(&config));
-    let logs = tracing_subscriber::registry().with(filter);
-    match config.observe.log_format {
-        LogFormat::Json => logs.with(fmt::layer().json()).init(),
-        LogFormat::Text => logs.with(fmt::layer()).init(),
-    }
+    let format = log_format.unwrap_or(match config.observe.log_format {
+        LogFormat::Json => rcc_net::logs::LogFormat::Json,
+        LogFormat::Text => rcc_net::logs::LogFormat::Text,
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(rcc_net::logs::layer(format))
+        .init();
     // Handlers first: a signal during start-up must not take the default action (end).
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
     let mut drain = signal(SignalKind::user_defined1())?;
     let mut undrain = signal(SignalKind::user_defined2())?;
+    for w in config::warnings(&config) {
+        tracing::warn!("{w}");
+    }
     let gw = GatewayHandle::start(config).await?;
-    tracing::info!(tls = ?gw.sip_tls, tcp = ?gw.sip_tcp, metrics = ?gw.metrics_addr, "rcc-gateway ready");
+    tracing::info!(
+        tls = gw.sip_tls.map(tracing::field::display),
+        tcp = gw.sip_tcp.map(tracing::field::display),
+        metrics = gw.metrics_addr.map(tracing::field::display),
+        "rcc-gateway ready"
+    );
     let stop = loop {
         tokio::select! {
             _ = terminate.recv() => break "SIGTERM",
@@ -164,7 +188,11 @@ async fn run(path: &Path, config: config::Config) -> anyhow::Result<()> {
 async fn set_draining(gw: &GatewayHandle, on: bool) {
     match gw.with(move |g, _| g.set_draining(on)).await {
         Ok(()) => {
-            tracing::info!(draining = on, sessions = ?gw.sessions().await.ok(), "drain mode set")
+            tracing::info!(
+                draining = on,
+                sessions = gw.sessions().await.ok(),
+                "drain mode set"
+            )
         }
         Err(e) => tracing::error!(error = %e, "drain mode not set"),
     }

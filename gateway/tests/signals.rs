@@ -66,9 +66,9 @@ impl Process {
     /// The SIP TCP port from the ready line.
     fn sip_port(&self) -> u16 {
         let line = self.logged("rcc-gateway ready");
-        let start = line.find("tcp=Some(").expect("a TCP listener") + "tcp=Some(".len();
+        let start = line.find("tcp=").expect("a TCP listener") + "tcp=".len();
         let addr = &line[start..];
-        let end = addr.find(')').expect("address end");
+        let end = addr.find(' ').unwrap_or(addr.len());
         addr[..end]
             .rsplit(':')
             .next()

@@ -4,10 +4,11 @@
 //! the wait of a task that drives a
 //! sans-IO engine ([`wake`]) and how a handle runs a closure on that engine ([`run_on`]), the
 //! connection writer that keeps writing apart from reading
-//! ([`spawn_writer`]), and the pcapng trace writer ([`pcap`]).
+//! ([`spawn_writer`]), the pcapng trace writer ([`pcap`]) and how every binary logs ([`logs`]).
 
 mod driver;
 mod listen;
+pub mod logs;
 pub mod pcap;
 pub mod tls;
 mod writer;

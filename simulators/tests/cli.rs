@@ -18,3 +18,64 @@ fn each_binary_names_itself_in_its_version() {
         );
     }
 }
+
+/// One spelling of the configuration check across the binaries: `check-config --config FILE`
+/// (rcc-gateway's too); the old `pbx-sim --check` and `lync-sim check` still work.
+#[test]
+fn every_binary_checks_its_config_with_check_config() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (bin, example, old) in [
+        (
+            env!("CARGO_BIN_EXE_pbx-sim"),
+            "pbx.example.toml",
+            ["--check"],
+        ),
+        (
+            env!("CARGO_BIN_EXE_lync-sim"),
+            "lync.example.toml",
+            ["check"],
+        ),
+    ] {
+        let config = root.join(example);
+        let out = Command::new(bin)
+            .arg("check-config")
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("runs");
+        assert!(
+            out.status.success(),
+            "{bin} check-config: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok"));
+        let mut cmd = Command::new(bin);
+        if old[0] == "check" {
+            cmd.args(old).arg("--config").arg(&config);
+        } else {
+            cmd.arg("--config").arg(&config).args(old);
+        }
+        assert!(
+            cmd.output().expect("runs").status.success(),
+            "{bin} {old:?}"
+        );
+        let broken =
+            std::env::temp_dir().join(format!("rcc-cli-broken-{}.toml", std::process::id()));
+        std::fs::write(&broken, "[[[").expect("write");
+        let out = Command::new(bin)
+            .arg("check-config")
+            .arg("--config")
+            .arg(&broken)
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{bin} accepted a broken file");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&broken.display().to_string()), "{bin}: {err}");
+        let _ = std::fs::remove_file(&broken);
+        let help = Command::new(bin).arg("--help").output().expect("runs");
+        assert!(
+            String::from_utf8_lossy(&help.stdout).contains("Examples:"),
+            "{bin} --help has no examples"
+        );
+    }
+}

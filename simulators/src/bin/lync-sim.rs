@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use rcc_simulators::lync::{LyncSim, config};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// mimalloc: the message path allocates many small, short-lived buffers, where glibc malloc
 /// cost about a quarter of the gateway's CPU under load (BENCHMARKS.md).
@@ -15,7 +17,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A simulated Lync Server 2013 pool with RCC client endpoints.
 #[derive(Debug, Parser)]
-#[command(name = "lync-sim", version)]
+#[command(
+    name = "lync-sim",
+    version,
+    after_help = "Examples:\n  lync-sim run --config lync.toml\n  lync-sim check-config --config lync.toml\n  lync-sim powershell --config lync.toml\n  lync-sim load --config lync.toml --users 1000 --json"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -28,6 +34,9 @@ enum Command {
         /// Configuration file (see simulators/lync.example.toml).
         #[arg(long, env = "LYNC_SIM_CONFIG")]
         config: PathBuf,
+        /// Log line format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: rcc_net::logs::LogFormat,
     },
     /// Print the Lync Server PowerShell for the configured topology.
     Powershell {
@@ -84,8 +93,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check the configuration and exit.
-    Check {
+    /// Report every problem in the configuration, then exit.
+    #[command(alias = "check")]
+    CheckConfig {
         /// Configuration file.
         #[arg(long, env = "LYNC_SIM_CONFIG")]
         config: PathBuf,
@@ -101,7 +111,7 @@ fn load(path: &PathBuf) -> anyhow::Result<config::LyncFile> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().command {
-        Command::Check { config } => {
+        Command::CheckConfig { config } => {
             load(&config)?;
             println!("{}: ok", config.display());
         }
@@ -184,10 +194,13 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&s)?);
             }
         }
-        Command::Run { config } => {
+        Command::Run { config, log_format } => {
             let filter =
                 EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-            tracing_subscriber::fmt().with_env_filter(filter).init();
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(rcc_net::logs::layer(log_format))
+                .init();
             let f = load(&config)?;
             let sim = LyncSim::start(f.sim_config()?).await?;
             let control = match f.control {
