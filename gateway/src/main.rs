@@ -160,6 +160,11 @@ async fn run(
         tracing::warn!("{w}");
     }
     let gw = GatewayHandle::start(config).await?;
+    // systemd (Type=notify) starts what depends on the gateway only now; without
+    // NOTIFY_SOCKET this does nothing.
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "could not tell systemd the gateway is ready");
+    }
     tracing::info!(
         tls = gw.sip_tls.map(tracing::field::display),
         tcp = gw.sip_tcp.map(tracing::field::display),
@@ -179,6 +184,7 @@ async fn run(
         signal = stop,
         "shutting down: ending sessions and the PBX session"
     );
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     gw.shutdown().await?;
     tracing::info!("stopped");
     Ok(())
