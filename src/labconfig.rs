@@ -202,7 +202,7 @@ impl LabConfig {
             );
         };
         let options = file.options()?;
-        let tls = g.transport.as_deref().unwrap_or("tls") == "tls";
+        let tls = g.tls();
         let fqdn = g.fqdn.clone().unwrap_or_else(|| GATEWAY_FQDN.to_owned());
         let pki = if tls {
             Some(Pki::ensure(&Pki::dir_for(path), &fqdn)?)

@@ -58,6 +58,13 @@ pub struct GatewayFile {
     pub pbx_listen: Option<SocketAddr>,
 }
 
+impl GatewayFile {
+    /// Mutual TLS (the default), else TCP.
+    pub fn tls(&self) -> bool {
+        self.transport.as_deref().unwrap_or("tls") == "tls"
+    }
+}
+
 /// `[pbx]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,8 +147,7 @@ impl LabFile {
                 if g.pbx_listen.is_none() {
                     p.push("gateway.pbx_listen is needed: where our PBX simulator waits for its CSTA link".into());
                 }
-                let tls = g.transport.as_deref().unwrap_or("tls") == "tls";
-                if tls && g.fqdn.is_none() {
+                if g.tls() && g.fqdn.is_none() {
                     p.push(
                         "an external TLS gateway needs gateway.fqdn (its certificate name)".into(),
                     );
@@ -195,7 +201,7 @@ impl LabFile {
         if let Some(g) = self.gateway.as_ref().filter(|g| g.mode == Mode::External)
             && let (Some(address), Some(pbx_listen)) = (g.address, g.pbx_listen)
         {
-            let tls = g.transport.as_deref().unwrap_or("tls") == "tls";
+            let tls = g.tls();
             let fqdn = g.fqdn.clone().unwrap_or_default();
             let pki = match (&self.path, tls && (g.ca.is_none() || g.pool_cert.is_none())) {
                 (Some(path), true) => Some(crate::labconfig::Pki::ensure(

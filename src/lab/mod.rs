@@ -62,6 +62,14 @@ pub struct LabOptions {
     pub session_expires: Option<u32>,
 }
 
+impl LabOptions {
+    /// Whether the lab owns every component (our gateway in process, our PBX simulator): then
+    /// scenarios may run side by side and configure the gateway and the PBX as they need.
+    pub fn owns_everything(&self) -> bool {
+        matches!(self.gateway_at, GatewayAt::InProcess) && matches!(self.pbx_at, PbxAt::Simulator)
+    }
+}
+
 impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {

@@ -17,7 +17,7 @@ use cucumber::World;
 use cucumber::event::ScenarioFinished;
 use futures::FutureExt as _;
 use rcc_lab::conformance::{Conformance, RunInfo};
-use rcc_lab::lab::{GatewayAt, Lab, LabOptions, PbxAt};
+use rcc_lab::lab::{Lab, LabOptions};
 use rcc_lab::report::{ScenarioReport, Status};
 use rcc_lab::selection::Selection;
 
@@ -130,13 +130,6 @@ impl RunOutcome {
     }
 }
 
-/// Whether the lab owns every component (then scenarios may run side by side: each has its
-/// own PBX simulator, gateway and pool on fresh ports). An external gateway has one address
-/// and one PBX link to our simulator; an external PBX has one set of devices.
-fn lab_owns_everything(lab: &LabOptions) -> bool {
-    matches!(lab.gateway_at, GatewayAt::InProcess) && matches!(lab.pbx_at, PbxAt::Simulator)
-}
-
 /// Runs the suite; writes the HTML report, JUnit and `conformance.json`.
 pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     std::fs::create_dir_all(&opts.report)
@@ -145,7 +138,10 @@ pub async fn run(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     if let Ok(mut b) = base.lock() {
         *b = opts.lab.clone();
     }
-    let concurrency = if lab_owns_everything(&opts.lab) {
+    // Side by side only when each scenario has its own PBX simulator, gateway and pool on fresh
+    // ports: an external gateway has one address and one PBX link to our simulator, an
+    // external PBX one set of devices.
+    let concurrency = if opts.lab.owns_everything() {
         opts.concurrency.max(1)
     } else {
         println!(

@@ -81,9 +81,7 @@ async fn pbx_is(w: &mut RccWorld, which: String) -> Step {
         other => anyhow::bail!("unknown PBX {other:?} (generic, OpenScape, Avaya)"),
     };
     // Only our own gateway is configured by the scenario; an external one keeps its profile.
-    let ours = matches!(w.options.gateway_at, rcc_lab::lab::GatewayAt::InProcess)
-        && matches!(w.options.pbx_at, rcc_lab::lab::PbxAt::Simulator);
-    if !ours && wanted != w.options.pbx_profile {
+    if !w.options.owns_everything() && wanted != w.options.pbx_profile {
         anyhow::bail!(
             "not applicable: needs the {} PBX profile; this lab is configured for {} (lab.toml pbx.profile)",
             rcc_lab::labfile::profile_name(wanted),
