@@ -14,8 +14,20 @@ use crate::ids::{FlowId, SessionId};
 use crate::sip::transaction::TxKey;
 
 impl Gateway {
-    /// Answers a client's INFO with a CSTA body (200 OK), in the session's namespace.
+    /// Answers a client's INFO with a CSTA body (200 OK), in the session's namespace; a
+    /// CSTAErrorCode (the gateway's or the PBX's) is also one log line with the session, user,
+    /// line and error.
     pub(super) fn answer(&mut self, answer: PendingAnswer, msg: &csta::Message) {
+        if let (csta::Message::Error(err), Some(s)) = (msg, self.sessions.get(answer.session)) {
+            tracing::info!(
+                session = %answer.session,
+                user = %s.user,
+                line = %s.line,
+                category = err.category.as_str(),
+                error = %err.value,
+                "CSTA error answered"
+            );
+        }
         let ns = self
             .sessions
             .get(answer.session)
@@ -75,7 +87,14 @@ impl Gateway {
                 service,
                 reason,
             } => {
-                tracing::info!(session = %sid, reason = reason.as_str(), error = %err.value, "CSTA request refused");
+                tracing::info!(
+                    session = %sid,
+                    user = %s.user,
+                    line = %s.line,
+                    reason = reason.as_str(),
+                    error = %err.value,
+                    "CSTA request refused"
+                );
                 self.metrics.refused(reason);
                 if let Some(service) = service {
                     self.metrics.request_done(service, "refused");

@@ -576,7 +576,14 @@ impl Gateway {
         } else if s.traced {
             traces::end_note(&mut self.outputs, sid);
         }
-        tracing::info!(session = %sid, call_id = %s.dialog.call_id, user = %s.user, bye, "RCC session ended");
+        tracing::info!(
+            session = %sid,
+            call_id = %s.dialog.call_id,
+            user = %s.user,
+            line = %s.line,
+            bye,
+            "RCC session ended"
+        );
     }
 
     fn sip_response(&mut self, resp: Message) {
