@@ -232,6 +232,19 @@ async fn reload_config<S>(path: &Path, gw: &GatewayHandle, filter: &reload::Hand
             return;
         }
     };
+    // Certificates first: a policy applied with a TLS identity that does not load would be
+    // half a reload.
+    match gw.reload_transport(&config) {
+        Ok(not_after) => tracing::info!(
+            certificate_not_after = not_after,
+            trusted_peers = config.sip.trusted_peers.len(),
+            "TLS identity and trusted peers reloaded"
+        ),
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "reload refused: the running configuration stays");
+            return;
+        }
+    }
     if let Err(e) = filter.reload(log_filter(&config)) {
         tracing::warn!(error = %e, "log level not reloaded");
     }
@@ -239,7 +252,7 @@ async fn reload_config<S>(path: &Path, gw: &GatewayHandle, filter: &reload::Hand
         Ok(ended) => tracing::info!(
             file = %path.display(),
             sessions_ended = ended,
-            "configuration reloaded (authorization, numbering, log level)"
+            "configuration reloaded (authorization, numbering, log level, trusted peers, TLS identity)"
         ),
         Err(e) => tracing::error!(error = %e, "reload not applied"),
     }

@@ -9,12 +9,12 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-/// The collector; `certificate_not_after` is the SIP certificate's end of validity (Unix
-/// seconds), when the gateway listens on TLS.
+/// The collector.
 #[derive(Debug)]
 pub struct ProcessCollector {
-    /// End of validity of the SIP listener's certificate.
-    pub certificate_not_after: Option<i64>,
+    /// End of validity of the SIP listener's certificate (Unix seconds; `i64::MIN` without
+    /// TLS), replaced when a reload brings a new certificate.
+    pub certificate_not_after: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> std::fmt::Result {
@@ -70,7 +70,10 @@ impl Collector for ProcessCollector {
                 )?;
             }
         }
-        if let Some(not_after) = self.certificate_not_after {
+        let not_after = self
+            .certificate_not_after
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if not_after != i64::MIN {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));

@@ -41,7 +41,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shared by the listener and connection tasks.
 struct Shared {
     tx: mpsc::Sender<Cmd>,
-    trusted: Vec<TrustedPeer>,
+    /// What a reload replaces: trusted peers and the TLS identity.
+    transport: std::sync::RwLock<Transport>,
+    /// End of validity of the SIP certificate (Unix seconds; `i64::MIN`: no TLS), for the
+    /// metrics.
+    certificate_not_after: Arc<std::sync::atomic::AtomicI64>,
     metrics: Arc<Metrics>,
     per_peer: Mutex<HashMap<IpAddr, usize>>,
     max_per_peer: usize,
@@ -49,8 +53,45 @@ struct Shared {
     send_queue: usize,
     next_flow: AtomicU64,
     limits: Limits,
-    client_tls: Option<Arc<ClientConfig>>,
     tracer: Option<Arc<trace::Tracer>>,
+}
+
+/// Who may connect and how the gateway presents itself: built from the configuration at start
+/// and again at each reload (renewed certificates are routine with Lync mutual TLS).
+struct Transport {
+    trusted: Vec<TrustedPeer>,
+    /// The TLS listener's acceptor (the certificate presented, the client CA checked).
+    acceptor: Option<TlsAcceptor>,
+    /// For connections the gateway opens to a Front End: its certificate, the Front End's CA.
+    client_tls: Option<Arc<ClientConfig>>,
+}
+
+impl Transport {
+    fn build(config: &Config) -> anyhow::Result<(Transport, Option<i64>)> {
+        let (acceptor, client_tls, not_after) = match &config.sip.tls {
+            Some(t) => {
+                let server: Arc<ServerConfig> = tls::sip_server(t)?;
+                let client = match &t.client_ca {
+                    Some(ca) => Some(tls::client(ca, Some((&t.cert, &t.key)))?),
+                    None => None,
+                };
+                (
+                    Some(TlsAcceptor::from(server)),
+                    client,
+                    Some(super::tls::not_after(&t.cert)?),
+                )
+            }
+            None => (None, None, None),
+        };
+        Ok((
+            Transport {
+                trusted: config.sip.trusted_peers.clone(),
+                acceptor,
+                client_tls,
+            },
+            not_after,
+        ))
+    }
 }
 
 /// A running gateway; cheap to clone. It stops when the last clone is dropped.
@@ -101,24 +142,17 @@ impl GatewayHandle {
         let policy = Policy::build(&config).map_err(|p| anyhow!("{}", p.join("; ")))?;
         let config = Arc::new(config);
         let mut metrics = Metrics::new();
-        let certificate_not_after = match &config.sip.tls {
-            Some(t) => Some(super::tls::not_after(&t.cert)?),
-            None => None,
-        };
+        let (transport, not_after) = Transport::build(&config)?;
+        let certificate_not_after = Arc::new(std::sync::atomic::AtomicI64::new(
+            not_after.unwrap_or(i64::MIN),
+        ));
         metrics.register_collector(Box::new(crate::observe::process::ProcessCollector {
-            certificate_not_after,
+            certificate_not_after: certificate_not_after.clone(),
         }));
         let metrics = Arc::new(metrics);
         let now = tokio::time::Instant::now().into_std();
         let gateway = Gateway::new(config.clone(), policy, metrics.clone(), now, random_seed());
         let (tx, rx) = mpsc::channel(DRIVER_QUEUE);
-        let client_tls = match &config.sip.tls {
-            Some(t) => match &t.client_ca {
-                Some(ca) => Some(tls::client(ca, Some((&t.cert, &t.key)))?),
-                None => None,
-            },
-            None => None,
-        };
         let tracer = match &config.observe.trace {
             Some(p) => Some(Arc::new(trace::Tracer::create(p)?)),
             None => None,
@@ -126,14 +160,14 @@ impl GatewayHandle {
         let shared = Arc::new(Shared {
             tracer,
             tx: tx.clone(),
-            trusted: config.sip.trusted_peers.clone(),
+            transport: std::sync::RwLock::new(transport),
+            certificate_not_after,
             metrics: metrics.clone(),
             per_peer: Mutex::new(HashMap::new()),
             max_per_peer: config.sip.max_connections_per_peer,
             send_queue: config.sip.send_queue,
             next_flow: AtomicU64::new(1),
             limits: Limits::default(),
-            client_tls,
         });
         let pbx_tls = match (&config.pbx.transport, &config.pbx.tls_ca) {
             (PbxTransport::Tls, Some(ca)) => Some(tls::client(ca, None)?),
@@ -160,20 +194,15 @@ impl GatewayHandle {
                 .await
                 .map_err(|e| anyhow!("SIP TCP listener {addr}: {e}"))?;
             sip_tcp = Some(l.local_addr()?);
-            tasks.push(tokio::spawn(accept_loop(l, None, shared.clone())));
+            tasks.push(tokio::spawn(accept_loop(l, false, shared.clone())));
         }
         let mut sip_tls = None;
-        if let (Some(addr), Some(t)) = (config.sip.listen_tls, &config.sip.tls) {
-            let server: Arc<ServerConfig> = tls::sip_server(t)?;
+        if let (Some(addr), Some(_)) = (config.sip.listen_tls, &config.sip.tls) {
             let l = TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow!("SIP TLS listener {addr}: {e}"))?;
             sip_tls = Some(l.local_addr()?);
-            tasks.push(tokio::spawn(accept_loop(
-                l,
-                Some(TlsAcceptor::from(server)),
-                shared.clone(),
-            )));
+            tasks.push(tokio::spawn(accept_loop(l, true, shared.clone())));
         }
         let metrics_addr = match config.observe.http {
             Some(addr) => Some(crate::observe::serve(metrics.clone(), addr).await?),
@@ -187,6 +216,23 @@ impl GatewayHandle {
             metrics,
             _tasks: Arc::new(Tasks::from(tasks)),
         })
+    }
+
+    /// Replaces the trusted peers and the TLS identity (certificate, key, client CA) with a
+    /// configuration's: new connections use them, open ones keep theirs. On an error nothing
+    /// changes. Returns the new certificate's end of validity (Unix seconds), if TLS.
+    pub fn reload_transport(&self, config: &Config) -> anyhow::Result<Option<i64>> {
+        let (transport, not_after) = Transport::build(config)?;
+        *self
+            .shared
+            .transport
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = transport;
+        self.shared.certificate_not_after.store(
+            not_after.unwrap_or(i64::MIN),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(not_after)
     }
 
     /// Runs `f` on the engine and returns its result.
@@ -228,14 +274,21 @@ fn trusted_ip(trusted: &[TrustedPeer], ip: IpAddr) -> bool {
     trusted.iter().any(|t| t.ip == Some(ip))
 }
 
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
     loop {
         let (stream, peer) = rcc_net::accept(&listener, "SIP").await;
         let local = stream
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let shared = shared.clone();
-        let tls = tls.clone();
+        // The acceptor and peers as of this connection (a reload changes later ones only).
+        let (acceptor, trusted) = {
+            let t = shared
+                .transport
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (t.acceptor.clone().filter(|_| tls), t.trusted.clone())
+        };
         tokio::spawn(async move {
             {
                 let mut counts = shared
@@ -250,9 +303,9 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                 }
                 *n += 1;
             }
-            match tls {
+            match acceptor {
                 None => {
-                    if trusted_ip(&shared.trusted, peer.ip()) {
+                    if trusted_ip(&trusted, peer.ip()) {
                         run_flow(stream, local, peer, None, shared.clone()).await;
                     } else {
                         shared.metrics.refused_peers.inc();
@@ -268,13 +321,13 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, shared: Ar
                                 .peer_certificates()
                                 .and_then(|c| c.first())
                                 .is_some_and(|cert| {
-                                    shared.trusted.iter().any(|t| {
+                                    trusted.iter().any(|t| {
                                         t.name
                                             .as_deref()
                                             .is_some_and(|n| tls::cert_matches(cert, n))
                                     })
                                 });
-                            if names_ok || trusted_ip(&shared.trusted, peer.ip()) {
+                            if names_ok || trusted_ip(&trusted, peer.ip()) {
                                 run_flow(s, local, peer, None, shared.clone()).await;
                             } else {
                                 shared.metrics.refused_peers.inc();
@@ -483,7 +536,12 @@ async fn connect_outbound(target: Target, shared: Arc<Shared>, first: Vec<u8>) {
     }
     if target.tls {
         let (Some(config), Ok(name)) = (
-            shared.client_tls.clone(),
+            shared
+                .transport
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .client_tls
+                .clone(),
             ServerName::try_from(target.host.clone()),
         ) else {
             tracing::warn!(%addr, "no TLS client configuration (sip.tls.client_ca) for the Front End");
