@@ -327,6 +327,8 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
         out: o.out.clone(),
         pattern: String::new(),
         pin: false,
+        tls: false,
+        threads: 1,
     };
     let (pbx_cfg, gw_cfg, _) = load::write_configs(&base, pbx_port, sip_port, metrics_port)?;
     let cfg = o.out.join("kamailio.cfg");

@@ -9,6 +9,7 @@ pub mod lab;
 pub mod labconfig;
 pub mod labfile;
 pub mod load;
+pub mod plot;
 pub mod reference;
 pub mod replay;
 pub mod report;

@@ -31,6 +31,19 @@ pub struct LoadOptions {
     /// Give the gateway CPU 0 to itself and the simulators the other CPUs (`taskset`), as if
     /// the Front End pool and the PBX were other machines.
     pub pin: bool,
+    /// Front End to gateway over mutual TLS (certificates minted for the run) instead of TCP.
+    pub tls: bool,
+    /// The gateway's runtime threads (`--threads`).
+    pub threads: usize,
+}
+
+/// What a load run measured, beside its printed report.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// The figures, one per line.
+    pub text: String,
+    /// Gateway CPU per CSTA request during the call phase, µs.
+    pub gateway_us_per_request: f64,
 }
 
 /// Restricts every thread of process `pid` to the CPUs in `list` (`taskset` syntax).
@@ -165,21 +178,17 @@ pub(crate) fn write_configs(
         let ext = 100_000 + u;
         let _ = write!(p, "[[device]]\nnumber = \"{ext}\"\n");
     }
-    let g = format!(
-        r#"[sip]
-listen_tcp = "127.0.0.1:{sip}"
-host = "127.0.0.1"
-trusted_peer = [{{ ip = "127.0.0.1" }}]
-max_sessions = 1000000
-[pbx]
-address = "127.0.0.1:{pbx}"
-max_in_flight = 8000
-[observe]
-http = "127.0.0.1:{metrics}"
-"#
-    );
-    let l = format!(
-        r#"[pool]
+    // `[sip]` lines, then the tables that follow it, then the pool's configuration.
+    let (sip_lines, sip_tables, l) = if o.tls {
+        tls_configs(o, sip)?
+    } else {
+        (
+            format!(
+                "listen_tcp = \"127.0.0.1:{sip}\"\nhost = \"127.0.0.1\"\ntrusted_peer = [{{ ip = \"127.0.0.1\" }}]\n"
+            ),
+            String::new(),
+            format!(
+                r#"[pool]
 fqdn = "fe.load.lab"
 [[pool.static_route]]
 match_uri = "rcc.contoso.com"
@@ -192,6 +201,18 @@ ip = "127.0.0.1"
 port = {sip}
 tcp_enabled = true
 "#
+            ),
+        )
+    };
+    let g = format!(
+        r#"[sip]
+{sip_lines}max_sessions = 1000000
+{sip_tables}[pbx]
+address = "127.0.0.1:{pbx}"
+max_in_flight = 8000
+[observe]
+http = "127.0.0.1:{metrics}"
+"#
     );
     let paths = (
         o.out.join("pbx.toml"),
@@ -202,6 +223,58 @@ tcp_enabled = true
     std::fs::write(&paths.1, g)?;
     std::fs::write(&paths.2, l)?;
     Ok(paths)
+}
+
+/// For mutual TLS, with a CA and the two certificates minted into the output folder: the
+/// gateway's `[sip]` lines and its `[sip.tls]` table, and the pool's configuration.
+fn tls_configs(o: &LoadOptions, sip: u16) -> anyhow::Result<(String, String, String)> {
+    const GW: &str = "gw.load.lab";
+    const POOL: &str = "fe.load.lab";
+    let ca = rcc_simulators::tls::LabCa::new("rcc-lab load CA")?;
+    let gw = ca.issue(&[GW])?;
+    let pool = ca.issue(&[POOL])?;
+    let file = |name: &str, text: &str| -> anyhow::Result<String> {
+        let p = o.out.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        Ok(toml::Value::String(p.display().to_string()).to_string())
+    };
+    let (ca_file, gw_cert, gw_key) = (
+        file("ca.pem", &ca.cert_pem)?,
+        file("gw.crt", &gw.cert_pem)?,
+        file("gw.key", &gw.key_pem)?,
+    );
+    let (pool_cert, pool_key) = (
+        file("pool.crt", &pool.cert_pem)?,
+        file("pool.key", &pool.key_pem)?,
+    );
+    Ok((
+        format!(
+            "listen_tls = \"127.0.0.1:{sip}\"\nhost = \"{GW}\"\ntrusted_peer = [{{ name = \"{POOL}\" }}]\n"
+        ),
+        format!(
+            "[sip.tls]\ncert = {gw_cert}\nkey = {gw_key}\nclient_ca = {ca_file}\nclient_cert = \"required\"\n"
+        ),
+        format!(
+            r#"[pool]
+fqdn = "{POOL}"
+[[pool.static_route]]
+match_uri = "rcc.contoso.com"
+transport = "tls"
+destination = "{GW}"
+port = {sip}
+[[pool.trusted_application]]
+pool_fqdn = "{GW}"
+port = {sip}
+tcp_enabled = false
+[tls]
+ca = {ca_file}
+cert = {pool_cert}
+key = {pool_key}
+[hosts]
+"{GW}" = "127.0.0.1"
+"#
+        ),
+    ))
 }
 
 /// Loopback TCP echo round trips of `size` bytes: p50 and p99 in microseconds.
@@ -311,7 +384,7 @@ pub(crate) fn bucket_quantile(text: &str, name: &str, label: &str, q: f64) -> Op
 }
 
 /// Runs the three processes and reports.
-pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
+pub async fn run(o: &LoadOptions) -> anyhow::Result<LoadReport> {
     let (pbx_port, sip_port, metrics_port) = (free_port()?, free_port()?, free_port()?);
     let (pbx_cfg, gw_cfg, lync_cfg) = write_configs(o, pbx_port, sip_port, metrics_port)?;
     let pbx = spawn(
@@ -321,9 +394,10 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
     )?;
     // Let the PBX listen before the gateway connects (it retries anyway).
     listening(pbx_port, "the PBX simulator").await?;
+    let threads = o.threads.max(1).to_string();
     let gw = spawn(
         &binary("rcc-gateway")?,
-        &["--config", &gw_cfg.to_string_lossy()],
+        &["--config", &gw_cfg.to_string_lossy(), "--threads", &threads],
         &o.out.join("gateway.log"),
     )?;
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -500,12 +574,23 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
                 })
             })
             .collect();
-        std::fs::write(
-            o.out.join("load.svg"),
-            rcc_simulators::lync::load::svg(&rows, "rcc-gateway under load: requests/s and p99"),
-        )?;
+        let title = format!(
+            "rcc-gateway under load ({}, {} thread{}, {})",
+            if o.tls { "mutual TLS" } else { "TCP" },
+            o.threads.max(1),
+            if o.threads > 1 { "s" } else { "" },
+            o.pattern
+        );
+        std::fs::write(o.out.join("load.svg"), crate::plot::load_svg(&rows, &title)?)?;
     }
     let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "Front End to gateway over {}; gateway on {} runtime thread{}",
+        if o.tls { "mutual TLS" } else { "TCP" },
+        o.threads.max(1),
+        if o.threads > 1 { "s" } else { "" }
+    );
     let _ = writeln!(r, "{placement}");
     let _ = writeln!(
         r,
@@ -628,7 +713,37 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<String> {
         o.out.join("processes.csv").display(),
         o.out.join("load.svg").display()
     );
-    Ok(r)
+    Ok(LoadReport {
+        text: r,
+        gateway_us_per_request: if requests > 0.0 {
+            gw_cpu_calls * 1e6 / requests
+        } else {
+            0.0
+        },
+    })
+}
+
+/// TCP and then mutual TLS with the same options, each in its own folder under `o.out`, and
+/// the ratio of the gateway's CPU per request: what TLS costs, measured in one run.
+pub async fn run_both(o: &LoadOptions) -> anyhow::Result<String> {
+    let mut text = String::new();
+    let mut per_request = Vec::new();
+    for tls in [false, true] {
+        let mut one = o.clone();
+        one.tls = tls;
+        one.out = o.out.join(if tls { "tls" } else { "tcp" });
+        let report = run(&one).await?;
+        text.push_str(&report.text);
+        text.push('\n');
+        per_request.push(report.gateway_us_per_request);
+    }
+    let (tcp, tls) = (per_request[0], per_request[1]);
+    let _ = writeln!(
+        text,
+        "gateway CPU per request: TCP {tcp:.1} µs, mutual TLS {tls:.1} µs; TLS / TCP = {:.2}",
+        if tcp > 0.0 { tls / tcp } else { 0.0 }
+    );
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -101,6 +101,13 @@ enum Command {
         /// if the Front End pool and the PBX were other machines.
         #[arg(long)]
         pin: bool,
+        /// Front End to gateway: tcp, tls (mutual TLS, the production transport) or both (TCP
+        /// then TLS in one run, with the ratio of the gateway's CPU per request).
+        #[arg(long, default_value = "tcp", value_parser = ["tcp", "tls", "both"])]
+        transport: String,
+        /// The gateway's runtime threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// CPU per RCC request side by side with Kamailio's per relayed INFO: SIPp sends RCC sessions
     /// (SnapshotDevice INFOs) through Kamailio to the gateway and the PBX simulator, all in one
@@ -259,8 +266,10 @@ async fn main() -> anyhow::Result<()> {
             out,
             pattern,
             pin,
+            transport,
+            threads,
         } => {
-            let report = rcc_lab::load::run(&rcc_lab::load::LoadOptions {
+            let options = rcc_lab::load::LoadOptions {
                 pattern,
                 pin,
                 users,
@@ -269,9 +278,14 @@ async fn main() -> anyhow::Result<()> {
                 call_rate,
                 duration,
                 out,
-            })
-            .await?;
-            print!("{report}");
+                tls: transport == "tls",
+                threads,
+            };
+            if transport == "both" {
+                print!("{}", rcc_lab::load::run_both(&options).await?);
+            } else {
+                print!("{}", rcc_lab::load::run(&options).await?.text);
+            }
         }
         Command::Kamailio {
             calls,

@@ -66,3 +66,34 @@ async fn load_mode_runs_each_call_pattern(
     assert!(rcc_simulators::lync::load::csv(&s.rows).starts_with("t_s,phase"));
     Ok(())
 }
+
+/// `rcc-lab load --transport tls`: the three binaries, the pool reaching the gateway over
+/// mutual TLS with certificates minted for the run; every user signs in, the calls are
+/// answered, and the plot is drawn with its axes (functional: no figure is asserted).
+#[tokio::test]
+async fn the_load_harness_runs_over_mutual_tls() -> anyhow::Result<()> {
+    let out = std::env::temp_dir().join(format!("rcc-lab-load-tls-{}", std::process::id()));
+    let report = rcc_lab::load::run(&rcc_lab::load::LoadOptions {
+        users: 20,
+        endpoints: 1,
+        signin_rate: 200.0,
+        call_rate: 20.0,
+        duration: 2,
+        out: out.clone(),
+        pattern: "click-to-dial".into(),
+        pin: false,
+        tls: true,
+        threads: 1,
+    })
+    .await?;
+    let text = &report.text;
+    assert!(text.contains("over mutual TLS"), "{text}");
+    assert!(text.contains("sessions: 20 established, 0 failed"), "{text}");
+    assert!(text.contains("; 0 failures"), "{text}");
+    let gateway_toml = std::fs::read_to_string(out.join("gateway.toml"))?;
+    assert!(gateway_toml.contains("listen_tls") && !gateway_toml.contains("listen_tcp"));
+    let svg = std::fs::read_to_string(out.join("load.svg"))?;
+    assert!(svg.contains("seconds since start") && svg.contains("p99 response time, ms"));
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}
