@@ -581,7 +581,10 @@ pub async fn run(o: &LoadOptions) -> anyhow::Result<LoadReport> {
             if o.threads > 1 { "s" } else { "" },
             o.pattern
         );
-        std::fs::write(o.out.join("load.svg"), crate::plot::load_svg(&rows, &title)?)?;
+        std::fs::write(
+            o.out.join("load.svg"),
+            crate::plot::load_svg(&rows, &title)?,
+        )?;
     }
     let mut r = String::new();
     let _ = writeln!(

@@ -54,7 +54,10 @@ pub fn load_svg(rows: &[Row], title: &str) -> anyhow::Result<String> {
                 .map_err(|e| fail(&e))?
                 .label("sign-in phase")
                 .legend(|(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 16, y + 5)], RGBColor(230, 230, 230).filled())
+                    Rectangle::new(
+                        [(x, y - 5), (x + 16, y + 5)],
+                        RGBColor(230, 230, 230).filled(),
+                    )
                 });
         }
         let blue = RGBColor(31, 111, 178);

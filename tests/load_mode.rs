@@ -88,7 +88,10 @@ async fn the_load_harness_runs_over_mutual_tls() -> anyhow::Result<()> {
     .await?;
     let text = &report.text;
     assert!(text.contains("over mutual TLS"), "{text}");
-    assert!(text.contains("sessions: 20 established, 0 failed"), "{text}");
+    assert!(
+        text.contains("sessions: 20 established, 0 failed"),
+        "{text}"
+    );
     assert!(text.contains("; 0 failures"), "{text}");
     let gateway_toml = std::fs::read_to_string(out.join("gateway.toml"))?;
     assert!(gateway_toml.contains("listen_tls") && !gateway_toml.contains("listen_tcp"));

@@ -217,6 +217,16 @@ fn sigterm_ends_every_session_with_a_bye_and_exits_0() {
     let mut gw = Process::start("term", CONFIG);
     let mut peer = Peer::connect(gw.sip_port());
     let ok = signed_in(&mut peer, "alice", "1001");
+    // The session's start is one log line with its user, line and the peer it came from.
+    let local = peer.stream.local_addr().expect("local address");
+    let started = gw.logged("RCC session started");
+    for field in [
+        "user=sip:alice@".to_owned(),
+        "line=tel:+".to_owned(),
+        format!("peer={local}"),
+    ] {
+        assert!(started.contains(&field), "{field} not in {started:?}");
+    }
     gw.signal("TERM");
     let bye = peer.next().expect("a BYE before the gateway stops");
     assert_eq!(bye.method(), Some(&Method::Bye));

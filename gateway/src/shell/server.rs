@@ -632,6 +632,7 @@ async fn drive(
                     },
                 );
                 flow_ends.insert(flow, ends);
+                gw.flow_opened(flow, ends.1);
                 if let Some(t) = target {
                     for bytes in connecting.remove(&t).unwrap_or_default() {
                         let _ = out.try_send(bytes);
@@ -652,7 +653,7 @@ async fn drive(
                 gw.sip_message(flow, msg, now);
             }
             Wake::Command(Cmd::FlowDown { flow }) => {
-                gw.set_flow_congested(flow, false);
+                gw.flow_closed(flow);
                 flows.remove(&flow);
                 flow_ends.remove(&flow);
                 outbound.retain(|_, f| *f != flow);

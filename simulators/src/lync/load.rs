@@ -487,4 +487,3 @@ pub fn csv(rows: &[Row]) -> String {
     }
     out
 }
-

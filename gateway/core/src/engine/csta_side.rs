@@ -23,6 +23,7 @@ impl Gateway {
                 session = %answer.session,
                 user = %s.user,
                 line = %s.line,
+                peer = self.peer(answer.flow),
                 category = err.category.as_str(),
                 error = %err.value,
                 "CSTA error answered"

@@ -25,7 +25,7 @@ mod sessions;
 mod traces;
 mod uas;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,9 @@ pub struct Gateway {
     /// Connections whose peer is slow to take what is sent to it (see
     /// [`Gateway::set_flow_congested`]).
     congested: HashSet<FlowId>,
+    /// Each open connection's peer address, for the log lines (session start and end, CSTA
+    /// errors): told by the shell.
+    peers: HashMap<FlowId, std::net::SocketAddr>,
     /// New sessions are refused (see [`Gateway::set_draining`]).
     draining: bool,
     outputs: VecDeque<Output>,
@@ -106,6 +109,7 @@ impl Gateway {
             client_txs: ClientTxs::default(),
             added: AddedTime::default(),
             congested: HashSet::new(),
+            peers: HashMap::new(),
             draining: false,
             outputs: VecDeque::new(),
             now,
@@ -124,6 +128,25 @@ impl Gateway {
         } else if !self.congested.is_empty() {
             self.congested.remove(&flow);
         }
+    }
+
+    /// The shell opened or accepted a connection with `peer`.
+    pub fn flow_opened(&mut self, flow: FlowId, peer: std::net::SocketAddr) {
+        self.peers.insert(flow, peer);
+    }
+
+    /// A connection closed.
+    pub fn flow_closed(&mut self, flow: FlowId) {
+        self.peers.remove(&flow);
+        self.set_flow_congested(flow, false);
+    }
+
+    /// A connection's peer for a log line.
+    pub(crate) fn peer(
+        &self,
+        flow: FlowId,
+    ) -> Option<tracing::field::DisplayValue<std::net::SocketAddr>> {
+        self.peers.get(&flow).map(|a| tracing::field::display(*a))
     }
 
     /// The next output for the shell.
@@ -442,6 +465,7 @@ impl Gateway {
             &self.policy,
             self.uas.dials_tls(),
         );
+        let peer = self.peer(flow);
         let Some(s) = self.sessions.get_mut(sid) else {
             return;
         };
@@ -460,6 +484,7 @@ impl Gateway {
             epid = s.epid.as_deref().unwrap_or(""),
             line = %s.line,
             device = %s.device,
+            peer,
             "RCC session started"
         );
         self.metrics.sessions.set(self.sessions.len() as i64);
@@ -581,6 +606,7 @@ impl Gateway {
             call_id = %s.dialog.call_id,
             user = %s.user,
             line = %s.line,
+            peer = self.peer(s.flow),
             bye,
             "RCC session ended"
         );
