@@ -136,6 +136,51 @@ pub fn read_files(c: &mut Config) -> Vec<String> {
 mod tests {
     use super::*;
 
+    /// `example-config` documents every option: each field of the configuration (under its
+    /// TOML name) appears in the example, set or commented out.
+    #[test]
+    fn the_example_names_every_option() {
+        const SOURCE: &str = include_str!("../core/src/config/mod.rs");
+        let mut fields = Vec::new();
+        let mut lines = SOURCE.lines().peekable();
+        let mut attrs = String::new();
+        while let Some(line) = lines.next() {
+            let t = line.trim();
+            if t.starts_with("#[serde(") {
+                attrs.push_str(t);
+                continue;
+            }
+            if let Some(rest) = t.strip_prefix("pub ")
+                && let Some((name, _)) = rest.split_once(':')
+                && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            {
+                if !attrs.contains("skip") {
+                    let renamed = attrs
+                        .split("rename = \"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next());
+                    fields.push(renamed.unwrap_or(name).to_owned());
+                }
+            }
+            if !t.starts_with("///") {
+                attrs.clear();
+            }
+        }
+        assert!(fields.len() > 40, "{} fields found", fields.len());
+        for f in fields {
+            let named = EXAMPLE.lines().any(|l| {
+                let l = l.trim_start_matches(['#', ' ']);
+                l.starts_with(&format!("{f} "))
+                    || l.starts_with(&format!("{f}="))
+                    || l.contains(&format!(".{f}]"))
+                    || l.contains(&format!("[{f}]"))
+                    || l.contains(&format!("[[{f}]]"))
+                    || l.contains(&format!(".{f}]]"))
+            });
+            assert!(named, "example-config does not document {f}");
+        }
+    }
+
     #[test]
     fn every_problem_at_once() {
         let text = r#"
