@@ -142,9 +142,8 @@ mod tests {
     fn the_example_names_every_option() {
         const SOURCE: &str = include_str!("../core/src/config/mod.rs");
         let mut fields = Vec::new();
-        let mut lines = SOURCE.lines().peekable();
         let mut attrs = String::new();
-        while let Some(line) = lines.next() {
+        for line in SOURCE.lines() {
             let t = line.trim();
             if t.starts_with("#[serde(") {
                 attrs.push_str(t);
