@@ -152,14 +152,13 @@ mod tests {
             if let Some(rest) = t.strip_prefix("pub ")
                 && let Some((name, _)) = rest.split_once(':')
                 && name.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                && !attrs.contains("skip")
             {
-                if !attrs.contains("skip") {
-                    let renamed = attrs
-                        .split("rename = \"")
-                        .nth(1)
-                        .and_then(|r| r.split('"').next());
-                    fields.push(renamed.unwrap_or(name).to_owned());
-                }
+                let renamed = attrs
+                    .split("rename = \"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next());
+                fields.push(renamed.unwrap_or(name).to_owned());
             }
             if !t.starts_with("///") {
                 attrs.clear();
