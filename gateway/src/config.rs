@@ -37,6 +37,26 @@ pub fn read(path: &Path) -> Result<Config, Vec<String>> {
 }
 
 /// Every problem in a configuration, its files read (the authorization CSV into it).
+/// Reads a configuration for printing what others must configure (`lync-config`): the
+/// checks that do not read files must pass; the problems with the files it names (certificates
+/// not issued yet) are returned to show as warnings.
+pub fn load_for_printing(path: &Path) -> anyhow::Result<(Config, Vec<String>)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let mut config =
+        parse_unchecked(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let problems = setup::check(&config);
+    anyhow::ensure!(
+        problems.is_empty(),
+        "{}: {} problem(s):\n  - {}",
+        path.display(),
+        problems.len(),
+        problems.join("\n  - ")
+    );
+    let files = read_files(&mut config);
+    Ok((config, files))
+}
+
 pub fn check(config: &mut Config) -> Vec<String> {
     let mut problems = read_files(config);
     problems.extend(setup::check(config));

@@ -1,6 +1,9 @@
-//! The Lync Server Management Shell commands that make a pool route RCC to this gateway: a
-//! static route on the LineServerURI domain, the trusted application pool and application on the
-//! gateway's FQDN (or pinned IP) and port, publishing the topology, and a user example.
+//! `rcc-gateway lync-config`: the Lync Server Management Shell commands that route RCC to this
+//! gateway, from its configuration (host, port, transport) and the deployment's facts (the
+//! LineServerURI, the Front End pool, the site, the gateway computers, the users). The printer
+//! itself is `rcc_protocol::lync_shell`, shared with `lync-sim powershell`.
+
+use rcc_protocol::lync_shell::{Route, RouteScope, Topology, TrustedApp, UserLine};
 
 use crate::config::Config;
 
@@ -11,12 +14,20 @@ pub struct Deployment {
     pub line_server_uri: String,
     /// The Front End pool (registrar) FQDN.
     pub registrar: String,
-    /// The Lync site.
+    /// The SiteId of the Lync site (`Get-CsSite`).
     pub site: String,
-    /// An example user identity for Set-CsUser.
+    /// The trusted application pool's computers (one per gateway node; default: `sip.host`).
+    pub computers: Vec<String>,
+    /// The route goes in the pool's own routing collection, not the global one.
+    pub pool_routing: bool,
+    /// `-ApplicationId`.
+    pub application_id: String,
+    /// An example user for Set-CsUser.
     pub user: String,
     /// That user's LineURI.
     pub line: String,
+    /// A CSV of users (`SipAddress,LineUri`) to enable in a loop.
+    pub users_csv: Option<String>,
 }
 
 /// The domain of a SIP URI (`sip:rcc@rcc.contoso.com;transport=tls` → `rcc.contoso.com`).
@@ -30,8 +41,8 @@ pub fn uri_domain(uri: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
-/// The PowerShell, commented.
-pub fn powershell(config: &Config, d: &Deployment) -> anyhow::Result<String> {
+/// The topology this gateway and deployment make.
+pub fn topology(config: &Config, d: &Deployment) -> anyhow::Result<Topology> {
     let domain = uri_domain(&d.line_server_uri).ok_or_else(|| {
         anyhow::anyhow!(
             "LineServerURI {:?} is not a sip: URI with a domain",
@@ -39,52 +50,80 @@ pub fn powershell(config: &Config, d: &Deployment) -> anyhow::Result<String> {
         )
     })?;
     let sip = &config.sip;
-    let host = &sip.host;
-    let port = sip.advertised_port();
     let tls = sip.listen_tls.is_some();
-    let mut out = String::new();
-    out.push_str("# Lync Server 2013 Management Shell: remote call control through rcc-gateway\n");
-    out.push_str(&format!(
-        "# Gateway {host}:{port} over {}; LineServerURI {} (MatchUri {domain}).\n\n",
-        if tls { "TLS" } else { "TCP" },
-        d.line_server_uri
-    ));
-    out.push_str("# 1. Static route: the Front End sends requests for the LineServerURI domain to the gateway.\n");
-    if tls {
-        out.push_str(&format!(
-            "$route = New-CsStaticRoute -TLSRoute -Destination {host} -Port {port} -UseDefaultCertificate $true -MatchUri {domain}\n"
-        ));
+    let port = sip.advertised_port();
+    let tcp_ip = if tls {
+        None
     } else {
+        Some(sip.host.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "sip.host {:?}: over TCP the static route's destination is the gateway's IP",
+                sip.host
+            )
+        })?)
+    };
+    // Over TCP the pool still has an FQDN identity (the first computer's); the route goes to
+    // the pinned IP.
+    let pool_fqdn = if tls {
+        sip.host.clone()
+    } else {
+        d.computers.first().cloned().ok_or_else(|| {
+            anyhow::anyhow!(
+                "over TCP the trusted application pool needs an FQDN: give --computer (the gateway's FQDN)"
+            )
+        })?
+    };
+    let computers = if d.computers.is_empty() {
+        vec![pool_fqdn.clone()]
+    } else {
+        d.computers.clone()
+    };
+    Ok(Topology {
+        registrar: d.registrar.clone(),
+        site_id: d.site.clone(),
+        route_scope: if d.pool_routing {
+            RouteScope::Pool(d.registrar.clone())
+        } else {
+            RouteScope::Global
+        },
+        routes: vec![Route {
+            match_uri: domain,
+            destination: sip.host.clone(),
+            port,
+            tls,
+            use_default_certificate: true,
+        }],
+        apps: vec![TrustedApp {
+            pool_fqdn,
+            computers,
+            port,
+            tcp: tcp_ip,
+            application_id: d.application_id.clone(),
+            treat_as_authenticated: true,
+        }],
+        users: vec![UserLine {
+            identity: d.user.clone(),
+            line_uri: d.line.clone(),
+            line_server_uri: d.line_server_uri.clone(),
+        }],
+        bulk: d
+            .users_csv
+            .clone()
+            .map(|csv| (csv, d.line_server_uri.clone())),
+    })
+}
+
+/// The PowerShell, commented; an error lists every problem with the inputs.
+pub fn powershell(config: &Config, d: &Deployment) -> anyhow::Result<String> {
+    let mut out = topology(config, d)?
+        .print()
+        .map_err(|p| anyhow::anyhow!("{} problem(s):\n  - {}", p.len(), p.join("\n  - ")))?;
+    if config.sip.listen_tls.is_some() {
         out.push_str(&format!(
-            "$route = New-CsStaticRoute -TCPRoute -Destination {host} -Port {port} -MatchUri {domain}\n"
+            "\n# TLS: the gateway's certificate must name {}; the Front End's certificate must come from a CA in sip.tls.client_ca.\n",
+            config.sip.host
         ));
     }
-    out.push_str("Set-CsStaticRoutingConfiguration -Identity global -Route @{Add=$route}\n\n");
-    out.push_str("# 2. Trusted application: Lync applies the route and accepts the gateway's requests unchallenged.\n");
-    out.push_str(&format!(
-        "New-CsTrustedApplicationPool -Identity {host} -Registrar {} -Site {} -TreatAsAuthenticated $true -ThrottleAsServer $true -RequiresReplication $false\n",
-        d.registrar, d.site
-    ));
-    let tcp = if tls { "" } else { " -EnableTcp" };
-    out.push_str(&format!(
-        "New-CsTrustedApplication -ApplicationId rcc-gateway -TrustedApplicationPoolFqdn {host} -Port {port}{tcp}\n"
-    ));
-    if !tls {
-        out.push_str(
-            "# TCP: in Topology Builder, edit the trusted application server, clear \"Enable replication\",\n\
-             # and select \"Limit service usage to selected IP addresses\" with the gateway's IP.\n",
-        );
-    } else {
-        out.push_str(&format!(
-            "# TLS: the gateway's certificate must name {host}; the Front End's certificate must be issued by a CA in sip.tls.client_ca.\n"
-        ));
-    }
-    out.push_str("\n# 3. Publish.\nEnable-CsTopology\n\n");
-    out.push_str("# 4. Each RCC user (Enterprise Voice off, LineURI = the PBX line, LineServerURI = the gateway).\n");
-    out.push_str(&format!(
-        "Set-CsUser -Identity \"{}\" -EnterpriseVoiceEnabled $false -LineServerUri {} -LineUri {} -RemoteCallControlTelephonyEnabled $true\n",
-        d.user, d.line_server_uri, d.line
-    ));
     Ok(out)
 }
 

@@ -1,4 +1,5 @@
 pub mod batch;
 pub mod csta;
 pub mod framing;
+pub mod lync_shell;
 pub mod sip;

@@ -46,8 +46,8 @@ enum Command {
         /// Registrar (Front End pool) FQDN.
         #[arg(long, default_value = "pool01.contoso.com")]
         registrar: String,
-        /// Lync site.
-        #[arg(long, default_value = "site1")]
+        /// The Lync SiteId (the number Get-CsSite shows).
+        #[arg(long, default_value = "1")]
         site: String,
     },
     /// Load mode: users × endpoints sign in at a rate, then click-to-dial calls at a rate.
@@ -119,7 +119,10 @@ async fn main() -> anyhow::Result<()> {
             config,
             registrar,
             site,
-        } => print!("{}", config::powershell(&load(&config)?, &registrar, &site)),
+        } => print!(
+            "{}",
+            config::powershell(&load(&config)?, &registrar, &site)?
+        ),
         Command::Load {
             config,
             users,

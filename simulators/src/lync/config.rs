@@ -164,57 +164,53 @@ impl LyncFile {
     }
 }
 
-/// The Lync Server Management Shell commands for this topology.
-pub fn powershell(f: &LyncFile, registrar: &str, site: &str) -> String {
-    let mut out = String::from(
-        "# Lync Server 2013 Management Shell: the topology of this simulated pool\n\n",
-    );
-    for (i, r) in f.pool.static_routes.iter().enumerate() {
-        let kind = match r.transport {
-            RouteTransport::Tls => "-TLSRoute",
-            RouteTransport::Tcp => "-TCPRoute",
-        };
-        let cert = if r.transport == RouteTransport::Tls {
-            format!(" -UseDefaultCertificate ${}", r.use_default_certificate)
-        } else {
-            String::new()
-        };
-        out.push_str(&format!(
-            "$route{i} = New-CsStaticRoute {kind} -Destination {} -Port {}{cert} -MatchUri {}\n",
-            r.destination, r.port, r.match_uri
-        ));
-        out.push_str(&format!(
-            "Set-CsStaticRoutingConfiguration -Identity global -Route @{{Add=$route{i}}}\n"
-        ));
-    }
-    out.push('\n');
-    for (i, t) in f.pool.trusted_applications.iter().enumerate() {
-        out.push_str(&format!(
-            "New-CsTrustedApplicationPool -Identity {} -Registrar {registrar} -Site {site} -TreatAsAuthenticated ${} -ThrottleAsServer $true -RequiresReplication $false\n",
-            t.pool_fqdn, t.treat_as_authenticated
-        ));
-        out.push_str(&format!(
-            "New-CsTrustedApplication -ApplicationId rcc-gateway-{} -TrustedApplicationPoolFqdn {} -Port {}{}\n",
-            i + 1,
-            t.pool_fqdn,
-            t.port,
-            if t.tcp_enabled { " -EnableTcp" } else { "" }
-        ));
-        if let Some(ip) = t.ip {
-            out.push_str(&format!(
-                "# Topology Builder: limit service usage of {} to the selected IP {ip}\n",
-                t.pool_fqdn
-            ));
-        }
-    }
-    out.push_str("Enable-CsTopology\n\n");
-    for u in &f.users {
-        out.push_str(&format!(
-            "Set-CsUser -Identity {} -EnterpriseVoiceEnabled $false -LineServerUri {} -LineUri {} -RemoteCallControlTelephonyEnabled $true\n",
-            u.uri, u.line_server, u.line
-        ));
-    }
-    out
+/// The Lync Server Management Shell commands for this topology (the printer is
+/// `rcc_protocol::lync_shell`, shared with `rcc-gateway lync-config`); `site` is the SiteId.
+pub fn powershell(f: &LyncFile, registrar: &str, site: &str) -> anyhow::Result<String> {
+    use rcc_protocol::lync_shell::{Route, RouteScope, Topology, TrustedApp, UserLine};
+    let topology = Topology {
+        registrar: registrar.to_owned(),
+        site_id: site.to_owned(),
+        route_scope: RouteScope::Global,
+        routes: f
+            .pool
+            .static_routes
+            .iter()
+            .map(|r| Route {
+                match_uri: r.match_uri.clone(),
+                destination: r.destination.clone(),
+                port: r.port,
+                tls: r.transport == RouteTransport::Tls,
+                use_default_certificate: r.use_default_certificate,
+            })
+            .collect(),
+        apps: f
+            .pool
+            .trusted_applications
+            .iter()
+            .map(|t| TrustedApp {
+                pool_fqdn: t.pool_fqdn.clone(),
+                computers: vec![t.pool_fqdn.clone()],
+                port: t.port,
+                tcp: if t.tcp_enabled { t.ip } else { None },
+                application_id: "rcc-gateway".to_owned(),
+                treat_as_authenticated: t.treat_as_authenticated,
+            })
+            .collect(),
+        users: f
+            .users
+            .iter()
+            .map(|u| UserLine {
+                identity: u.uri.clone(),
+                line_uri: u.line.clone(),
+                line_server_uri: u.line_server.clone(),
+            })
+            .collect(),
+        bulk: None,
+    };
+    topology
+        .print()
+        .map_err(|p| anyhow::anyhow!("{} problem(s):\n  - {}", p.len(), p.join("\n  - ")))
 }
 
 #[cfg(test)]
@@ -225,10 +221,13 @@ mod tests {
     fn example_parses_and_prints_its_topology() {
         let f = parse(include_str!("../../lync.example.toml")).expect("example");
         assert_eq!(f.endpoints().len(), 3);
-        let ps = powershell(&f, "pool01.contoso.com", "site1");
-        assert!(ps.contains("New-CsStaticRoute -TLSRoute -Destination rccgw01.contoso.com -Port 5065 -UseDefaultCertificate $true -MatchUri rcc.contoso.com"));
-        assert!(ps.contains("New-CsTrustedApplication -ApplicationId rcc-gateway-1 -TrustedApplicationPoolFqdn rccgw01.contoso.com -Port 5065\n"));
-        assert!(ps.contains("Set-CsUser -Identity sip:alice@contoso.com"));
+        let ps = powershell(&f, "pool01.contoso.com", "1").expect("script");
+        assert!(ps.contains("New-CsStaticRoute -TLSRoute -Destination 'rccgw01.contoso.com' -Port 5065 -UseDefaultCertificate $true -MatchUri 'rcc.contoso.com'"), "{ps}");
+        assert!(ps.contains("New-CsTrustedApplication -ApplicationId 'rcc-gateway' -TrustedApplicationPoolFqdn 'rccgw01.contoso.com' -Port 5065\n"), "{ps}");
+        assert!(
+            ps.contains("Set-CsUser -Identity 'sip:alice@contoso.com'"),
+            "{ps}"
+        );
     }
 
     #[test]
