@@ -78,6 +78,13 @@ enum Command {
         #[arg(long)]
         users_csv: Option<String>,
     },
+    /// Show what numbers become towards the PBX and towards Lync, rule by rule (LineURIs,
+    /// dialled numbers, PBX numbers); numbers no rule maps are flagged.
+    Numbering {
+        /// LineURIs (`tel:+14255550100;ext=100`), dialled numbers or PBX numbers.
+        #[arg(required = true)]
+        numbers: Vec<String>,
+    },
     /// Print a commented example configuration.
     ExampleConfig,
 }
@@ -136,6 +143,13 @@ async fn start(args: Args) -> anyhow::Result<()> {
         print!("{}", powershell(&config, &d)?);
         return Ok(());
     }
+    if let Command::Numbering { numbers } = &command {
+        let (config, _) = config::load_for_printing(&path)?;
+        let text = rcc_gateway::core::explain_numbering(&config, numbers)
+            .map_err(|p| anyhow::anyhow!("{}: {}", path.display(), p.join("; ")))?;
+        println!("{text}");
+        return Ok(());
+    }
     let config = config::load(&path)?;
     match command {
         Command::CheckConfig => {
@@ -145,7 +159,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
             println!("{}: ok", path.display());
             Ok(())
         }
-        Command::LyncConfig { .. } => Ok(()),
+        Command::LyncConfig { .. } | Command::Numbering { .. } => Ok(()),
         Command::ExampleConfig => Ok(()),
         Command::Run => run(&path, config, args.log_format).await,
     }

@@ -310,3 +310,39 @@ fn the_checker_catches_what_the_old_printer_did() {
     let caught = std::panic::catch_unwind(|| check_script(old));
     assert!(caught.is_err(), "the checker let an unquoted value through");
 }
+
+/// `rcc-gateway numbering`: the numbering test box, on the binary.
+#[test]
+fn numbering_shows_each_rule_and_flags_unmapped_numbers() {
+    let config = format!(
+        "{TCP}[numbering]\nline = \"ext\"\n[[numbering.to_pbx]]\npattern = '\\+1425555(\\d{{4}})'\nreplace = \"$1\"\n[[numbering.to_lync]]\npattern = '(\\d{{4}})'\nreplace = \"+1425555$1\"\n"
+    );
+    let dir = std::env::temp_dir().join(format!("rcc-numbering-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, config).expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_rcc-gateway"))
+        .args(["numbering", "--config"])
+        .arg(&path)
+        .args(["tel:+14255551002", "1003", "+15550001"])
+        .output()
+        .expect("runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("as a LineURI: its number (no ;ext=) +14255551002 -> to_pbx #1"),
+        "{text}"
+    );
+    assert!(text.contains("-> PBX device 1002"), "{text}");
+    assert!(text.contains("from the PBX: 1003 -> to_lync #1"), "{text}");
+    assert!(text.contains("clients see tel:+14255551003"), "{text}");
+    assert!(
+        text.contains("dialled: +15550001 -> no to_pbx rule matches: passed unchanged"),
+        "{text}"
+    );
+}

@@ -43,12 +43,20 @@ fn compile(list: &str, rules: &[crate::config::Rule], problems: &mut Vec<String>
 }
 
 fn apply(rules: &[Rule], s: &str) -> String {
-    for r in rules {
+    apply_traced(rules, s).1
+}
+
+/// The result, and which rule (0-based) made it (`None`: no rule matched, unchanged).
+fn apply_traced(rules: &[Rule], s: &str) -> (Option<usize>, String) {
+    for (i, r) in rules.iter().enumerate() {
         if r.pattern.is_match(s) {
-            return r.pattern.replace(s, r.replace.as_str()).into_owned();
+            return (
+                Some(i),
+                r.pattern.replace(s, r.replace.as_str()).into_owned(),
+            );
         }
     }
-    s.to_owned()
+    (None, s.to_owned())
 }
 
 /// The number inside a `tel:` or `sip:` URI or a plain string, without parameters and visual
@@ -143,10 +151,73 @@ impl Numbering {
         }
     }
 
+    /// What happens to `input` in each direction, rule by rule: the numbering "test box".
+    /// Lines that no rule maps say so.
+    pub(crate) fn explain(&self, input: &str) -> String {
+        let rule = |list: &str, rules: &[Rule], i: Option<usize>| match i {
+            Some(i) => format!(
+                "{list} #{} ('{}' -> '{}')",
+                i + 1,
+                rules[i]
+                    .pattern
+                    .as_str()
+                    .trim_start_matches("^(?:")
+                    .trim_end_matches(")$"),
+                rules[i].replace
+            ),
+            None => format!("no {list} rule matches: passed unchanged"),
+        };
+        let mut out = format!("{input}\n");
+        if input.trim_start().to_ascii_lowercase().starts_with("tel:") {
+            let number = bare_number(input);
+            let (part, chosen) = match self.line {
+                LinePart::Ext => match tel_param(input, "ext") {
+                    Some(e) => ("its ;ext=", e.to_owned()),
+                    None => ("its number (no ;ext=)", number.clone()),
+                },
+                LinePart::Number => ("its number", number.clone()),
+                LinePart::Digits => ("its digits", number.trim_start_matches('+').to_owned()),
+            };
+            let (i, device) = apply_traced(&self.to_pbx, &chosen);
+            out.push_str(&format!(
+                "  as a LineURI: {part} {chosen} -> {} -> PBX device {device}\n",
+                rule("to_pbx", &self.to_pbx, i)
+            ));
+        }
+        let bare = bare_number(input);
+        let (i, pbx) = apply_traced(&self.to_pbx, &bare);
+        out.push_str(&format!(
+            "  dialled: {bare} -> {} -> PBX number {pbx}\n",
+            rule("to_pbx", &self.to_pbx, i)
+        ));
+        // A URI is what clients write; a bare number may also be what the PBX reports.
+        if !input.contains(':') || self.undecorate(input) != input {
+            let undecorated = self.undecorate(input);
+            let (i, _) = apply_traced(&self.to_lync, undecorated);
+            out.push_str(&format!(
+                "  from the PBX: {undecorated} -> {} -> clients see {}\n",
+                rule("to_lync", &self.to_lync, i),
+                self.to_lync(input)
+            ));
+        }
+        out
+    }
+
     /// Whether two LineURIs designate the same device.
     pub(crate) fn same_line(&self, a: &str, b: &str) -> bool {
         a == b || self.line_to_device(a) == self.line_to_device(b)
     }
+}
+
+/// What `inputs` become towards the PBX and towards Lync under `config`'s numbering plan,
+/// rule by rule (`rcc-gateway numbering`); the error names every rule that does not compile.
+pub fn explain(config: &crate::config::Config, inputs: &[String]) -> Result<String, Vec<String>> {
+    let n = Numbering::new(&config.numbering, config.pbx.profile)?;
+    Ok(inputs
+        .iter()
+        .map(|i| n.explain(i))
+        .collect::<Vec<_>>()
+        .join("\n"))
 }
 
 #[cfg(test)]
@@ -168,6 +239,24 @@ mod tests {
             phone_context: Some("dialstring".into()),
         };
         Numbering::new(&config, PbxProfile::Osv).expect("rules compile")
+    }
+
+    #[test]
+    fn explain_names_the_rule_or_that_none_matched() {
+        let n = plan();
+        let text = n.explain("tel:+14255551001;ext=1001");
+        assert!(text.contains("as a LineURI: its ;ext= 1001 -> no to_pbx rule matches: passed unchanged -> PBX device 1001"), "{text}");
+        assert!(
+            text.contains("dialled: +14255551001 -> to_pbx #1"),
+            "{text}"
+        );
+        assert!(text.contains("-> PBX number 1001"), "{text}");
+        let back = n.explain("1002");
+        assert!(back.contains("from the PBX: 1002 -> to_lync #1"), "{back}");
+        assert!(back.contains("clients see tel:+14255551002"), "{back}");
+        let outside = n.explain("+15550001");
+        assert!(outside.contains("no to_pbx rule matches"), "{outside}");
+        assert!(outside.contains("no to_lync rule matches"), "{outside}");
     }
 
     #[test]
