@@ -7,26 +7,37 @@ use rcc_protocol::lync_shell::{Route, RouteScope, Topology, TrustedApp, UserLine
 
 use crate::config::Config;
 
-/// What the printout needs beyond the gateway's own configuration.
-#[derive(Debug, Clone)]
+/// What the printout needs beyond the gateway's own configuration (`lync-config`'s options).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Deployment {
-    /// The LineServerURI users get (`sip:rccgateway@rcc.contoso.com`).
+    /// The LineServerURI users get; its domain becomes the static route's MatchUri.
+    #[arg(long, default_value = "sip:rccgateway@rcc.contoso.com")]
     pub line_server_uri: String,
-    /// The Front End pool (registrar) FQDN.
+    /// Front End pool (registrar) FQDN.
+    #[arg(long, default_value = "pool01.contoso.com")]
     pub registrar: String,
-    /// The SiteId of the Lync site (`Get-CsSite`).
+    /// The Lync SiteId (the number Get-CsSite shows).
+    #[arg(long, default_value = "1")]
     pub site: String,
-    /// The trusted application pool's computers (one per gateway node; default: `sip.host`).
+    /// A computer of the trusted application pool, one per gateway node (repeatable;
+    /// default: sip.host; required over TCP, where sip.host is an IP).
+    #[arg(long = "computer")]
     pub computers: Vec<String>,
-    /// The route goes in the pool's own routing collection, not the global one.
+    /// Put the route in the pool's own routing collection (service:Registrar:POOL), for a
+    /// pool that has one, instead of the global one.
+    #[arg(long)]
     pub pool_routing: bool,
-    /// `-ApplicationId`.
+    /// The trusted application's id.
+    #[arg(long, default_value = "rcc-gateway")]
     pub application_id: String,
-    /// An example user for Set-CsUser.
+    /// Example user for Set-CsUser.
+    #[arg(long, default_value = "Katie Jordan")]
     pub user: String,
     /// That user's LineURI.
+    #[arg(long, default_value = "tel:+14255550100;ext=100")]
     pub line: String,
-    /// A CSV of users (`SipAddress,LineUri`) to enable in a loop.
+    /// A CSV of users (columns SipAddress,LineUri) to enable in one loop.
+    #[arg(long)]
     pub users_csv: Option<String>,
 }
 

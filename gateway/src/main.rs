@@ -47,37 +47,7 @@ enum Command {
     CheckConfig,
     /// Print the Lync Server PowerShell that routes RCC to this gateway (works before the
     /// certificate files exist: the admin needs it, and the FQDN, to request them).
-    LyncConfig {
-        /// The LineServerURI users get; its domain becomes the static route's MatchUri.
-        #[arg(long, default_value = "sip:rccgateway@rcc.contoso.com")]
-        line_server_uri: String,
-        /// Front End pool (registrar) FQDN.
-        #[arg(long, default_value = "pool01.contoso.com")]
-        registrar: String,
-        /// The Lync SiteId (the number Get-CsSite shows).
-        #[arg(long, default_value = "1")]
-        site: String,
-        /// A computer of the trusted application pool, one per gateway node (repeatable;
-        /// default: sip.host; required over TCP, where sip.host is an IP).
-        #[arg(long = "computer")]
-        computers: Vec<String>,
-        /// Put the route in the pool's own routing collection (service:Registrar:POOL), for a
-        /// pool that has one, instead of the global one.
-        #[arg(long)]
-        pool_routing: bool,
-        /// The trusted application's id.
-        #[arg(long, default_value = "rcc-gateway")]
-        application_id: String,
-        /// Example user for Set-CsUser.
-        #[arg(long, default_value = "Katie Jordan")]
-        user: String,
-        /// That user's LineURI.
-        #[arg(long, default_value = "tel:+14255550100;ext=100")]
-        line: String,
-        /// A CSV of users (columns SipAddress,LineUri) to enable in one loop.
-        #[arg(long)]
-        users_csv: Option<String>,
-    },
+    LyncConfig(Deployment),
     /// Show what numbers become towards the PBX and towards Lync, rule by rule (LineURIs,
     /// dialled numbers, PBX numbers); numbers no rule maps are flagged.
     Numbering {
@@ -113,34 +83,12 @@ async fn start(args: Args) -> anyhow::Result<()> {
     let path = args.config.ok_or_else(|| {
         anyhow::anyhow!("--config FILE is required (see `rcc-gateway example-config`)")
     })?;
-    if let Command::LyncConfig {
-        line_server_uri,
-        registrar,
-        site,
-        computers,
-        pool_routing,
-        application_id,
-        user,
-        line,
-        users_csv,
-    } = command
-    {
+    if let Command::LyncConfig(d) = &command {
         let (config, file_problems) = config::load_for_printing(&path)?;
         for p in file_problems {
             eprintln!("warning: {p} (the PowerShell does not need it)");
         }
-        let d = Deployment {
-            line_server_uri,
-            registrar,
-            site,
-            computers,
-            pool_routing,
-            application_id,
-            user,
-            line,
-            users_csv,
-        };
-        print!("{}", powershell(&config, &d)?);
+        print!("{}", powershell(&config, d)?);
         return Ok(());
     }
     if let Command::Numbering { numbers } = &command {
@@ -159,7 +107,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
             println!("{}: ok", path.display());
             Ok(())
         }
-        Command::LyncConfig { .. } | Command::Numbering { .. } => Ok(()),
+        Command::LyncConfig(_) | Command::Numbering { .. } => Ok(()),
         Command::ExampleConfig => Ok(()),
         Command::Run => run(&path, config, args.log_format).await,
     }
