@@ -12,6 +12,7 @@ pub use rcc_gateway_core as core;
 
 pub mod certs;
 pub mod config;
+pub mod lync_check;
 pub mod lync_config;
 pub mod observe;
 pub mod shell;

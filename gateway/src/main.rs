@@ -48,6 +48,14 @@ enum Command {
     /// Print the Lync Server PowerShell that routes RCC to this gateway (works before the
     /// certificate files exist: the admin needs it, and the FQDN, to request them).
     LyncConfig(Deployment),
+    /// Check the real Lync configuration (exports from the Management Shell: routes.json,
+    /// trusted-applications.json, users.csv; see docs) against this gateway; exits non-zero on
+    /// an error.
+    LyncCheck {
+        /// The folder of exports.
+        #[arg(long)]
+        exports: PathBuf,
+    },
     /// Show what numbers become towards the PBX and towards Lync, rule by rule (LineURIs,
     /// dialled numbers, PBX numbers); numbers no rule maps are flagged.
     Numbering {
@@ -91,6 +99,33 @@ async fn start(args: Args) -> anyhow::Result<()> {
         print!("{}", powershell(&config, d)?);
         return Ok(());
     }
+    if let Command::LyncCheck { exports } = &command {
+        let (config, file_problems) = config::load_for_printing(&path)?;
+        for p in file_problems {
+            eprintln!("warning: {p}");
+        }
+        let e = rcc_gateway::lync_check::Exports::read(exports)?;
+        let names = rcc_gateway::lync_check::certificate_names(&config);
+        let findings = rcc_gateway::lync_check::check(&e, &config, names.as_deref());
+        for f in &findings {
+            println!("{f}");
+        }
+        let errors = findings
+            .iter()
+            .filter(|f| f.severity == rcc_gateway::lync_check::Severity::Error)
+            .count();
+        println!(
+            "{} route(s), {} trusted application(s), {} user(s) checked: {errors} error(s), {} warning(s)",
+            e.routes.len(),
+            e.apps.len(),
+            e.users.len(),
+            findings.len() - errors
+        );
+        if errors > 0 {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     if let Command::Numbering { numbers } = &command {
         let (config, _) = config::load_for_printing(&path)?;
         let text = rcc_gateway::core::explain_numbering(&config, numbers)
@@ -107,7 +142,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
             println!("{}: ok", path.display());
             Ok(())
         }
-        Command::LyncConfig(_) | Command::Numbering { .. } => Ok(()),
+        Command::LyncConfig(_) | Command::LyncCheck { .. } | Command::Numbering { .. } => Ok(()),
         Command::ExampleConfig => Ok(()),
         Command::Run => run(&path, config, args.log_format).await,
     }

@@ -25,5 +25,5 @@ pub use engine::{Gateway, Output, Target, target_of};
 pub use ids::{FlowId, SessionId};
 pub use metrics::{EndReason, Exposition, Metrics, RefusalReason};
 pub use rcc::authz::parse_csv;
-pub use rcc::numbering::explain as explain_numbering;
+pub use rcc::numbering::{explain as explain_numbering, maps_line};
 pub use setup::Policy;

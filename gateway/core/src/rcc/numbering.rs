@@ -106,15 +106,22 @@ impl Numbering {
         })
     }
 
+    /// The part of a LineURI the plan maps, and how it was chosen.
+    fn line_part(&self, line: &str) -> (&'static str, String) {
+        let number = bare_number(line);
+        match self.line {
+            LinePart::Ext => match tel_param(line, "ext") {
+                Some(e) => ("its ;ext=", e.to_owned()),
+                None => ("its number (no ;ext=)", number),
+            },
+            LinePart::Number => ("its number", number),
+            LinePart::Digits => ("its digits", number.trim_start_matches('+').to_owned()),
+        }
+    }
+
     /// The PBX device a LineURI designates.
     pub(crate) fn line_to_device(&self, line: &str) -> String {
-        let number = bare_number(line);
-        let chosen = match self.line {
-            LinePart::Ext => tel_param(line, "ext").map(str::to_owned).unwrap_or(number),
-            LinePart::Number => number,
-            LinePart::Digits => number.trim_start_matches('+').to_owned(),
-        };
-        apply(&self.to_pbx, &chosen)
+        apply(&self.to_pbx, &self.line_part(line).1)
     }
 
     /// The PBX number for a dialled string (`tel:+1 (425) 555-0100`, `+14255550100`, `200`).
@@ -169,15 +176,7 @@ impl Numbering {
         };
         let mut out = format!("{input}\n");
         if input.trim_start().to_ascii_lowercase().starts_with("tel:") {
-            let number = bare_number(input);
-            let (part, chosen) = match self.line {
-                LinePart::Ext => match tel_param(input, "ext") {
-                    Some(e) => ("its ;ext=", e.to_owned()),
-                    None => ("its number (no ;ext=)", number.clone()),
-                },
-                LinePart::Number => ("its number", number.clone()),
-                LinePart::Digits => ("its digits", number.trim_start_matches('+').to_owned()),
-            };
+            let (part, chosen) = self.line_part(input);
             let (i, device) = apply_traced(&self.to_pbx, &chosen);
             out.push_str(&format!(
                 "  as a LineURI: {part} {chosen} -> {} -> PBX device {device}\n",
@@ -207,6 +206,14 @@ impl Numbering {
     pub(crate) fn same_line(&self, a: &str, b: &str) -> bool {
         a == b || self.line_to_device(a) == self.line_to_device(b)
     }
+}
+
+/// Whether `config`'s numbering maps a LineURI to a PBX device: a rule matched the part the
+/// plan takes from it, or that part is already digits only (an extension).
+pub fn maps_line(config: &crate::config::Config, line: &str) -> Result<bool, Vec<String>> {
+    let n = Numbering::new(&config.numbering, config.pbx.profile)?;
+    let (rule, device) = apply_traced(&n.to_pbx, &n.line_part(line).1);
+    Ok(rule.is_some() || (!device.is_empty() && device.bytes().all(|b| b.is_ascii_digit())))
 }
 
 /// What `inputs` become towards the PBX and towards Lync under `config`'s numbering plan,

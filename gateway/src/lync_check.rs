@@ -1,0 +1,430 @@
+//! `rcc-gateway lync-check`: the Lync side of a rollout checked against this gateway before
+//! go-live, from what an admin exports in the Lync Server Management Shell (one folder):
+//!
+//! ```powershell
+//! Get-CsStaticRoutingConfiguration | ConvertTo-Json -Depth 5 | Out-File routes.json
+//! Get-CsTrustedApplication | ConvertTo-Json -Depth 3 | Out-File trusted-applications.json
+//! Get-CsUser -Filter {RemoteCallControlTelephonyEnabled -eq $true} |
+//!     Select-Object SipAddress,LineURI,LineServerURI,RemoteCallControlTelephonyEnabled,EnterpriseVoiceEnabled |
+//!     Export-Csv -NoTypeInformation users.csv
+//! ```
+//!
+//! Each mismatch that breaks RCC is a finding naming the object it was found in and the fix.
+//! Fields are read by name wherever ConvertTo-Json puts them (a route's `Transport` holds
+//! `Fqdn` or `Address` and `Port`), so extra fields and a single object instead of an array do
+//! not matter.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde_json::Value;
+
+use crate::config::Config;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// RCC will not work (for these users).
+    Error,
+    /// It works, but something else breaks or will.
+    Warning,
+}
+
+/// One mismatch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// The Lync object (or file) it was found in.
+    pub object: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What to do.
+    pub fix: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(
+            f,
+            "{s}: {}: {}\n  fix: {}",
+            self.object, self.problem, self.fix
+        )
+    }
+}
+
+/// A static route as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedRoute {
+    /// The collection (`Global`, `Service:Registrar:pool01.contoso.com`).
+    pub collection: String,
+    /// MatchUri.
+    pub match_uri: String,
+    /// Destination FQDN (TLS) or address (TCP).
+    pub destination: String,
+    /// Port.
+    pub port: u16,
+    /// A TLS route (it has an FQDN and certificate fields) rather than TCP.
+    pub tls: bool,
+}
+
+/// A trusted application as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedApp {
+    /// Its identity.
+    pub identity: String,
+    /// Its pool.
+    pub pool_fqdn: String,
+    /// Port.
+    pub port: u16,
+    /// `Protocol` is TCP.
+    pub tcp: bool,
+}
+
+/// An RCC user as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedUser {
+    /// SipAddress.
+    pub sip_address: String,
+    /// LineURI.
+    pub line_uri: String,
+    /// LineServerURI.
+    pub line_server_uri: String,
+    /// EnterpriseVoiceEnabled.
+    pub enterprise_voice: bool,
+}
+
+/// Everything read from the exports.
+#[derive(Debug, Clone, Default)]
+pub struct Exports {
+    /// Static routes of every collection.
+    pub routes: Vec<ExportedRoute>,
+    /// Trusted applications.
+    pub apps: Vec<ExportedApp>,
+    /// RCC users.
+    pub users: Vec<ExportedUser>,
+}
+
+/// A JSON export's objects (ConvertTo-Json writes one object for a single result).
+fn objects(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        other => vec![other],
+    }
+}
+
+fn text(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn port(v: &Value) -> u16 {
+    match v.get("Port") {
+        Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
+        Some(Value::String(s)) => s.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn truthy(s: &str) -> bool {
+    s.eq_ignore_ascii_case("true")
+}
+
+impl Exports {
+    /// Reads `routes.json`, `trusted-applications.json` and `users.csv` from `dir`; each file
+    /// that is missing or does not parse is an error naming it.
+    pub fn read(dir: &Path) -> anyhow::Result<Exports> {
+        let json = |name: &str| -> anyhow::Result<Value> {
+            let path = dir.join(name);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            // Out-File writes UTF-8 with a byte-order mark on Windows PowerShell.
+            serde_json::from_str(text.trim_start_matches('\u{feff}'))
+                .with_context(|| format!("{}: not the JSON ConvertTo-Json writes", path.display()))
+        };
+        let mut e = Exports::default();
+        for collection in objects(json("routes.json")?) {
+            let name = text(&collection, "Identity");
+            let routes = collection
+                .get("Route")
+                .cloned()
+                .map(objects)
+                .unwrap_or_default();
+            for r in routes {
+                let transport = r.get("Transport").cloned().unwrap_or(Value::Null);
+                let fqdn = text(&transport, "Fqdn");
+                e.routes.push(ExportedRoute {
+                    collection: name.clone(),
+                    match_uri: text(&r, "MatchUri"),
+                    tls: !fqdn.is_empty() || transport.get("TLSCertIssuer").is_some(),
+                    destination: if fqdn.is_empty() {
+                        text(&transport, "Address")
+                    } else {
+                        fqdn
+                    },
+                    port: port(&transport),
+                });
+            }
+        }
+        for a in objects(json("trusted-applications.json")?) {
+            e.apps.push(ExportedApp {
+                identity: text(&a, "Identity"),
+                pool_fqdn: text(&a, "TrustedApplicationPoolFqdn"),
+                port: port(&a),
+                tcp: text(&a, "Protocol").eq_ignore_ascii_case("tcp"),
+            });
+        }
+        let path = dir.join("users.csv");
+        let mut reader = csv::Reader::from_path(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let headers = reader
+            .headers()
+            .with_context(|| format!("{}: no header row", path.display()))?
+            .clone();
+        let col = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
+        };
+        let (sip, line, server, ev) = (
+            col("SipAddress"),
+            col("LineURI"),
+            col("LineServerURI"),
+            col("EnterpriseVoiceEnabled"),
+        );
+        anyhow::ensure!(
+            sip.is_some() && line.is_some() && server.is_some(),
+            "{}: needs the columns SipAddress, LineURI and LineServerURI",
+            path.display()
+        );
+        for (i, row) in reader.records().enumerate() {
+            let row = row.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+            let get = |c: Option<usize>| c.and_then(|c| row.get(c)).unwrap_or("").to_owned();
+            e.users.push(ExportedUser {
+                sip_address: get(sip),
+                line_uri: get(line),
+                line_server_uri: get(server),
+                enterprise_voice: truthy(&get(ev)),
+            });
+        }
+        Ok(e)
+    }
+}
+
+fn domain_of(uri: &str) -> String {
+    crate::lync_config::uri_domain(uri).unwrap_or_default()
+}
+
+/// Whether a MatchUri (`rcc.contoso.com`, `*.contoso.com`) matches a domain.
+fn matches(match_uri: &str, domain: &str) -> bool {
+    let m = match_uri.to_ascii_lowercase();
+    match m.strip_prefix("*.") {
+        Some(suffix) => domain == suffix || domain.ends_with(&format!(".{suffix}")),
+        None => m == domain,
+    }
+}
+
+/// Every mismatch between the exports, the gateway's configuration and the names its
+/// certificate carries (`cert_names`: the SIP TLS certificate's DNS names, when it listens on
+/// TLS and the file could be read).
+pub fn check(e: &Exports, config: &Config, cert_names: Option<&[String]>) -> Vec<Finding> {
+    let mut f = Vec::new();
+    let mut push = |severity, object: &str, problem: String, fix: String| {
+        f.push(Finding {
+            severity,
+            object: object.to_owned(),
+            problem,
+            fix,
+        });
+    };
+    let sip = &config.sip;
+    let gw_port = sip.advertised_port();
+    let gw_tls = sip.listen_tls.is_some();
+
+    // Routes that point at this gateway.
+    let ours: Vec<&ExportedRoute> = e
+        .routes
+        .iter()
+        .filter(|r| r.destination.eq_ignore_ascii_case(&sip.host) && r.port == gw_port)
+        .collect();
+    if ours.is_empty() {
+        push(
+            Severity::Error,
+            "static routes",
+            format!("no static route goes to this gateway ({}:{gw_port})", sip.host),
+            "New-CsStaticRoute to sip.host and its port, then Set-CsStaticRoutingConfiguration (rcc-gateway lync-config prints both)".into(),
+        );
+    }
+    for r in &ours {
+        let object = format!("static route {} in {}", r.match_uri, r.collection);
+        if r.tls != gw_tls {
+            push(
+                Severity::Error,
+                &object,
+                format!(
+                    "a {} route, but the gateway listens on {}",
+                    if r.tls { "TLS" } else { "TCP" },
+                    if gw_tls { "TLS" } else { "TCP only" }
+                ),
+                "make the route's transport the gateway's (-TLSRoute with sip.listen_tls)".into(),
+            );
+        }
+        if r.match_uri.starts_with("*.") {
+            push(
+                Severity::Error,
+                &object,
+                format!(
+                    "MatchUri {} takes every URI under the domain, conference URIs too: IM conferences break",
+                    r.match_uri
+                ),
+                "match the LineServerURI's own subdomain (rcc.contoso.com), nothing wider".into(),
+            );
+        }
+        let trusted = e
+            .apps
+            .iter()
+            .find(|a| a.pool_fqdn.eq_ignore_ascii_case(&r.destination) && a.port == r.port);
+        match trusted {
+            None if r.tls => push(
+                Severity::Error,
+                &object,
+                format!(
+                    "no trusted application on {}:{}: Lync does not apply the route",
+                    r.destination, r.port
+                ),
+                "New-CsTrustedApplicationPool and New-CsTrustedApplication for the route's destination and port".into(),
+            ),
+            None => {
+                if !e.apps.iter().any(|a| a.tcp && a.port == r.port) {
+                    push(
+                        Severity::Error,
+                        &object,
+                        format!("no TCP trusted application on port {}: Lync does not apply the route", r.port),
+                        "New-CsTrustedApplication -EnableTcp on that port, with the gateway's IP pinned in Topology Builder".into(),
+                    );
+                }
+            }
+            Some(a) => {
+                if a.tcp == gw_tls {
+                    push(
+                        Severity::Error,
+                        &format!("trusted application {}", a.identity),
+                        format!(
+                            "its protocol is {}, the gateway listens on {}",
+                            if a.tcp { "TCP" } else { "MTLS" },
+                            if gw_tls { "TLS" } else { "TCP" }
+                        ),
+                        "recreate it with (or without) -EnableTcp to match".into(),
+                    );
+                }
+                if let Some(names) = cert_names
+                    && !names.iter().any(|n| n.eq_ignore_ascii_case(&a.pool_fqdn))
+                {
+                    push(
+                        Severity::Error,
+                        "the gateway's certificate (sip.tls.cert)",
+                        format!(
+                            "it names {} but not the trusted application pool {}: the Front End refuses the gateway",
+                            names.join(", "),
+                            a.pool_fqdn
+                        ),
+                        "issue the gateway a certificate whose subject alternative names include the pool FQDN".into(),
+                    );
+                }
+            }
+        }
+    }
+
+    // Users: their LineServerURI must be routed to the gateway (one finding per domain, however
+    // many users share it), their line mappable.
+    let mut unrouted: Vec<(String, Vec<&str>)> = Vec::new();
+    for u in &e.users {
+        let domain = domain_of(&u.line_server_uri);
+        if !ours.iter().any(|r| matches(&r.match_uri, &domain)) {
+            match unrouted.iter_mut().find(|(d, _)| *d == domain) {
+                Some((_, users)) => users.push(&u.sip_address),
+                None => unrouted.push((domain, vec![&u.sip_address])),
+            }
+        }
+    }
+    for (domain, users) in &unrouted {
+        let shown: Vec<&str> = users.iter().take(3).copied().collect();
+        push(
+            Severity::Error,
+            &format!(
+                "{} user(s) with LineServerURI domain {domain} ({}{})",
+                users.len(),
+                shown.join(", "),
+                if users.len() > 3 { ", …" } else { "" }
+            ),
+            format!("{domain:?} matches no static route to this gateway"),
+            format!(
+                "set the route's MatchUri to {domain}, or the users' LineServerURI to the routed domain"
+            ),
+        );
+    }
+    for u in &e.users {
+        let object = format!("user {}", u.sip_address);
+        if u.enterprise_voice {
+            push(
+                Severity::Error,
+                &object,
+                "Enterprise Voice is enabled: the client places calls itself instead of through the PBX".into(),
+                "Set-CsUser -EnterpriseVoiceEnabled $false".into(),
+            );
+        }
+        let line = u.line_uri.to_ascii_lowercase();
+        if line.starts_with("tel:+") && line.contains("phone-context=dialstring") {
+            push(
+                Severity::Error,
+                &object,
+                format!("LineURI {} is E.164 with phone-context=dialstring", u.line_uri),
+                "drop ;phone-context=dialstring from E.164 LineURIs (it is for numbers that are not E.164)".into(),
+            );
+        }
+        if !line.starts_with("tel:") {
+            push(
+                Severity::Error,
+                &object,
+                format!("LineURI {:?} is not a tel: URI", u.line_uri),
+                "Set-CsUser -LineUri 'tel:+…;ext=…'".into(),
+            );
+        } else if let Ok(false) = rcc_gateway_core::maps_line(config, &u.line_uri) {
+            push(
+                Severity::Warning,
+                &object,
+                format!("no numbering.to_pbx rule maps LineURI {}", u.line_uri),
+                "add a rule (rcc-gateway numbering shows what each rule does)".into(),
+            );
+        }
+    }
+    f.sort_by_key(|x| x.severity);
+    f
+}
+
+/// The DNS names of the gateway's SIP certificate (`None` without TLS or when it cannot be
+/// read: check-config reports that).
+pub fn certificate_names(config: &Config) -> Option<Vec<String>> {
+    let t = config.sip.tls.as_ref()?;
+    let certs = rcc_net::tls::certs(&t.cert).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(certs.first()?.as_ref()).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    Some(
+        san.value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => Some((*d).to_owned()),
+                _ => None,
+            })
+            .collect(),
+    )
+}
