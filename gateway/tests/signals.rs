@@ -267,6 +267,17 @@ fn sighup_reloads_the_authorization_table_and_a_broken_file_changes_nothing() {
     peer.send(&invite("bob", "1002", 1));
     let refused = peer.next().expect("an answer");
     assert_eq!(refused.status(), Some(403), "bob is not in the table yet");
+    // One log line: who, which line, why, from where.
+    let local = peer.stream.local_addr().expect("local address");
+    let logged = gw.logged("RCC session refused");
+    for field in [
+        "user=sip:bob@".to_owned(),
+        "line=tel:+14255551002".to_owned(),
+        "reason=\"authorization\"".to_owned(),
+        format!("peer={local}"),
+    ] {
+        assert!(logged.contains(&field), "{field} not in {logged:?}");
+    }
 
     // bob is added; alice's session survives the reload.
     std::fs::write(

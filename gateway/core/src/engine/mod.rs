@@ -452,6 +452,15 @@ impl Gateway {
                 }
                 if let Some(reason) = no.refused {
                     self.metrics.refused(reason);
+                    let (user, line) = no.who.clone().unwrap_or_default();
+                    tracing::info!(
+                        %user,
+                        %line,
+                        reason = reason.as_str(),
+                        code = no.refusal.code,
+                        peer = self.peer(flow),
+                        "RCC session refused"
+                    );
                 }
                 self.reply(flow, Some(tx), req, &no.refusal);
                 return;

@@ -37,6 +37,8 @@ pub(crate) struct AdmissionRefusal {
     pub(crate) refused: Option<RefusalReason>,
     /// Counted as malformed.
     pub(crate) malformed: bool,
+    /// Who asked for which line, when the request got that far (for the log line).
+    pub(crate) who: Option<(String, String)>,
 }
 
 impl AdmissionRefusal {
@@ -45,12 +47,20 @@ impl AdmissionRefusal {
             refusal: Refusal::new(code, why),
             refused: None,
             malformed: false,
+            who: None,
         }
     }
 
-    fn counted(reason: RefusalReason, code: u16, why: &str) -> AdmissionRefusal {
+    /// A refusal counted under `reason`, of `user` asking for `line`.
+    fn counted(
+        reason: RefusalReason,
+        code: u16,
+        why: &str,
+        (user, line): (&str, &str),
+    ) -> AdmissionRefusal {
         AdmissionRefusal {
             refused: Some(reason),
+            who: Some((user.to_owned(), line.to_owned())),
             ..AdmissionRefusal::plain(code, why)
         }
     }
@@ -134,6 +144,7 @@ impl Sessions {
                     refusal,
                     refused: None,
                     malformed: true,
+                    who: None,
                 });
             }
         };
@@ -150,11 +161,11 @@ impl Sessions {
             .authorization
             .may_open(&policy.numbering, user, &line)
         {
-            tracing::warn!(%user, %line, "user may not control this line");
             return Err(AdmissionRefusal::counted(
                 RefusalReason::Authorization,
                 403,
                 "Forbidden (line not assigned to this user)",
+                (user, &line),
             ));
         }
         if draining {
@@ -162,6 +173,7 @@ impl Sessions {
                 RefusalReason::Draining,
                 503,
                 "Service Unavailable (draining)",
+                (user, &line),
             ));
         }
         if self.len() >= sip.max_sessions {
@@ -169,18 +181,21 @@ impl Sessions {
                 RefusalReason::Capacity,
                 503,
                 "Service Unavailable (session limit)",
+                (user, &line),
             ));
         }
         let session_expires = uas.session_timer(req).map_err(|refusal| AdmissionRefusal {
             refusal,
             refused: None,
             malformed: false,
+            who: None,
         })?;
         if !pbx_serving && sip.pbx_down == PbxDownAnswer::ServiceUnavailable {
             return Err(AdmissionRefusal::counted(
                 RefusalReason::PbxDown,
                 503,
                 "Service Unavailable (PBX link down)",
+                (user, &line),
             ));
         }
         let dialog = Dialog::as_uas(req, &local_tag(), uas.contact())
