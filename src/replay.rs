@@ -557,6 +557,7 @@ pub fn in_process(
     sip.trusted_peers = vec![TrustedPeer {
         name: None,
         ip: Some(Ipv4Addr::LOCALHOST.into()),
+        net: None,
     }];
     let link = &mut config.pbx;
     link.address = pbx.to_string();

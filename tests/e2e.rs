@@ -1094,6 +1094,7 @@ async fn gateway_refuses_tcp_peers_with_an_unpinned_address() -> anyhow::Result<
             c.sip.trusted_peers = vec![rcc_gateway::config::TrustedPeer {
                 name: None,
                 ip: Some("10.9.9.9".parse().expect("ip")),
+                net: None,
             }];
         }),
         ..LabOptions::default()

@@ -50,8 +50,12 @@ pub fn check(c: &Config) -> Vec<String> {
         p.push("sip: no trusted_peer; every Front End would be refused".to_owned());
     }
     for (i, t) in s.trusted_peers.iter().enumerate() {
-        if t.name.is_none() && t.ip.is_none() {
-            p.push(format!("sip.trusted_peer #{}: give name or ip", i + 1));
+        let given = [t.name.is_some(), t.ip.is_some(), t.net.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            p.push(format!(
+                "sip.trusted_peer #{}: give exactly one of name, ip or net",
+                i + 1
+            ));
         }
     }
     if s.min_se_s < 90 {

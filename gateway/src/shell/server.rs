@@ -271,7 +271,7 @@ impl GatewayHandle {
 }
 
 fn trusted_ip(trusted: &[TrustedPeer], ip: IpAddr) -> bool {
-    trusted.iter().any(|t| t.ip == Some(ip))
+    trusted.iter().any(|t| t.admits(ip))
 }
 
 async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {

@@ -152,7 +152,8 @@ pub enum ClientCertMode {
     None,
 }
 
-/// A trusted peer: by certificate name (TLS) or by IP address (TCP, or TLS without names).
+/// A trusted peer: by certificate name (TLS), by IP address or by network (TCP, or TLS
+/// without names).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrustedPeer {
@@ -162,6 +163,18 @@ pub struct TrustedPeer {
     /// Pinned IP address.
     #[serde(default)]
     pub ip: Option<IpAddr>,
+    /// A network (`10.0.0.0/28`): every Front End of a subnet.
+    #[serde(default)]
+    pub net: Option<ipnet::IpNet>,
+}
+
+impl TrustedPeer {
+    /// Whether a connection from `ip` is this peer by address. An IPv4 peer reaching a
+    /// dual-stack listener (`[::]`) shows as `::ffff:a.b.c.d`; it is compared as IPv4.
+    pub fn admits(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.ip.is_some_and(|a| a.to_canonical() == ip) || self.net.is_some_and(|n| n.contains(&ip))
+    }
 }
 
 /// `[pbx]`
@@ -491,6 +504,24 @@ pub fn split_host_port(s: &str) -> Option<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peers_by_address_admit_v4_mapped_and_networks() {
+        let by_ip: TrustedPeer = toml::from_str("ip = \"10.0.0.11\"").expect("peer");
+        assert!(by_ip.admits("10.0.0.11".parse().expect("ip")));
+        assert!(
+            by_ip.admits("::ffff:10.0.0.11".parse().expect("ip")),
+            "dual-stack listener"
+        );
+        assert!(!by_ip.admits("10.0.0.12".parse().expect("ip")));
+        let by_net: TrustedPeer = toml::from_str("net = \"10.0.0.0/28\"").expect("peer");
+        assert!(by_net.admits("10.0.0.14".parse().expect("ip")));
+        assert!(by_net.admits("::ffff:10.0.0.1".parse().expect("ip")));
+        assert!(!by_net.admits("10.0.0.16".parse().expect("ip")));
+        let v6: TrustedPeer = toml::from_str("net = \"2001:db8::/64\"").expect("peer");
+        assert!(v6.admits("2001:db8::5".parse().expect("ip")));
+        assert!(toml::from_str::<TrustedPeer>("net = \"10.0.0.0/33\"").is_err());
+    }
 
     #[test]
     fn host_port() {
