@@ -139,8 +139,8 @@ fn host_text(host: Option<std::net::IpAddr>) -> String {
     )
 }
 
-/// A TOML string (quoted and escaped).
-fn quoted(p: &Path) -> String {
+/// A path as a TOML string (quoted and escaped).
+pub(crate) fn quoted(p: &Path) -> String {
     toml::Value::String(p.display().to_string()).to_string()
 }
 

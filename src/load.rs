@@ -236,7 +236,7 @@ fn tls_configs(o: &LoadOptions, sip: u16) -> anyhow::Result<(String, String, Str
     let file = |name: &str, text: &str| -> anyhow::Result<String> {
         let p = o.out.join(name);
         std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-        Ok(toml::Value::String(p.display().to_string()).to_string())
+        Ok(crate::labconfig::quoted(&p))
     };
     let (ca_file, gw_cert, gw_key) = (
         file("ca.pem", &ca.cert_pem)?,

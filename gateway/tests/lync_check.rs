@@ -54,16 +54,21 @@ fn case(
 
 const EXT: &str = "[numbering]\nline = \"ext\"\n";
 
-/// Runs lync-check: exit success and the finding lines (`error: …` / `warning: …`).
-fn run(c: &Case) -> (bool, Vec<String>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rcc-gateway"))
+/// The binary's lync-check on a case's exports and gateway.toml.
+fn lync_check(c: &Case) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rcc-gateway"))
         .arg("lync-check")
         .arg("--config")
         .arg(c.dir.join("gateway.toml"))
         .arg("--exports")
         .arg(&c.dir)
         .output()
-        .expect("runs");
+        .expect("runs")
+}
+
+/// Runs lync-check: exit success and the finding lines (`error: …` / `warning: …`).
+fn run(c: &Case) -> (bool, Vec<String>) {
+    let out = lync_check(c);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         text.contains("checked:"),
@@ -194,14 +199,7 @@ fn a_broken_export_is_an_error_naming_the_file() {
         "rccgw.contoso.com",
         EXT,
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_rcc-gateway"))
-        .arg("lync-check")
-        .arg("--config")
-        .arg(c.dir.join("gateway.toml"))
-        .arg("--exports")
-        .arg(&c.dir)
-        .output()
-        .expect("runs");
+    let out = lync_check(&c);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

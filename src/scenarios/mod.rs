@@ -100,23 +100,19 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    fn count(&self, f: impl Fn(&Status) -> bool) -> usize {
-        self.scenarios.iter().filter(|s| f(&s.status)).count()
-    }
-
     /// Scenarios that passed.
     pub fn passed(&self) -> usize {
-        self.count(|s| *s == Status::Passed)
+        self.conformance.totals.passed
     }
 
     /// Scenarios that failed (or have an undefined step), plus suite errors.
     pub fn failed(&self) -> usize {
-        self.count(Status::is_failure) + self.suite_errors.len()
+        self.conformance.totals.failed
     }
 
     /// Scenarios not applicable to this lab.
     pub fn not_applicable(&self) -> usize {
-        self.count(|s| matches!(s, Status::NotApplicable(_)))
+        self.conformance.totals.not_applicable
     }
 
     /// `N passed, N failed, N not applicable`.
