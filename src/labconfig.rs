@@ -140,7 +140,7 @@ fn host_text(host: Option<std::net::IpAddr>) -> String {
 }
 
 /// A path as a TOML string (quoted and escaped).
-pub(crate) fn quoted(p: &Path) -> String {
+pub fn quoted(p: &Path) -> String {
     toml::Value::String(p.display().to_string()).to_string()
 }
 

@@ -1,23 +1,10 @@
 //! `rcc-gateway lync-check`: the Lync side of a rollout checked against this gateway before
-//! go-live, from what an admin exports in the Lync Server Management Shell (one folder):
-//!
-//! ```powershell
-//! Get-CsStaticRoutingConfiguration | ConvertTo-Json -Depth 5 | Out-File routes.json
-//! Get-CsTrustedApplication | ConvertTo-Json -Depth 3 | Out-File trusted-applications.json
-//! Get-CsUser -Filter {RemoteCallControlTelephonyEnabled -eq $true} |
-//!     Select-Object SipAddress,LineURI,LineServerURI,RemoteCallControlTelephonyEnabled,EnterpriseVoiceEnabled |
-//!     Export-Csv -NoTypeInformation users.csv
-//! ```
-//!
-//! Each mismatch that breaks RCC is a finding naming the object it was found in and the fix.
-//! Fields are read by name wherever ConvertTo-Json puts them (a route's `Transport` holds
-//! `Fqdn` or `Address` and `Port`), so extra fields and a single object instead of an array do
-//! not matter.
+//! go-live, from what an admin exports in the Lync Server Management Shell (one folder; the
+//! commands and the reader are `rcc_lync_topology::exports`, shared with `lync-sim`). Each
+//! mismatch that breaks RCC is a finding naming the object it was found in and the fix.
 
-use std::path::Path;
-
-use anyhow::Context as _;
-use serde_json::Value;
+use rcc_lync_topology::exports::{ExportedRoute, Exports, GLOBAL};
+use rcc_lync_topology::match_uri;
 
 use crate::config::Config;
 
@@ -57,179 +44,8 @@ impl std::fmt::Display for Finding {
     }
 }
 
-/// A static route as exported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportedRoute {
-    /// The collection (`Global`, `Service:Registrar:pool01.contoso.com`).
-    pub collection: String,
-    /// MatchUri.
-    pub match_uri: String,
-    /// Destination FQDN (TLS) or address (TCP).
-    pub destination: String,
-    /// Port.
-    pub port: u16,
-    /// A TLS route (it has an FQDN and certificate fields) rather than TCP.
-    pub tls: bool,
-}
-
-/// A trusted application as exported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportedApp {
-    /// Its identity.
-    pub identity: String,
-    /// Its pool.
-    pub pool_fqdn: String,
-    /// Port.
-    pub port: u16,
-    /// `Protocol` is TCP.
-    pub tcp: bool,
-}
-
-/// An RCC user as exported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportedUser {
-    /// SipAddress.
-    pub sip_address: String,
-    /// LineURI.
-    pub line_uri: String,
-    /// LineServerURI.
-    pub line_server_uri: String,
-    /// EnterpriseVoiceEnabled.
-    pub enterprise_voice: bool,
-}
-
-/// Everything read from the exports.
-#[derive(Debug, Clone, Default)]
-pub struct Exports {
-    /// Static routes of every collection.
-    pub routes: Vec<ExportedRoute>,
-    /// Trusted applications.
-    pub apps: Vec<ExportedApp>,
-    /// RCC users.
-    pub users: Vec<ExportedUser>,
-}
-
-/// A JSON export's objects (ConvertTo-Json writes one object for a single result).
-fn objects(v: Value) -> Vec<Value> {
-    match v {
-        Value::Array(a) => a,
-        other => vec![other],
-    }
-}
-
-fn text(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Bool(b)) => b.to_string(),
-        _ => String::new(),
-    }
-}
-
-fn port(v: &Value) -> u16 {
-    match v.get("Port") {
-        Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or(0),
-        Some(Value::String(s)) => s.parse().unwrap_or(0),
-        _ => 0,
-    }
-}
-
-fn truthy(s: &str) -> bool {
-    s.eq_ignore_ascii_case("true")
-}
-
-impl Exports {
-    /// Reads `routes.json`, `trusted-applications.json` and `users.csv` from `dir`; each file
-    /// that is missing or does not parse is an error naming it.
-    pub fn read(dir: &Path) -> anyhow::Result<Exports> {
-        let json = |name: &str| -> anyhow::Result<Value> {
-            let path = dir.join(name);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            // Out-File writes UTF-8 with a byte-order mark on Windows PowerShell.
-            serde_json::from_str(text.trim_start_matches('\u{feff}'))
-                .with_context(|| format!("{}: not the JSON ConvertTo-Json writes", path.display()))
-        };
-        let mut e = Exports::default();
-        for collection in objects(json("routes.json")?) {
-            let name = text(&collection, "Identity");
-            let routes = collection
-                .get("Route")
-                .cloned()
-                .map(objects)
-                .unwrap_or_default();
-            for r in routes {
-                let transport = r.get("Transport").cloned().unwrap_or(Value::Null);
-                let fqdn = text(&transport, "Fqdn");
-                e.routes.push(ExportedRoute {
-                    collection: name.clone(),
-                    match_uri: text(&r, "MatchUri"),
-                    tls: !fqdn.is_empty() || transport.get("TLSCertIssuer").is_some(),
-                    destination: if fqdn.is_empty() {
-                        text(&transport, "Address")
-                    } else {
-                        fqdn
-                    },
-                    port: port(&transport),
-                });
-            }
-        }
-        for a in objects(json("trusted-applications.json")?) {
-            e.apps.push(ExportedApp {
-                identity: text(&a, "Identity"),
-                pool_fqdn: text(&a, "TrustedApplicationPoolFqdn"),
-                port: port(&a),
-                tcp: text(&a, "Protocol").eq_ignore_ascii_case("tcp"),
-            });
-        }
-        let path = dir.join("users.csv");
-        let mut reader = csv::Reader::from_path(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        let headers = reader
-            .headers()
-            .with_context(|| format!("{}: no header row", path.display()))?
-            .clone();
-        let col = |name: &str| {
-            headers
-                .iter()
-                .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
-        };
-        let (sip, line, server, ev) = (
-            col("SipAddress"),
-            col("LineURI"),
-            col("LineServerURI"),
-            col("EnterpriseVoiceEnabled"),
-        );
-        anyhow::ensure!(
-            sip.is_some() && line.is_some() && server.is_some(),
-            "{}: needs the columns SipAddress, LineURI and LineServerURI",
-            path.display()
-        );
-        for (i, row) in reader.records().enumerate() {
-            let row = row.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
-            let get = |c: Option<usize>| c.and_then(|c| row.get(c)).unwrap_or("").to_owned();
-            e.users.push(ExportedUser {
-                sip_address: get(sip),
-                line_uri: get(line),
-                line_server_uri: get(server),
-                enterprise_voice: truthy(&get(ev)),
-            });
-        }
-        Ok(e)
-    }
-}
-
 fn domain_of(uri: &str) -> String {
-    crate::lync_config::uri_domain(uri).unwrap_or_default()
-}
-
-/// Whether a MatchUri (`rcc.contoso.com`, `*.contoso.com`) matches a domain.
-fn matches(match_uri: &str, domain: &str) -> bool {
-    let m = match_uri.to_ascii_lowercase();
-    match m.strip_prefix("*.") {
-        Some(suffix) => domain == suffix || domain.ends_with(&format!(".{suffix}")),
-        None => m == domain,
-    }
+    rcc_lync_topology::uri_domain(uri).unwrap_or_default()
 }
 
 /// Every mismatch between the exports, the gateway's configuration and the names its
@@ -262,6 +78,26 @@ pub fn check(e: &Exports, config: &Config, cert_names: Option<&[String]>) -> Vec
             format!("no static route goes to this gateway ({}:{gw_port})", sip.host),
             "New-CsStaticRoute to sip.host and its port, then Set-CsStaticRoutingConfiguration (rcc-gateway lync-config prints both)".into(),
         );
+    }
+    // A pool with its own routing collection ignores the global one.
+    if ours
+        .iter()
+        .any(|r| r.collection.eq_ignore_ascii_case(GLOBAL))
+    {
+        for (collection, pool) in e.pool_collections() {
+            if !ours.iter().any(|r| r.collection == collection) {
+                push(
+                    Severity::Error,
+                    &format!("routing collection {collection}"),
+                    format!(
+                        "pool {pool} has its own routing collection without a route to this gateway: Lync ignores the global route for its users, whose RCC sign-in gets 404"
+                    ),
+                    format!(
+                        "add the route to it: Set-CsStaticRoutingConfiguration -Identity '{collection}' -Route @{{Add=$route}} (rcc-gateway lync-config --pool-routing prints it)"
+                    ),
+                );
+            }
+        }
     }
     for r in &ours {
         let object = format!("static route {} in {}", r.match_uri, r.collection);
@@ -313,6 +149,21 @@ pub fn check(e: &Exports, config: &Config, cert_names: Option<&[String]>) -> Vec
                 }
             }
             Some(a) => {
+                if let Some(computers) = &e.computers
+                    && !computers
+                        .iter()
+                        .any(|c| c.pool_fqdn.eq_ignore_ascii_case(&a.pool_fqdn))
+                {
+                    push(
+                        Severity::Error,
+                        &format!("trusted application pool {}", a.pool_fqdn),
+                        "Get-CsTrustedApplicationComputer lists no computer in it: Lync has no server to send the route to".into(),
+                        format!(
+                            "New-CsTrustedApplicationComputer -Identity <gateway FQDN> -Pool '{}', then Enable-CsTopology",
+                            a.pool_fqdn
+                        ),
+                    );
+                }
                 if a.tcp == gw_tls {
                     push(
                         Severity::Error,
@@ -348,7 +199,7 @@ pub fn check(e: &Exports, config: &Config, cert_names: Option<&[String]>) -> Vec
     let mut unrouted: Vec<(String, Vec<&str>)> = Vec::new();
     for u in &e.users {
         let domain = domain_of(&u.line_server_uri);
-        if !ours.iter().any(|r| matches(&r.match_uri, &domain)) {
+        if !ours.iter().any(|r| match_uri(&r.match_uri, &domain)) {
             match unrouted.iter_mut().find(|(d, _)| *d == domain) {
                 Some((_, users)) => users.push(&u.sip_address),
                 None => unrouted.push((domain, vec![&u.sip_address])),

@@ -1,9 +1,10 @@
 //! `rcc-gateway lync-config`: the Lync Server Management Shell commands that route RCC to this
 //! gateway, from its configuration (host, port, transport) and the deployment's facts (the
 //! LineServerURI, the Front End pool, the site, the gateway computers, the users). The printer
-//! itself is `rcc_protocol::lync_shell`, shared with `lync-sim powershell`.
+//! itself is `rcc_lync_topology::shell`, shared with `lync-sim powershell`.
 
-use rcc_protocol::lync_shell::{Route, RouteScope, Topology, TrustedApp, UserLine};
+use rcc_lync_topology::shell::{Route, RouteScope, Topology, TrustedApp, UserLine};
+use rcc_lync_topology::uri_domain;
 
 use crate::config::Config;
 
@@ -39,17 +40,6 @@ pub struct Deployment {
     /// A CSV of users (columns SipAddress,LineUri) to enable in one loop.
     #[arg(long)]
     pub users_csv: Option<String>,
-}
-
-/// The domain of a SIP URI (`sip:rcc@rcc.contoso.com;transport=tls` → `rcc.contoso.com`).
-pub fn uri_domain(uri: &str) -> Option<String> {
-    let rest = uri
-        .strip_prefix("sip:")
-        .or_else(|| uri.strip_prefix("sips:"))?;
-    let host = rest.rsplit('@').next()?;
-    let host = host.split([';', '?', '>']).next()?;
-    let host = host.split(':').next()?;
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
 /// The topology this gateway and deployment make.
@@ -136,22 +126,4 @@ pub fn powershell(config: &Config, d: &Deployment) -> anyhow::Result<String> {
         ));
     }
     Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn domains() {
-        assert_eq!(
-            uri_domain("sip:rcc@RCC.contoso.com"),
-            Some("rcc.contoso.com".into())
-        );
-        assert_eq!(
-            uri_domain("sip:rcc@rcc.contoso.com:5065;transport=tls"),
-            Some("rcc.contoso.com".into())
-        );
-        assert_eq!(uri_domain("tel:+1"), None);
-    }
 }

@@ -104,7 +104,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
         for p in file_problems {
             eprintln!("warning: {p}");
         }
-        let e = rcc_gateway::lync_check::Exports::read(exports)?;
+        let e = rcc_lync_topology::exports::Exports::read(exports)?;
         let names = rcc_gateway::lync_check::certificate_names(&config);
         let findings = rcc_gateway::lync_check::check(&e, &config, names.as_deref());
         for f in &findings {

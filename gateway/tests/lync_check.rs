@@ -1,8 +1,8 @@
 //! `rcc-gateway lync-check` on the binary, against Management Shell exports
-//! (`tests/fixtures/lync-exports/`: routes.json and trusted-applications.json as ConvertTo-Json
-//! writes them, users.csv as Export-Csv does, byte-order marks included): the correct topology
-//! gives no finding and exit 0; each mistake gives exactly its finding, and an error gives a
-//! non-zero exit.
+//! (`tests/fixtures/lync-exports/`: routes.json, trusted-applications.json and
+//! trusted-application-computers.json as ConvertTo-Json writes them, users.csv as Export-Csv
+//! does, byte-order marks included): the correct topology gives no finding and exit 0; each
+//! mistake gives exactly its finding, and an error gives a non-zero exit.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +32,12 @@ fn case(
 ) -> Case {
     let dir = std::env::temp_dir().join(format!("rcc-lync-check-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
-    for f in ["routes.json", "trusted-applications.json", "users.csv"] {
+    for f in [
+        "routes.json",
+        "trusted-applications.json",
+        "trusted-application-computers.json",
+        "users.csv",
+    ] {
         let text = std::fs::read_to_string(fixtures().join(f)).expect("fixture");
         let text = if f == file { edit(text) } else { text };
         std::fs::write(dir.join(f), text).expect("copy");
@@ -132,6 +137,35 @@ fn each_mistake_gives_exactly_its_finding() {
             ),
             false,
             "error: static route rcc.contoso.com in Global: no trusted application on rccgw.contoso.com:5065",
+        ),
+        (
+            "a pool with its own routing collection without the route",
+            case(
+                "poolroutes",
+                "routes.json",
+                |t| {
+                    let t = t.trim_end().trim_end_matches(']');
+                    format!(
+                        "{t},\n{{ \"Identity\": \"Service:Registrar:pool02.contoso.com\", \"Route\": [] }}\n]\n"
+                    )
+                },
+                "rccgw.contoso.com",
+                EXT,
+            ),
+            false,
+            "error: routing collection Service:Registrar:pool02.contoso.com: pool pool02.contoso.com has its own routing collection without a route to this gateway",
+        ),
+        (
+            "a trusted application pool with no computer",
+            case(
+                "computers",
+                "trusted-application-computers.json",
+                |t| t.replace("\"rccgw.contoso.com\"", "\"rccgw-old.contoso.com\""),
+                "rccgw.contoso.com",
+                EXT,
+            ),
+            false,
+            "error: trusted application pool rccgw.contoso.com: Get-CsTrustedApplicationComputer lists no computer in it",
         ),
         (
             "a certificate that does not name the pool",

@@ -79,3 +79,42 @@ fn every_binary_checks_its_config_with_check_config() {
         );
     }
 }
+
+/// `--exports`: the pool takes the routes, trusted applications and users of Lync Management
+/// Shell exports (the fixtures `rcc-gateway lync-check` is tested with); a folder without them
+/// is an error naming the missing file.
+#[test]
+fn lync_sim_takes_its_topology_from_management_shell_exports() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exports = root.join("../gateway/tests/fixtures/lync-exports");
+    let run = |sub: &str, exports: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_lync-sim"))
+            .arg(sub)
+            .arg("--config")
+            .arg(root.join("lync.example.toml"))
+            .arg("--exports")
+            .arg(exports)
+            .output()
+            .expect("runs")
+    };
+    let out = run("check-config", &exports);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("1 static route(s), 1 trusted application(s), 2 user(s)"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ps = String::from_utf8_lossy(&run("powershell", &exports).stdout).into_owned();
+    assert!(
+        ps.contains("-Destination 'rccgw.contoso.com' -Port 5065"),
+        "{ps}"
+    );
+    assert!(
+        ps.contains("Set-CsUser -Identity 'sip:katie@contoso.com'"),
+        "{ps}"
+    );
+    let out = run("check-config", root);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("routes.json"), "{err}");
+}

@@ -397,7 +397,7 @@ impl Lab {
             pool,
             listen: None,
             tls: Some(PoolTls { identity, roots }),
-            hosts: HashMap::from([(destination, host_ip)]),
+            hosts: HashMap::from([(destination, host_ip.into())]),
         })
         .await?;
         let lab = Lab {

@@ -34,6 +34,11 @@ enum Command {
         /// Configuration file (see simulators/lync.example.toml).
         #[arg(long, env = "LYNC_SIM_CONFIG")]
         config: PathBuf,
+        /// A folder of Lync Management Shell exports (routes.json, trusted-applications.json,
+        /// users.csv; see docs/lync-sim.md): the pool routes as that real topology does, with
+        /// its users.
+        #[arg(long, env = "LYNC_SIM_EXPORTS")]
+        exports: Option<PathBuf>,
         /// Log line format.
         #[arg(long, value_enum, default_value = "text")]
         log_format: rcc_net::logs::LogFormat,
@@ -43,6 +48,11 @@ enum Command {
         /// Configuration file.
         #[arg(long, env = "LYNC_SIM_CONFIG")]
         config: PathBuf,
+        /// A folder of Lync Management Shell exports (routes.json, trusted-applications.json,
+        /// users.csv; see docs/lync-sim.md): the pool routes as that real topology does, with
+        /// its users.
+        #[arg(long, env = "LYNC_SIM_EXPORTS")]
+        exports: Option<PathBuf>,
         /// Registrar (Front End pool) FQDN.
         #[arg(long, default_value = "pool01.contoso.com")]
         registrar: String,
@@ -99,29 +109,40 @@ enum Command {
         /// Configuration file.
         #[arg(long, env = "LYNC_SIM_CONFIG")]
         config: PathBuf,
+        /// A folder of Lync Management Shell exports (routes.json, trusted-applications.json,
+        /// users.csv; see docs/lync-sim.md): the pool routes as that real topology does, with
+        /// its users.
+        #[arg(long, env = "LYNC_SIM_EXPORTS")]
+        exports: Option<PathBuf>,
     },
-}
-
-fn load(path: &PathBuf) -> anyhow::Result<config::LyncFile> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    config::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().command {
-        Command::CheckConfig { config } => {
-            load(&config)?;
-            println!("{}: ok", config.display());
+        Command::CheckConfig { config, exports } => {
+            let f = config::load(&config, exports.as_deref())?;
+            println!(
+                "{}: ok: pool {}, {} static route(s), {} trusted application(s), {} user(s)",
+                config.display(),
+                f.pool.fqdn,
+                f.pool.static_routes.len(),
+                f.pool.trusted_applications.len(),
+                f.users.len()
+            );
         }
         Command::Powershell {
             config,
+            exports,
             registrar,
             site,
         } => print!(
             "{}",
-            config::powershell(&load(&config)?, &registrar, &site)?
+            config::powershell(
+                &config::load(&config, exports.as_deref())?,
+                &registrar,
+                &site
+            )?
         ),
         Command::Load {
             config,
@@ -144,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
                         "--pattern is click-to-dial, hold-retrieve, transfer or snapshot, not {pattern:?}"
                     )
                 })?;
-            let f = load(&config)?;
+            let f = config::load(&config, None)?;
             let sim = LyncSim::start(f.sim_config()?).await?;
             let plan = rcc_simulators::lync::load::LoadPlan {
                 users,
@@ -197,14 +218,18 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&s)?);
             }
         }
-        Command::Run { config, log_format } => {
+        Command::Run {
+            config,
+            exports,
+            log_format,
+        } => {
             let filter =
                 EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
             tracing_subscriber::registry()
                 .with(filter)
                 .with(rcc_net::logs::layer(log_format))
                 .init();
-            let f = load(&config)?;
+            let f = config::load(&config, exports.as_deref())?;
             let sim = LyncSim::start(f.sim_config()?).await?;
             let control = match f.control {
                 Some(a) => Some(rcc_simulators::lync::control::serve(sim.clone(), a).await?),

@@ -2,16 +2,18 @@
 //! material and its users; and the Lync Server PowerShell that builds the same topology.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rcc_lync_topology::exports::Exports;
 use serde::Deserialize;
 
 use super::endpoint::EndpointConfig;
 use super::frontend::{PoolConfig, RouteTransport};
+use super::frontend::{StaticRoute, TrustedApplication};
 use super::profile::ClientProfile;
-use super::server::{LyncSimConfig, PoolTls};
+use super::server::{LabAddress, LyncSimConfig, PoolTls};
 
 /// The file.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,9 +30,10 @@ pub struct LyncFile {
     /// TLS material.
     #[serde(default)]
     pub tls: Option<TlsFile>,
-    /// Lab DNS: route destinations and their addresses.
+    /// Lab DNS: route destinations and where the lab reaches them (an address, or an address
+    /// and port).
     #[serde(default)]
-    pub hosts: HashMap<String, IpAddr>,
+    pub hosts: HashMap<String, LabAddress>,
     /// Users.
     #[serde(default, rename = "user")]
     pub users: Vec<UserFile>,
@@ -78,6 +81,33 @@ fn one() -> usize {
 /// Parses and checks the file; every problem is listed.
 pub fn parse(text: &str) -> anyhow::Result<LyncFile> {
     let f: LyncFile = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    validated(f)
+}
+
+/// Reads and checks a file, with the topology and users of Management Shell exports in
+/// `exports` when given (see [`LyncFile::with_exports`]).
+pub fn load(path: &Path, exports: Option<&Path>) -> anyhow::Result<LyncFile> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let f: LyncFile =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match exports {
+        None => validated(f).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Some(dir) => {
+            let e = Exports::read(dir)?;
+            f.with_exports(&e).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} with the exports in {}: {e}",
+                    path.display(),
+                    dir.display()
+                )
+            })
+        }
+    }
+}
+
+/// The file if it holds together; every problem is listed.
+fn validated(f: LyncFile) -> anyhow::Result<LyncFile> {
     let mut p = Vec::new();
     if f.pool.fqdn.trim().is_empty() {
         p.push("pool.fqdn is empty".to_owned());
@@ -121,6 +151,68 @@ pub fn parse(text: &str) -> anyhow::Result<LyncFile> {
 }
 
 impl LyncFile {
+    /// The pool as a real one is configured: its static routes are the ones Lync applies to
+    /// this pool's users (its own routing collection when it has one, else the global one),
+    /// its trusted applications are the exported ones (treated as authenticated; a TCP one is
+    /// pinned to its pool identity when that is an IP, else to the address `[hosts]` gives
+    /// its FQDN), and its users are the exported RCC users, each taking the profile and
+    /// endpoint count of a `[[user]]` with the same SIP URI (default: one Lync 2013 endpoint).
+    pub fn with_exports(mut self, e: &Exports) -> anyhow::Result<LyncFile> {
+        self.pool.static_routes = e
+            .routes_for_pool(&self.pool.fqdn)
+            .into_iter()
+            .map(|r| StaticRoute {
+                match_uri: r.match_uri.clone(),
+                transport: if r.tls {
+                    RouteTransport::Tls
+                } else {
+                    RouteTransport::Tcp
+                },
+                destination: r.destination.clone(),
+                port: r.port,
+                use_default_certificate: true,
+            })
+            .collect();
+        self.pool.trusted_applications = e
+            .apps
+            .iter()
+            .map(|a| TrustedApplication {
+                pool_fqdn: a.pool_fqdn.clone(),
+                ip: a
+                    .tcp
+                    .then(|| {
+                        a.pool_fqdn
+                            .parse()
+                            .ok()
+                            .or_else(|| self.hosts.get(&a.pool_fqdn).map(|h| h.ip()))
+                    })
+                    .flatten(),
+                port: a.port,
+                tcp_enabled: a.tcp,
+                treat_as_authenticated: true,
+            })
+            .collect();
+        let file_users = std::mem::take(&mut self.users);
+        self.users = e
+            .users
+            .iter()
+            .map(|u| {
+                let same = file_users
+                    .iter()
+                    .find(|f| f.uri.eq_ignore_ascii_case(&u.sip_address));
+                UserFile {
+                    uri: u.sip_address.clone(),
+                    line: u.line_uri.clone(),
+                    line_server: u.line_server_uri.clone(),
+                    profile: same.map(|f| f.profile).unwrap_or_default(),
+                    endpoints: same.map_or(1, |f| f.endpoints),
+                    refresh_s: same.and_then(|f| f.refresh_s),
+                }
+            })
+            .collect();
+        validated(self)
+    }
+
     /// The simulator configuration (loading or generating the pool certificate).
     pub fn sim_config(&self) -> anyhow::Result<LyncSimConfig> {
         let tls = match &self.tls {
@@ -165,9 +257,9 @@ impl LyncFile {
 }
 
 /// The Lync Server Management Shell commands for this topology (the printer is
-/// `rcc_protocol::lync_shell`, shared with `rcc-gateway lync-config`); `site` is the SiteId.
+/// `rcc_lync_topology::shell`, shared with `rcc-gateway lync-config`); `site` is the SiteId.
 pub fn powershell(f: &LyncFile, registrar: &str, site: &str) -> anyhow::Result<String> {
-    use rcc_protocol::lync_shell::{Route, RouteScope, Topology, TrustedApp, UserLine};
+    use rcc_lync_topology::shell::{Route, RouteScope, Topology, TrustedApp, UserLine};
     let topology = Topology {
         registrar: registrar.to_owned(),
         site_id: site.to_owned(),

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
 
+use rcc_lync_topology::match_uri;
 use rcc_protocol::sip::{Message, Method, Uri};
 use serde::{Deserialize, Serialize};
 
@@ -192,15 +193,6 @@ pub struct Frontend {
     nonce: u64,
     /// `sip:fqdn:port`, our own address in Route and Via, formatted once.
     own_uri: String,
-}
-
-/// Whether a domain matches a MatchUri (`domain` or `*.suffix`, case-insensitive).
-pub fn match_uri(pattern: &str, domain: &str) -> bool {
-    let (p, d) = (pattern.to_ascii_lowercase(), domain.to_ascii_lowercase());
-    match p.strip_prefix("*.") {
-        Some(suffix) => d == suffix || d.ends_with(&format!(".{suffix}")),
-        None => p == d,
-    }
 }
 
 impl Frontend {
@@ -703,20 +695,5 @@ fn pop_via(m: &mut Message) {
                 m.headers.remove(pos);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn match_uri_rules() {
-        assert!(match_uri("rcc.contoso.com", "RCC.contoso.com"));
-        assert!(!match_uri("rcc.contoso.com", "x.rcc.contoso.com"));
-        assert!(match_uri("*.contoso.com", "rcc.contoso.com"));
-        assert!(match_uri("*.contoso.com", "a.b.contoso.com"));
-        assert!(match_uri("*.contoso.com", "contoso.com"));
-        assert!(!match_uri("*.contoso.com", "contoso.net"));
     }
 }

@@ -16,5 +16,5 @@ pub use frontend::{
     Frontend, PoolConfig, RouteTransport, StaticRoute, TraceEntry, TrustedApplication,
 };
 pub use profile::ClientProfile;
-pub use server::{LyncSim, LyncSimConfig, PoolTls, expect_response};
+pub use server::{LabAddress, LyncSim, LyncSimConfig, PoolTls, expect_response};
 pub use user::{LAB_NUMBERING, LabUser};

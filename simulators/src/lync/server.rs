@@ -67,8 +67,56 @@ pub struct LyncSimConfig {
     pub listen: Option<SocketAddr>,
     /// TLS material (needed for TLS routes and a TLS listener).
     pub tls: Option<PoolTls>,
-    /// Host names of route destinations and their addresses (lab DNS).
-    pub hosts: HashMap<String, IpAddr>,
+    /// Host names of route destinations and where the lab reaches them (lab DNS).
+    pub hosts: HashMap<String, LabAddress>,
+}
+
+/// Where the lab reaches a route destination: an address (on the route's port), or an address
+/// and port, for a lab gateway that listens elsewhere than the (exported) route says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub enum LabAddress {
+    /// `10.0.0.30`
+    Ip(IpAddr),
+    /// `127.0.0.1:40123`
+    Socket(SocketAddr),
+}
+
+impl LabAddress {
+    /// The socket address for a route on `port`.
+    pub fn on_port(self, port: u16) -> SocketAddr {
+        match self {
+            LabAddress::Ip(ip) => SocketAddr::new(ip, port),
+            LabAddress::Socket(s) => s,
+        }
+    }
+
+    /// The IP address.
+    pub fn ip(self) -> IpAddr {
+        match self {
+            LabAddress::Ip(ip) => ip,
+            LabAddress::Socket(s) => s.ip(),
+        }
+    }
+}
+
+impl From<IpAddr> for LabAddress {
+    fn from(ip: IpAddr) -> Self {
+        LabAddress::Ip(ip)
+    }
+}
+
+impl TryFrom<String> for LabAddress {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        if let Ok(ip) = s.parse() {
+            return Ok(LabAddress::Ip(ip));
+        }
+        s.parse().map(LabAddress::Socket).map_err(|_| {
+            format!("{s:?} is neither an IP address nor an address with a port (127.0.0.1:5065)")
+        })
+    }
 }
 
 /// A running Lync simulator (pool and endpoints); cheap to clone.
@@ -90,7 +138,7 @@ impl std::fmt::Debug for LyncSim {
 
 struct Dialer {
     pool: PoolConfig,
-    hosts: HashMap<String, IpAddr>,
+    hosts: HashMap<String, LabAddress>,
     client_tls: Option<Arc<ClientConfig>>,
     tx: mpsc::Sender<Cmd>,
     next_conn: std::sync::atomic::AtomicU64,
@@ -465,12 +513,16 @@ async fn dial(route: usize, dialer: Arc<Dialer>) {
                 .await;
         }
     };
-    let ip = match dialer.hosts.get(&r.destination) {
-        Some(ip) => Some(*ip),
-        None => r.destination.parse::<IpAddr>().ok(),
+    let known = match dialer.hosts.get(&r.destination) {
+        Some(a) => Some(a.on_port(r.port)),
+        None => r
+            .destination
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, r.port)),
     };
-    let addr = match ip {
-        Some(ip) => SocketAddr::new(ip, r.port),
+    let addr = match known {
+        Some(addr) => addr,
         None => match tokio::net::lookup_host((r.destination.as_str(), r.port)).await {
             Ok(mut a) => match a.next() {
                 Some(a) => a,
