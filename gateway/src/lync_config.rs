@@ -114,11 +114,25 @@ pub fn topology(config: &Config, d: &Deployment) -> anyhow::Result<Topology> {
     })
 }
 
-/// The PowerShell, commented; an error lists every problem with the inputs.
+/// The PowerShell, commented; an error lists every problem with the inputs, the LineURIs the
+/// numbering plan cannot map among them.
 pub fn powershell(config: &Config, d: &Deployment) -> anyhow::Result<String> {
-    let mut out = topology(config, d)?
-        .print()
-        .map_err(|p| anyhow::anyhow!("{} problem(s):\n  - {}", p.len(), p.join("\n  - ")))?;
+    let mut problems = unmapped_lines(config, d);
+    let printed = topology(config, d)?.print();
+    let mut out = match printed {
+        Ok(out) if problems.is_empty() => out,
+        Ok(_) => String::new(),
+        Err(p) => {
+            problems.extend(p);
+            String::new()
+        }
+    };
+    anyhow::ensure!(
+        problems.is_empty(),
+        "{} problem(s):\n  - {}",
+        problems.len(),
+        problems.join("\n  - ")
+    );
     if config.sip.listen_tls.is_some() {
         out.push_str(&format!(
             "\n# TLS: the gateway's certificate must name {}; the Front End's certificate must come from a CA in sip.tls.client_ca.\n",
@@ -126,4 +140,39 @@ pub fn powershell(config: &Config, d: &Deployment) -> anyhow::Result<String> {
         ));
     }
     Ok(out)
+}
+
+/// The example user's LineURI and, when the `--users-csv` file is readable here, every row's,
+/// that no `numbering.to_pbx` rule maps to a PBX device (such a user's sign-in would be
+/// refused). Rows that are not tel: URIs are left to the printer's own check.
+fn unmapped_lines(config: &Config, d: &Deployment) -> Vec<String> {
+    let mut lines = vec![("--line".to_owned(), d.line.clone())];
+    if let Some(path) = &d.users_csv
+        && let Ok(mut reader) = csv::Reader::from_path(path)
+    {
+        let column = reader.headers().ok().and_then(|h| {
+            h.iter().position(|c| {
+                c.trim_start_matches('\u{feff}')
+                    .eq_ignore_ascii_case("LineUri")
+            })
+        });
+        if let Some(column) = column {
+            for (i, row) in reader.records().enumerate() {
+                if let Some(line) = row.ok().as_ref().and_then(|r| r.get(column)) {
+                    lines.push((format!("{path} row {}", i + 2), line.to_owned()));
+                }
+            }
+        }
+    }
+    lines
+        .into_iter()
+        .filter(|(_, line)| line.starts_with("tel:"))
+        .filter_map(|(place, line)| match rcc_gateway_core::maps_line(config, &line) {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "{place}: no numbering.to_pbx rule maps LineURI {line} to a PBX device (rcc-gateway numbering shows each rule)"
+            )),
+            Err(rules) => Some(format!("numbering: {}", rules.join("; "))),
+        })
+        .collect()
 }

@@ -303,6 +303,56 @@ fn bad_inputs_are_refused_with_the_reason() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--computer"));
 }
 
+/// A LineURI the numbering plan cannot map is refused, the example user's and each row of a
+/// users CSV that is readable here (its row named); mapped ones print.
+#[test]
+fn lines_the_numbering_cannot_map_are_refused() {
+    // Seattle numbers only, by the whole number.
+    let seattle = format!(
+        "{TCP}[numbering]\nline = \"number\"\n[[numbering.to_pbx]]\npattern = '\\+1206555(\\d{{4}})'\nreplace = \"$1\"\n"
+    );
+    let computer = ["--computer", "rccgw01.contoso.com"];
+    let out = lync_config(&seattle, &computer);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--line: no numbering.to_pbx rule maps LineURI tel:+14255550100;ext=100"),
+        "{err}"
+    );
+
+    let csv =
+        std::env::temp_dir().join(format!("rcc-lync-config-users-{}.csv", std::process::id()));
+    std::fs::write(
+        &csv,
+        "\u{feff}SipAddress,LineUri\nsip:ann@contoso.com,tel:+12065550100\nsip:ben@contoso.com,tel:+14255550101\n",
+    )
+    .expect("csv");
+    let csv_arg = csv.display().to_string();
+    let mut args = computer.to_vec();
+    args.extend(["--line", "tel:+12065550199", "--users-csv", &csv_arg]);
+    let out = lync_config(&seattle, &args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "{csv_arg} row 3: no numbering.to_pbx rule maps LineURI tel:+14255550101"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.starts_with("Error: 1 problem(s)") || err.contains("1 problem(s)"),
+        "{err}"
+    );
+    std::fs::write(
+        &csv,
+        "SipAddress,LineUri\nsip:ann@contoso.com,tel:+12065550100\n",
+    )
+    .expect("csv");
+    let ps = printed(&seattle, &args);
+    assert!(ps.contains("Import-Csv"), "{ps}");
+    let _ = std::fs::remove_file(&csv);
+}
+
 #[test]
 fn the_checker_catches_what_the_old_printer_did() {
     // The unquoted LineURI of earlier versions: `;` would end the statement.
