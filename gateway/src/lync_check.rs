@@ -3,7 +3,9 @@
 //! commands and the reader are `rcc_lync_topology::exports`, shared with `lync-sim`). Each
 //! mismatch that breaks RCC is a finding naming the object it was found in and the fix.
 
-use rcc_lync_topology::exports::{ExportedRoute, Exports, GLOBAL};
+use std::net::IpAddr;
+
+use rcc_lync_topology::exports::{ExportedApp, ExportedRoute, Exports, GLOBAL};
 use rcc_lync_topology::match_uri;
 
 use crate::config::Config;
@@ -48,10 +50,29 @@ fn domain_of(uri: &str) -> String {
     rcc_lync_topology::uri_domain(uri).unwrap_or_default()
 }
 
+/// How a name resolves where the check runs (the system resolver in the binary): its addresses,
+/// or why not.
+pub type Resolve<'a> = &'a dyn Fn(&str) -> Result<Vec<IpAddr>, String>;
+
+/// The system resolver.
+pub fn system_resolver(name: &str) -> Result<Vec<IpAddr>, String> {
+    use std::net::ToSocketAddrs as _;
+    (name, 0)
+        .to_socket_addrs()
+        .map(|a| a.map(|a| a.ip()).collect())
+        .map_err(|e| e.to_string())
+}
+
 /// Every mismatch between the exports, the gateway's configuration and the names its
 /// certificate carries (`cert_names`: the SIP TLS certificate's DNS names, when it listens on
-/// TLS and the file could be read).
-pub fn check(e: &Exports, config: &Config, cert_names: Option<&[String]>) -> Vec<Finding> {
+/// TLS and the file could be read). A TCP trusted application is known to the Front End only by
+/// the address its computers' FQDNs resolve to, so those are resolved with `resolve`.
+pub fn check(
+    e: &Exports,
+    config: &Config,
+    cert_names: Option<&[String]>,
+    resolve: Resolve<'_>,
+) -> Vec<Finding> {
     let mut f = Vec::new();
     let mut push = |severity, object: &str, problem: String, fix: String| {
         f.push(Finding {
@@ -139,16 +160,33 @@ pub fn check(e: &Exports, config: &Config, cert_names: Option<&[String]>) -> Vec
                 "New-CsTrustedApplicationPool and New-CsTrustedApplication for the route's destination and port".into(),
             ),
             None => {
-                if !e.apps.iter().any(|a| a.tcp && a.port == r.port) {
+                let tcp_apps: Vec<_> = e.apps.iter().filter(|a| a.tcp && a.port == r.port).collect();
+                if tcp_apps.is_empty() {
                     push(
                         Severity::Error,
                         &object,
                         format!("no TCP trusted application on port {}: Lync does not apply the route", r.port),
                         "New-CsTrustedApplication -EnableTcp on that port, with the gateway's IP pinned in Topology Builder".into(),
                     );
+                } else {
+                    for a in &tcp_apps {
+                        pool_settings(e, &a.pool_fqdn, &mut push);
+                    }
+                    if let Some(problem) = tcp_ip_problem(e, &tcp_apps, &r.destination, resolve) {
+                        push(
+                            Severity::Error,
+                            &format!("TCP trusted application on port {}", r.port),
+                            problem,
+                            format!(
+                                "give the gateway's computer FQDN a DNS A record for {} and pin that IP in Topology Builder (\"Limit service usage to selected IP addresses\"), then Enable-CsTopology",
+                                r.destination
+                            ),
+                        );
+                    }
                 }
             }
             Some(a) => {
+                pool_settings(e, &a.pool_fqdn, &mut push);
                 if let Some(computers) = &e.computers
                     && !computers
                         .iter()
@@ -259,6 +297,98 @@ pub fn check(e: &Exports, config: &Config, cert_names: Option<&[String]>) -> Vec
     }
     f.sort_by_key(|x| x.severity);
     f
+}
+
+/// What the exported settings of the trusted application pool the route reaches break.
+fn pool_settings(
+    e: &Exports,
+    pool_fqdn: &str,
+    push: &mut impl FnMut(Severity, &str, String, String),
+) {
+    let object = format!("trusted application pool {pool_fqdn}");
+    if e.pools.is_none() {
+        return;
+    }
+    let Some(p) = e.pool(pool_fqdn) else {
+        push(
+            Severity::Error,
+            &object,
+            "Get-CsTrustedApplicationPool does not list it: the trusted application has no pool"
+                .into(),
+            format!(
+                "New-CsTrustedApplicationPool -Identity '{pool_fqdn}' … (rcc-gateway lync-config prints it)"
+            ),
+        );
+        return;
+    };
+    if !p.treat_as_authenticated {
+        push(
+            Severity::Error,
+            &object,
+            "TreatAsAuthenticated is False: the Front End challenges the gateway's requests, and event INFOs and BYEs never reach the clients".into(),
+            format!("Set-CsTrustedApplicationPool -Identity '{pool_fqdn}' -TreatAsAuthenticated $true"),
+        );
+    }
+    if !p.throttle_as_server {
+        push(
+            Severity::Warning,
+            &object,
+            "ThrottleAsServer is False: the Front End throttles all of the gateway's dialogs as if they were one client's".into(),
+            format!("Set-CsTrustedApplicationPool -Identity '{pool_fqdn}' -ThrottleAsServer $true"),
+        );
+    }
+}
+
+/// Why none of the computers of these TCP trusted applications is at `ip` (the TCP route's
+/// destination): the Front End would not recognise the gateway's connections. A pool without
+/// an exported computer list is its own single computer.
+fn tcp_ip_problem(
+    e: &Exports,
+    apps: &[&ExportedApp],
+    ip: &str,
+    resolve: Resolve<'_>,
+) -> Option<String> {
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return Some(format!(
+            "the TCP route's destination {ip:?} is not an IP address"
+        ));
+    };
+    let mut seen = Vec::new();
+    for a in apps {
+        let names: Vec<&str> = match &e.computers {
+            Some(c) => c
+                .iter()
+                .filter(|c| c.pool_fqdn.eq_ignore_ascii_case(&a.pool_fqdn))
+                .map(|c| c.fqdn.as_str())
+                .collect(),
+            None => vec![a.pool_fqdn.as_str()],
+        };
+        for name in names {
+            if name.parse::<IpAddr>() == Ok(ip) {
+                return None;
+            }
+            match resolve(name) {
+                Ok(addrs) if addrs.contains(&ip) => return None,
+                Ok(addrs) => seen.push(format!(
+                    "{name} resolves to {}",
+                    addrs
+                        .iter()
+                        .map(IpAddr::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                Err(why) => seen.push(format!("{name} does not resolve ({why})")),
+            }
+        }
+    }
+    Some(format!(
+        "none of its computers is at the route's {ip} ({}): the Front End cannot tell the gateway's connections",
+        if seen.is_empty() {
+            "it has no computer".to_owned()
+        } else {
+            seen.join("; ")
+        }
+    ))
 }
 
 /// The DNS names of the gateway's SIP certificate (`None` without TLS or when it cannot be

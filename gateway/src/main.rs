@@ -106,7 +106,12 @@ async fn start(args: Args) -> anyhow::Result<()> {
         }
         let e = rcc_lync_topology::exports::Exports::read(exports)?;
         let names = rcc_gateway::lync_check::certificate_names(&config);
-        let findings = rcc_gateway::lync_check::check(&e, &config, names.as_deref());
+        let findings = rcc_gateway::lync_check::check(
+            &e,
+            &config,
+            names.as_deref(),
+            &rcc_gateway::lync_check::system_resolver,
+        );
         for f in &findings {
             println!("{f}");
         }

@@ -1,8 +1,9 @@
 //! `rcc-gateway lync-check` on the binary, against Management Shell exports
-//! (`tests/fixtures/lync-exports/`: routes.json, trusted-applications.json and
-//! trusted-application-computers.json as ConvertTo-Json writes them, users.csv as Export-Csv
-//! does, byte-order marks included): the correct topology gives no finding and exit 0; each
-//! mistake gives exactly its finding, and an error gives a non-zero exit.
+//! (`tests/fixtures/lync-exports/`: routes.json, trusted-applications.json,
+//! trusted-application-pools.json and trusted-application-computers.json as ConvertTo-Json
+//! writes them, users.csv as Export-Csv does, byte-order marks included): the correct topology
+//! gives no finding and exit 0; each mistake gives exactly its finding, and an error gives a
+//! non-zero exit.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +36,7 @@ fn case(
     for f in [
         "routes.json",
         "trusted-applications.json",
+        "trusted-application-pools.json",
         "trusted-application-computers.json",
         "users.csv",
     ] {
@@ -168,6 +170,40 @@ fn each_mistake_gives_exactly_its_finding() {
             "error: trusted application pool rccgw.contoso.com: Get-CsTrustedApplicationComputer lists no computer in it",
         ),
         (
+            "a trusted application pool whose requests are challenged",
+            case(
+                "unauthenticated",
+                "trusted-application-pools.json",
+                |t| {
+                    t.replace(
+                        "\"TreatAsAuthenticated\":  true",
+                        "\"TreatAsAuthenticated\":  false",
+                    )
+                },
+                "rccgw.contoso.com",
+                EXT,
+            ),
+            false,
+            "error: trusted application pool rccgw.contoso.com: TreatAsAuthenticated is False",
+        ),
+        (
+            "a trusted application pool throttled as a client",
+            case(
+                "throttled",
+                "trusted-application-pools.json",
+                |t| {
+                    t.replace(
+                        "\"ThrottleAsServer\":  true",
+                        "\"ThrottleAsServer\":  false",
+                    )
+                },
+                "rccgw.contoso.com",
+                EXT,
+            ),
+            true,
+            "warning: trusted application pool rccgw.contoso.com: ThrottleAsServer is False",
+        ),
+        (
             "a certificate that does not name the pool",
             case("cert", "", unchanged, "rccgw01.contoso.com", EXT),
             false,
@@ -239,5 +275,56 @@ fn a_broken_export_is_an_error_naming_the_file() {
     assert!(
         err.contains("routes.json") && err.contains("ConvertTo-Json"),
         "{err}"
+    );
+}
+
+/// A TCP topology: the route goes to the gateway's IP, the trusted application is TCP, and the
+/// Front End knows the gateway's connections only by the address its computer's FQDN resolves
+/// to (here `localhost`, which resolves to 127.0.0.1 on every machine).
+fn tcp_case(name: &str, gateway_ip: &str) -> Case {
+    let dir = std::env::temp_dir().join(format!("rcc-lync-check-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let files = [
+        (
+            "routes.json",
+            format!(
+                r#"[{{ "Identity": "Global", "Route": [ {{ "Transport": {{ "Address": "{gateway_ip}", "Port": 5065 }}, "MatchUri": "rcc.contoso.com", "Enabled": true }} ] }}]"#
+            ),
+        ),
+        (
+            "trusted-applications.json",
+            r#"{ "Identity": "rccgw.contoso.com/urn:application:rcc-gateway", "Protocol": "Tcp", "TrustedApplicationPoolFqdn": "rccgw.contoso.com", "Port": 5065 }"#.to_owned(),
+        ),
+        (
+            "trusted-application-computers.json",
+            r#"{ "Identity": "localhost", "Pool": "rccgw.contoso.com" }"#.to_owned(),
+        ),
+        (
+            "users.csv",
+            std::fs::read_to_string(fixtures().join("users.csv")).expect("fixture"),
+        ),
+        (
+            "gateway.toml",
+            format!(
+                "[sip]\nlisten_tcp = \"0.0.0.0:5065\"\nhost = \"{gateway_ip}\"\ntrusted_peer = [{{ ip = \"10.0.0.11\" }}]\n[pbx]\naddress = \"10.0.0.20:1040\"\n{EXT}"
+            ),
+        ),
+    ];
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).expect("write");
+    }
+    Case { dir }
+}
+
+#[test]
+fn a_tcp_trusted_application_must_resolve_to_the_routes_ip() {
+    let (ok, findings) = run(&tcp_case("tcp-good", "127.0.0.1"));
+    assert!(ok && findings.is_empty(), "{findings:?}");
+    let (ok, findings) = run(&tcp_case("tcp-elsewhere", "10.0.0.30"));
+    assert!(!ok);
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert!(
+        findings[0].starts_with("error: TCP trusted application on port 5065: none of its computers is at the route's 10.0.0.30 (localhost resolves to "),
+        "{findings:?}"
     );
 }

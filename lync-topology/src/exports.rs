@@ -4,13 +4,14 @@
 //! ```powershell
 //! Get-CsStaticRoutingConfiguration | ConvertTo-Json -Depth 5 | Out-File routes.json
 //! Get-CsTrustedApplication | ConvertTo-Json -Depth 3 | Out-File trusted-applications.json
+//! Get-CsTrustedApplicationPool | ConvertTo-Json | Out-File trusted-application-pools.json
 //! Get-CsTrustedApplicationComputer | ConvertTo-Json | Out-File trusted-application-computers.json
 //! Get-CsUser -Filter {RemoteCallControlTelephonyEnabled -eq $true} |
 //!     Select-Object SipAddress,LineURI,LineServerURI,RemoteCallControlTelephonyEnabled,EnterpriseVoiceEnabled |
 //!     Export-Csv -NoTypeInformation users.csv
 //! ```
 //!
-//! `trusted-application-computers.json` is optional. Fields are read by name wherever
+//! The pools and computers files are optional. Fields are read by name wherever
 //! ConvertTo-Json puts them (a route's `Transport` holds `Fqdn` or `Address` and `Port`), so
 //! extra fields, a byte-order mark and a single object instead of an array do not matter.
 
@@ -70,6 +71,19 @@ pub struct ExportedApp {
     pub tcp: bool,
 }
 
+/// A trusted application pool as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedPool {
+    /// Its FQDN (`PoolFqdn`, else the `Identity` after `TrustedApplicationPool:`).
+    pub fqdn: String,
+    /// Its registrar (`Registrar:pool01.contoso.com`).
+    pub registrar: String,
+    /// `TreatAsAuthenticated` (false: the Front End challenges the gateway's requests).
+    pub treat_as_authenticated: bool,
+    /// `ThrottleAsServer` (false: the gateway's dialogs are throttled as one client's).
+    pub throttle_as_server: bool,
+}
+
 /// A computer of a trusted application pool as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportedComputer {
@@ -101,6 +115,8 @@ pub struct Exports {
     pub routes: Vec<ExportedRoute>,
     /// Trusted applications.
     pub apps: Vec<ExportedApp>,
+    /// Trusted application pools (`None`: not exported).
+    pub pools: Option<Vec<ExportedPool>>,
     /// Trusted application computers (`None`: not exported).
     pub computers: Option<Vec<ExportedComputer>>,
     /// RCC users.
@@ -143,6 +159,31 @@ impl Exports {
                 tcp: text(&a, "Protocol").eq_ignore_ascii_case("tcp"),
             });
         }
+        let pools = dir.join("trusted-application-pools.json");
+        if pools.exists() {
+            e.pools = Some(
+                objects(json(&pools)?)
+                    .iter()
+                    .map(|p| {
+                        let identity = text(p, "Identity");
+                        let fqdn = match text(p, "PoolFqdn") {
+                            f if f.is_empty() => {
+                                identity.rsplit(':').next().unwrap_or_default().to_owned()
+                            }
+                            f => f,
+                        };
+                        ExportedPool {
+                            fqdn,
+                            registrar: text(p, "Registrar"),
+                            treat_as_authenticated: !text(p, "TreatAsAuthenticated")
+                                .eq_ignore_ascii_case("false"),
+                            throttle_as_server: !text(p, "ThrottleAsServer")
+                                .eq_ignore_ascii_case("false"),
+                        }
+                    })
+                    .collect(),
+            );
+        }
         let computers = dir.join("trusted-application-computers.json");
         if computers.exists() {
             e.computers = Some(
@@ -173,6 +214,15 @@ impl Exports {
             .iter()
             .filter(|r| r.collection.eq_ignore_ascii_case(collection))
             .collect()
+    }
+
+    /// The exported settings of a trusted application pool (`None`: pools not exported, or
+    /// this one not among them).
+    pub fn pool(&self, fqdn: &str) -> Option<&ExportedPool> {
+        self.pools
+            .as_ref()?
+            .iter()
+            .find(|p| p.fqdn.eq_ignore_ascii_case(fqdn))
     }
 
     /// The collections that are a pool's own, with the pool's FQDN.

@@ -2,7 +2,7 @@
 //! material and its users; and the Lync Server PowerShell that builds the same topology.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -153,9 +153,9 @@ fn validated(f: LyncFile) -> anyhow::Result<LyncFile> {
 impl LyncFile {
     /// The pool as a real one is configured: its static routes are the ones Lync applies to
     /// this pool's users (its own routing collection when it has one, else the global one),
-    /// its trusted applications are the exported ones (treated as authenticated; a TCP one is
-    /// pinned to its pool identity when that is an IP, else to the address `[hosts]` gives
-    /// its FQDN), and its users are the exported RCC users, each taking the profile and
+    /// its trusted applications are the exported ones (treated as authenticated unless the
+    /// exported pool says otherwise; a TCP one is
+    /// pinned to the address of its first computer, see `pinned_ip`), and its users are the exported RCC users, each taking the profile and
     /// endpoint count of a `[[user]]` with the same SIP URI (default: one Lync 2013 endpoint).
     pub fn with_exports(mut self, e: &Exports) -> anyhow::Result<LyncFile> {
         self.pool.static_routes = e
@@ -178,18 +178,12 @@ impl LyncFile {
             .iter()
             .map(|a| TrustedApplication {
                 pool_fqdn: a.pool_fqdn.clone(),
-                ip: a
-                    .tcp
-                    .then(|| {
-                        a.pool_fqdn
-                            .parse()
-                            .ok()
-                            .or_else(|| self.hosts.get(&a.pool_fqdn).map(|h| h.ip()))
-                    })
-                    .flatten(),
+                ip: a.tcp.then(|| self.pinned_ip(e, &a.pool_fqdn)).flatten(),
                 port: a.port,
                 tcp_enabled: a.tcp,
-                treat_as_authenticated: true,
+                treat_as_authenticated: e
+                    .pool(&a.pool_fqdn)
+                    .is_none_or(|p| p.treat_as_authenticated),
             })
             .collect();
         let file_users = std::mem::take(&mut self.users);
@@ -211,6 +205,23 @@ impl LyncFile {
             })
             .collect();
         validated(self)
+    }
+
+    /// The address the pool knows a TCP trusted application pool by: its first computer (the
+    /// pool itself when no computers were exported) whose name is an IP address or has one in
+    /// `[hosts]`, the lab's DNS.
+    fn pinned_ip(&self, e: &Exports, pool_fqdn: &str) -> Option<IpAddr> {
+        let names: Vec<&str> = match &e.computers {
+            Some(c) => c
+                .iter()
+                .filter(|c| c.pool_fqdn.eq_ignore_ascii_case(pool_fqdn))
+                .map(|c| c.fqdn.as_str())
+                .collect(),
+            None => vec![pool_fqdn],
+        };
+        names
+            .into_iter()
+            .find_map(|n| n.parse().ok().or_else(|| self.hosts.get(n).map(|h| h.ip())))
     }
 
     /// The simulator configuration (loading or generating the pool certificate).
@@ -320,6 +331,49 @@ mod tests {
             ps.contains("Set-CsUser -Identity 'sip:alice@contoso.com'"),
             "{ps}"
         );
+    }
+
+    #[test]
+    fn a_tcp_trusted_application_is_pinned_to_its_computers_address() {
+        use rcc_lync_topology::exports::{ExportedApp, ExportedComputer, ExportedRoute};
+        let file = parse(
+            "[pool]\nfqdn = \"pool01.contoso.com\"\n[[pool.static_route]]\nmatch_uri = \"x\"\ntransport = \"tcp\"\ndestination = \"10.0.0.30\"\nport = 5065\n[hosts]\n\"rccgw01.contoso.com\" = \"10.0.0.30\"\n",
+        )
+        .expect("file");
+        let mut e = Exports {
+            collections: vec!["Global".into()],
+            routes: vec![ExportedRoute {
+                collection: "Global".into(),
+                match_uri: "rcc.contoso.com".into(),
+                destination: "10.0.0.30".into(),
+                port: 5065,
+                tls: false,
+            }],
+            apps: vec![ExportedApp {
+                identity: "rccgw.contoso.com/urn:application:rcc-gateway".into(),
+                pool_fqdn: "rccgw.contoso.com".into(),
+                port: 5065,
+                tcp: true,
+            }],
+            computers: Some(vec![ExportedComputer {
+                fqdn: "rccgw01.contoso.com".into(),
+                pool_fqdn: "rccgw.contoso.com".into(),
+            }]),
+            pools: None,
+            users: vec![],
+        };
+        let pinned = |e: &Exports| {
+            file.clone()
+                .with_exports(e)
+                .expect("exports")
+                .pool
+                .trusted_applications[0]
+                .ip
+        };
+        assert_eq!(pinned(&e), "10.0.0.30".parse().ok());
+        // Without the computers export the pool is its own computer, and has no address here.
+        e.computers = None;
+        assert_eq!(pinned(&e), None);
     }
 
     #[test]
