@@ -175,6 +175,10 @@ pub struct LabConfig {
     pub lab_pool_cert: bool,
     /// This host's address as the gateway sees it (None: no route to the gateway from here).
     pub lab_host: Option<std::net::IpAddr>,
+    /// The LineServerURI every lab user has.
+    pub line_server_uri: String,
+    /// The customer's routing the pool plays (lab.toml `[lync]`), if any.
+    pub real_topology: Option<crate::lab::RealTopology>,
 }
 
 /// The lab's desk phones without a Lync user, and the outside numbers the scenarios use.
@@ -227,6 +231,8 @@ impl LabConfig {
             profile,
             pbx_login: (profile == "aes").then_some(("cti", "lab")),
             users: options.users.clone(),
+            line_server_uri: options.line_server_uri()?,
+            real_topology: options.real_topology.clone(),
             desk_phones: options.extra_devices.clone(),
             gateway_ca: g.ca.clone().or_else(|| pki.as_ref().map(|p| p.ca.clone())),
             lab_gateway_cert: g.ca.is_none(),
@@ -240,11 +246,6 @@ impl LabConfig {
         })
     }
 
-    /// The LineServerURI every lab user has.
-    pub fn line_server_uri() -> String {
-        format!("sip:rccgateway@{RCC_DOMAIN}")
-    }
-
     /// The statement for the lab admin, then the ready gateway.toml.
     pub fn text(&self) -> String {
         let mut t = String::new();
@@ -254,28 +255,55 @@ impl LabConfig {
             "# What the gateway under test must be configured with for `rcc-lab run --lab`.\n"
         );
         let _ = writeln!(t, "## Lync side (the simulated Front End pool {POOL_FQDN})");
-        let _ = writeln!(
-            t,
-            "static route: MatchUri {RCC_DOMAIN} -> {}:{} over {transport}{}",
-            self.destination,
-            self.address.port(),
-            if self.tls {
-                " (UseDefaultCertificate)"
-            } else {
-                ""
+        match &self.real_topology {
+            Some(real) => {
+                for r in real.exports.routes_for_pool(&real.registrar) {
+                    let _ = writeln!(
+                        t,
+                        "static route (exported, {}): MatchUri {} -> {}:{} over {}, which the lab sends to {}",
+                        r.collection,
+                        r.match_uri,
+                        r.destination,
+                        r.port,
+                        if r.tls { "TLS" } else { "TCP" },
+                        self.address
+                    );
+                }
+                for a in &real.exports.apps {
+                    let _ = writeln!(
+                        t,
+                        "trusted application (exported): {} port {}{}",
+                        a.pool_fqdn,
+                        a.port,
+                        if a.tcp { ", TCP" } else { "" }
+                    );
+                }
             }
-        );
-        let _ = writeln!(
-            t,
-            "trusted application pool: {} port {}{}, TreatAsAuthenticated",
-            self.destination,
-            self.address.port(),
-            if self.tls {
-                String::new()
-            } else {
-                format!(", TCP with IP {} pinned", self.address.ip())
+            None => {
+                let _ = writeln!(
+                    t,
+                    "static route: MatchUri {RCC_DOMAIN} -> {}:{} over {transport}{}",
+                    self.destination,
+                    self.address.port(),
+                    if self.tls {
+                        " (UseDefaultCertificate)"
+                    } else {
+                        ""
+                    }
+                );
+                let _ = writeln!(
+                    t,
+                    "trusted application pool: {} port {}{}, TreatAsAuthenticated",
+                    self.destination,
+                    self.address.port(),
+                    if self.tls {
+                        String::new()
+                    } else {
+                        format!(", TCP with IP {} pinned", self.address.ip())
+                    }
+                );
             }
-        );
+        }
         let _ = writeln!(
             t,
             "the pool connects from {} (this host), one long-lived {transport} connection per scenario",
@@ -317,7 +345,7 @@ impl LabConfig {
         let _ = writeln!(
             t,
             "\n## Users (LineServerURI {} for all)",
-            Self::line_server_uri()
+            self.line_server_uri
         );
         let _ = writeln!(
             t,
@@ -459,6 +487,30 @@ mod tests {
         let mut config = rcc_gateway::config::parse_unchecked(&plan.gateway_toml()).expect("toml");
         let problems = rcc_gateway::config::check(&mut config);
         assert!(problems.is_empty(), "{problems:?}\n{}", plan.gateway_toml());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_real_topology_states_the_exported_routes_and_line_server() {
+        let dir = std::env::temp_dir().join(format!("rcc-labconfig-real-{}", std::process::id()));
+        let exports = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("gateway/tests/fixtures/lync-exports");
+        let (file, path) = lab(
+            &dir,
+            &format!(
+                "[gateway]\nmode = \"external\"\naddress = \"127.0.0.1:5065\"\nfqdn = \"gw.lab.example\"\npbx_listen = \"0.0.0.0:1040\"\n[lync]\nexports = {}\n",
+                quoted(&exports)
+            ),
+        );
+        let text = LabConfig::prepare(&file, &path).expect("plan").text();
+        assert!(
+            text.contains("static route (exported, Global): MatchUri rcc.contoso.com -> rccgw.contoso.com:5065 over TLS, which the lab sends to 127.0.0.1:5065"),
+            "{text}"
+        );
+        assert!(
+            text.contains("LineServerURI sip:rccgateway@rcc.contoso.com for all"),
+            "{text}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::lab::{ExternalGateway, ExternalPbx, GatewayAt, LabOptions, PbxAt, User};
+use crate::lab::{ExternalGateway, ExternalPbx, GatewayAt, LabOptions, PbxAt, RealTopology, User};
 
 /// The file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -24,9 +24,25 @@ pub struct LabFile {
     /// extensions must exist with E.164 numbers +1425555xxxx.
     #[serde(default, rename = "user")]
     pub users: Vec<UserFile>,
+    /// The Lync side of a real deployment.
+    #[serde(default)]
+    pub lync: Option<LyncFile>,
     /// Where the file was read from (its folder keeps the lab's generated certificates).
     #[serde(skip)]
     pub path: Option<PathBuf>,
+}
+
+/// `[lync]`: the simulated pool routes as a real one, from its Management Shell exports (the
+/// folder `rcc-gateway lync-check` reads).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LyncFile {
+    /// The exports' folder (relative to lab.toml).
+    pub exports: PathBuf,
+    /// The Front End pool whose routing the lab plays (its own routing collection if it has
+    /// one); default: the global routing.
+    #[serde(default)]
+    pub registrar: Option<String>,
 }
 
 /// `[gateway]`
@@ -222,6 +238,16 @@ impl LabFile {
                 pbx_listen,
             });
             o.tls = tls;
+        }
+        if let Some(l) = &self.lync {
+            let dir = match self.path.as_ref().and_then(|p| p.parent()) {
+                Some(base) => base.join(&l.exports),
+                None => l.exports.clone(),
+            };
+            o.real_topology = Some(RealTopology {
+                exports: rcc_lync_topology::exports::Exports::read(&dir)?,
+                registrar: l.registrar.clone().unwrap_or_default(),
+            });
         }
         if let Some(x) = self.pbx.as_ref().filter(|x| x.mode == Mode::External) {
             o.pbx_at = PbxAt::External(ExternalPbx {

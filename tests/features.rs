@@ -230,6 +230,52 @@ fn check_non_conforming(outcome: &scenarios::RunOutcome, report: &Path) -> usize
     failures
 }
 
+/// Every scenario in process with the Lync side of a real deployment (lab.toml `[lync]`, the
+/// export fixtures `rcc-gateway lync-check` is tested with): the pool routes by the exported
+/// static route and trusted application, the users sign in with the exported LineServerURI.
+/// Everything passes, except that the scenarios which set the route or the trust themselves
+/// are not applicable, saying why.
+async fn real_topology_run(root: &Path, target: &Path) -> anyhow::Result<usize> {
+    let dir = std::env::temp_dir().join(format!("rcc-lab-real-topology-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let lab_toml = dir.join("lab.toml");
+    std::fs::write(
+        &lab_toml,
+        format!(
+            "[lync]\nexports = {}\nregistrar = \"pool01.contoso.com\"\n",
+            rcc_lab::labconfig::quoted(&root.join("gateway/tests/fixtures/lync-exports"))
+        ),
+    )?;
+    let lab = options(&LabFile::load(&lab_toml)?);
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = scenarios::RunOptions {
+        features: root.join("features"),
+        selection: Selection::with_tags(std::env::var("RCC_LAB_TAGS").ok().as_deref())?,
+        report: target.join("report-real-topology"),
+        concurrency: 4,
+        fail_fast: false,
+        lab,
+    };
+    let t = scenarios::run(&run).await?;
+    println!("in-process lab, real topology: {}", t.totals());
+    let mut failures = t.failed();
+    let by_topology = |s: &&rcc_lab::report::ScenarioReport| matches!(&s.status, Status::NotApplicable(why) if why.contains("exported Lync topology"));
+    for s in t.scenarios.iter().filter(|s| {
+        matches!(s.status, Status::NotApplicable(_))
+            && !s.tags.iter().any(|t| t == "needs-external-gateway")
+            && !by_topology(s)
+    }) {
+        println!("real topology: {} should apply", s.location());
+        failures += 1;
+    }
+    let routing = t.scenarios.iter().filter(by_topology).count();
+    if routing < 2 {
+        println!("real topology: the routing scenarios should be not applicable ({routing} were)");
+        failures += 1;
+    }
+    Ok(failures)
+}
+
 async fn external_runs(root: &Path, target: &Path) -> anyhow::Result<usize> {
     let mut failures = 0;
     let tags = std::env::var("RCC_LAB_EXTERNAL_TAGS").ok();
@@ -337,6 +383,14 @@ async fn main() {
         }
         Err(e) => {
             eprintln!("the in-process run did not complete: {e:#}");
+            std::process::exit(2);
+        }
+    }
+
+    match real_topology_run(&root, &target).await {
+        Ok(f) => failures += f,
+        Err(e) => {
+            eprintln!("the real-topology run did not complete: {e:#}");
             std::process::exit(2);
         }
     }

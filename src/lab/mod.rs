@@ -10,9 +10,10 @@ use std::time::Duration;
 use anyhow::Context;
 use rcc_gateway::config::{self as gwconfig, Config as GatewayConfig};
 use rcc_gateway::server::GatewayHandle;
+use rcc_lync_topology::exports::Exports;
 use rcc_simulators::lync::{
-    ClientProfile, EndpointConfig, LyncSim, LyncSimConfig, PoolConfig, PoolTls, RouteTransport,
-    StaticRoute, TrustedApplication,
+    ClientProfile, EndpointConfig, LabAddress, LyncSim, LyncSimConfig, PoolConfig, PoolTls,
+    RouteTransport, StaticRoute, TrustedApplication,
 };
 use rcc_simulators::pbx::{DeviceConfig, Listen, PbxConfig, PbxSim, Profile};
 use rcc_simulators::tls::LabCa;
@@ -58,6 +59,9 @@ pub struct LabOptions {
     pub trace: Option<PathBuf>,
     /// Our gateway's per-session traces.
     pub session_traces: Option<rcc_gateway::config::SessionTraceConfig>,
+    /// The Lync side of a real deployment (lab.toml `[lync]`): the pool routes as the
+    /// customer's does, instead of by `match_uri` and `gateway_trusted`.
+    pub real_topology: Option<RealTopology>,
     /// Session-Expires our gateway grants (RFC 4028), seconds.
     pub session_expires: Option<u32>,
 }
@@ -91,6 +95,71 @@ impl Default for LabOptions {
             trace: None,
             session_traces: None,
             session_expires: None,
+            real_topology: None,
+        }
+    }
+}
+
+/// A real Lync deployment's routing, from its Management Shell exports.
+#[derive(Debug, Clone)]
+pub struct RealTopology {
+    /// What was exported.
+    pub exports: Exports,
+    /// The Front End pool whose routing the lab plays (its own routing collection applies
+    /// when it has one, else the global one).
+    pub registrar: String,
+}
+
+impl RealTopology {
+    /// The exported users' LineServerURI (the most common one), which the lab's users take.
+    pub fn line_server_uri(&self) -> anyhow::Result<String> {
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for u in &self.exports.users {
+            match counts.iter_mut().find(|(l, _)| *l == u.line_server_uri) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((&u.line_server_uri, 1)),
+            }
+        }
+        counts
+            .iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(l, _)| (*l).to_owned())
+            .ok_or_else(|| {
+                anyhow::anyhow!("the exported users.csv lists no RCC user, so no LineServerURI")
+            })
+    }
+
+    /// Whether the routes Lync applies go over TLS (the first one's transport).
+    pub fn tls(&self) -> bool {
+        self.exports
+            .routes_for_pool(&self.registrar)
+            .first()
+            .is_none_or(|r| r.tls)
+    }
+
+    /// The names the gateway under test is reached and trusted by: TLS route destinations
+    /// and trusted application pool and computer FQDNs.
+    fn gateway_names(&self) -> Vec<String> {
+        let e = &self.exports;
+        let mut names: Vec<String> = e
+            .routes
+            .iter()
+            .map(|r| r.destination.clone())
+            .chain(e.apps.iter().map(|a| a.pool_fqdn.clone()))
+            .chain(e.computers.iter().flatten().map(|c| c.fqdn.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+impl LabOptions {
+    /// The LineServerURI the lab's users get.
+    pub fn line_server_uri(&self) -> anyhow::Result<String> {
+        match &self.real_topology {
+            Some(t) => t.line_server_uri(),
+            None => Ok(format!("sip:rccgateway@{RCC_DOMAIN}")),
         }
     }
 }
@@ -107,6 +176,8 @@ pub struct Lab {
     pub ca: LabCa,
     /// Our gateway's configuration (none for an external gateway).
     pub gateway_config: Option<GatewayConfig>,
+    /// The LineServerURI the lab's users sign in with.
+    line_server: String,
     dir: PathBuf,
 }
 
@@ -204,7 +275,16 @@ async fn start_gateway(
     write: &Writer<'_>,
 ) -> anyhow::Result<(GatewayHandle, GatewayConfig)> {
     let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let gw_id = ca.issue(&[GATEWAY_FQDN])?;
+    let mut names = vec![GATEWAY_FQDN.to_owned()];
+    if let Some(t) = &options.real_topology {
+        names.extend(
+            t.gateway_names()
+                .into_iter()
+                .filter(|n| n.parse::<IpAddr>().is_err()),
+        );
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let gw_id = ca.issue(&names)?;
     let gw_cert = write("gw.crt", &gw_id.cert_pem)?;
     let gw_key = write("gw.key", &gw_id.key_pem)?;
     let (pbx_addr, profile, credentials) = match (&options.pbx_at, pbx) {
@@ -276,9 +356,50 @@ request_timeout_ms = 3000
     Ok((gw, config))
 }
 
+/// The lab's own pool: one static route on `options.match_uri` to the gateway, and the gateway
+/// as a trusted application unless `options.gateway_trusted` is off.
+fn lab_pool(
+    options: &LabOptions,
+    tls: bool,
+    destination: &str,
+    host_ip: IpAddr,
+    port: u16,
+) -> PoolConfig {
+    let mut trusted = Vec::new();
+    if options.gateway_trusted {
+        trusted.push(TrustedApplication {
+            pool_fqdn: destination.to_owned(),
+            ip: (!tls).then_some(host_ip),
+            port,
+            tcp_enabled: !tls,
+            treat_as_authenticated: true,
+        });
+    }
+    PoolConfig {
+        fqdn: POOL_FQDN.to_owned(),
+        port: 5061,
+        static_routes: vec![StaticRoute {
+            match_uri: options.match_uri.clone(),
+            transport: if tls {
+                RouteTransport::Tls
+            } else {
+                RouteTransport::Tcp
+            },
+            destination: destination.to_owned(),
+            port,
+            use_default_certificate: true,
+        }],
+        trusted_applications: trusted,
+    }
+}
+
 impl Lab {
     /// Starts the parts the options place in this process.
-    pub async fn start(options: LabOptions) -> anyhow::Result<Lab> {
+    pub async fn start(mut options: LabOptions) -> anyhow::Result<Lab> {
+        // Our gateway listens on the transport of the real topology's routes.
+        if let (Some(t), GatewayAt::InProcess) = (&options.real_topology, &options.gateway_at) {
+            options.tls = t.tls();
+        }
         let dir = lab_dir()?;
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let external_gw = match &options.gateway_at {
@@ -351,31 +472,23 @@ impl Lab {
             None if tls => (GATEWAY_FQDN.to_owned(), IpAddr::V4(Ipv4Addr::LOCALHOST)),
             None => ("127.0.0.1".to_owned(), IpAddr::V4(Ipv4Addr::LOCALHOST)),
         };
-        let mut trusted = Vec::new();
-        if options.gateway_trusted {
-            trusted.push(TrustedApplication {
-                pool_fqdn: destination.clone(),
-                ip: (!tls).then_some(host_ip),
-                port: gw_addr.port(),
-                tcp_enabled: !tls,
-                treat_as_authenticated: true,
-            });
-        }
-        let pool = PoolConfig {
-            fqdn: POOL_FQDN.to_owned(),
-            port: 5061,
-            static_routes: vec![StaticRoute {
-                match_uri: options.match_uri.clone(),
-                transport: if tls {
-                    RouteTransport::Tls
-                } else {
-                    RouteTransport::Tcp
-                },
-                destination: destination.clone(),
-                port: gw_addr.port(),
-                use_default_certificate: true,
-            }],
-            trusted_applications: trusted,
+        let mut hosts = HashMap::from([(destination.clone(), host_ip.into())]);
+        let pool = match &options.real_topology {
+            // Every exported destination and trusted computer is the gateway under test.
+            Some(t) => {
+                for name in t.gateway_names() {
+                    hosts.insert(name, LabAddress::Socket(gw_addr));
+                }
+                let mut pool = PoolConfig {
+                    fqdn: POOL_FQDN.to_owned(),
+                    port: 5061,
+                    static_routes: Vec::new(),
+                    trusted_applications: Vec::new(),
+                };
+                pool.take_exports(&t.exports, &t.registrar, &hosts);
+                pool
+            }
+            None => lab_pool(&options, tls, &destination, host_ip, gw_addr.port()),
         };
         let (identity, roots) = match &external_gw {
             Some(e) if e.tls => {
@@ -397,10 +510,11 @@ impl Lab {
             pool,
             listen: None,
             tls: Some(PoolTls { identity, roots }),
-            hosts: HashMap::from([(destination, host_ip.into())]),
+            hosts,
         })
         .await?;
         let lab = Lab {
+            line_server: options.line_server_uri()?,
             pbx,
             gateway,
             lync,
@@ -588,7 +702,7 @@ impl Lab {
             user: uri.to_owned(),
             epid: epid.to_owned(),
             line: line.to_owned(),
-            line_server: format!("sip:rccgateway@{RCC_DOMAIN}"),
+            line_server: self.line_server.clone(),
             profile,
             refresh: None,
             reestablish: true,

@@ -94,23 +94,39 @@ async fn pbx_is(w: &mut RccWorld, which: String) -> Step {
 
 #[given(expr = "the Front End reaches the gateway over {word}")]
 async fn transport(w: &mut RccWorld, t: String) -> Step {
-    w.options.tls = match t.as_str() {
+    let tls = match t.as_str() {
         "TLS" | "tls" => true,
         "TCP" | "tcp" => false,
         other => anyhow::bail!("unknown transport {other:?}"),
     };
+    if w.options.real_topology.as_ref().map(|r| r.tls()) != Some(tls) {
+        real_topology_decides(w, "the transport")?;
+    }
+    w.options.tls = tls;
     Ok(())
 }
 
 #[given("the gateway is not a trusted application")]
 async fn untrusted(w: &mut RccWorld) -> Step {
+    real_topology_decides(w, "whether the gateway is a trusted application")?;
     w.options.gateway_trusted = false;
     Ok(())
 }
 
 #[given(expr = "the static route matches {word}")]
 async fn route_matches(w: &mut RccWorld, m: String) -> Step {
+    real_topology_decides(w, "the static route")?;
     w.options.match_uri = m;
+    Ok(())
+}
+
+/// Not applicable when the lab plays a real topology (lab.toml `[lync] exports`): its exports
+/// decide `what`, not the scenario.
+fn real_topology_decides(w: &RccWorld, what: &str) -> Step {
+    anyhow::ensure!(
+        w.options.real_topology.is_none(),
+        "not applicable: {what} comes from the exported Lync topology (lab.toml [lync] exports)"
+    );
     Ok(())
 }
 

@@ -151,41 +151,12 @@ fn validated(f: LyncFile) -> anyhow::Result<LyncFile> {
 }
 
 impl LyncFile {
-    /// The pool as a real one is configured: its static routes are the ones Lync applies to
-    /// this pool's users (its own routing collection when it has one, else the global one),
-    /// its trusted applications are the exported ones (treated as authenticated unless the
-    /// exported pool says otherwise; a TCP one is
-    /// pinned to the address of its first computer, see `pinned_ip`), and its users are the exported RCC users, each taking the profile and
-    /// endpoint count of a `[[user]]` with the same SIP URI (default: one Lync 2013 endpoint).
+    /// The pool as a real one is configured (see [`PoolConfig::take_exports`]), and its users
+    /// the exported RCC users, each taking the profile and endpoint count of a `[[user]]` with
+    /// the same SIP URI (default: one Lync 2013 endpoint).
     pub fn with_exports(mut self, e: &Exports) -> anyhow::Result<LyncFile> {
-        self.pool.static_routes = e
-            .routes_for_pool(&self.pool.fqdn)
-            .into_iter()
-            .map(|r| StaticRoute {
-                match_uri: r.match_uri.clone(),
-                transport: if r.tls {
-                    RouteTransport::Tls
-                } else {
-                    RouteTransport::Tcp
-                },
-                destination: r.destination.clone(),
-                port: r.port,
-                use_default_certificate: true,
-            })
-            .collect();
-        self.pool.trusted_applications = e
-            .apps
-            .iter()
-            .map(|a| TrustedApplication {
-                pool_fqdn: a.pool_fqdn.clone(),
-                ip: a.tcp.then(|| self.pinned_ip(e, &a.pool_fqdn)).flatten(),
-                port: a.port,
-                tcp_enabled: a.tcp,
-                treat_as_authenticated: e
-                    .pool(&a.pool_fqdn)
-                    .is_none_or(|p| p.treat_as_authenticated),
-            })
-            .collect();
+        let registrar = self.pool.fqdn.clone();
+        self.pool.take_exports(e, &registrar, &self.hosts);
         let file_users = std::mem::take(&mut self.users);
         self.users = e
             .users
@@ -205,23 +176,6 @@ impl LyncFile {
             })
             .collect();
         validated(self)
-    }
-
-    /// The address the pool knows a TCP trusted application pool by: its first computer (the
-    /// pool itself when no computers were exported) whose name is an IP address or has one in
-    /// `[hosts]`, the lab's DNS.
-    fn pinned_ip(&self, e: &Exports, pool_fqdn: &str) -> Option<IpAddr> {
-        let names: Vec<&str> = match &e.computers {
-            Some(c) => c
-                .iter()
-                .filter(|c| c.pool_fqdn.eq_ignore_ascii_case(pool_fqdn))
-                .map(|c| c.fqdn.as_str())
-                .collect(),
-            None => vec![pool_fqdn],
-        };
-        names
-            .into_iter()
-            .find_map(|n| n.parse().ok().or_else(|| self.hosts.get(n).map(|h| h.ip())))
     }
 
     /// The simulator configuration (loading or generating the pool certificate).
@@ -265,6 +219,65 @@ impl LyncFile {
         }
         out
     }
+}
+
+impl PoolConfig {
+    /// The routing of a real pool from its Management Shell exports: the static routes Lync
+    /// applies to the users of the pool `registrar` (its own routing collection when it has
+    /// one, else the global one) and the exported trusted applications, treated as authenticated unless the
+    /// exported pool says otherwise; a TCP one is pinned to its first computer (the pool
+    /// itself when no computers were exported) whose name is an IP address or is in `hosts`,
+    /// the lab's DNS.
+    pub fn take_exports(
+        &mut self,
+        e: &Exports,
+        registrar: &str,
+        hosts: &HashMap<String, LabAddress>,
+    ) {
+        self.static_routes = e
+            .routes_for_pool(registrar)
+            .into_iter()
+            .map(|r| StaticRoute {
+                match_uri: r.match_uri.clone(),
+                transport: if r.tls {
+                    RouteTransport::Tls
+                } else {
+                    RouteTransport::Tcp
+                },
+                destination: r.destination.clone(),
+                port: r.port,
+                use_default_certificate: true,
+            })
+            .collect();
+        self.trusted_applications = e
+            .apps
+            .iter()
+            .map(|a| TrustedApplication {
+                pool_fqdn: a.pool_fqdn.clone(),
+                ip: a.tcp.then(|| pinned_ip(e, hosts, &a.pool_fqdn)).flatten(),
+                port: a.port,
+                tcp_enabled: a.tcp,
+                treat_as_authenticated: e
+                    .pool(&a.pool_fqdn)
+                    .is_none_or(|p| p.treat_as_authenticated),
+            })
+            .collect();
+    }
+}
+
+/// The address the pool knows a TCP trusted application pool by.
+fn pinned_ip(e: &Exports, hosts: &HashMap<String, LabAddress>, pool_fqdn: &str) -> Option<IpAddr> {
+    let names: Vec<&str> = match &e.computers {
+        Some(c) => c
+            .iter()
+            .filter(|c| c.pool_fqdn.eq_ignore_ascii_case(pool_fqdn))
+            .map(|c| c.fqdn.as_str())
+            .collect(),
+        None => vec![pool_fqdn],
+    };
+    names
+        .into_iter()
+        .find_map(|n| n.parse().ok().or_else(|| hosts.get(n).map(|h| h.ip())))
 }
 
 /// The Lync Server Management Shell commands for this topology (the printer is
