@@ -190,6 +190,12 @@ async fn run(
     for w in config::warnings(&config) {
         tracing::warn!("{w}");
     }
+    // Connections are capped by what the open-file limit allows: take all the hard limit gives
+    // (systemd's default soft limit is 1,024).
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) => tracing::info!(open_file_limit = files, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let gw = GatewayHandle::start(config).await?;
     // systemd (Type=notify) starts what depends on the gateway only now; without
     // NOTIFY_SOCKET this does nothing.
@@ -200,6 +206,7 @@ async fn run(
         tls = gw.sip_tls.map(tracing::field::display),
         tcp = gw.sip_tcp.map(tracing::field::display),
         metrics = gw.metrics_addr.map(tracing::field::display),
+        max_connections = gw.connection_limit(),
         "rcc-gateway ready"
     );
     let stop = loop {

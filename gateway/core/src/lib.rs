@@ -23,7 +23,7 @@ mod timers;
 
 pub use engine::{Gateway, Output, Target, target_of};
 pub use ids::{FlowId, SessionId};
-pub use metrics::{EndReason, Exposition, Metrics, RefusalReason};
+pub use metrics::{EndReason, Exposition, LimitReason, Metrics, RefusalReason};
 pub use rcc::authz::parse_csv;
 pub use rcc::numbering::{explain as explain_numbering, maps_line};
 pub use setup::Policy;

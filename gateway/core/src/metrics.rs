@@ -106,6 +106,52 @@ impl RefusalReason {
     }
 }
 
+/// Why the shell refused or closed a SIP connection to keep its resources bounded
+/// (`rcc_gateway_connection_limits{reason}`); every series exists from the start, at zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitReason {
+    /// All `sip.max_connections` slots open (those reserved for trusted peers included).
+    Connections,
+    /// Only the slots reserved for trusted peers were left, and the peer's address is not one.
+    Reserved,
+    /// `sip.max_connections_per_peer` from this address.
+    PerPeer,
+    /// `sip.max_tls_handshakes` in progress, overall or from this address.
+    Handshakes,
+    /// The TLS handshake took longer than `sip.tls_handshake_timeout_ms`.
+    HandshakeTimeout,
+    /// A message stayed incomplete longer than `sip.message_timeout_ms`.
+    MessageTimeout,
+    /// Nothing arrived for `sip.idle_timeout_s`.
+    Idle,
+}
+
+impl LimitReason {
+    /// Every reason.
+    pub const ALL: [LimitReason; 7] = [
+        LimitReason::Connections,
+        LimitReason::Reserved,
+        LimitReason::PerPeer,
+        LimitReason::Handshakes,
+        LimitReason::HandshakeTimeout,
+        LimitReason::MessageTimeout,
+        LimitReason::Idle,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitReason::Connections => "connections",
+            LimitReason::Reserved => "reserved for trusted peers",
+            LimitReason::PerPeer => "per peer",
+            LimitReason::Handshakes => "tls handshakes",
+            LimitReason::HandshakeTimeout => "tls handshake timeout",
+            LimitReason::MessageTimeout => "message timeout",
+            LimitReason::Idle => "idle",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
     method: Cow<'static, str>,
@@ -201,6 +247,7 @@ pub struct Metrics {
     event_answer_codes: Family<CodeLabel, Counter>,
     sessions_ended: Family<ReasonLabel, Counter>,
     refused_requests: Family<ReasonLabel, Counter>,
+    connection_limits: Family<ReasonLabel, Counter>,
     connections: Family<PeerLabel, Gauge>,
     requests: Family<RequestLabel, Counter>,
     response_time: Family<ServiceLabel, Histogram, fn() -> Histogram>,
@@ -210,6 +257,11 @@ pub struct Metrics {
     pub refused_peers: Counter,
     /// Connections closed because the peer did not take what was queued for it.
     pub queue_overflows: Counter,
+    /// SIP connections the gateway holds at most (`sip.max_connections`, or what the open-file
+    /// limit leaves).
+    pub connection_limit: Gauge,
+    /// TLS handshakes in progress.
+    pub tls_handshakes: Gauge,
     /// Sessions that should have had a per-session trace and got none (file limit, write error).
     pub session_traces_refused: Counter,
     /// Sessions alive.
@@ -263,6 +315,7 @@ impl Metrics {
             event_answer_codes: Family::default(),
             sessions_ended: Family::default(),
             refused_requests: Family::default(),
+            connection_limits: Family::default(),
             connections: Family::default(),
             requests: Family::default(),
             response_time: Family::new_with_constructor(latency_histogram),
@@ -270,6 +323,8 @@ impl Metrics {
             added: added_histogram(),
             refused_peers: Counter::default(),
             queue_overflows: Counter::default(),
+            connection_limit: Gauge::default(),
+            tls_handshakes: Gauge::default(),
             session_traces_refused: Counter::default(),
             sessions: Gauge::default(),
             sessions_started: Counter::default(),
@@ -292,6 +347,9 @@ impl Metrics {
         }
         for r in RefusalReason::ALL {
             m.refused_series(r);
+        }
+        for r in LimitReason::ALL {
+            m.limit_series(r);
         }
         let build: Family<BuildLabel, Gauge> = Family::default();
         build
@@ -364,6 +422,21 @@ impl Metrics {
             "queue_overflows",
             "Connections closed because the peer did not take what was queued for it",
             m.queue_overflows.clone(),
+        );
+        ours.register(
+            "connection_limits",
+            "SIP connections refused or closed by a resource limit, by limit",
+            m.connection_limits.clone(),
+        );
+        ours.register(
+            "sip_connection_limit",
+            "SIP connections held at most (sip.max_connections, or what the open-file limit leaves)",
+            m.connection_limit.clone(),
+        );
+        ours.register(
+            "tls_handshakes",
+            "TLS handshakes in progress",
+            m.tls_handshakes.clone(),
         );
         ours.register(
             "session_traces_refused",
@@ -468,6 +541,19 @@ impl Metrics {
     /// A session ended.
     pub fn ended(&self, reason: EndReason) {
         self.ended_series(reason).inc();
+    }
+
+    fn limit_series(&self, reason: LimitReason) -> Counter {
+        self.connection_limits
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .clone()
+    }
+
+    /// A connection was refused or closed by a resource limit.
+    pub fn limited(&self, reason: LimitReason) {
+        self.limit_series(reason).inc();
     }
 
     /// A request was refused.

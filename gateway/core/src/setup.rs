@@ -79,6 +79,23 @@ pub fn check(c: &Config) -> Vec<String> {
             s.max_transactions
         ));
     }
+    if s.max_connections != 0 && s.reserved_for_trusted >= s.max_connections {
+        p.push(format!(
+            "sip.reserved_for_trusted = {} leaves no connection of sip.max_connections = {} for the rest",
+            s.reserved_for_trusted, s.max_connections
+        ));
+    }
+    if s.max_connections_per_peer == 0 || s.max_tls_handshakes == 0 {
+        p.push(
+            "sip.max_connections_per_peer and sip.max_tls_handshakes must be at least 1".to_owned(),
+        );
+    }
+    if s.tls_handshake_timeout_ms < 100 || s.message_timeout_ms < 100 {
+        p.push(
+            "sip.tls_handshake_timeout_ms and sip.message_timeout_ms must be at least 100"
+                .to_owned(),
+        );
+    }
     if s.send_queue < 16 {
         p.push(format!(
             "sip.send_queue must be at least 16, not {}",

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -21,8 +21,9 @@ use tokio_rustls::rustls::{ClientConfig, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use rcc_gateway_core::pbx::link::LinkOutput;
-use rcc_gateway_core::{FlowId, Gateway, Metrics, Output, Policy, Target};
+use rcc_gateway_core::{FlowId, Gateway, LimitReason, Metrics, Output, Policy, Target};
 
+use super::admission::{Admission, Caps, RefusalLog, Slot, shown};
 use super::cmd::Cmd;
 use super::pbx::{CONNECT_TIMEOUT, PBX_QUEUE, PbxConn};
 use super::tls;
@@ -36,7 +37,9 @@ const PAUSE_MAX: Duration = Duration::from_secs(2);
 const PAUSE_CHECK: Duration = Duration::from_millis(2);
 /// How long a closing connection may take to write what is still queued for it.
 const LINGER: Duration = Duration::from_secs(5);
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open files the gateway keeps for itself beyond its SIP connections: listeners, the PBX
+/// link, metrics scrapes, traces, configuration reads.
+const OWN_FILES: u64 = 64;
 
 /// Shared by the listener and connection tasks.
 struct Shared {
@@ -47,8 +50,14 @@ struct Shared {
     /// metrics.
     certificate_not_after: Arc<std::sync::atomic::AtomicI64>,
     metrics: Arc<Metrics>,
-    per_peer: Mutex<HashMap<IpAddr, usize>>,
-    max_per_peer: usize,
+    admission: Arc<Admission>,
+    /// Lines about refused connections, throttled.
+    refusals: RefusalLog,
+    handshake_timeout: Duration,
+    /// A message incomplete for longer closes its connection.
+    message_timeout: Duration,
+    /// A connection silent for longer is closed.
+    idle_timeout: Option<Duration>,
     /// Messages queued per SIP connection before it is considered stuck (`sip.send_queue`).
     send_queue: usize,
     next_flow: AtomicU64,
@@ -157,14 +166,22 @@ impl GatewayHandle {
             Some(p) => Some(Arc::new(trace::Tracer::create(p)?)),
             None => None,
         };
+        let caps = connection_caps(&config.sip);
+        metrics
+            .connection_limit
+            .set(i64::try_from(caps.connections).unwrap_or(i64::MAX));
         let shared = Arc::new(Shared {
             tracer,
             tx: tx.clone(),
             transport: std::sync::RwLock::new(transport),
             certificate_not_after,
             metrics: metrics.clone(),
-            per_peer: Mutex::new(HashMap::new()),
-            max_per_peer: config.sip.max_connections_per_peer,
+            admission: Admission::new(caps),
+            refusals: RefusalLog::new(Duration::from_secs(10), 20),
+            handshake_timeout: Duration::from_millis(config.sip.tls_handshake_timeout_ms),
+            message_timeout: Duration::from_millis(config.sip.message_timeout_ms),
+            idle_timeout: (config.sip.idle_timeout_s > 0)
+                .then(|| Duration::from_secs(config.sip.idle_timeout_s)),
             send_queue: config.sip.send_queue,
             next_flow: AtomicU64::new(1),
             limits: Limits::default(),
@@ -250,6 +267,16 @@ impl GatewayHandle {
         self.with(|g, _| g.session_count()).await
     }
 
+    /// SIP connections the gateway holds at most.
+    pub fn connection_limit(&self) -> usize {
+        self.shared.admission.caps().connections
+    }
+
+    /// SIP connections open.
+    pub fn connections(&self) -> usize {
+        self.shared.admission.open()
+    }
+
     /// PBX monitors held.
     pub async fn monitors(&self) -> anyhow::Result<usize> {
         self.with(|g, _| g.monitor_count()).await
@@ -274,13 +301,65 @@ fn trusted_ip(trusted: &[TrustedPeer], ip: IpAddr) -> bool {
     trusted.iter().any(|t| t.admits(ip))
 }
 
+/// The connection caps: `sip.max_connections`, or what the open-file limit leaves after the
+/// gateway's own files, and never more than that.
+fn connection_caps(sip: &crate::config::SipConfig) -> Caps {
+    let files = rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let room = usize::try_from(files.saturating_sub(OWN_FILES)).unwrap_or(usize::MAX);
+    let connections = match sip.max_connections {
+        0 => room,
+        n if n > room => {
+            tracing::warn!(
+                configured = n,
+                open_file_limit = files,
+                "sip.max_connections is above what the open-file limit allows; using {room}"
+            );
+            room
+        }
+        n => n,
+    };
+    Caps {
+        connections,
+        reserved: sip.reserved_for_trusted.min(connections),
+        per_peer: sip.max_connections_per_peer,
+        handshakes: sip.max_tls_handshakes,
+    }
+}
+
+impl Shared {
+    /// Counts a connection refused or closed by a limit, and says so in the log unless too
+    /// many have been said lately.
+    fn limited(&self, reason: LimitReason, peer: SocketAddr) {
+        self.metrics.limited(reason);
+        let verb = match reason {
+            LimitReason::HandshakeTimeout | LimitReason::MessageTimeout | LimitReason::Idle => {
+                "closed"
+            }
+            _ => "refused",
+        };
+        self.refused(peer, verb, reason.as_str());
+    }
+
+    /// A refusal line, throttled (the count of those not written goes with the next one).
+    fn refused(&self, peer: SocketAddr, verb: &str, why: &str) {
+        if let Some(unlogged) = self.refusals.allow(Instant::now()) {
+            if unlogged > 0 {
+                tracing::warn!(%peer, unlogged, "{verb}: {why} ({unlogged} more refused or closed connections not logged)");
+            } else {
+                tracing::warn!(%peer, "{verb}: {why}");
+            }
+        }
+    }
+}
+
 async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
     loop {
         let (stream, peer) = rcc_net::accept(&listener, "SIP").await;
         let local = stream
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let shared = shared.clone();
         // The acceptor and peers as of this connection (a reload changes later ones only).
         let (acceptor, trusted) = {
             let t = shared
@@ -289,70 +368,104 @@ async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             (t.acceptor.clone().filter(|_| tls), t.trusted.clone())
         };
-        tokio::spawn(async move {
-            {
-                let mut counts = shared
-                    .per_peer
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let n = counts.entry(peer.ip()).or_default();
-                if *n >= shared.max_per_peer {
-                    shared.metrics.refused_peers.inc();
-                    tracing::warn!(%peer, "refused: too many connections from this peer");
-                    return;
-                }
-                *n += 1;
+        let trusted_address = trusted_ip(&trusted, peer.ip());
+        // Decided before any task or buffer exists for the connection.
+        let slot = match shared.admission.admit(peer.ip(), trusted_address) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                shared.limited(reason, peer);
+                continue;
             }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
             match acceptor {
                 None => {
-                    if trusted_ip(&trusted, peer.ip()) {
+                    if trusted_address {
                         run_flow(stream, local, peer, None, shared.clone()).await;
                     } else {
                         shared.metrics.refused_peers.inc();
-                        tracing::warn!(%peer, "refused: TCP peer is not a trusted IP");
+                        shared.refused(peer, "refused", "TCP peer is not a trusted IP");
                     }
                 }
                 Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => {
-                            let names_ok = s
-                                .get_ref()
-                                .1
-                                .peer_certificates()
-                                .and_then(|c| c.first())
-                                .is_some_and(|cert| {
-                                    trusted.iter().any(|t| {
-                                        t.name
-                                            .as_deref()
-                                            .is_some_and(|n| tls::cert_matches(cert, n))
-                                    })
-                                });
-                            if names_ok || trusted_ip(&trusted, peer.ip()) {
-                                run_flow(s, local, peer, None, shared.clone()).await;
-                            } else {
-                                shared.metrics.refused_peers.inc();
-                                tracing::warn!(%peer, "refused: TLS peer certificate names no trusted peer");
-                            }
-                        }
-                        Ok(Err(e)) => {
-                            shared.metrics.refused_peers.inc();
-                            tracing::warn!(%peer, error = %e, "refused: TLS handshake failed");
-                        }
-                        Err(_) => tracing::warn!(%peer, "TLS handshake timed out"),
-                    }
+                    tls_flow(
+                        acceptor,
+                        stream,
+                        local,
+                        peer,
+                        &trusted,
+                        &slot,
+                        trusted_address,
+                        &shared,
+                    )
+                    .await
                 }
             }
-            let mut counts = shared
-                .per_peer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(n) = counts.get_mut(&peer.ip()) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    counts.remove(&peer.ip());
-                }
-            }
+            drop(slot);
         });
+    }
+}
+
+/// A TLS connection: the handshake (counted against the handshake caps unless the address is
+/// trusted, and timed), the peer's certificate checked against the trusted names, then SIP.
+#[allow(clippy::too_many_arguments)]
+async fn tls_flow(
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    local: SocketAddr,
+    peer: SocketAddr,
+    trusted: &[TrustedPeer],
+    slot: &Slot,
+    trusted_address: bool,
+    shared: &Arc<Shared>,
+) {
+    let handshake = if trusted_address {
+        None
+    } else {
+        match slot.handshake() {
+            Ok(h) => Some(h),
+            Err(reason) => return shared.limited(reason, peer),
+        }
+    };
+    shared.metrics.tls_handshakes.inc();
+    let accepted = tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream)).await;
+    shared.metrics.tls_handshakes.dec();
+    drop(handshake);
+    match accepted {
+        Ok(Ok(s)) => {
+            let names_ok = s
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .is_some_and(|cert| {
+                    trusted.iter().any(|t| {
+                        t.name
+                            .as_deref()
+                            .is_some_and(|n| tls::cert_matches(cert, n))
+                    })
+                });
+            if names_ok || trusted_address {
+                run_flow(s, local, peer, None, shared.clone()).await;
+            } else {
+                shared.metrics.refused_peers.inc();
+                shared.refused(
+                    peer,
+                    "refused",
+                    "TLS peer certificate names no trusted peer",
+                );
+            }
+        }
+        Ok(Err(e)) => {
+            shared.metrics.refused_peers.inc();
+            shared.refused(
+                peer,
+                "refused",
+                &format!("TLS handshake failed: {}", shown(&e.to_string())),
+            );
+        }
+        Err(_) => shared.limited(LimitReason::HandshakeTimeout, peer),
     }
 }
 
@@ -439,6 +552,8 @@ async fn run_connection<S>(
     let mut paused: Option<Instant> = None;
     // When the bytes of the requests being framed were read.
     let mut at = Instant::now();
+    // Since when the message being framed is incomplete (its first bytes' read).
+    let mut partial_since: Option<Instant> = None;
     // Whether what is still queued may be written once reading ends.
     let drain = 'conn: loop {
         if owed() < shared.send_queue / 2 {
@@ -453,6 +568,9 @@ async fn run_connection<S>(
         let item = framer.next_item();
         if let (Ok(Some(_)), Some(t)) = (&item, &mut in_trace) {
             t.framed(framer.buffered());
+        }
+        if !matches!(item, Ok(None)) {
+            partial_since = None;
         }
         match item {
             Ok(Some(StreamItem::Message(msg))) => {
@@ -472,14 +590,38 @@ async fn run_connection<S>(
                 continue;
             }
             Ok(Some(StreamItem::Pong)) => continue,
-            Ok(None) => {}
+            Ok(None) => {
+                if framer.buffered() > 0 {
+                    partial_since.get_or_insert(at);
+                }
+            }
             Err(e) => {
                 shared.metrics.malformed.inc();
-                tracing::warn!(%peer, error = %e, "SIP framing lost; closing the connection");
+                tracing::warn!(%peer, error = %shown(&e.to_string()), "SIP framing lost; closing the connection");
                 break true;
             }
         }
+        // The earlier of: the incomplete message's time running out, the connection's idle time.
+        let deadline = [
+            partial_since.map(|t| (t + shared.message_timeout, LimitReason::MessageTimeout)),
+            shared.idle_timeout.map(|d| (at + d, LimitReason::Idle)),
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(t, _)| *t);
+        let expiry = async {
+            match deadline {
+                Some((t, _)) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = expiry => {
+                if let Some((_, reason)) = deadline {
+                    shared.limited(reason, peer);
+                }
+                break 'conn true;
+            }
             read = rd.read(&mut buf) => {
                 let n = match read {
                     Ok(0) | Err(_) => break 'conn true,

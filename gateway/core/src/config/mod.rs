@@ -97,6 +97,29 @@ pub struct SipConfig {
     /// Connections accepted per peer address.
     #[serde(default = "default_max_connections")]
     pub max_connections_per_peer: usize,
+    /// SIP connections held at most, trusted ones included (0: what the open-file limit
+    /// leaves after the gateway's own files, which the gateway raises to the hard limit at
+    /// start). Beyond `max_connections - reserved_for_trusted`, only peers whose address is a
+    /// trusted peer's are accepted.
+    #[serde(default)]
+    pub max_connections: usize,
+    /// Connection slots only peers with a trusted address (`ip` or `net`) may take.
+    #[serde(default = "default_reserved_for_trusted")]
+    pub reserved_for_trusted: usize,
+    /// TLS handshakes in progress at most, from peers whose address is not trusted (a
+    /// quarter of them from one address at most).
+    #[serde(default = "default_max_tls_handshakes")]
+    pub max_tls_handshakes: usize,
+    /// Time a TLS handshake may take, ms.
+    #[serde(default = "default_tls_handshake_timeout")]
+    pub tls_handshake_timeout_ms: u64,
+    /// Time a SIP message may take to arrive whole once its first byte has, ms.
+    #[serde(default = "default_message_timeout")]
+    pub message_timeout_ms: u64,
+    /// A connection on which nothing arrives for this long is closed, seconds (0: never; the
+    /// Front End keeps its connection to a trusted application open without traffic).
+    #[serde(default)]
+    pub idle_timeout_s: u64,
 }
 
 /// What an out-of-dialog OPTIONS gets while the gateway cannot take new sessions.
@@ -437,6 +460,22 @@ fn default_max_transactions() -> usize {
 fn default_max_sessions() -> usize {
     250_000
 }
+fn default_reserved_for_trusted() -> usize {
+    64
+}
+
+fn default_max_tls_handshakes() -> usize {
+    256
+}
+
+fn default_tls_handshake_timeout() -> u64 {
+    5_000
+}
+
+fn default_message_timeout() -> u64 {
+    30_000
+}
+
 fn default_max_connections() -> usize {
     64
 }
