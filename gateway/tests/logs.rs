@@ -5,12 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+mod support;
+use support::free_port;
 
 /// Starts the gateway with `args`, reads its stdout until the ready line, stops it; the lines.
 fn lines_until_ready(name: &str, args: &[&str]) -> Vec<String> {

@@ -12,14 +12,10 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-const HOST: &str = "gw.lab.example";
+mod support;
+use support::{Killed, free_port};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+const HOST: &str = "gw.lab.example";
 
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
@@ -95,16 +91,6 @@ fn expiry(http: u16) -> Option<f64> {
             .parse()
             .ok()
     })
-}
-
-/// Kills the gateway however the test ends (a panic included).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn hup(child: &Child) {

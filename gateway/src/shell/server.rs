@@ -590,6 +590,20 @@ async fn run_connection<S>(
                 continue;
             }
             Ok(Some(StreamItem::Pong)) => continue,
+            // A request whose head does not parse gets its 400 or 505 here, as no message
+            // reaches the engine; when its length is unknown, the connection then closes.
+            Ok(Some(StreamItem::Rejected(r))) => {
+                shared.metrics.malformed.inc();
+                tracing::warn!(%peer, error = %shown(&r.error.to_string()), "unparsable SIP message");
+                if let Some(answer) = r.answer {
+                    shared.metrics.sip_response(r.error.status_code());
+                    let queued = queue.upgrade().is_some_and(|q| q.try_send(answer).is_ok());
+                    if !queued {
+                        break true;
+                    }
+                }
+                continue;
+            }
             Ok(None) => {
                 if framer.buffered() > 0 {
                     partial_since.get_or_insert(at);

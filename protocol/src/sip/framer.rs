@@ -6,6 +6,7 @@ use super::error::SipError;
 use super::headers::parse_content_length;
 use super::limits::Limits;
 use super::message::{Header, Message, StartLine, parse_head};
+use super::reject::{answer_unparsable, raw_content_length};
 
 /// What a stream yields: a message, or an RFC 5626 keep-alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,23 @@ pub enum StreamItem {
     Ping,
     /// A single CRLF: a pong, or a stray line ending between messages. Nothing to do.
     Pong,
+    /// A message whose head does not parse; see [`Rejected`].
+    Rejected(Rejected),
+}
+
+/// A message whose head does not parse (start line, SIP version, a header line, its
+/// Content-Length), with the stateless answer RFC 3261 asks for when it was a request (400, or
+/// 505 for the version). When its Content-Length could still be read the stream goes on after
+/// its body; otherwise framing is lost, and the next item is the error: send the answer, then
+/// close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// What is wrong.
+    pub error: SipError,
+    /// The answer to send, for a request that carries the headers a response copies.
+    pub answer: Option<Vec<u8>>,
+    /// Nothing after it can be framed.
+    pub framing_lost: bool,
 }
 
 struct PendingHead {
@@ -38,6 +56,8 @@ pub struct StreamFramer {
     scanned: usize,
     limits: Limits,
     pending: Option<PendingHead>,
+    /// Body bytes of a rejected message still to be dropped.
+    discard: usize,
     failed: Option<SipError>,
 }
 
@@ -50,6 +70,7 @@ impl StreamFramer {
             scanned: 0,
             limits,
             pending: None,
+            discard: 0,
             failed: None,
         }
     }
@@ -81,12 +102,41 @@ impl StreamFramer {
         result
     }
 
+    /// A head of `end` bytes that does not parse: its answer, and the stream skipped past its
+    /// body when its Content-Length can still be read.
+    fn reject(&mut self, end: usize, error: SipError) -> StreamItem {
+        let head = &self.buf[self.pos..self.pos + end];
+        let answer = answer_unparsable(head, &error);
+        let body = match error {
+            SipError::ContentLength(_) => None,
+            _ => raw_content_length(head).filter(|n| *n <= self.limits.max_body),
+        };
+        self.consume(end + 4);
+        match body {
+            Some(n) => self.discard = n,
+            None => self.failed = Some(error.clone()),
+        }
+        StreamItem::Rejected(Rejected {
+            error,
+            answer,
+            framing_lost: body.is_none(),
+        })
+    }
+
     fn consume(&mut self, n: usize) {
         self.pos += n;
         self.scanned = self.pos;
     }
 
     fn advance(&mut self) -> Result<Option<StreamItem>, SipError> {
+        if self.discard > 0 {
+            let n = self.discard.min(self.buffered());
+            self.consume(n);
+            self.discard -= n;
+            if self.discard > 0 {
+                return Ok(None);
+            }
+        }
         if self.pending.is_none() {
             let data = &self.buf[self.pos..];
             if data.starts_with(b"\r\n\r\n") {
@@ -115,8 +165,16 @@ impl StreamFramer {
                 }
                 return Ok(None);
             };
-            let (start, headers) = parse_head(&self.buf[self.pos..self.pos + end], &self.limits)?;
-            let body_len = stream_content_length(&headers, &self.limits)?;
+            let head = &self.buf[self.pos..self.pos + end];
+            let parsed = parse_head(head, &self.limits).and_then(|(start, headers)| {
+                let body_len = stream_content_length(&headers, &self.limits)?;
+                Ok((start, headers, body_len))
+            });
+            let (start, headers, body_len) = match parsed {
+                Ok(p) => p,
+                Err(e @ SipError::Limit { .. }) => return Err(e),
+                Err(error) => return Ok(Some(self.reject(end, error))),
+            };
             self.pending = Some(PendingHead {
                 start,
                 headers,
@@ -276,20 +334,55 @@ mod tests {
 
     #[test]
     fn missing_or_double_content_length_is_a_framing_error() {
+        let lost = |f: &mut StreamFramer| {
+            matches!(
+                f.next_item(),
+                Ok(Some(StreamItem::Rejected(Rejected {
+                    error: SipError::ContentLength(_),
+                    framing_lost: true,
+                    ..
+                })))
+            )
+        };
         let mut f = StreamFramer::new(Limits::default());
         f.push(b"INFO sip:a@b SIP/2.0\r\nVia: x\r\n\r\n");
+        assert!(lost(&mut f));
         assert!(matches!(f.next_item(), Err(SipError::ContentLength(_))));
         assert!(f.next_item().is_err(), "stays failed");
         let mut f = StreamFramer::new(Limits::default());
         f.push(b"INFO sip:a@b SIP/2.0\r\nContent-Length: 1\r\nl: 1\r\n\r\nx");
-        assert!(matches!(f.next_item(), Err(SipError::ContentLength(_))));
+        assert!(lost(&mut f));
+    }
+
+    #[test]
+    fn a_broken_start_line_is_answered_and_the_stream_goes_on_past_its_body() {
+        let mut f = StreamFramer::new(Limits::default());
+        f.push(b"OPTIONS  sip:a@b  SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 4\r\n\r\nbody");
+        f.push(INFO);
+        let Ok(Some(StreamItem::Rejected(r))) = f.next_item() else {
+            panic!("not rejected");
+        };
+        assert!(!r.framing_lost);
+        let answer = String::from_utf8(r.answer.expect("an answer")).expect("text");
+        assert!(
+            answer.starts_with("SIP/2.0 400 Bad Request\r\n"),
+            "{answer}"
+        );
+        assert!(matches!(f.next_item(), Ok(Some(StreamItem::Message(_)))));
     }
 
     #[test]
     fn huge_content_length_is_refused_before_buffering() {
         let mut f = StreamFramer::new(Limits::default());
         f.push(b"INFO sip:a@b SIP/2.0\r\nContent-Length: 99999999999999999999999\r\n\r\n");
-        assert!(matches!(f.next_item(), Err(SipError::ContentLength(_))));
+        assert!(matches!(
+            f.next_item(),
+            Ok(Some(StreamItem::Rejected(Rejected {
+                error: SipError::ContentLength(_),
+                framing_lost: true,
+                ..
+            })))
+        ));
         let mut f = StreamFramer::new(Limits::default());
         f.push(b"INFO sip:a@b SIP/2.0\r\nContent-Length: 999999999\r\n\r\n");
         assert!(matches!(

@@ -11,17 +11,19 @@ mod headers;
 mod limits;
 mod message;
 mod name;
+mod reject;
 mod uri;
 mod validate;
 
 pub use builder::Dialog;
 pub use error::SipError;
-pub use framer::{StreamFramer, StreamItem, parse_datagram};
+pub use framer::{Rejected, StreamFramer, StreamItem, parse_datagram};
 pub use headers::{
     CSeq, ContentDisposition, ContentType, NameAddr, Refresher, SessionExpires, Via, split_values,
 };
 pub use limits::Limits;
 pub use message::{Header, Message, Method, StartLine};
 pub use name::HeaderName;
+pub use reject::answer_unparsable;
 pub use uri::{Host, Params, SipUri, TelUri, Uri};
 pub use validate::Checked;

@@ -613,6 +613,13 @@ async fn run_conn<S>(
                             }
                         }
                         Ok(Some(StreamItem::Pong)) => {}
+                        // Answered as a Front End does (400 or 505); framing may then be lost.
+                        Ok(Some(StreamItem::Rejected(r))) => {
+                            tracing::warn!(conn, error = %r.error, "Front End: unparsable message");
+                            if let Some(answer) = r.answer {
+                                let _ = pongs.upgrade().map(|q| q.try_send(answer));
+                            }
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             tracing::warn!(conn, error = %e, "Front End: SIP framing lost");
