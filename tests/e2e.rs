@@ -957,6 +957,63 @@ async fn pbx_answers_too_slowly() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A PBX that stops answering (its TCP connection stays open) is noticed after
+/// `pbx.timeouts_before_drop` requests in a row time out: the gateway drops the link,
+/// reconnects, and serves again once the PBX answers.
+#[tokio::test]
+async fn a_pbx_that_stops_answering_is_dropped_and_reconnected() -> anyhow::Result<()> {
+    let lab = Lab::start(LabOptions {
+        gateway_tweak: Some(|c| {
+            c.pbx.timeouts_before_drop = 2;
+            c.pbx.request_timeout_ms = 500;
+        }),
+        ..LabOptions::default()
+    })
+    .await?;
+    let alice = lab
+        .signed_in("alice", "a1", ClientProfile::Lync2013)
+        .await?;
+    let pbx = lab.pbx()?;
+    let first: Vec<_> = pbx.links().await?.iter().map(|l| l.link).collect();
+    anyhow::ensure!(first.len() == 1, "one link at first: {first:?}");
+    pbx.set_faults(Faults {
+        drop_responses: true,
+        ..Faults::default()
+    })
+    .await?;
+    let device = lab.user("alice")?.line();
+    let snapshot = || Request::SnapshotDevice {
+        device: device.clone(),
+    };
+    let (a, b) = tokio::join!(
+        csta_error(&lab, alice, snapshot()),
+        csta_error(&lab, alice, snapshot())
+    );
+    a?;
+    b?;
+    pbx.set_faults(Faults::default()).await?;
+    // A new link replaces the silent one.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now: Vec<_> = pbx.links().await?.iter().map(|l| l.link).collect();
+        if now.len() == 1 && now != first {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the silent link was not replaced: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lab.wait_pbx_link().await?;
+    let r = csta(&lab, alice, snapshot()).await?;
+    anyhow::ensure!(
+        matches!(r, Response::SnapshotDevice { .. }),
+        "served again: {r:?}"
+    );
+    Ok(())
+}
+
 #[rstest::rstest]
 #[case::lync2013(ClientProfile::Lync2013, "UPDATE")]
 #[case::oc2007r2(ClientProfile::Oc2007r2, "UPDATE")]

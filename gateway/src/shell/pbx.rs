@@ -184,6 +184,15 @@ async fn pbx_connect(
         }
     };
     let _ = tcp.set_nodelay(true);
+    // A PBX host that vanishes (power, network) without closing is found by the kernel too,
+    // within about a minute, whatever the CSTA keep-alive says.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    if let Err(e) = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(error = %e, "TCP keep-alive not set on the PBX link");
+    }
     let ends = tcp.local_addr().ok().zip(tcp.peer_addr().ok());
     let trace = PbxTrace { tracer, ends };
     match tls {

@@ -249,6 +249,14 @@ impl CstaFrameDecoder {
         }
     }
 
+    /// Bytes buffered but not yet returned in a frame: a frame begun and not finished.
+    pub fn buffered(&self) -> usize {
+        match &self.0 {
+            Decoder::AnnexJ(d) => d.buffered(),
+            Decoder::Nul(d) => d.buf.data().len(),
+        }
+    }
+
     /// The next complete frame, `Ok(None)` if more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         match &mut self.0 {

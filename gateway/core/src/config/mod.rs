@@ -251,6 +251,17 @@ pub struct PbxConfig {
     /// Requests in flight on the link before new ones get a resource-busy error.
     #[serde(default = "default_pbx_inflight")]
     pub max_in_flight: usize,
+    /// Requests left unanswered in a row (each after `request_timeout_ms`) that drop the link
+    /// and reconnect (0: never).
+    #[serde(default = "default_timeouts_before_drop")]
+    pub timeouts_before_drop: u32,
+    /// Time a CSTA frame may stay incomplete before the link is dropped, ms.
+    #[serde(default = "default_frame_timeout")]
+    pub frame_timeout_ms: u64,
+    /// Seconds without anything from the PBX after which a RequestSystemStatus checks it is
+    /// still there (its answer also updates the system status; 0: never).
+    #[serde(default = "default_keepalive")]
+    pub keepalive_s: u64,
 }
 
 /// The PBX vendor profile.
@@ -460,6 +471,18 @@ fn default_max_transactions() -> usize {
 fn default_max_sessions() -> usize {
     250_000
 }
+fn default_timeouts_before_drop() -> u32 {
+    3
+}
+
+fn default_frame_timeout() -> u64 {
+    10_000
+}
+
+fn default_keepalive() -> u64 {
+    30
+}
+
 fn default_reserved_for_trusted() -> usize {
     64
 }

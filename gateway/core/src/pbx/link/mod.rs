@@ -105,6 +105,8 @@ enum Purpose<P> {
     Stop,
     Reset,
     Register,
+    /// RequestSystemStatus after a quiet spell: any answer shows the PBX is there.
+    KeepAlive,
     Engine(P),
 }
 
@@ -139,6 +141,12 @@ pub struct LinkSettings {
     pub max_in_flight: usize,
     /// Keep each answer's and event's frame bytes for the engine (per-session traces).
     pub keep_frames: bool,
+    /// Requests unanswered in a row that drop the link (0: never).
+    pub timeouts_before_drop: u32,
+    /// Time a frame may stay incomplete before the link is dropped.
+    pub frame_timeout: Duration,
+    /// Quiet time after which a RequestSystemStatus checks the PBX is there (None: never).
+    pub keepalive: Option<Duration>,
 }
 
 impl LinkSettings {
@@ -164,6 +172,9 @@ impl LinkSettings {
             reconnect_max: Duration::from_millis(c.reconnect_max_ms),
             max_in_flight: c.max_in_flight,
             keep_frames: false,
+            timeouts_before_drop: c.timeouts_before_drop,
+            frame_timeout: Duration::from_millis(c.frame_timeout_ms),
+            keepalive: (c.keepalive_s > 0).then(|| Duration::from_secs(c.keepalive_s)),
         }
     }
 
@@ -195,6 +206,21 @@ pub struct PbxLink<P> {
     current_frame: Option<Vec<u8>>,
     /// Frames that could not be used (logged and counted by the engine).
     pub dropped_frames: u64,
+    /// Whether the PBX is still there.
+    liveness: Liveness,
+}
+
+/// What shows the PBX is still there: answers, complete frames, traffic.
+#[derive(Debug)]
+struct Liveness {
+    /// Requests that timed out since the last answer.
+    timeouts_in_a_row: u32,
+    /// Since when a frame has been incomplete.
+    partial_since: Option<Instant>,
+    /// When the PBX last sent anything.
+    last_heard: Instant,
+    /// A keep-alive is in flight.
+    probing: bool,
 }
 
 impl<P> PbxLink<P> {
@@ -219,6 +245,12 @@ impl<P> PbxLink<P> {
             events: VecDeque::new(),
             current_frame: None,
             dropped_frames: 0,
+            liveness: Liveness {
+                timeouts_in_a_row: 0,
+                partial_since: None,
+                last_heard: now,
+                probing: false,
+            },
         }
     }
 
@@ -274,14 +306,47 @@ impl<P> PbxLink<P> {
     /// When [`PbxLink::handle_timeout`] must run next.
     pub fn next_timeout(&self) -> Option<Instant> {
         let pending = self.deadlines.first().map(|(t, _)| *t);
-        [self.retry_at, self.reset_at, pending]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.retry_at,
+            self.reset_at,
+            pending,
+            self.stall_deadline(),
+            self.keepalive_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When an incomplete frame will have stalled too long.
+    fn stall_deadline(&self) -> Option<Instant> {
+        let since = self.liveness.partial_since?;
+        (self.state != State::Down).then(|| since + self.settings.frame_timeout)
+    }
+
+    /// When the next keep-alive is due: a quiet spell on a link that is up.
+    fn keepalive_due(&self) -> Option<Instant> {
+        let quiet = self.settings.keepalive?;
+        (self.state == State::Up && !self.liveness.probing)
+            .then(|| self.liveness.last_heard + quiet)
     }
 
     /// Runs due timers: reconnect, session reset, request timeouts.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.stall_deadline().is_some_and(|t| t <= now) {
+            self.lose(
+                &format!(
+                    "a frame from the PBX stayed incomplete for {} ms",
+                    self.settings.frame_timeout.as_millis()
+                ),
+                now,
+            );
+        }
+        if self.keepalive_due().is_some_and(|t| t <= now) {
+            self.liveness.probing = true;
+            let probe = Message::Request(Request::RequestSystemStatus { line: None });
+            self.send_request(Purpose::KeepAlive, &probe, now);
+        }
         if self.retry_at.is_some_and(|t| t <= now) && self.state == State::Down {
             self.retry_at = None;
             self.state = State::Connecting;
@@ -311,10 +376,17 @@ impl<P> PbxLink<P> {
         for id in expired {
             if let Some(p) = self.take_pending(id) {
                 match p.purpose {
-                    Purpose::Engine(purpose) => self.push_event(LinkEvent::Completed {
-                        purpose,
-                        result: Err(Failure::Timeout),
-                    }),
+                    Purpose::Engine(purpose) => {
+                        self.push_event(LinkEvent::Completed {
+                            purpose,
+                            result: Err(Failure::Timeout),
+                        });
+                        self.timed_out(now);
+                    }
+                    Purpose::KeepAlive => {
+                        self.liveness.probing = false;
+                        self.timed_out(now);
+                    }
                     Purpose::Start | Purpose::Reset => {
                         self.lose("the PBX did not answer the session request", now)
                     }
@@ -325,9 +397,27 @@ impl<P> PbxLink<P> {
         }
     }
 
+    /// A request went unanswered: enough of them in a row and the PBX is taken to be gone.
+    fn timed_out(&mut self, now: Instant) {
+        self.liveness.timeouts_in_a_row += 1;
+        let limit = self.settings.timeouts_before_drop;
+        if limit > 0 && self.liveness.timeouts_in_a_row >= limit && self.state != State::Down {
+            self.lose(
+                &format!("the PBX left {limit} request(s) in a row unanswered"),
+                now,
+            );
+        }
+    }
+
     /// The shell connected.
     pub fn connected(&mut self, now: Instant) {
         self.decoder = new_decoder(self.settings.framing);
+        self.liveness = Liveness {
+            timeouts_in_a_row: 0,
+            partial_since: None,
+            last_heard: now,
+            probing: false,
+        };
         self.namespace.clone_from(&self.settings.namespace);
         if self.settings.wants_session() {
             self.state = State::StartingSession;
@@ -475,6 +565,7 @@ impl<P> PbxLink<P> {
     /// Bytes arrived from the PBX.
     pub fn receive(&mut self, data: &[u8], now: Instant) {
         self.decoder.push(data);
+        self.liveness.last_heard = now;
         loop {
             match self.decoder.next_frame() {
                 Ok(Some(frame)) => {
@@ -489,12 +580,18 @@ impl<P> PbxLink<P> {
                     self.frame(frame, now);
                     self.current_frame = None;
                 }
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => {
                     self.lose(&format!("framing error from the PBX: {e}"), now);
                     return;
                 }
             }
+        }
+        // A frame begun and not finished starts (or keeps) the stall clock.
+        if self.decoder.buffered() == 0 {
+            self.liveness.partial_since = None;
+        } else {
+            self.liveness.partial_since.get_or_insert(now);
         }
     }
 
@@ -656,8 +753,15 @@ impl<P> PbxLink<P> {
             tracing::debug!(invoke = id, "answer for no pending request");
             return;
         };
+        self.liveness.timeouts_in_a_row = 0;
         match p.purpose {
             Purpose::Engine(purpose) => self.push_event(LinkEvent::Completed { purpose, result }),
+            Purpose::KeepAlive => {
+                self.liveness.probing = false;
+                if let Ok(Response::RequestSystemStatus { status }) = &result {
+                    self.set_status(status);
+                }
+            }
             Purpose::Register => self.become_up(now),
             Purpose::Start | Purpose::Reset => {
                 if let Err(f) = result {

@@ -15,7 +15,158 @@ fn aes_settings() -> LinkSettings {
         reconnect_max: Duration::from_secs(30),
         max_in_flight: 64,
         keep_frames: false,
+        timeouts_before_drop: 3,
+        frame_timeout: Duration::from_secs(10),
+        keepalive: None,
     }
+}
+
+/// A generic-profile link that is up (no session, no registration).
+fn generic_up(settings: LinkSettings, now: Instant) -> PbxLink<u32> {
+    let mut link = PbxLink::new(
+        LinkSettings {
+            profile: PbxProfile::Generic,
+            ..settings
+        },
+        now,
+    );
+    link.handle_timeout(now);
+    assert!(matches!(
+        link.poll_output(),
+        Some(LinkOutput::Connect { .. })
+    ));
+    link.connected(now);
+    assert!(link.is_up());
+    while link.poll_event().is_some() {}
+    link
+}
+
+fn downs<P>(link: &mut PbxLink<P>) -> Vec<String> {
+    std::iter::from_fn(|| link.poll_event())
+        .filter_map(|e| match e {
+            LinkEvent::Down { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+fn snapshot() -> Request {
+    Request::SnapshotDevice {
+        device: "1001".to_owned(),
+    }
+}
+
+/// An answer frame for invoke `invoke`.
+fn answer(invoke: u16) -> Vec<u8> {
+    let xml = csta::encode(
+        &Message::Response(Response::Empty(Service::SystemStatus)),
+        ED3,
+    );
+    framing::encode_annex_j(invoke, xml.as_bytes()).expect("frame")
+}
+
+fn sent_invoke_of<P>(link: &mut PbxLink<P>) -> u16 {
+    let Some(LinkOutput::Send(bytes)) = link.poll_output() else {
+        panic!("the link sent a frame");
+    };
+    let mut d = framing::AnnexJDecoder::new();
+    d.push(&bytes);
+    match d.next_frame() {
+        Ok(Some(Frame {
+            invoke_id: Some(InvokeId::Id(id)),
+            xml,
+            ..
+        })) => {
+            assert!(!xml.is_empty());
+            id
+        }
+        other => panic!("an Annex J request frame, got {other:?}"),
+    }
+}
+
+#[test]
+fn requests_unanswered_in_a_row_drop_the_link_and_an_answer_resets_the_count() {
+    let t0 = Instant::now();
+    let mut link = generic_up(aes_settings(), t0);
+    let timeout = Duration::from_secs(4);
+    // Two timeouts, an answer, two more: still up.
+    let mut t = t0;
+    for round in 0..2 {
+        for n in 0..2 {
+            link.request(round * 10 + n, snapshot(), t).expect("sent");
+            sent_invoke_of(&mut link);
+        }
+        t += timeout + Duration::from_millis(1);
+        link.handle_timeout(t);
+        link.request(99, snapshot(), t).expect("sent");
+        let id = sent_invoke_of(&mut link);
+        link.receive(&answer(id), t);
+        assert!(link.is_up(), "round {round}");
+        assert!(downs(&mut link).is_empty());
+    }
+    // Three in a row: down.
+    for n in 0..3 {
+        link.request(50 + n, snapshot(), t).expect("sent");
+        sent_invoke_of(&mut link);
+    }
+    link.handle_timeout(t + timeout + Duration::from_millis(1));
+    assert!(!link.is_up());
+    assert_eq!(
+        downs(&mut link),
+        ["the PBX left 3 request(s) in a row unanswered"]
+    );
+}
+
+#[test]
+fn a_frame_stalled_halfway_drops_the_link() {
+    let t0 = Instant::now();
+    let mut link = generic_up(aes_settings(), t0);
+    let whole = answer(7);
+    link.receive(&whole[..5], t0);
+    assert_eq!(link.next_timeout(), Some(t0 + Duration::from_secs(10)));
+    link.handle_timeout(t0 + Duration::from_secs(9));
+    assert!(link.is_up(), "not yet");
+    link.handle_timeout(t0 + Duration::from_secs(10));
+    assert!(!link.is_up());
+    assert_eq!(
+        downs(&mut link),
+        ["a frame from the PBX stayed incomplete for 10000 ms"]
+    );
+}
+
+#[test]
+fn a_quiet_link_is_probed_and_a_silent_pbx_is_dropped() {
+    let t0 = Instant::now();
+    let settings = LinkSettings {
+        keepalive: Some(Duration::from_secs(30)),
+        timeouts_before_drop: 1,
+        ..aes_settings()
+    };
+    let mut link = generic_up(settings, t0);
+    assert_eq!(link.next_timeout(), Some(t0 + Duration::from_secs(30)));
+    // Answered: the status it reports is taken, and the next probe waits for the next quiet spell.
+    let t1 = t0 + Duration::from_secs(30);
+    link.handle_timeout(t1);
+    let probe = sent_invoke_of(&mut link);
+    let status = csta::encode(
+        &Message::Response(Response::RequestSystemStatus {
+            status: SystemStatusValue::Disabled,
+        }),
+        ED3,
+    );
+    link.receive(
+        &framing::encode_annex_j(probe, status.as_bytes()).expect("frame"),
+        t1,
+    );
+    assert!(link.is_up() && !link.is_serving(), "disabled, as answered");
+    assert_eq!(link.next_timeout(), Some(t1 + Duration::from_secs(30)));
+    // Unanswered: the PBX is gone.
+    let t2 = t1 + Duration::from_secs(30);
+    link.handle_timeout(t2);
+    sent_invoke_of(&mut link);
+    link.handle_timeout(t2 + Duration::from_secs(4));
+    assert!(!link.is_up());
+    assert!(downs(&mut link).contains(&"the PBX left 1 request(s) in a row unanswered".to_owned()));
 }
 
 /// A StartApplicationSessionPosResponse frame answering invoke `invoke`.
