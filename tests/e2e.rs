@@ -957,6 +957,47 @@ async fn pbx_answers_too_slowly() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The PBX ends alice's device monitor on its own (a switch-initiated MonitorStop): the
+/// gateway acknowledges it and starts the monitor again, and alice's events keep coming under
+/// the cross-reference ID she already has.
+#[tokio::test]
+async fn a_monitor_the_pbx_ends_is_started_again() -> anyhow::Result<()> {
+    let lab = Lab::start(LabOptions::default()).await?;
+    let alice = lab
+        .signed_in("alice", "a1", ClientProfile::Lync2013)
+        .await?;
+    let pbx = lab.pbx()?;
+    let monitors = || async {
+        anyhow::Ok(
+            pbx.links()
+                .await?
+                .into_iter()
+                .flat_map(|l| l.monitors)
+                .filter(|(_, device)| device == "1001")
+                .map(|(xref, _)| xref)
+                .collect::<Vec<_>>(),
+        )
+    };
+    let first = monitors().await?;
+    anyhow::ensure!(first.len() == 1, "one monitor on alice's phone: {first:?}");
+    anyhow::ensure!(pbx.end_monitor(&first[0]).await?, "the PBX ended it");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = monitors().await?;
+        if now.len() == 1 && now != first {
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the monitor was not started again: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    dial(&lab, alice, "alice", "tel:+14255551002").await?;
+    event(&lab, alice, 0, K::Delivered).await?;
+    no_violations(&lab, &[alice]).await
+}
+
 /// A PBX that stops answering (its TCP connection stays open) is noticed after
 /// `pbx.timeouts_before_drop` requests in a row time out: the gateway drops the link,
 /// reconnects, and serves again once the PBX answers.

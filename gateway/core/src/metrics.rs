@@ -270,6 +270,8 @@ pub struct Metrics {
     pub sessions_started: Counter,
     /// PBX monitors held.
     pub monitors: Gauge,
+    /// Monitors the PBX ended on its own (switch-initiated MonitorStop).
+    pub monitors_ended_by_pbx: Counter,
     /// Session refreshes (re-INVITE, UPDATE).
     pub refreshes: Counter,
     /// Event INFOs sent.
@@ -329,6 +331,7 @@ impl Metrics {
             sessions: Gauge::default(),
             sessions_started: Counter::default(),
             monitors: Gauge::default(),
+            monitors_ended_by_pbx: Counter::default(),
             refreshes: Counter::default(),
             events_sent: Counter::default(),
             event_timeouts: Counter::default(),
@@ -450,6 +453,11 @@ impl Metrics {
             m.sessions_started.clone(),
         );
         ours.register("monitors", "PBX device monitors held", m.monitors.clone());
+        ours.register(
+            "monitors_ended_by_pbx",
+            "Monitors the PBX ended on its own (a switch-initiated MonitorStop)",
+            m.monitors_ended_by_pbx.clone(),
+        );
         ours.register(
             "refreshes",
             "Session refreshes (re-INVITE, UPDATE)",

@@ -33,6 +33,7 @@ pub fn router(sim: PbxSim) -> Router {
         .route("/faults", get(get_faults).put(put_faults))
         .route("/links/drop", post(drop_links))
         .route("/sessions/terminate", post(terminate))
+        .route("/monitors/{xref}/end", post(end_monitor))
         .route("/system-status", post(system_status))
         .route("/links/malformed", post(malformed))
         .with_state(sim)
@@ -162,6 +163,17 @@ async fn drop_links(State(sim): State<PbxSim>, body: Bytes) -> Reply {
     let reset = optional_json::<DropArgs>(&body)?.reset;
     sim.drop_links(reset).await?;
     Ok(Json(json!({})))
+}
+
+async fn end_monitor(State(sim): State<PbxSim>, Path(xref): Path<String>) -> Reply {
+    if sim.end_monitor(&xref).await? {
+        Ok(Json(json!({})))
+    } else {
+        Err(Failure(
+            StatusCode::NOT_FOUND,
+            format!("no monitor {xref:?} (GET /links lists them)"),
+        ))
+    }
 }
 
 async fn terminate(State(sim): State<PbxSim>) -> Reply {

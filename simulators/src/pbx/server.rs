@@ -282,6 +282,13 @@ impl PbxSim {
         self.with(move |pbx, _| pbx.drop_links(abort)).await
     }
 
+    /// Ends monitor `xref` on the switch's side, telling its link with a MonitorStop request;
+    /// false when there is no such monitor.
+    pub async fn end_monitor(&self, xref: &str) -> anyhow::Result<bool> {
+        let xref = xref.to_owned();
+        self.with(move |pbx, _| pbx.end_monitor(&xref)).await
+    }
+
     /// Ends every ECMA-354 session (ApplicationSessionTerminated, then close).
     pub async fn terminate_sessions(&self) -> anyhow::Result<()> {
         self.with(|pbx, _| pbx.terminate_sessions("terminated by the lab"))

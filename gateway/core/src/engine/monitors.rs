@@ -201,6 +201,15 @@ impl Monitors {
         out
     }
 
+    /// The PBX ended monitor `xref` itself: the device it watched, now without a monitor.
+    pub(crate) fn ended(&mut self, xref: &str) -> Option<String> {
+        let device = self.by_xref.remove(xref)?;
+        if let Some(m) = self.devices.get_mut(&device) {
+            m.state = MonitorState::Down;
+        }
+        Some(device)
+    }
+
     /// Puts a session on a device whose monitor is up.
     pub(crate) fn attach(&mut self, device: &str, sid: SessionId) {
         if let Some(m) = self.devices.get_mut(device)

@@ -113,7 +113,31 @@ impl Gateway {
                 self.completed(purpose, result);
             }
             LinkEvent::Event(e) => self.pbx_event(e, frame.as_deref()),
+            LinkEvent::MonitorEnded { cross_ref } => self.monitor_ended(&cross_ref),
         }
+    }
+
+    /// The PBX ended a monitor on its own: a device monitor that sessions still use is started
+    /// again (and its calls reconciled by the snapshot that follows), one nobody uses is
+    /// forgotten; a call monitor leaves its session's list.
+    fn monitor_ended(&mut self, cross_ref: &str) {
+        self.metrics.monitors_ended_by_pbx.inc();
+        match self.monitors.ended(cross_ref) {
+            Some(device) if !self.monitors.sessions_on(&device).is_empty() => {
+                tracing::warn!(%device, cross_ref, "the PBX ended the monitor; starting it again");
+                self.start_monitor(&device);
+            }
+            Some(device) => self.release_if_unused(&device, Purpose::Quiet),
+            None => {
+                if !self.sessions.forget_call_monitor(cross_ref) {
+                    tracing::debug!(
+                        cross_ref,
+                        "the PBX ended a monitor the gateway did not hold"
+                    );
+                }
+            }
+        }
+        self.metrics.monitors.set(self.monitors.count() as i64);
     }
 
     /// Re-creates every monitor and asks for each device's calls.

@@ -272,6 +272,17 @@ impl Sessions {
         }
     }
 
+    /// Forgets one call monitor the PBX ended; whether a session held it.
+    pub(crate) fn forget_call_monitor(&mut self, xref: &str) -> bool {
+        for s in self.by_id.values_mut() {
+            if let Some(i) = s.call_monitors.iter().position(|x| x == xref) {
+                s.call_monitors.swap_remove(i);
+                return true;
+            }
+        }
+        false
+    }
+
     /// Takes a session out, with its dialog and its timers.
     pub(crate) fn remove(&mut self, sid: SessionId) -> Option<Box<RccSession>> {
         let mut s = self.by_id.remove(&sid)?;

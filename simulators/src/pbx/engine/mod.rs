@@ -557,6 +557,23 @@ impl Pbx {
         }
     }
 
+    /// Ends monitor `xref` on the switch's side and sends its link a MonitorStop request (the
+    /// switch-initiated MonitorStop of ECMA-269); false when no such monitor exists.
+    pub fn end_monitor(&mut self, xref: &str) -> bool {
+        let Some(link) = self.switch.end_monitor(xref) else {
+            return false;
+        };
+        let invoke = self.allocate_invoke(link);
+        let message = Message::Request(Request::MonitorStop {
+            cross_ref: xref.to_owned(),
+        });
+        if let Some(bytes) = self.frame_bytes(link, invoke, &message) {
+            self.push_send(link, bytes);
+        }
+        self.count("monitors ended by the switch");
+        true
+    }
+
     /// Changes the reported system status and tells every link.
     pub fn set_system_status(&mut self, status: SystemStatusValue) {
         self.status = status;

@@ -113,6 +113,12 @@ impl Switch {
         self.monitors.remove_owner(owner);
     }
 
+    /// Ends a monitor on the switch's own account (as a PBX does when a device is removed or a
+    /// licence withdrawn); the link that held it, to tell with a MonitorStop request.
+    pub fn end_monitor(&mut self, xref: &str) -> Option<Owner> {
+        self.monitors.end(xref)
+    }
+
     /// Monitors held by `owner`: cross-reference ID and watched device or call.
     pub fn monitors_of(&self, owner: Owner) -> Vec<(String, String)> {
         self.monitors.of_owner(owner)

@@ -79,6 +79,14 @@ impl Monitors {
         }
     }
 
+    /// Ends monitor `xref` whoever holds it (the switch's own decision); its owner, if it
+    /// existed.
+    pub(super) fn end(&mut self, xref: &str) -> Option<Owner> {
+        let owner = self.monitors.get(xref)?.owner;
+        self.remove(xref);
+        Some(owner)
+    }
+
     /// Drops every monitor of `owner`.
     pub(super) fn remove_owner(&mut self, owner: Owner) {
         let gone: Vec<String> = self

@@ -87,6 +87,11 @@ pub enum LinkEvent<P> {
     },
     /// An event (invoke 9999).
     Event(Event),
+    /// The PBX ended a monitor itself (a switch-initiated MonitorStop, already answered).
+    MonitorEnded {
+        /// The monitor's cross-reference ID.
+        cross_ref: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -646,19 +651,22 @@ impl<P> PbxLink<P> {
         match message {
             Message::Event(e) => self.push_event(LinkEvent::Event(e)),
             Message::Request(Request::SystemStatus { status, .. }) => {
-                // Answer in the PBX's own namespace with its invoke ID.
-                let ns = namespace.unwrap_or_default();
-                let answer = csta::encode(
-                    &Message::Response(Response::Empty(Service::SystemStatus)),
-                    &ns,
-                );
-                if let Ok(b) = self.decoder.encode(invoke.unwrap_or(0), answer.as_bytes()) {
-                    self.outputs.push_back(LinkOutput::Send(b));
-                }
+                let answer = Message::Response(Response::Empty(Service::SystemStatus));
+                self.answer_pbx(invoke, &answer, namespace.as_deref());
                 self.set_status(&status);
             }
-            Message::Request(_) => {
+            // The switch ended a monitor: acknowledged, and the engine restarts or forgets it.
+            Message::Request(Request::MonitorStop { cross_ref }) => {
+                let answer = Message::Response(Response::Empty(Service::MonitorStop));
+                self.answer_pbx(invoke, &answer, namespace.as_deref());
+                self.push_event(LinkEvent::MonitorEnded { cross_ref });
+            }
+            // Anything else the PBX asks of the gateway gets a negative answer, never silence.
+            Message::Request(other) => {
                 self.dropped_frames += 1;
+                tracing::warn!(service = ?other.service(), "request from the PBX refused");
+                let answer = Message::Error(CstaError::operation("generic"));
+                self.answer_pbx(invoke, &answer, namespace.as_deref());
             }
             Message::Response(r) => match invoke {
                 Some(id) => self.complete(id, Ok(r), now),
@@ -669,6 +677,14 @@ impl<P> PbxLink<P> {
                 None => self.complete_oldest(Err(Failure::Csta(e)), now),
             },
             Message::Session(s) => self.session_message(invoke, s, now),
+        }
+    }
+
+    /// Answers a request of the PBX in its own namespace, under its invoke ID.
+    fn answer_pbx(&mut self, invoke: Option<u16>, answer: &Message, namespace: Option<&str>) {
+        let xml = csta::encode(answer, namespace.unwrap_or_default());
+        if let Ok(b) = self.decoder.encode(invoke.unwrap_or(0), xml.as_bytes()) {
+            self.outputs.push_back(LinkOutput::Send(b));
         }
     }
 
