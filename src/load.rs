@@ -210,6 +210,7 @@ tcp_enabled = true
 {sip_tables}[pbx]
 address = "127.0.0.1:{pbx}"
 max_in_flight = 8000
+pace_per_s = 0    # the gateway's capacity is measured, not the PBX's limit
 [observe]
 http = "127.0.0.1:{metrics}"
 "#

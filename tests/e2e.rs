@@ -957,6 +957,43 @@ async fn pbx_answers_too_slowly() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Thirty clients sign in at once against a PBX that accepts 25 requests a second: the
+/// gateway paces its MonitorStarts (`pbx.pace_per_s = 10`, a burst of 5), so every one is
+/// granted and the PBX refuses none. (Unpaced, the thirty arrive within a second and the PBX
+/// answers several with resourceBusy.)
+#[tokio::test]
+async fn a_sign_in_storm_is_paced_to_what_the_pbx_accepts() -> anyhow::Result<()> {
+    let users: Vec<User> = (0..30)
+        .map(|i| User::new(&format!("u{i}"), &format!("{}", 2000 + i)))
+        .collect();
+    let lab = Lab::start(LabOptions {
+        users: users.clone(),
+        gateway_tweak: Some(|c| {
+            c.pbx.pace_per_s = 10.0;
+            c.pbx.pace_burst = 5;
+        }),
+        pbx_tweak: Some(|p| p.requests_per_s = Some(25)),
+        ..LabOptions::default()
+    })
+    .await?;
+    let mut endpoints = Vec::new();
+    for u in &users {
+        let id = lab.endpoint(&u.name, "e1", ClientProfile::Lync2013).await?;
+        lab.lync.sign_in(id).await?;
+        endpoints.push(id);
+    }
+    for id in endpoints {
+        lab.lync.wait_ready(id, WAIT).await?;
+    }
+    let refused = lab
+        .pbx()?
+        .with(|p, _| p.errors().get("request over the rate limit").copied())
+        .await?;
+    assert_eq!(refused, None, "the PBX refused requests over its rate");
+    assert_eq!(lab.gateway()?.monitors().await?, 30);
+    Ok(())
+}
+
 /// The PBX ends alice's device monitor on its own (a switch-initiated MonitorStop): the
 /// gateway acknowledges it and starts the monitor again, and alice's events keep coming under
 /// the cross-reference ID she already has.

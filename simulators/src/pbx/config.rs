@@ -133,6 +133,12 @@ pub struct SwitchFile {
     /// Monitors allowed per device.
     #[serde(default)]
     pub monitors_per_device: Option<usize>,
+    /// Monitors on the whole switch at most (`overallMonitorLimitExceeded` beyond).
+    #[serde(default)]
+    pub max_monitors: Option<usize>,
+    /// Requests accepted per second (`resourceBusy` beyond), as a PBX's published limit.
+    #[serde(default)]
+    pub requests_per_s: Option<u32>,
     /// Send the remaining party a second ConnectionCleared.
     #[serde(default)]
     pub second_connection_cleared: Option<bool>,
@@ -346,6 +352,8 @@ fn build(file: &PbxFile) -> PbxConfig {
     if let Some(n) = w.monitors_per_device {
         c.switch.monitors_per_device = n;
     }
+    c.switch.max_monitors = w.max_monitors;
+    c.requests_per_s = w.requests_per_s;
     if let Some(b) = w.second_connection_cleared {
         c.switch.second_connection_cleared = b;
     }

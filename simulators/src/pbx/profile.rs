@@ -107,6 +107,9 @@ pub struct PbxConfig {
     pub max_frame: usize,
     /// Keep a log of every frame (the control API's `/log`); off for load runs.
     pub log_frames: bool,
+    /// Requests accepted per second, counted in one-second windows as PBX vendors publish
+    /// their limits (SystemStatus and session requests aside); beyond it `resourceBusy`.
+    pub requests_per_s: Option<u32>,
 }
 
 impl PbxConfig {
@@ -131,6 +134,7 @@ impl PbxConfig {
             switch: SwitchConfig::default(),
             max_frame: rcc_protocol::framing::MAX_FRAME,
             log_frames: true,
+            requests_per_s: None,
         };
         match profile {
             Profile::Generic => base,

@@ -262,6 +262,20 @@ pub struct PbxConfig {
     /// still there (its answer also updates the system status; 0: never).
     #[serde(default = "default_keepalive")]
     pub keepalive_s: u64,
+    /// MonitorStart and SnapshotDevice per second at most (sign-in storms, resyncs,
+    /// failovers; 0: unpaced). Clients' requests go before the gateway's own resync work.
+    #[serde(default = "default_pace")]
+    pub pace_per_s: f64,
+    /// Of those, how many may go at once after a quiet spell.
+    #[serde(default = "default_pace_burst")]
+    pub pace_burst: u32,
+    /// Paced requests queued at most (beyond: resourceBusy at once).
+    #[serde(default = "default_pace_queue")]
+    pub pace_queue: usize,
+    /// Time a client's paced request may wait for its turn before it gets resourceBusy, ms
+    /// (below the client's own SIP transaction timeout of 32 s).
+    #[serde(default = "default_pace_wait")]
+    pub pace_wait_ms: u64,
 }
 
 /// The PBX vendor profile.
@@ -471,6 +485,22 @@ fn default_max_transactions() -> usize {
 fn default_max_sessions() -> usize {
     250_000
 }
+fn default_pace() -> f64 {
+    100.0
+}
+
+fn default_pace_burst() -> u32 {
+    50
+}
+
+fn default_pace_queue() -> usize {
+    250_000
+}
+
+fn default_pace_wait() -> u64 {
+    20_000
+}
+
 fn default_timeouts_before_drop() -> u32 {
     3
 }

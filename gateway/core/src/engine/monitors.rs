@@ -95,6 +95,13 @@ impl Monitors {
         self.devices.get(device)
     }
 
+    /// Whether clients' MonitorStarts wait for the device's monitor.
+    pub(crate) fn has_waiting(&self, device: &str) -> bool {
+        self.devices.get(device).is_some_and(
+            |m| matches!(&m.state, MonitorState::Starting { waiting } if !waiting.is_empty()),
+        )
+    }
+
     /// The sessions on a device.
     pub(crate) fn sessions_on(&self, device: &str) -> &[SessionId] {
         self.devices.get(device).map_or(&[], |m| &m.sessions)

@@ -11,6 +11,7 @@ use super::{Gateway, Output, traces};
 use crate::metrics::EndReason;
 use crate::notes::Way;
 use crate::pbx::link::{Failure, LinkEvent};
+use crate::pbx::pacer::Priority;
 
 impl Gateway {
     /// Moves the link's outputs and events along until it has nothing more.
@@ -54,17 +55,38 @@ impl Gateway {
 
     /// Sends a PBX request; the traced sessions it belongs to record its frame. A request the
     /// link cannot take comes back with its purpose, to answer the client.
+    /// MonitorStart on a device and SnapshotDevice are paced (`pbx.pace_per_s`): a client's
+    /// before the gateway's own resync work; `Ok(None)` means queued for its turn (a paced
+    /// request is not in the per-session traces when it leaves later).
     #[allow(clippy::result_large_err)] // the purpose is handed back once, not copied
     pub(super) fn pbx_request(
         &mut self,
         purpose: Purpose,
         req: Request,
-    ) -> Result<u16, (Failure, Purpose)> {
+    ) -> Result<Option<u16>, (Failure, Purpose)> {
         let sids = self
             .traces
             .of_purpose(&self.sessions, &self.monitors, &purpose);
-        let sent = self.link.request(purpose, req, self.now);
-        if sent.is_ok() && !sids.is_empty() {
+        let paced = matches!(
+            req,
+            Request::MonitorStart {
+                object: MonitorObject::Device(_),
+                ..
+            } | Request::SnapshotDevice { .. }
+        );
+        let sent = if paced {
+            let priority = match &purpose {
+                Purpose::Client { .. } => Priority::Client,
+                Purpose::Monitor { device } if self.monitors.has_waiting(device) => {
+                    Priority::Client
+                }
+                _ => Priority::Background,
+            };
+            self.link.request_paced(purpose, req, priority, self.now)
+        } else {
+            self.link.request(purpose, req, self.now).map(Some)
+        };
+        if matches!(sent, Ok(Some(_))) && !sids.is_empty() {
             let frame = self.link.last_sent().map(<[u8]>::to_vec);
             traces::pbx_notes(&mut self.outputs, &sids, Way::Out, frame.as_deref());
         }
@@ -191,7 +213,7 @@ impl Gateway {
         };
         match self.pbx_request(purpose, pbx_request) {
             Ok(invoke) => {
-                tracing::debug!(session = %sid, invoke, service, "request sent to the PBX");
+                tracing::debug!(session = %sid, ?invoke, service, "request sent to the PBX (None: paced, queued)");
                 if let Some(s) = self.sessions.get_mut(sid) {
                     s.delivery.request_out();
                     if services::starts_call_monitor(service) {

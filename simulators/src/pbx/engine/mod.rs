@@ -67,6 +67,8 @@ pub struct Pbx {
     now: Instant,
     /// Requests refused because no session was active, malformed frames, and the like.
     errors: HashMap<&'static str, u64>,
+    /// The current one-second window of `requests_per_s` and the requests taken in it.
+    window: (Instant, u32),
 }
 
 impl Pbx {
@@ -88,6 +90,7 @@ impl Pbx {
             faults: Faults::default(),
             now: Instant::now(),
             errors: HashMap::new(),
+            window: (Instant::now(), 0),
         }
     }
 
@@ -309,6 +312,12 @@ impl Pbx {
             self.respond(link, invoke, &Message::Error(err));
             return;
         }
+        if !link_level && self.over_rate(now) {
+            self.count("request over the rate limit");
+            let err = CstaError::resource("resourceBusy");
+            self.respond(link, invoke, &Message::Error(err));
+            return;
+        }
         let outcome = match &request {
             Request::SystemStatus { .. } => Ok(Response::Empty(Service::SystemStatus)),
             Request::RequestSystemStatus { .. } => Ok(Response::RequestSystemStatus {
@@ -350,6 +359,23 @@ impl Pbx {
             self.respond(link, invoke, &message);
             self.flush_events();
         }
+    }
+
+    /// Whether one more request would exceed `requests_per_s` in the current second.
+    fn over_rate(&mut self, now: Instant) -> bool {
+        let Some(limit) = self.config.requests_per_s else {
+            return false;
+        };
+        let (start, taken) = &mut self.window;
+        if now.saturating_duration_since(*start) >= std::time::Duration::from_secs(1) {
+            *start = now;
+            *taken = 0;
+        }
+        if *taken >= limit {
+            return true;
+        }
+        *taken += 1;
+        false
     }
 
     fn features(&self) -> Response {

@@ -47,6 +47,9 @@ pub struct SwitchConfig {
     pub default_ring_count: u32,
     /// Monitors allowed on one device.
     pub monitors_per_device: usize,
+    /// Monitors allowed on the whole switch (a licence limit; beyond it
+    /// `overallMonitorLimitExceeded`).
+    pub max_monitors: Option<usize>,
     /// Behaviour of external numbers without their own script.
     pub default_external: ExternalParty,
     /// Answering a call (a waiting one) while the device is in another call holds that call;
@@ -63,6 +66,7 @@ impl Default for SwitchConfig {
             ring: Duration::from_secs(5),
             default_ring_count: 3,
             monitors_per_device: 16,
+            max_monitors: None,
             default_external: ExternalParty::default(),
             hold_on_answer: true,
         }

@@ -26,6 +26,16 @@ impl Switch {
                 if monitor_type == Some("call") {
                     return Err(op("monitorTypeNotSupported"));
                 }
+                if self
+                    .config
+                    .max_monitors
+                    .is_some_and(|max| self.monitors.count() >= max)
+                {
+                    return Err(CstaError::new(
+                        ErrorCategory::SubscribedResourceAvailability,
+                        "overallMonitorLimitExceeded",
+                    ));
+                }
                 if self.monitors.on_device(&d) >= self.config.monitors_per_device {
                     return Err(CstaError::new(
                         ErrorCategory::SubscribedResourceAvailability,

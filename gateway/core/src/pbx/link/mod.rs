@@ -12,6 +12,7 @@ use rcc_protocol::csta::{
 };
 use rcc_protocol::framing::{self, CstaFrameDecoder, EVENT_INVOKE_ID, Frame, InvokeId};
 
+use super::pacer::{Full, Pace, Pacer, Priority};
 use crate::config::{PbxConfig, PbxFraming, PbxProfile};
 
 /// The Avaya private namespace asked for by the `aes` profile.
@@ -152,6 +153,12 @@ pub struct LinkSettings {
     pub frame_timeout: Duration,
     /// Quiet time after which a RequestSystemStatus checks the PBX is there (None: never).
     pub keepalive: Option<Duration>,
+    /// Pacing of MonitorStart and SnapshotDevice (None: they go at once).
+    pub pace: Option<Pace>,
+    /// Paced requests queued at most.
+    pub pace_queue: usize,
+    /// Time a client's paced request may wait for its turn.
+    pub pace_wait: Duration,
 }
 
 impl LinkSettings {
@@ -180,6 +187,12 @@ impl LinkSettings {
             timeouts_before_drop: c.timeouts_before_drop,
             frame_timeout: Duration::from_millis(c.frame_timeout_ms),
             keepalive: (c.keepalive_s > 0).then(|| Duration::from_secs(c.keepalive_s)),
+            pace: (c.pace_per_s > 0.0).then_some(Pace {
+                per_second: c.pace_per_s,
+                burst: c.pace_burst,
+            }),
+            pace_queue: c.pace_queue,
+            pace_wait: Duration::from_millis(c.pace_wait_ms),
         }
     }
 
@@ -213,6 +226,8 @@ pub struct PbxLink<P> {
     pub dropped_frames: u64,
     /// Whether the PBX is still there.
     liveness: Liveness,
+    /// MonitorStart and SnapshotDevice waiting for their turn.
+    pacer: Option<Pacer<(P, Request)>>,
 }
 
 /// What shows the PBX is still there: answers, complete frames, traffic.
@@ -232,6 +247,9 @@ impl<P> PbxLink<P> {
     /// A link that connects as soon as the shell starts.
     pub fn new(settings: LinkSettings, now: Instant) -> Self {
         let decoder = new_decoder(settings.framing);
+        let pacer = settings
+            .pace
+            .map(|pace| Pacer::new(pace, settings.pace_queue, settings.pace_wait, now));
         PbxLink {
             namespace: settings.namespace.clone(),
             backoff: settings.reconnect_min,
@@ -256,6 +274,7 @@ impl<P> PbxLink<P> {
                 last_heard: now,
                 probing: false,
             },
+            pacer,
         }
     }
 
@@ -317,6 +336,7 @@ impl<P> PbxLink<P> {
             pending,
             self.stall_deadline(),
             self.keepalive_due(),
+            self.pacer.as_ref().and_then(Pacer::next_timeout),
         ]
         .into_iter()
         .flatten()
@@ -370,6 +390,7 @@ impl<P> PbxLink<P> {
                 self.send_request(Purpose::Reset, &req, now);
             }
         }
+        self.pace(now);
         let mut expired = Vec::new();
         while let Some(&(t, id)) = self.deadlines.first() {
             if t > now {
@@ -399,6 +420,29 @@ impl<P> PbxLink<P> {
                     Purpose::Stop => {}
                 }
             }
+        }
+    }
+
+    /// Sends the paced requests whose turn it is (within `max_in_flight`), and fails the
+    /// clients' ones that waited too long.
+    fn pace(&mut self, now: Instant) {
+        let Some(pacer) = self.pacer.as_mut() else {
+            return;
+        };
+        for (purpose, _) in pacer.expired(now) {
+            self.events.push_back((
+                LinkEvent::Completed {
+                    purpose,
+                    result: Err(Failure::Busy),
+                },
+                None,
+            ));
+        }
+        while self.state == State::Up && self.pending.len() < self.settings.max_in_flight {
+            let Some((purpose, request)) = self.pacer.as_mut().and_then(|p| p.next_due(now)) else {
+                break;
+            };
+            self.send_request(Purpose::Engine(purpose), &Message::Request(request), now);
         }
     }
 
@@ -489,14 +533,18 @@ impl<P> PbxLink<P> {
         self.reset_at = None;
         self.outputs.push_back(LinkOutput::Close);
         self.deadlines.clear();
-        for (_, p) in self.pending.drain() {
-            if let Purpose::Engine(purpose) = p.purpose {
-                let failed = LinkEvent::Completed {
-                    purpose,
-                    result: Err(Failure::LinkDown),
-                };
-                self.events.push_back((failed, None));
-            }
+        let queued = self.pacer.as_mut().map(Pacer::drain).unwrap_or_default();
+        let pending = self.pending.drain().filter_map(|(_, p)| match p.purpose {
+            Purpose::Engine(purpose) => Some(purpose),
+            _ => None,
+        });
+        let failed: Vec<P> = pending.chain(queued.into_iter().map(|(p, _)| p)).collect();
+        for purpose in failed {
+            let failed = LinkEvent::Completed {
+                purpose,
+                result: Err(Failure::LinkDown),
+            };
+            self.events.push_back((failed, None));
         }
         self.schedule_retry(now);
         tracing::debug!(was_up, "PBX link lost");
@@ -521,6 +569,35 @@ impl<P> PbxLink<P> {
             return Err((Failure::Busy, purpose));
         }
         Ok(self.send_request(Purpose::Engine(purpose), &Message::Request(request), now))
+    }
+
+    /// Like [`PbxLink::request`], for the requests a PBX must be spared storms of (MonitorStart,
+    /// SnapshotDevice): with pacing configured they go in turn, `Ok(None)` meaning queued (the
+    /// answer still comes as [`LinkEvent::Completed`]; a client's that waits too long completes
+    /// with [`Failure::Busy`]).
+    pub fn request_paced(
+        &mut self,
+        purpose: P,
+        request: Request,
+        priority: Priority,
+        now: Instant,
+    ) -> Result<Option<u16>, (Failure, P)> {
+        if self.state != State::Up {
+            return Err((Failure::LinkDown, purpose));
+        }
+        let Some(pacer) = self.pacer.as_mut() else {
+            return self.request(purpose, request, now).map(Some);
+        };
+        match pacer.offer((purpose, request), priority, now) {
+            Ok(Some((purpose, request))) => self.request(purpose, request, now).map(Some),
+            Ok(None) => Ok(None),
+            Err(Full((purpose, _))) => Err((Failure::Busy, purpose)),
+        }
+    }
+
+    /// Paced requests waiting for their turn.
+    pub fn paced_waiting(&self) -> usize {
+        self.pacer.as_ref().map_or(0, Pacer::len)
     }
 
     fn take_pending(&mut self, id: u16) -> Option<Pending<P>> {

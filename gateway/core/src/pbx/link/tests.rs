@@ -18,6 +18,9 @@ fn aes_settings() -> LinkSettings {
         timeouts_before_drop: 3,
         frame_timeout: Duration::from_secs(10),
         keepalive: None,
+        pace: None,
+        pace_queue: 16,
+        pace_wait: Duration::from_secs(2),
     }
 }
 
