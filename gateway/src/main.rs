@@ -63,6 +63,16 @@ enum Command {
         #[arg(required = true)]
         numbers: Vec<String>,
     },
+    /// Print a Kamailio proxy tier for this gateway and others (`--gateway FILE`, repeatable):
+    /// per-line affinity, OPTIONS probing, failover. Writes kamailio.cfg and the dispatcher
+    /// list into `--out`, or prints both.
+    KamailioConfig {
+        #[command(flatten)]
+        tier: rcc_gateway::kamailio_config::Tier,
+        /// Folder to write kamailio.cfg and rcc-dispatcher.list into.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a commented example configuration.
     ExampleConfig,
 }
@@ -97,6 +107,30 @@ async fn start(args: Args) -> anyhow::Result<()> {
             eprintln!("warning: {p} (the PowerShell does not need it)");
         }
         print!("{}", powershell(&config, d)?);
+        return Ok(());
+    }
+    if let Command::KamailioConfig { tier, out } = &command {
+        use rcc_gateway::kamailio_config as k;
+        let mut configs = Vec::new();
+        for p in std::iter::once(&path).chain(&tier.gateways) {
+            let (c, _) = config::load_for_printing(p)
+                .map_err(|e| anyhow::anyhow!("{}: {e:#}", p.display()))?;
+            configs.push(c);
+        }
+        let (members, line) = k::members(&configs)?;
+        let (cfg, list) = (k::kamailio_cfg(tier, &members, line), k::dispatcher_list(&members));
+        match out {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                for (name, text) in [("kamailio.cfg", &cfg), ("rcc-dispatcher.list", &list)] {
+                    let p = dir.join(name);
+                    std::fs::write(&p, text)
+                        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+                    println!("wrote {}", p.display());
+                }
+            }
+            None => print!("{cfg}\n# ---- {} ----\n{list}", tier.dispatcher_list),
+        }
         return Ok(());
     }
     if let Command::LyncCheck { exports } = &command {
@@ -147,7 +181,10 @@ async fn start(args: Args) -> anyhow::Result<()> {
             println!("{}: ok", path.display());
             Ok(())
         }
-        Command::LyncConfig(_) | Command::LyncCheck { .. } | Command::Numbering { .. } => Ok(()),
+        Command::LyncConfig(_)
+        | Command::LyncCheck { .. }
+        | Command::Numbering { .. }
+        | Command::KamailioConfig { .. } => Ok(()),
         Command::ExampleConfig => Ok(()),
         Command::Run => run(&path, config, args.log_format).await,
     }

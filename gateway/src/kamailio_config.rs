@@ -1,0 +1,279 @@
+//! `rcc-gateway kamailio-config`: a Kamailio proxy tier in front of several rcc-gateways, from
+//! their `gateway.toml`s. Lync's static route and trusted application name the Kamailio nodes;
+//! Kamailio sends each line's RCC dialog to one gateway and keeps it there:
+//!
+//! - the INVITE's `lcs:line` is reduced the way the gateways map a line to a PBX device
+//!   (`numbering.line`), and hashed (dispatcher algorithm 7), so every endpoint of a line (MPOP,
+//!   an assistant on the boss's line) reaches the gateway that monitors that device;
+//! - an owner table (htable) remembers which gateway took each line, so a gateway that comes
+//!   back does not get lines back while their sessions still sit elsewhere;
+//! - gateways are probed with OPTIONS: one that answers 503 (PBX link down, draining) or not at
+//!   all is taken out of rotation for new sign-ins, and an INVITE it fails (503, 408, no answer)
+//!   goes to the next one;
+//! - in-dialog requests follow the Record-Route to the gateway that holds the session.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use crate::config::{Config, LinePart};
+
+/// What the tier needs beyond the gateways' configurations.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Tier {
+    /// Where Kamailio listens for the Front End pool (TCP).
+    #[arg(long, default_value = "0.0.0.0:5060")]
+    pub listen: SocketAddr,
+    /// Other gateways' configuration files (the first is `--config`).
+    #[arg(long = "gateway")]
+    pub gateways: Vec<std::path::PathBuf>,
+    /// The dispatcher list file, as Kamailio will find it.
+    #[arg(long, default_value = "/etc/kamailio/rcc-dispatcher.list")]
+    pub dispatcher_list: String,
+    /// Seconds between OPTIONS probes of each gateway.
+    #[arg(long, default_value_t = 5)]
+    pub probe_interval_s: u32,
+    /// Probes failed in a row before a gateway is out of rotation.
+    #[arg(long, default_value_t = 2)]
+    pub probe_misses: u32,
+    /// How long a line stays with the gateway that took it, seconds (longer than a Lync
+    /// session's refresh interval).
+    #[arg(long, default_value_t = 3600)]
+    pub owner_expiry_s: u32,
+}
+
+/// A gateway as the tier reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// `sip:host:port;transport=tcp`
+    pub uri: String,
+}
+
+/// The gateways of the tier, from their configurations; an error names what does not fit.
+pub fn members(configs: &[Config]) -> anyhow::Result<(Vec<Member>, LinePart)> {
+    let mut members = Vec::new();
+    let mut line = None;
+    for (i, c) in configs.iter().enumerate() {
+        let Some(tcp) = c.sip.listen_tcp else {
+            anyhow::bail!(
+                "gateway {} ({}) has no sip.listen_tcp: the Kamailio tier reaches the gateways over TCP",
+                i + 1,
+                c.sip.host
+            );
+        };
+        let host = if tcp.ip().is_unspecified() {
+            c.sip.host.clone()
+        } else {
+            tcp.ip().to_string()
+        };
+        members.push(Member {
+            uri: format!("sip:{host}:{};transport=tcp", tcp.port()),
+        });
+        match line {
+            None => line = Some(c.numbering.line),
+            Some(l) if l == c.numbering.line => {}
+            Some(_) => anyhow::bail!(
+                "gateway {} maps lines with another numbering.line than gateway 1: the tier must reduce a line the same way for all",
+                i + 1
+            ),
+        }
+    }
+    let line = line.ok_or_else(|| anyhow::anyhow!("no gateway given"))?;
+    Ok((members, line))
+}
+
+/// The dispatcher list: set 1, every gateway.
+pub fn dispatcher_list(members: &[Member]) -> String {
+    let mut out = String::from("# rcc-gateway kamailio-config: set 1 holds every rcc-gateway\n");
+    for m in members {
+        let _ = writeln!(out, "1 {}", m.uri);
+    }
+    out
+}
+
+/// How the route reduces `$avp(rcc_line)` (the LineURI as the client wrote it) to the device
+/// part the gateways map.
+fn reduce(line: LinePart) -> &'static str {
+    match line {
+        LinePart::Ext => {
+            r#"    # numbering.line = "ext": the ;ext= value when there is one, else the number.
+    if ($avp(rcc_line) =~ ";ext=") {
+        $avp(rcc_line) = $(avp(rcc_line){re.subst,/^.*;ext=([^;]*).*$/\1/});
+    } else {
+        $avp(rcc_line) = $(avp(rcc_line){re.subst,/^tel:([^;]*).*$/\1/});
+    }"#
+        }
+        LinePart::Number => {
+            r#"    # numbering.line = "number": the number as written.
+    $avp(rcc_line) = $(avp(rcc_line){re.subst,/^tel:([^;]*).*$/\1/});"#
+        }
+        LinePart::Digits => {
+            r#"    # numbering.line = "digits": the number without its +.
+    $avp(rcc_line) = $(avp(rcc_line){re.subst,/^tel:\+?([^;]*).*$/\1/});"#
+        }
+    }
+}
+
+/// The commented kamailio.cfg.
+pub fn kamailio_cfg(tier: &Tier, members: &[Member], line: LinePart) -> String {
+    let gateways: Vec<&str> = members.iter().map(|m| m.uri.as_str()).collect();
+    format!(
+        r#"#!KAMAILIO
+# Kamailio in front of {n} rcc-gateways ({gateways}), printed by `rcc-gateway kamailio-config`.
+# Register this node in Lync as a computer of the trusted application pool the static route
+# names (rcc-gateway lync-config --computer), and list its address in each gateway's
+# [[sip.trusted_peer]]. Check it with `kamailio -c -f kamailio.cfg`.
+
+debug=2
+log_facility=LOG_LOCAL0
+children=4
+tcp_children=4
+disable_tcp=no
+auto_aliases=no
+listen=tcp:{listen}
+# Lync keeps one long-lived connection per route.
+tcp_connection_lifetime=3605
+
+loadmodule "kex.so"
+loadmodule "corex.so"
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "siputils.so"
+loadmodule "textops.so"
+loadmodule "xlog.so"
+loadmodule "htable.so"
+loadmodule "dispatcher.so"
+
+# A gateway that does not answer an INVITE within 5 s is failed over.
+modparam("tm", "fr_timer", 5000)
+modparam("tm", "fr_inv_timer", 5000)
+
+modparam("dispatcher", "list_file", "{list}")
+# Algorithm 7 hashes this: the line reduced to what the gateways map to a PBX device.
+modparam("dispatcher", "hash_pvar", "$avp(rcc_line)")
+modparam("dispatcher", "ds_ping_method", "OPTIONS")
+modparam("dispatcher", "ds_ping_from", "sip:kamailio@rcc-tier")
+modparam("dispatcher", "ds_ping_interval", {probe})
+modparam("dispatcher", "ds_probing_threshold", {misses})
+modparam("dispatcher", "ds_inactive_threshold", 1)
+# Probe every gateway, active or not, so a recovered one (answering 200 again) comes back.
+modparam("dispatcher", "ds_probing_mode", 1)
+# Only 2xx keeps a gateway in rotation: it answers 503 while its PBX link is down or it drains.
+modparam("dispatcher", "ds_ping_reply_codes", "class=2")
+
+# Which gateway took each line; it keeps the line until the entry expires.
+modparam("htable", "htable", "owner=>size=14;autoexpire={expiry};")
+
+request_route {{
+    if (!mf_process_maxfwd_header("10")) {{
+        sl_send_reply("483", "Too Many Hops");
+        exit;
+    }}
+    # In-dialog requests follow the Record-Route to the gateway that holds the session.
+    if (has_totag()) {{
+        if (loose_route()) {{
+            t_relay();
+            exit;
+        }}
+        if (is_method("ACK")) {{
+            if (t_check_trans()) {{
+                t_relay();
+            }}
+            exit;
+        }}
+        sl_send_reply("404", "Not Here");
+        exit;
+    }}
+    if (is_method("CANCEL")) {{
+        if (t_check_trans()) {{
+            t_relay();
+        }}
+        exit;
+    }}
+    t_check_trans();
+    # The Front End's keep-alive to this node.
+    if (is_method("OPTIONS") && uri == myself && $rU == $null) {{
+        sl_send_reply("200", "OK");
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        record_route();
+        route(LINE);
+        route(OWNER);
+    }} else if (!ds_select_dst("1", "4")) {{
+        sl_send_reply("503", "No rcc-gateway available");
+        exit;
+    }}
+    $avp(rcc_dst) = $du;
+    t_on_failure("NEXT");
+    t_on_reply("TAKEN");
+    if (!t_relay()) {{
+        sl_reply_error();
+    }}
+    exit;
+}}
+
+# $avp(rcc_line): the line of the INVITE's RequestSystemStatus (its lcs:line), reduced as the
+# gateways reduce it; an INVITE without one is hashed by its Call-ID.
+route[LINE] {{
+    $avp(rcc_line) = $null;
+    if (search_body("<lcs:line")) {{
+        $avp(rcc_line) = $(rb{{re.subst,/^.*<lcs:line[^>]*>([^<]*)<\/lcs:line>.*$/\1/}});
+    }}
+    if ($avp(rcc_line) == $null || $avp(rcc_line) == $rb) {{
+        $avp(rcc_line) = $ci;
+        return;
+    }}
+{reduce}
+}}
+
+# The gateway that already has the line, while it is in rotation; else the hash of the line.
+route[OWNER] {{
+    $var(owner) = $sht(owner=>$avp(rcc_line));
+    if ($var(owner) != $null && ds_is_active("1", "$var(owner)")) {{
+        $du = $var(owner);
+        return;
+    }}
+    if (!ds_select_dst("1", "7")) {{
+        sl_send_reply("503", "No rcc-gateway available");
+        exit;
+    }}
+}}
+
+# A gateway that refuses (503), does not answer (408) or cannot be reached: out of rotation,
+# and the INVITE goes to the next one.
+failure_route[NEXT] {{
+    if (t_is_canceled()) {{
+        exit;
+    }}
+    if (t_check_status("503|408") || t_branch_timeout() || !t_branch_replied()) {{
+        ds_mark_dst("ip");
+        if (ds_next_dst()) {{
+            $avp(rcc_dst) = $du;
+            t_on_failure("NEXT");
+            t_relay();
+            exit;
+        }}
+    }}
+}}
+
+# A sign-in accepted: the line belongs to that gateway now.
+onreply_route[TAKEN] {{
+    if (is_method("INVITE") && t_check_status("2[0-9][0-9]") && $avp(rcc_line) != $null) {{
+        $sht(owner=>$avp(rcc_line)) = $avp(rcc_dst);
+    }}
+}}
+"#,
+        n = members.len(),
+        gateways = gateways.join(", "),
+        listen = tier.listen,
+        list = tier.dispatcher_list,
+        probe = tier.probe_interval_s,
+        misses = tier.probe_misses,
+        expiry = tier.owner_expiry_s,
+        reduce = reduce(line),
+    )
+}
