@@ -202,7 +202,7 @@ const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 "#;
 
 /// A program from PATH or the system folders Debian installs servers into.
-fn program(name: &str, package: &str) -> anyhow::Result<PathBuf> {
+pub fn program(name: &str, package: &str) -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from))
@@ -212,7 +212,7 @@ fn program(name: &str, package: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Kamailio's module folder on this machine.
-fn kamailio_modules() -> anyhow::Result<PathBuf> {
+pub fn kamailio_modules() -> anyhow::Result<PathBuf> {
     [
         "/usr/lib/x86_64-linux-gnu/kamailio/modules",
         "/usr/lib/aarch64-linux-gnu/kamailio/modules",
@@ -264,10 +264,11 @@ fn tree_cpu(root: u32) -> anyhow::Result<f64> {
 
 /// A program started in a process group of its own, ended with all its workers: Kamailio forks
 /// them, and killing only the main process would leave them running.
-struct ProcessGroup(std::process::Child);
+pub struct ProcessGroup(std::process::Child);
 
 impl ProcessGroup {
-    fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<ProcessGroup> {
+    /// Starts `bin args` in a group of its own, its output in `log`.
+    pub fn spawn(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<ProcessGroup> {
         use std::os::unix::process::CommandExt;
         let child = load::logged(bin, args, log)?
             .process_group(0)
@@ -276,7 +277,8 @@ impl ProcessGroup {
         Ok(ProcessGroup(child))
     }
 
-    fn signal(&self, signal: &str) {
+    /// Sends `signal` (`-TERM`, `-KILL`) to the whole group.
+    pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill")
             .args([signal, "--", &format!("-{}", self.0.id())])
             .stderr(Stdio::null())

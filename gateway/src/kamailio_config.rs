@@ -10,7 +10,9 @@
 //! - gateways are probed with OPTIONS: one that answers 503 (PBX link down, draining) or not at
 //!   all is taken out of rotation for new sign-ins, and an INVITE it fails (503, 408, no answer)
 //!   goes to the next one;
-//! - in-dialog requests follow the Record-Route to the gateway that holds the session.
+//! - in-dialog requests follow the Record-Route to the gateway that holds the session; when it
+//!   cannot be reached they get 481, so the client signs in again at once, to a gateway in
+//!   rotation, instead of at its next refresh.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -132,6 +134,10 @@ auto_aliases=no
 listen=tcp:{listen}
 # Lync keeps one long-lived connection per route.
 tcp_connection_lifetime=3605
+# Connecting to a gateway fails at once when it is down (and within 2 s when its host is
+# gone), so the request is answered then rather than after the transaction timer.
+tcp_async=no
+tcp_connect_timeout=2
 
 loadmodule "kex.so"
 loadmodule "corex.so"
@@ -147,11 +153,14 @@ loadmodule "xlog.so"
 loadmodule "htable.so"
 loadmodule "dispatcher.so"
 
-# A gateway that does not answer an INVITE within 5 s is failed over.
-modparam("tm", "fr_timer", 5000)
+# A gateway that does not answer an INVITE within 5 s is failed over (in-dialog requests
+# wait a little longer than the gateways' own PBX request timeout).
+modparam("tm", "fr_timer", 6000)
 modparam("tm", "fr_inv_timer", 5000)
 
 modparam("dispatcher", "list_file", "{list}")
+# Failover support: the other gateways are kept with the selection (ds_next_dst, ds_mark_dst).
+modparam("dispatcher", "flags", 2)
 # Algorithm 7 hashes this: the line reduced to what the gateways map to a PBX device.
 modparam("dispatcher", "hash_pvar", "$avp(rcc_line)")
 modparam("dispatcher", "ds_ping_method", "OPTIONS")
@@ -173,9 +182,22 @@ request_route {{
         exit;
     }}
     # In-dialog requests follow the Record-Route to the gateway that holds the session.
+    # A gateway that cannot be reached took its dialogs with it: 481, so that the client
+    # signs in again (to a gateway in rotation) at once instead of waiting for its refresh.
     if (has_totag()) {{
         if (loose_route()) {{
-            t_relay();
+            # From the pool to a gateway out of rotation (no longer answering its probes).
+            if (!ds_is_from_list("1")) {{
+                $var(next) = "sip:" + $(ru{{uri.host}}) + ":" + $(ru{{uri.port}}) + ";transport=tcp";
+                if (ds_is_from_list("1", "3", "$var(next)") && !ds_is_active("1", "$var(next)")) {{
+                    sl_send_reply("481", "Gateway Gone");
+                    exit;
+                }}
+            }}
+            t_on_failure("GONE");
+            if (!t_relay()) {{
+                sl_send_reply("481", "Gateway Gone");
+            }}
             exit;
         }}
         if (is_method("ACK")) {{
@@ -199,6 +221,7 @@ request_route {{
         sl_send_reply("200", "OK");
         exit;
     }}
+    $var(owner_used) = 0;
     if (is_method("INVITE")) {{
         record_route();
         route(LINE);
@@ -211,7 +234,16 @@ request_route {{
     t_on_failure("NEXT");
     t_on_reply("TAKEN");
     if (!t_relay()) {{
-        sl_reply_error();
+        # Not even connected: the line's owner entry goes (it named that gateway), or the
+        # hashed gateway is out of rotation now; the client tries again at once (a Lync client
+        # retries a sign-in answered 503).
+        if ($var(owner_used) == 1) {{
+            $sht(owner=>$avp(rcc_line)) = $null;
+        }} else {{
+            ds_mark_dst("ip");
+        }}
+        append_to_reply("Retry-After: 0\r\n");
+        send_reply("503", "rcc-gateway Unreachable");
     }}
     exit;
 }}
@@ -232,14 +264,16 @@ route[LINE] {{
 
 # The gateway that already has the line, while it is in rotation; else the hash of the line.
 route[OWNER] {{
-    $var(owner) = $sht(owner=>$avp(rcc_line));
-    if ($var(owner) != $null && ds_is_active("1", "$var(owner)")) {{
-        $du = $var(owner);
-        return;
-    }}
+    # The hash first: it also lists the other gateways, for failover.
     if (!ds_select_dst("1", "7")) {{
         sl_send_reply("503", "No rcc-gateway available");
         exit;
+    }}
+    $var(owner_used) = 0;
+    $var(owner) = $sht(owner=>$avp(rcc_line));
+    if ($var(owner) != $null && ds_is_active("1", "$var(owner)")) {{
+        $du = $var(owner);
+        $var(owner_used) = 1;
     }}
 }}
 
@@ -260,6 +294,16 @@ failure_route[NEXT] {{
     }}
 }}
 
+# An in-dialog request its gateway never answered.
+failure_route[GONE] {{
+    if (t_is_canceled()) {{
+        exit;
+    }}
+    if (t_branch_timeout() || !t_branch_replied()) {{
+        t_reply("481", "Gateway Gone");
+    }}
+}}
+
 # A sign-in accepted: the line belongs to that gateway now.
 onreply_route[TAKEN] {{
     if (is_method("INVITE") && t_check_status("2[0-9][0-9]") && $avp(rcc_line) != $null) {{
@@ -276,4 +320,35 @@ onreply_route[TAKEN] {{
         expiry = tier.owner_expiry_s,
         reduce = reduce(line),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        crate::config::parse_unchecked(text).expect("config")
+    }
+
+    const GW: &str = "[sip]\nlisten_tcp = \"0.0.0.0:5066\"\nhost = \"10.0.0.31\"\ntrusted_peer = [{ ip = \"10.0.0.10\" }]\n[pbx]\naddress = \"10.0.0.20:1040\"\n";
+
+    #[test]
+    fn members_are_the_gateways_tcp_listeners_and_must_reduce_lines_alike() {
+        let second = GW.replace("10.0.0.31", "10.0.0.32");
+        let (found, line) = members(&[config(GW), config(&second)]).expect("members");
+        assert_eq!(
+            found.iter().map(|m| m.uri.as_str()).collect::<Vec<_>>(),
+            [
+                "sip:10.0.0.31:5066;transport=tcp",
+                "sip:10.0.0.32:5066;transport=tcp"
+            ]
+        );
+        assert_eq!(line, LinePart::Ext);
+        let digits = format!("{second}[numbering]\nline = \"digits\"\n");
+        let err = members(&[config(GW), config(&digits)]).expect_err("mixed");
+        assert!(err.to_string().contains("numbering.line"), "{err}");
+        let tls_only = GW.replace("listen_tcp", "listen_tls");
+        let err = members(&[config(&tls_only)]).expect_err("no TCP");
+        assert!(err.to_string().contains("sip.listen_tcp"), "{err}");
+    }
 }

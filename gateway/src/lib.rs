@@ -12,8 +12,8 @@ pub use rcc_gateway_core as core;
 
 pub mod certs;
 pub mod config;
-pub mod lync_check;
 pub mod kamailio_config;
+pub mod lync_check;
 pub mod lync_config;
 pub mod observe;
 pub mod shell;

@@ -118,7 +118,10 @@ async fn start(args: Args) -> anyhow::Result<()> {
             configs.push(c);
         }
         let (members, line) = k::members(&configs)?;
-        let (cfg, list) = (k::kamailio_cfg(tier, &members, line), k::dispatcher_list(&members));
+        let (cfg, list) = (
+            k::kamailio_cfg(tier, &members, line),
+            k::dispatcher_list(&members),
+        );
         match out {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;

@@ -1,0 +1,294 @@
+//! High availability with the real components: Kamailio (the configuration
+//! `rcc-gateway kamailio-config` prints) in front of two `rcc-gateway` processes, the Lync
+//! pool routing to Kamailio, one PBX simulator.
+//!
+//! Six lines with two endpoints each (MPOP) sign in: each line lands on one gateway, so the
+//! PBX monitors every device exactly once. The gateway holding more sessions is killed with
+//! SIGKILL; its clients' next in-dialog request (their refresh) gets 481 from Kamailio, they
+//! sign in again, and land on the survivor, which then monitors every device, once each. The
+//! killed gateway, restarted, gets none of the moved lines back (the owner table).
+
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use rcc_lab::kamailio::{ProcessGroup, kamailio_modules, program};
+use rcc_lab::lab::{User, WAIT};
+use rcc_lab::load::{self, Killed};
+use rcc_simulators::lync::{
+    ClientProfile, EndpointConfig, LAB_NUMBERING, LyncSim, LyncSimConfig, PoolConfig,
+    RouteTransport, StaticRoute, TrustedApplication,
+};
+use rcc_simulators::pbx::{DeviceConfig, Listen, PbxConfig, PbxSim, Profile};
+
+const LINE_SERVER: &str = "sip:rccgateway@rcc.lab.example";
+
+/// A gateway process with its ports.
+struct Gateway {
+    config: std::path::PathBuf,
+    metrics: u16,
+    sip: u16,
+    process: Option<Killed>,
+}
+
+fn write_gateway(dir: &Path, n: usize, pbx: SocketAddr) -> anyhow::Result<Gateway> {
+    let (sip, metrics) = (load::free_port()?, load::free_port()?);
+    let config = dir.join(format!("gw{n}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[sip]\nlisten_tcp = \"127.0.0.1:{sip}\"\nhost = \"127.0.0.1\"\ntrusted_peer = [{{ ip = \"127.0.0.1\" }}]\n\
+             [pbx]\naddress = \"{pbx}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 500\n\
+             [observe]\nhttp = \"127.0.0.1:{metrics}\"\n{LAB_NUMBERING}"
+        ),
+    )?;
+    Ok(Gateway {
+        config,
+        metrics,
+        sip,
+        process: None,
+    })
+}
+
+impl Gateway {
+    async fn start(&mut self, dir: &Path, n: usize) -> anyhow::Result<()> {
+        self.process = Some(load::spawn(
+            &load::binary("rcc-gateway")?,
+            &["--config", &self.config.to_string_lossy()],
+            &dir.join(format!("gw{n}.log")),
+        )?);
+        load::listening(self.sip, "the gateway").await
+    }
+
+    /// A gauge of the gateway's /metrics.
+    fn gauge(&self, name: &str) -> anyhow::Result<f64> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.metrics))?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: gw\r\n\r\n")?;
+        let mut text = String::new();
+        s.read_to_string(&mut text)?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("{name} not in /metrics"))
+    }
+}
+
+/// Devices monitored at the PBX, one entry per monitor.
+async fn monitored(pbx: &PbxSim) -> anyhow::Result<Vec<String>> {
+    let mut devices: Vec<String> = pbx
+        .links()
+        .await?
+        .into_iter()
+        .flat_map(|l| l.monitors.into_iter().map(|(_, d)| d))
+        .collect();
+    devices.sort();
+    Ok(devices)
+}
+
+/// Waits until `check` holds (it says what it saw when it does not).
+async fn until<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<String>>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let seen = check().await?;
+        let Some(seen) = seen else { return Ok(()) };
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("rcc-ha-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let users: Vec<User> = (1..=6)
+        .map(|i| User::new(&format!("user{i}"), &format!("200{i}")))
+        .collect();
+    let devices: Vec<String> = users.iter().map(|u| u.extension.clone()).collect();
+    let pbx = PbxSim::start(
+        PbxConfig::for_profile(Profile::Generic),
+        users
+            .iter()
+            .map(|u| DeviceConfig::new(&u.extension, Some(&u.e164())))
+            .collect(),
+        Listen::loopback(),
+    )
+    .await?;
+    let pbx_addr = pbx
+        .tcp_addr()
+        .ok_or_else(|| anyhow::anyhow!("PBX simulator without TCP"))?;
+    let mut gateways = vec![
+        write_gateway(&dir, 1, pbx_addr)?,
+        write_gateway(&dir, 2, pbx_addr)?,
+    ];
+    for (i, g) in gateways.iter_mut().enumerate() {
+        g.start(&dir, i + 1).await?;
+    }
+
+    // The tier, as printed for these two gateways.
+    let kamailio_port = load::free_port()?;
+    let out = std::process::Command::new(load::binary("rcc-gateway")?)
+        .arg("--config")
+        .arg(&gateways[0].config)
+        .arg("kamailio-config")
+        .arg("--gateway")
+        .arg(&gateways[1].config)
+        .args(["--listen", &format!("127.0.0.1:{kamailio_port}")])
+        .arg("--dispatcher-list")
+        .arg(dir.join("rcc-dispatcher.list"))
+        .args(["--probe-interval-s", "1", "--probe-misses", "1"])
+        .arg("--out")
+        .arg(&dir)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "kamailio-config: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let modules = kamailio_modules()?;
+    let kamailio = ProcessGroup::spawn(
+        &program("kamailio", "kamailio")?,
+        &[
+            "-DD",
+            "-E",
+            "-L",
+            &modules.to_string_lossy(),
+            "-f",
+            &dir.join("kamailio.cfg").to_string_lossy(),
+        ],
+        &dir.join("kamailio.log"),
+    )?;
+    load::listening(kamailio_port, "Kamailio").await?;
+
+    // The pool routes the LineServerURI's domain to the Kamailio node, a TCP trusted application.
+    let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let lync = LyncSim::start(LyncSimConfig {
+        pool: PoolConfig {
+            fqdn: "fe.lab.example".into(),
+            port: 5061,
+            static_routes: vec![StaticRoute {
+                match_uri: "rcc.lab.example".into(),
+                transport: RouteTransport::Tcp,
+                destination: "127.0.0.1".into(),
+                port: kamailio_port,
+                use_default_certificate: true,
+            }],
+            trusted_applications: vec![TrustedApplication {
+                pool_fqdn: "127.0.0.1".into(),
+                ip: Some(localhost),
+                port: kamailio_port,
+                tcp_enabled: true,
+                treat_as_authenticated: true,
+            }],
+        },
+        listen: None,
+        tls: None,
+        hosts: Default::default(),
+    })
+    .await?;
+    let mut endpoints = Vec::new();
+    for u in &users {
+        for (n, epid) in ["desk", "laptop"].iter().enumerate() {
+            let id = lync
+                .add_endpoint(EndpointConfig {
+                    user: u.uri(),
+                    epid: format!("{}{epid}", u.name),
+                    line: u.line(),
+                    line_server: LINE_SERVER.into(),
+                    profile: ClientProfile::Lync2013,
+                    refresh: None,
+                    reestablish: true,
+                    reestablish_delay: Duration::from_millis(200),
+                    address: format!("192.0.2.10:{}", 51000 + endpoints.len() * 2 + n),
+                })
+                .await?;
+            lync.sign_in(id).await?;
+            endpoints.push(id);
+        }
+    }
+    for &id in &endpoints {
+        lync.wait_ready(id, WAIT).await?;
+    }
+    // Every line on one gateway: each device monitored once, not once per gateway.
+    let mut expected = devices.clone();
+    expected.sort();
+    assert_eq!(monitored(&pbx).await?, expected);
+    let sessions: Vec<f64> = gateways
+        .iter()
+        .map(|g| g.gauge("rcc_gateway_sessions"))
+        .collect::<anyhow::Result<_>>()?;
+    assert_eq!(sessions.iter().sum::<f64>(), 12.0, "{sessions:?}");
+    let monitors: Vec<f64> = gateways
+        .iter()
+        .map(|g| g.gauge("rcc_gateway_monitors"))
+        .collect::<anyhow::Result<_>>()?;
+    for (s, m) in sessions.iter().zip(&monitors) {
+        assert_eq!(
+            *s,
+            m * 2.0,
+            "two endpoints per monitored line: {sessions:?} {monitors:?}"
+        );
+    }
+
+    // The gateway with more sessions dies.
+    let dead = usize::from(sessions[1] > sessions[0]);
+    let alive = 1 - dead;
+    let moved = monitors[dead];
+    gateways[dead].process = None;
+    until("the dead gateway's PBX link closed", || async {
+        let n = pbx.links().await?.len();
+        Ok((n != 1).then(|| format!("{n} links")))
+    })
+    .await?;
+    // Every client refreshes; those of the dead gateway get 481 and sign in again.
+    for &id in &endpoints {
+        lync.refresh(id).await?;
+    }
+    let survivor = &gateways[alive];
+    until("every session on the survivor", || async {
+        let s = survivor.gauge("rcc_gateway_sessions")?;
+        Ok((s != 12.0).then(|| format!("{s} sessions")))
+    })
+    .await?;
+    for &id in &endpoints {
+        lync.wait_ready(id, WAIT).await?;
+    }
+    assert_eq!(
+        monitored(&pbx).await?,
+        expected,
+        "each device once, on the survivor"
+    );
+    assert_eq!(survivor.gauge("rcc_gateway_monitors")?, 6.0);
+    assert!(moved >= 1.0);
+
+    // Restarted, the dead gateway takes none of the lines back: their owner is the survivor.
+    gateways[dead].start(&dir, dead + 1).await?;
+    until("the restarted gateway's PBX link", || async {
+        let n = pbx.links().await?.len();
+        Ok((n != 2).then(|| format!("{n} links")))
+    })
+    .await?;
+    // Probed back into rotation (1 s probes), then every client signs in again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for &id in &endpoints {
+        lync.sign_out(id).await?;
+    }
+    for &id in &endpoints {
+        lync.sign_in(id).await?;
+    }
+    for &id in &endpoints {
+        lync.wait_ready(id, WAIT).await?;
+    }
+    assert_eq!(gateways[dead].gauge("rcc_gateway_sessions")?, 0.0);
+    assert_eq!(monitored(&pbx).await?, expected);
+    drop(kamailio);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
