@@ -124,7 +124,7 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
     let pbx_addr = pbx
         .tcp_addr()
         .ok_or_else(|| anyhow::anyhow!("PBX simulator without TCP"))?;
-    let mut gateways = vec![
+    let mut gateways = [
         write_gateway(&dir, 1, pbx_addr)?,
         write_gateway(&dir, 2, pbx_addr)?,
     ];
