@@ -6,7 +6,9 @@
 //! PBX monitors every device exactly once. The gateway holding more sessions is killed with
 //! SIGKILL; its clients' next in-dialog request (their refresh) gets 481 from Kamailio, they
 //! sign in again, and land on the survivor, which then monitors every device, once each. The
-//! killed gateway, restarted, gets none of the moved lines back (the owner table).
+//! killed gateway, restarted, gets none of the moved lines back (the owner table). Then the
+//! survivor drains: its sessions stay (their refreshes are answered), and a new line signs in
+//! on the other gateway.
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -111,11 +113,14 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
     let users: Vec<User> = (1..=6)
         .map(|i| User::new(&format!("user{i}"), &format!("200{i}")))
         .collect();
+    // Signs in only once a gateway drains.
+    let late = User::new("user7", "2007");
     let devices: Vec<String> = users.iter().map(|u| u.extension.clone()).collect();
     let pbx = PbxSim::start(
         PbxConfig::for_profile(Profile::Generic),
         users
             .iter()
+            .chain([&late])
             .map(|u| DeviceConfig::new(&u.extension, Some(&u.e164())))
             .collect(),
         Listen::loopback(),
@@ -193,22 +198,21 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
         hosts: Default::default(),
     })
     .await?;
+    let endpoint = |u: &User, epid: &str, port: usize| EndpointConfig {
+        user: u.uri(),
+        epid: format!("{}{epid}", u.name),
+        line: u.line(),
+        line_server: LINE_SERVER.into(),
+        profile: ClientProfile::Lync2013,
+        refresh: None,
+        reestablish: true,
+        reestablish_delay: Duration::from_millis(200),
+        address: format!("192.0.2.10:{}", 51000 + port),
+    };
     let mut endpoints = Vec::new();
     for u in &users {
-        for (n, epid) in ["desk", "laptop"].iter().enumerate() {
-            let id = lync
-                .add_endpoint(EndpointConfig {
-                    user: u.uri(),
-                    epid: format!("{}{epid}", u.name),
-                    line: u.line(),
-                    line_server: LINE_SERVER.into(),
-                    profile: ClientProfile::Lync2013,
-                    refresh: None,
-                    reestablish: true,
-                    reestablish_delay: Duration::from_millis(200),
-                    address: format!("192.0.2.10:{}", 51000 + endpoints.len() * 2 + n),
-                })
-                .await?;
+        for epid in ["desk", "laptop"] {
+            let id = lync.add_endpoint(endpoint(u, epid, endpoints.len())).await?;
             lync.sign_in(id).await?;
             endpoints.push(id);
         }
@@ -288,6 +292,38 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
     }
     assert_eq!(gateways[dead].gauge("rcc_gateway_sessions")?, 0.0);
     assert_eq!(monitored(&pbx).await?, expected);
+
+    // The survivor drains (SIGUSR1): its sessions stay and refresh, a new line goes elsewhere.
+    let survivor = &gateways[alive];
+    let pid = survivor
+        .process
+        .as_ref()
+        .map(|p| p.0.id())
+        .ok_or_else(|| anyhow::anyhow!("the survivor is not running"))?;
+    let usr1 = std::process::Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .status()?;
+    anyhow::ensure!(usr1.success(), "kill -USR1");
+    until("the survivor draining", || async {
+        let d = survivor.gauge("rcc_gateway_draining")?;
+        Ok((d != 1.0).then(|| format!("draining = {d}")))
+    })
+    .await?;
+    for &id in &endpoints {
+        lync.refresh(id).await?;
+    }
+    let newcomer = lync.add_endpoint(endpoint(&late, "desk", 99)).await?;
+    lync.sign_in(newcomer).await?;
+    lync.wait_ready(newcomer, WAIT).await?;
+    for &id in &endpoints {
+        lync.wait_ready(id, WAIT).await?;
+    }
+    assert_eq!(survivor.gauge("rcc_gateway_sessions")?, 12.0, "nobody moved");
+    assert_eq!(
+        gateways[dead].gauge("rcc_gateway_sessions")?,
+        1.0,
+        "the new line went to the gateway that is not draining"
+    );
     drop(kamailio);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
