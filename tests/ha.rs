@@ -212,7 +212,9 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
     let mut endpoints = Vec::new();
     for u in &users {
         for epid in ["desk", "laptop"] {
-            let id = lync.add_endpoint(endpoint(u, epid, endpoints.len())).await?;
+            let id = lync
+                .add_endpoint(endpoint(u, epid, endpoints.len()))
+                .await?;
             lync.sign_in(id).await?;
             endpoints.push(id);
         }
@@ -318,7 +320,11 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
     for &id in &endpoints {
         lync.wait_ready(id, WAIT).await?;
     }
-    assert_eq!(survivor.gauge("rcc_gateway_sessions")?, 12.0, "nobody moved");
+    assert_eq!(
+        survivor.gauge("rcc_gateway_sessions")?,
+        12.0,
+        "nobody moved"
+    );
     assert_eq!(
         gateways[dead].gauge("rcc_gateway_sessions")?,
         1.0,

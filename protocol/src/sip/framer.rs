@@ -77,6 +77,9 @@ impl StreamFramer {
 
     /// Appends received bytes.
     pub fn push(&mut self, data: &[u8]) {
+        let skip = self.discard.min(data.len());
+        self.discard -= skip;
+        let data = &data[skip..];
         if self.pos > 0 && self.pos >= self.buf.len() / 2 {
             self.buf.drain(..self.pos);
             self.scanned -= self.pos;
@@ -104,6 +107,8 @@ impl StreamFramer {
 
     /// A head of `end` bytes that does not parse: its answer, and the stream skipped past its
     /// body when its Content-Length can still be read.
+    #[cold]
+    #[inline(never)]
     fn reject(&mut self, end: usize, error: SipError) -> StreamItem {
         let head = &self.buf[self.pos..self.pos + end];
         let answer = answer_unparsable(head, &error);
@@ -113,7 +118,12 @@ impl StreamFramer {
         };
         self.consume(end + 4);
         match body {
-            Some(n) => self.discard = n,
+            Some(n) => {
+                // What of the body is here goes now, the rest as it arrives (`push`).
+                let here = n.min(self.buffered());
+                self.consume(here);
+                self.discard = n - here;
+            }
             None => self.failed = Some(error.clone()),
         }
         StreamItem::Rejected(Rejected {
@@ -129,14 +139,6 @@ impl StreamFramer {
     }
 
     fn advance(&mut self) -> Result<Option<StreamItem>, SipError> {
-        if self.discard > 0 {
-            let n = self.discard.min(self.buffered());
-            self.consume(n);
-            self.discard -= n;
-            if self.discard > 0 {
-                return Ok(None);
-            }
-        }
         if self.pending.is_none() {
             let data = &self.buf[self.pos..];
             if data.starts_with(b"\r\n\r\n") {
@@ -165,13 +167,14 @@ impl StreamFramer {
                 }
                 return Ok(None);
             };
-            let head = &self.buf[self.pos..self.pos + end];
-            let parsed = parse_head(head, &self.limits).and_then(|(start, headers)| {
-                let body_len = stream_content_length(&headers, &self.limits)?;
-                Ok((start, headers, body_len))
-            });
-            let (start, headers, body_len) = match parsed {
-                Ok(p) => p,
+            let (start, headers) =
+                match parse_head(&self.buf[self.pos..self.pos + end], &self.limits) {
+                    Ok(p) => p,
+                    Err(e @ SipError::Limit { .. }) => return Err(e),
+                    Err(error) => return Ok(Some(self.reject(end, error))),
+                };
+            let body_len = match stream_content_length(&headers, &self.limits) {
+                Ok(n) => n,
                 Err(e @ SipError::Limit { .. }) => return Err(e),
                 Err(error) => return Ok(Some(self.reject(end, error))),
             };
