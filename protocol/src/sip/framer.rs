@@ -372,6 +372,19 @@ mod tests {
             "{answer}"
         );
         assert!(matches!(f.next_item(), Ok(Some(StreamItem::Message(_)))));
+        // The body arriving in later reads is skipped as it comes.
+        let mut f = StreamFramer::new(Limits::default());
+        f.push(b"OPTIONS  sip:a@b  SIP/2.0\r\nContent-Length: 4\r\n\r\nbo");
+        assert!(matches!(
+            f.next_item(),
+            Ok(Some(StreamItem::Rejected(Rejected {
+                framing_lost: false,
+                ..
+            })))
+        ));
+        f.push(b"dy");
+        f.push(INFO);
+        assert!(matches!(f.next_item(), Ok(Some(StreamItem::Message(_)))));
     }
 
     #[test]
