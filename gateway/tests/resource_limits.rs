@@ -9,56 +9,13 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_rustls::rustls;
 
 mod support;
-use support::{free_port, wait_listening};
-
-/// The gateway process and its folder, both gone when dropped.
-struct Gateway {
-    child: std::process::Child,
-    dir: PathBuf,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-impl Gateway {
-    /// Starts `rcc-gateway` on `config` (a gateway.toml body, `{dir}` replaced by its folder)
-    /// under `ulimit -n files`; its log (stdout) goes to `gateway.log`.
-    fn start(name: &str, config: &str, files: u32, setup: impl Fn(&Path)) -> Gateway {
-        let dir = std::env::temp_dir().join(format!("rcc-gw-limits-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        setup(&dir);
-        let path = dir.join("gateway.toml");
-        std::fs::write(&path, config.replace("{dir}", &dir.display().to_string())).expect("config");
-        let log = std::fs::File::create(dir.join("gateway.log")).expect("log");
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("ulimit -n {files} && exec \"$0\" --config \"$1\""))
-            .arg(env!("CARGO_BIN_EXE_rcc-gateway"))
-            .arg(&path)
-            .stdout(log)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the gateway starts");
-        Gateway { child, dir }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("gateway.log")).unwrap_or_default()
-    }
-}
+use support::{Gateway, free_port, tcp_config, wait_listening};
 
 const OPTIONS: &str = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK-limits1\r\nMax-Forwards: 70\r\nFrom: <sip:fe.lab.example>;tag=a1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: limits-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
 
@@ -75,7 +32,7 @@ fn idle_tls_connections_from_untrusted_addresses_leave_room_for_a_trusted_front_
              [pbx]\naddress = \"127.0.0.1:{}\"\n",
             free_port()
         ),
-        256,
+        Some(256),
         |dir| {
             std::fs::write(dir.join("gw.crt"), &cert_pem).expect("cert");
             std::fs::write(dir.join("gw.key"), id.signing_key.serialize_pem()).expect("key");
@@ -140,13 +97,11 @@ fn idle_tls_connections_from_untrusted_addresses_leave_room_for_a_trusted_front_
 #[test]
 fn a_message_that_never_completes_closes_its_connection() {
     let port = free_port();
+    let config = tcp_config(&format!("127.0.0.1:{port}"));
     let gw = Gateway::start(
         "partial",
-        &format!(
-            "[sip]\nlisten_tcp = \"127.0.0.1:{port}\"\nhost = \"127.0.0.1\"\ntrusted_peer = [{{ ip = \"127.0.0.1\" }}]\nmessage_timeout_ms = 300\n[pbx]\naddress = \"127.0.0.1:{}\"\n",
-            free_port()
-        ),
-        1024,
+        &config.replace("[pbx]", "message_timeout_ms = 300\n[pbx]"),
+        Some(1024),
         |_| {},
     );
     wait_listening(port);

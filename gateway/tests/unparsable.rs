@@ -6,11 +6,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::{Killed, free_port, wait_listening};
+use support::{Gateway, free_port, tcp_config, wait_listening};
 
 fn vector(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -36,26 +35,12 @@ fn responses(stream: &mut TcpStream, n: usize) -> String {
 
 #[test]
 fn unparsable_requests_get_400_or_505_and_the_connection_goes_on() {
-    let dir = std::env::temp_dir().join(format!("rcc-gw-unparsable-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
     let port = free_port();
-    let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sip]\nlisten_tcp = \"127.0.0.1:{port}\"\nhost = \"127.0.0.1\"\ntrusted_peer = [{{ ip = \"127.0.0.1\" }}]\n[pbx]\naddress = \"127.0.0.1:{}\"\n",
-            free_port()
-        ),
-    )
-    .expect("config");
-    let _gw = Killed(
-        Command::new(env!("CARGO_BIN_EXE_rcc-gateway"))
-            .arg("--config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the gateway starts"),
+    let _gw = Gateway::start(
+        "unparsable",
+        &tcp_config(&format!("127.0.0.1:{port}")),
+        None,
+        |_| {},
     );
     wait_listening(port);
     for (vector_name, status, call_id) in [
@@ -88,5 +73,4 @@ fn unparsable_requests_get_400_or_505_and_the_connection_goes_on() {
             "{vector_name}: the request after it was not answered: {text:?}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

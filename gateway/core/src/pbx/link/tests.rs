@@ -68,25 +68,6 @@ fn answer(invoke: u16) -> Vec<u8> {
     framing::encode_annex_j(invoke, xml.as_bytes()).expect("frame")
 }
 
-fn sent_invoke_of<P>(link: &mut PbxLink<P>) -> u16 {
-    let Some(LinkOutput::Send(bytes)) = link.poll_output() else {
-        panic!("the link sent a frame");
-    };
-    let mut d = framing::AnnexJDecoder::new();
-    d.push(&bytes);
-    match d.next_frame() {
-        Ok(Some(Frame {
-            invoke_id: Some(InvokeId::Id(id)),
-            xml,
-            ..
-        })) => {
-            assert!(!xml.is_empty());
-            id
-        }
-        other => panic!("an Annex J request frame, got {other:?}"),
-    }
-}
-
 #[test]
 fn requests_unanswered_in_a_row_drop_the_link_and_an_answer_resets_the_count() {
     let t0 = Instant::now();
@@ -97,12 +78,12 @@ fn requests_unanswered_in_a_row_drop_the_link_and_an_answer_resets_the_count() {
     for round in 0..2 {
         for n in 0..2 {
             link.request(round * 10 + n, snapshot(), t).expect("sent");
-            sent_invoke_of(&mut link);
+            sent_invoke(&mut link);
         }
         t += timeout + Duration::from_millis(1);
         link.handle_timeout(t);
         link.request(99, snapshot(), t).expect("sent");
-        let id = sent_invoke_of(&mut link);
+        let id = sent_invoke(&mut link);
         link.receive(&answer(id), t);
         assert!(link.is_up(), "round {round}");
         assert!(downs(&mut link).is_empty());
@@ -110,7 +91,7 @@ fn requests_unanswered_in_a_row_drop_the_link_and_an_answer_resets_the_count() {
     // Three in a row: down.
     for n in 0..3 {
         link.request(50 + n, snapshot(), t).expect("sent");
-        sent_invoke_of(&mut link);
+        sent_invoke(&mut link);
     }
     link.handle_timeout(t + timeout + Duration::from_millis(1));
     assert!(!link.is_up());
@@ -150,7 +131,7 @@ fn a_quiet_link_is_probed_and_a_silent_pbx_is_dropped() {
     // Answered: the status it reports is taken, and the next probe waits for the next quiet spell.
     let t1 = t0 + Duration::from_secs(30);
     link.handle_timeout(t1);
-    let probe = sent_invoke_of(&mut link);
+    let probe = sent_invoke(&mut link);
     let status = csta::encode(
         &Message::Response(Response::RequestSystemStatus {
             status: SystemStatusValue::Disabled,
@@ -166,7 +147,7 @@ fn a_quiet_link_is_probed_and_a_silent_pbx_is_dropped() {
     // Unanswered: the PBX is gone.
     let t2 = t1 + Duration::from_secs(30);
     link.handle_timeout(t2);
-    sent_invoke_of(&mut link);
+    sent_invoke(&mut link);
     link.handle_timeout(t2 + Duration::from_secs(4));
     assert!(!link.is_up());
     assert!(downs(&mut link).contains(&"the PBX left 1 request(s) in a row unanswered".to_owned()));
@@ -186,7 +167,7 @@ fn start_pos(invoke: u16) -> Vec<u8> {
 }
 
 /// The invoke ID of the one frame the link sent.
-fn sent_invoke(link: &mut PbxLink<()>) -> u16 {
+fn sent_invoke<P>(link: &mut PbxLink<P>) -> u16 {
     let Some(LinkOutput::Send(bytes)) = link.poll_output() else {
         panic!("the link sent a frame");
     };
