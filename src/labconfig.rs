@@ -324,10 +324,27 @@ impl LabConfig {
                 ),
                 _ => String::new(),
             };
+            // A real topology's pool checks the names its own routes and trusted applications
+            // give the gateway.
+            let names = match &self.real_topology {
+                Some(real) => real
+                    .gateway_names()
+                    .into_iter()
+                    .filter(|n| n.parse::<std::net::IpAddr>().is_err())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                None => self.destination.clone(),
+            };
+            let issued = match (&self.real_topology, issued.is_empty()) {
+                (Some(_), false) => format!(
+                    "{issued}; that one names only {}, so issue one that names these",
+                    self.destination
+                ),
+                _ => issued,
+            };
             let _ = writeln!(
                 t,
-                "the gateway's certificate must name {} and come from {}{issued}",
-                self.destination,
+                "the gateway's certificate must name {names} and come from {}{issued}",
                 show(self.gateway_ca.as_deref()),
             );
         }
@@ -509,6 +526,14 @@ mod tests {
         );
         assert!(
             text.contains("LineServerURI sip:rccgateway@rcc.contoso.com for all"),
+            "{text}"
+        );
+        assert!(
+            text.contains("the gateway's certificate must name rccgw.contoso.com, rccgw01.contoso.com and come from"),
+            "{text}"
+        );
+        assert!(
+            text.contains("that one names only gw.lab.example, so issue one that names these"),
             "{text}"
         );
         let _ = std::fs::remove_dir_all(&dir);

@@ -139,7 +139,7 @@ impl RealTopology {
 
     /// The names the gateway under test is reached and trusted by: TLS route destinations
     /// and trusted application pool and computer FQDNs.
-    fn gateway_names(&self) -> Vec<String> {
+    pub fn gateway_names(&self) -> Vec<String> {
         let e = &self.exports;
         let mut names: Vec<String> = e
             .routes
