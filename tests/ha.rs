@@ -8,7 +8,8 @@
 //! sign in again, and land on the survivor, which then monitors every device, once each. The
 //! killed gateway, restarted, gets none of the moved lines back (the owner table). Then the
 //! survivor drains: its sessions stay (their refreshes are answered), and a new line signs in
-//! on the other gateway.
+//! on the other gateway. And a gateway whose PBX link is down takes no sign-in: every line goes
+//! to the other one, whichever the hash prefers.
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -106,38 +107,57 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("rcc-ha-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let users: Vec<User> = (1..=6)
+/// Six lines, and a seventh that signs in later.
+fn lab_users() -> (Vec<User>, User) {
+    let users = (1..=6)
         .map(|i| User::new(&format!("user{i}"), &format!("200{i}")))
         .collect();
-    // Signs in only once a gateway drains.
-    let late = User::new("user7", "2007");
-    let devices: Vec<String> = users.iter().map(|u| u.extension.clone()).collect();
+    (users, User::new("user7", "2007"))
+}
+
+/// A PBX simulator with these users' desk phones.
+async fn pbx_for(users: &[&User]) -> anyhow::Result<(PbxSim, SocketAddr)> {
     let pbx = PbxSim::start(
         PbxConfig::for_profile(Profile::Generic),
         users
             .iter()
-            .chain([&late])
             .map(|u| DeviceConfig::new(&u.extension, Some(&u.e164())))
             .collect(),
         Listen::loopback(),
     )
     .await?;
-    let pbx_addr = pbx
+    let addr = pbx
         .tcp_addr()
         .ok_or_else(|| anyhow::anyhow!("PBX simulator without TCP"))?;
+    Ok((pbx, addr))
+}
+
+/// Two gateways (each on its PBX address), Kamailio with the configuration printed for them,
+/// and the pool routing the LineServerURI's domain to the Kamailio node (a TCP trusted
+/// application).
+struct Tier {
+    gateways: [Gateway; 2],
+    _kamailio: ProcessGroup,
+    lync: LyncSim,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Tier {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
+    let dir = std::env::temp_dir().join(format!("rcc-ha-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
     let mut gateways = [
-        write_gateway(&dir, 1, pbx_addr)?,
-        write_gateway(&dir, 2, pbx_addr)?,
+        write_gateway(&dir, 1, pbx[0])?,
+        write_gateway(&dir, 2, pbx[1])?,
     ];
     for (i, g) in gateways.iter_mut().enumerate() {
         g.start(&dir, i + 1).await?;
     }
-
-    // The tier, as printed for these two gateways.
     let kamailio_port = load::free_port()?;
     let out = std::process::Command::new(load::binary("rcc-gateway")?)
         .arg("--config")
@@ -171,8 +191,6 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
         &dir.join("kamailio.log"),
     )?;
     load::listening(kamailio_port, "Kamailio").await?;
-
-    // The pool routes the LineServerURI's domain to the Kamailio node, a TCP trusted application.
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let lync = LyncSim::start(LyncSimConfig {
         pool: PoolConfig {
@@ -198,7 +216,17 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
         hosts: Default::default(),
     })
     .await?;
-    let endpoint = |u: &User, epid: &str, port: usize| EndpointConfig {
+    Ok(Tier {
+        gateways,
+        _kamailio: kamailio,
+        lync,
+        dir,
+    })
+}
+
+/// A Lync 2013 endpoint of `u`, signing in again 200 ms after its dialog ends.
+fn endpoint(u: &User, epid: &str, port: usize) -> EndpointConfig {
+    EndpointConfig {
         user: u.uri(),
         epid: format!("{}{epid}", u.name),
         line: u.line(),
@@ -208,7 +236,18 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
         reestablish: true,
         reestablish_delay: Duration::from_millis(200),
         address: format!("192.0.2.10:{}", 51000 + port),
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Result<()> {
+    let (users, late) = lab_users();
+    let devices: Vec<String> = users.iter().map(|u| u.extension.clone()).collect();
+    let everyone: Vec<&User> = users.iter().chain([&late]).collect();
+    let (pbx, pbx_addr) = pbx_for(&everyone).await?;
+    let mut t = tier("move", [pbx_addr, pbx_addr]).await?;
+    let (dir, lync) = (t.dir.clone(), t.lync.clone());
+    let gateways = &mut t.gateways;
     let mut endpoints = Vec::new();
     for u in &users {
         for epid in ["desk", "laptop"] {
@@ -330,7 +369,44 @@ async fn lines_stay_on_one_gateway_and_move_once_when_it_dies() -> anyhow::Resul
         1.0,
         "the new line went to the gateway that is not draining"
     );
-    drop(kamailio);
-    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A gateway that lost its PBX link answers the tier's probes 503 (and INVITEs too): every
+/// new sign-in goes to the other gateway, whichever the line hashes to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_without_its_pbx_link_takes_no_sign_in() -> anyhow::Result<()> {
+    let (users, _) = lab_users();
+    let everyone: Vec<&User> = users.iter().collect();
+    let (pbx_a, addr_a) = pbx_for(&everyone).await?;
+    let (_pbx_b, addr_b) = pbx_for(&everyone).await?;
+    let t = tier("pbx-down", [addr_a, addr_b]).await?;
+    until("both gateways serving", || async {
+        let up: Vec<f64> = t
+            .gateways
+            .iter()
+            .map(|g| g.gauge("rcc_gateway_pbx_link_up"))
+            .collect::<anyhow::Result<_>>()?;
+        Ok((up != [1.0, 1.0]).then(|| format!("{up:?}")))
+    })
+    .await?;
+    // The first gateway's PBX goes away.
+    drop(pbx_a);
+    until("the first gateway's PBX link down", || async {
+        let up = t.gateways[0].gauge("rcc_gateway_pbx_link_up")?;
+        Ok((up != 0.0).then(|| format!("pbx_link_up = {up}")))
+    })
+    .await?;
+    let mut endpoints = Vec::new();
+    for (n, u) in users.iter().enumerate() {
+        let id = t.lync.add_endpoint(endpoint(u, "desk", n)).await?;
+        t.lync.sign_in(id).await?;
+        endpoints.push(id);
+    }
+    for &id in &endpoints {
+        t.lync.wait_ready(id, WAIT).await?;
+    }
+    assert_eq!(t.gateways[0].gauge("rcc_gateway_sessions")?, 0.0);
+    assert_eq!(t.gateways[1].gauge("rcc_gateway_sessions")?, 6.0);
     Ok(())
 }
