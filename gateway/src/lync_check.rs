@@ -355,15 +355,7 @@ fn tcp_ip_problem(
     };
     let mut seen = Vec::new();
     for a in apps {
-        let names: Vec<&str> = match &e.computers {
-            Some(c) => c
-                .iter()
-                .filter(|c| c.pool_fqdn.eq_ignore_ascii_case(&a.pool_fqdn))
-                .map(|c| c.fqdn.as_str())
-                .collect(),
-            None => vec![a.pool_fqdn.as_str()],
-        };
-        for name in names {
+        for name in e.computers_of(&a.pool_fqdn) {
             if name.parse::<IpAddr>() == Ok(ip) {
                 return None;
             }

@@ -225,6 +225,19 @@ impl Exports {
             .find(|p| p.fqdn.eq_ignore_ascii_case(fqdn))
     }
 
+    /// The FQDNs of a trusted application pool's computers; without the computers export, the
+    /// pool is taken to be its own single computer.
+    pub fn computers_of<'a>(&'a self, pool_fqdn: &'a str) -> Vec<&'a str> {
+        match &self.computers {
+            Some(c) => c
+                .iter()
+                .filter(|c| c.pool_fqdn.eq_ignore_ascii_case(pool_fqdn))
+                .map(|c| c.fqdn.as_str())
+                .collect(),
+            None => vec![pool_fqdn],
+        }
+    }
+
     /// The collections that are a pool's own, with the pool's FQDN.
     pub fn pool_collections(&self) -> Vec<(&str, &str)> {
         const PREFIX: &str = "service:registrar:";

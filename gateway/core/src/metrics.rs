@@ -138,6 +138,15 @@ impl LimitReason {
         LimitReason::Idle,
     ];
 
+    /// Whether the limit ends a connection that was open (a timeout) rather than refusing a
+    /// new one.
+    pub fn closes_open_connection(self) -> bool {
+        matches!(
+            self,
+            LimitReason::HandshakeTimeout | LimitReason::MessageTimeout | LimitReason::Idle
+        )
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {

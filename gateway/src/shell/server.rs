@@ -333,11 +333,10 @@ impl Shared {
     /// many have been said lately.
     fn limited(&self, reason: LimitReason, peer: SocketAddr) {
         self.metrics.limited(reason);
-        let verb = match reason {
-            LimitReason::HandshakeTimeout | LimitReason::MessageTimeout | LimitReason::Idle => {
-                "closed"
-            }
-            _ => "refused",
+        let verb = if reason.closes_open_connection() {
+            "closed"
+        } else {
+            "refused"
         };
         self.refused(peer, verb, reason.as_str());
     }
@@ -389,17 +388,7 @@ async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
                     }
                 }
                 Some(acceptor) => {
-                    tls_flow(
-                        acceptor,
-                        stream,
-                        local,
-                        peer,
-                        &trusted,
-                        &slot,
-                        trusted_address,
-                        &shared,
-                    )
-                    .await
+                    tls_flow(acceptor, stream, local, peer, &trusted, &slot, &shared).await
                 }
             }
             drop(slot);
@@ -409,7 +398,6 @@ async fn accept_loop(listener: TcpListener, tls: bool, shared: Arc<Shared>) {
 
 /// A TLS connection: the handshake (counted against the handshake caps unless the address is
 /// trusted, and timed), the peer's certificate checked against the trusted names, then SIP.
-#[allow(clippy::too_many_arguments)]
 async fn tls_flow(
     acceptor: TlsAcceptor,
     stream: TcpStream,
@@ -417,9 +405,9 @@ async fn tls_flow(
     peer: SocketAddr,
     trusted: &[TrustedPeer],
     slot: &Slot,
-    trusted_address: bool,
     shared: &Arc<Shared>,
 ) {
+    let trusted_address = trusted_ip(trusted, peer.ip());
     let handshake = if trusted_address {
         None
     } else {

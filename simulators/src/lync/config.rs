@@ -267,15 +267,7 @@ impl PoolConfig {
 
 /// The address the pool knows a TCP trusted application pool by.
 fn pinned_ip(e: &Exports, hosts: &HashMap<String, LabAddress>, pool_fqdn: &str) -> Option<IpAddr> {
-    let names: Vec<&str> = match &e.computers {
-        Some(c) => c
-            .iter()
-            .filter(|c| c.pool_fqdn.eq_ignore_ascii_case(pool_fqdn))
-            .map(|c| c.fqdn.as_str())
-            .collect(),
-        None => vec![pool_fqdn],
-    };
-    names
+    e.computers_of(pool_fqdn)
         .into_iter()
         .find_map(|n| n.parse().ok().or_else(|| hosts.get(n).map(|h| h.ip())))
 }

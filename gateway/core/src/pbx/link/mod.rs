@@ -243,6 +243,18 @@ struct Liveness {
     probing: bool,
 }
 
+impl Liveness {
+    /// Nothing known against the PBX, as of `now`.
+    fn new(now: Instant) -> Liveness {
+        Liveness {
+            timeouts_in_a_row: 0,
+            partial_since: None,
+            last_heard: now,
+            probing: false,
+        }
+    }
+}
+
 impl<P> PbxLink<P> {
     /// A link that connects as soon as the shell starts.
     pub fn new(settings: LinkSettings, now: Instant) -> Self {
@@ -268,12 +280,7 @@ impl<P> PbxLink<P> {
             events: VecDeque::new(),
             current_frame: None,
             dropped_frames: 0,
-            liveness: Liveness {
-                timeouts_in_a_row: 0,
-                partial_since: None,
-                last_heard: now,
-                probing: false,
-            },
+            liveness: Liveness::new(now),
             pacer,
         }
     }
@@ -461,12 +468,7 @@ impl<P> PbxLink<P> {
     /// The shell connected.
     pub fn connected(&mut self, now: Instant) {
         self.decoder = new_decoder(self.settings.framing);
-        self.liveness = Liveness {
-            timeouts_in_a_row: 0,
-            partial_since: None,
-            last_heard: now,
-            probing: false,
-        };
+        self.liveness = Liveness::new(now);
         self.namespace.clone_from(&self.settings.namespace);
         if self.settings.wants_session() {
             self.state = State::StartingSession;
