@@ -416,6 +416,31 @@ impl MemLab {
         self.run_timers(until);
     }
 
+    /// The PBX ends the gateway's monitor of device `extension` on its own (a switch-initiated
+    /// MonitorStop, as when a licence is withdrawn).
+    pub fn pbx_ends_monitor(&mut self, extension: &str) -> anyhow::Result<()> {
+        let xref = self
+            .pbx
+            .switch()
+            .monitors_of(PBX_LINK)
+            .into_iter()
+            .find_map(|(xref, watched)| (watched == extension).then_some(xref))
+            .ok_or_else(|| anyhow!("the PBX holds no monitor of {extension} for the gateway"))?;
+        self.pbx.end_monitor(&xref);
+        self.settle();
+        Ok(())
+    }
+
+    /// Monitors the PBX holds for the gateway on device `extension`.
+    pub fn pbx_monitors_on(&self, extension: &str) -> usize {
+        self.pbx
+            .switch()
+            .monitors_of(PBX_LINK)
+            .iter()
+            .filter(|(_, watched)| watched == extension)
+            .count()
+    }
+
     /// The PBX drops the gateway's link; with `reachable` false it refuses reconnects too.
     pub fn break_pbx_link(&mut self, reachable: bool) {
         self.pbx_reachable = reachable;

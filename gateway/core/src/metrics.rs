@@ -26,19 +26,22 @@ pub enum EndReason {
     EventOverflow,
     /// A reloaded policy no longer allows it.
     Reload,
+    /// The PBX refused the monitor of its device for good (not for want of resources).
+    MonitorRefused,
     /// The gateway shut down.
     Shutdown,
 }
 
 impl EndReason {
     /// Every reason.
-    pub const ALL: [EndReason; 7] = [
+    pub const ALL: [EndReason; 8] = [
         EndReason::Bye,
         EndReason::Expired,
         EndReason::NoAck,
         EndReason::Gone,
         EndReason::EventOverflow,
         EndReason::Reload,
+        EndReason::MonitorRefused,
         EndReason::Shutdown,
     ];
 
@@ -51,6 +54,7 @@ impl EndReason {
             EndReason::Gone => "481",
             EndReason::EventOverflow => "event overflow",
             EndReason::Reload => "reload",
+            EndReason::MonitorRefused => "monitor refused",
             EndReason::Shutdown => "shutdown",
         }
     }
@@ -281,6 +285,11 @@ pub struct Metrics {
     pub monitors: Gauge,
     /// Monitors the PBX ended on its own (switch-initiated MonitorStop).
     pub monitors_ended_by_pbx: Counter,
+    /// Device monitors the PBX refused for want of resources while sessions needed them,
+    /// scheduled to be asked for again.
+    pub monitor_retries: Counter,
+    /// Devices whose sessions wait for such a retry.
+    pub monitors_awaiting_retry: Gauge,
     /// Session refreshes (re-INVITE, UPDATE).
     pub refreshes: Counter,
     /// Event INFOs sent.
@@ -341,6 +350,8 @@ impl Metrics {
             sessions_started: Counter::default(),
             monitors: Gauge::default(),
             monitors_ended_by_pbx: Counter::default(),
+            monitor_retries: Counter::default(),
+            monitors_awaiting_retry: Gauge::default(),
             refreshes: Counter::default(),
             events_sent: Counter::default(),
             event_timeouts: Counter::default(),
@@ -466,6 +477,16 @@ impl Metrics {
             "monitors_ended_by_pbx",
             "Monitors the PBX ended on its own (a switch-initiated MonitorStop)",
             m.monitors_ended_by_pbx.clone(),
+        );
+        ours.register(
+            "monitor_retries",
+            "Device monitors the PBX refused for want of resources while sessions needed them, asked for again after a backoff",
+            m.monitor_retries.clone(),
+        );
+        ours.register(
+            "monitors_awaiting_retry",
+            "Devices with sessions whose monitor waits for its next attempt",
+            m.monitors_awaiting_retry.clone(),
         );
         ours.register(
             "refreshes",

@@ -133,6 +133,9 @@ pub fn check(c: &Config) -> Vec<String> {
     if x.reconnect_min_ms == 0 || x.reconnect_max_ms < x.reconnect_min_ms {
         p.push("pbx: reconnect_min_ms must be > 0 and <= reconnect_max_ms".to_owned());
     }
+    if x.monitor_retry_min_ms == 0 || x.monitor_retry_max_ms < x.monitor_retry_min_ms {
+        p.push("pbx: monitor_retry_min_ms must be > 0 and <= monitor_retry_max_ms".to_owned());
+    }
     if let Err(rules) = Policy::build(c) {
         p.extend(rules);
     }

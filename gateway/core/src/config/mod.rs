@@ -276,6 +276,14 @@ pub struct PbxConfig {
     /// (below the client's own SIP transaction timeout of 32 s).
     #[serde(default = "default_pace_wait")]
     pub pace_wait_ms: u64,
+    /// A device monitor that sessions need and that the PBX refused for want of resources
+    /// (`overallMonitorLimitExceeded`, `resourceBusy`, a timeout) is asked for again after this
+    /// long, ms, doubling after each refusal up to `monitor_retry_max_ms`.
+    #[serde(default = "default_monitor_retry_min")]
+    pub monitor_retry_min_ms: u64,
+    /// The longest wait between two attempts at such a monitor, ms.
+    #[serde(default = "default_monitor_retry_max")]
+    pub monitor_retry_max_ms: u64,
 }
 
 /// The PBX vendor profile.
@@ -499,6 +507,14 @@ fn default_pace_queue() -> usize {
 
 fn default_pace_wait() -> u64 {
     20_000
+}
+
+fn default_monitor_retry_min() -> u64 {
+    1_000
+}
+
+fn default_monitor_retry_max() -> u64 {
+    60_000
 }
 
 fn default_timeouts_before_drop() -> u32 {

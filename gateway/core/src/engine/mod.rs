@@ -14,6 +14,7 @@
 mod client_txs;
 mod csta_side;
 mod latency;
+mod monitor_retry;
 mod monitors;
 mod operations;
 mod output;
@@ -44,6 +45,7 @@ use crate::config::{Config, OptionsAnswer};
 use crate::ids::{FlowId, Ids, SessionId};
 use crate::metrics::{EndReason, Metrics, RefusalReason};
 use crate::notes::{SessionNote, Way};
+use crate::pbx::backoff::{BackoffDelays, MonitorBackoff};
 use crate::pbx::link::{LinkSettings, PbxLink};
 use crate::setup::Policy;
 use crate::sip::transaction::{Seen, TxKey};
@@ -62,6 +64,8 @@ pub struct Gateway {
     uas: Uas,
     sessions: Sessions,
     monitors: Monitors,
+    /// Monitors refused for want of resources that sessions still need.
+    monitor_retries: MonitorBackoff,
     client_txs: ClientTxs,
     added: AddedTime,
     traces: TraceFilter,
@@ -106,6 +110,10 @@ impl Gateway {
             ids: Ids::new(seed),
             sessions: Sessions::default(),
             monitors: Monitors::default(),
+            monitor_retries: MonitorBackoff::new(BackoffDelays {
+                first: Duration::from_millis(config.pbx.monitor_retry_min_ms),
+                cap: Duration::from_millis(config.pbx.monitor_retry_max_ms),
+            }),
             client_txs: ClientTxs::default(),
             added: AddedTime::default(),
             congested: HashSet::new(),
@@ -193,6 +201,7 @@ impl Gateway {
             self.client_txs.next_due(),
             self.link.next_timeout(),
             self.uas.next_expiry(),
+            self.monitor_retries.next_due(),
         ]
         .into_iter()
         .flatten()
@@ -244,6 +253,7 @@ impl Gateway {
                 Sent::Bye => {}
             }
         }
+        self.retry_due_monitors(now);
         self.pump_link();
     }
 

@@ -111,8 +111,9 @@ impl Gateway {
                     tracing::warn!(%reason, "PBX link: connection attempt failed");
                     self.metrics.pbx_connect_failures.inc();
                 }
-                // Call monitors went with the link.
+                // Call monitors went with the link; the resync asks for every device again.
                 self.sessions.forget_call_monitors();
+                self.monitor_retries.clear_all();
                 // Requests parked for a monitor get their answer now.
                 for answer in self.monitors.link_lost() {
                     self.answer_error(answer, Failure::LinkDown.to_csta());
@@ -192,6 +193,7 @@ impl Gateway {
             for answer in self.monitors.start_failed(device) {
                 self.answer_error(answer, err.clone());
             }
+            self.monitor_refused(device, &f);
             self.release_if_unused(device, Purpose::Quiet);
         }
     }
@@ -241,6 +243,7 @@ impl Gateway {
             } => self.client_completed(answer, started, service, key, result),
             Purpose::Monitor { device } => match result {
                 Ok(Response::MonitorStart { cross_ref, .. }) => {
+                    self.monitor_settled(&device);
                     let started = self.monitors.started(&device, cross_ref);
                     for answer in started.waiting {
                         self.attach(&device, answer);
@@ -255,13 +258,15 @@ impl Gateway {
                     }
                 }
                 other => {
-                    let err = match other {
-                        Err(f) => f.to_csta(),
-                        Ok(_) => CstaError::operation("generic"),
+                    let failure = match other {
+                        Err(f) => f,
+                        Ok(_) => Failure::Csta(CstaError::operation("generic")),
                     };
+                    let err = failure.to_csta();
                     for answer in self.monitors.start_failed(&device) {
                         self.answer_error(answer, err.clone());
                     }
+                    self.monitor_refused(&device, &failure);
                     self.release_if_unused(&device, Purpose::Quiet);
                 }
             },
@@ -359,8 +364,13 @@ impl Gateway {
 
     /// Stops the device's PBX monitor when no session uses it; `purpose` says on whose behalf.
     pub(super) fn release_if_unused(&mut self, device: &str, purpose: Purpose) {
-        if let Some(Some(cross_ref)) = self.monitors.release_if_unused(device) {
-            let _ = self.pbx_request(purpose, Request::MonitorStop { cross_ref });
+        match self.monitors.release_if_unused(device) {
+            Some(Some(cross_ref)) => {
+                self.monitor_settled(device);
+                let _ = self.pbx_request(purpose, Request::MonitorStop { cross_ref });
+            }
+            Some(None) => self.monitor_settled(device),
+            None => {}
         }
         self.metrics.monitors.set(self.monitors.count() as i64);
     }

@@ -32,6 +32,22 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Whether asking again later may succeed: the PBX was short of resources (monitor
+    /// licences, `resourceBusy`, its own performance limits), did not answer in time, or too
+    /// many requests were waiting. A lost link is not: its resync asks again when it is back.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::Csta(e) => matches!(
+                e.category,
+                csta::ErrorCategory::SystemResourceAvailability
+                    | csta::ErrorCategory::SubscribedResourceAvailability
+                    | csta::ErrorCategory::PerformanceManagement
+            ),
+            Failure::Timeout | Failure::Busy => true,
+            Failure::LinkDown => false,
+        }
+    }
+
     /// The CSTAErrorCode a Lync client gets for this failure.
     pub fn to_csta(&self) -> CstaError {
         match self {
