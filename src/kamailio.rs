@@ -331,6 +331,7 @@ pub async fn measure(o: &KamailioOptions) -> anyhow::Result<Comparison> {
         pin: false,
         tls: false,
         threads: 1,
+        pbx_rate: None,
     };
     let (pbx_cfg, gw_cfg, _) = load::write_configs(&base, pbx_port, sip_port, metrics_port)?;
     let cfg = o.out.join("kamailio.cfg");

@@ -35,6 +35,11 @@ pub struct LoadOptions {
     pub tls: bool,
     /// The gateway's runtime threads (`--threads`).
     pub threads: usize,
+    /// A PBX with a published request limit: the PBX simulator refuses requests beyond 1.1 × this
+    /// many per second and the gateway paces MonitorStart and SnapshotDevice to it
+    /// (`pbx.pace_per_s`, bursts of a twentieth). None: an unlimited PBX and an unpaced
+    /// gateway, to measure the gateway's own capacity.
+    pub pbx_rate: Option<f64>,
 }
 
 /// What a load run measured, beside its printed report.
@@ -171,8 +176,11 @@ pub(crate) fn write_configs(
     metrics: u16,
 ) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
     std::fs::create_dir_all(&o.out)?;
+    let pbx_limit = o.pbx_rate.map_or(String::new(), |n| {
+        format!("requests_per_s = {}\n", (n * 1.1).ceil() as u64)
+    });
     let mut p = format!(
-        "profile = \"generic\"\nlog_frames = false\n[listen]\ntcp = \"127.0.0.1:{pbx}\"\n[switch]\nmonitors_per_device = 4\n[default_external]\nreach = \"ring\"\nanswer_after_ms = 0\n"
+        "profile = \"generic\"\nlog_frames = false\n[listen]\ntcp = \"127.0.0.1:{pbx}\"\n[switch]\nmonitors_per_device = 4\n{pbx_limit}[default_external]\nreach = \"ring\"\nanswer_after_ms = 0\n"
     );
     for u in 0..o.users {
         let ext = 100_000 + u;
@@ -204,13 +212,22 @@ tcp_enabled = true
             ),
         )
     };
+    let pacing = match o.pbx_rate {
+        Some(n) => format!(
+            "pace_per_s = {n}    # the PBX's published limit\npace_burst = {}",
+            (n / 20.0).ceil().max(1.0) as u64
+        ),
+        None => {
+            "pace_per_s = 0    # the gateway's capacity is measured, not the PBX's limit".to_owned()
+        }
+    };
     let g = format!(
         r#"[sip]
 {sip_lines}max_sessions = 1000000
 {sip_tables}[pbx]
 address = "127.0.0.1:{pbx}"
 max_in_flight = 8000
-pace_per_s = 0    # the gateway's capacity is measured, not the PBX's limit
+{pacing}
 [observe]
 http = "127.0.0.1:{metrics}"
 "#

@@ -108,6 +108,10 @@ enum Command {
         /// The gateway's runtime threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// A PBX that accepts this many requests per second (the simulator refuses beyond
+        /// 1.1 × it) and a gateway paced to it; without: an unlimited PBX, an unpaced gateway.
+        #[arg(long)]
+        pbx_rate: Option<f64>,
     },
     /// CPU per RCC request side by side with Kamailio's per relayed INFO: SIPp sends RCC sessions
     /// (SnapshotDevice INFOs) through Kamailio to the gateway and the PBX simulator, all in one
@@ -268,6 +272,7 @@ async fn main() -> anyhow::Result<()> {
             pin,
             transport,
             threads,
+            pbx_rate,
         } => {
             let options = rcc_lab::load::LoadOptions {
                 pattern,
@@ -280,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
                 out,
                 tls: transport == "tls",
                 threads,
+                pbx_rate,
             };
             if transport == "both" {
                 print!("{}", rcc_lab::load::run_both(&options).await?);

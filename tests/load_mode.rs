@@ -84,6 +84,7 @@ async fn the_load_harness_runs_over_mutual_tls() -> anyhow::Result<()> {
         pin: false,
         tls: true,
         threads: 1,
+        pbx_rate: None,
     })
     .await?;
     let text = &report.text;
@@ -97,6 +98,39 @@ async fn the_load_harness_runs_over_mutual_tls() -> anyhow::Result<()> {
     assert!(gateway_toml.contains("listen_tls") && !gateway_toml.contains("listen_tcp"));
     let svg = std::fs::read_to_string(out.join("load.svg"))?;
     assert!(svg.contains("seconds since start") && svg.contains("p99 response time, ms"));
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}
+
+/// `rcc-lab load --pbx-rate 50`: 200 sign-ins offered at 1,000/s to a PBX that refuses more
+/// than 55 requests a second. The gateway paces its MonitorStarts to 50/s, so every user signs
+/// in and no request is refused (unpaced, most of the storm's MonitorStarts would be).
+#[tokio::test]
+async fn a_sign_in_storm_against_a_rate_limited_pbx_is_paced_without_errors() -> anyhow::Result<()>
+{
+    let out = std::env::temp_dir().join(format!("rcc-lab-load-paced-{}", std::process::id()));
+    let report = rcc_lab::load::run(&rcc_lab::load::LoadOptions {
+        users: 200,
+        endpoints: 1,
+        signin_rate: 1000.0,
+        call_rate: 5.0,
+        duration: 1,
+        out: out.clone(),
+        pattern: "snapshot".into(),
+        pin: false,
+        tls: false,
+        threads: 1,
+        pbx_rate: Some(50.0),
+    })
+    .await?;
+    let text = &report.text;
+    assert!(
+        text.contains("sessions: 200 established, 0 failed"),
+        "{text}"
+    );
+    assert!(text.contains("; 0 failures"), "{text}");
+    let gateway = std::fs::read_to_string(out.join("gateway.toml"))?;
+    assert!(gateway.contains("pace_per_s = 50"), "{gateway}");
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
 }
