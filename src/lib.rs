@@ -14,4 +14,5 @@ pub mod reference;
 pub mod replay;
 pub mod report;
 pub mod selection;
+pub mod sipe;
 pub mod tour;

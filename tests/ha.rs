@@ -214,6 +214,7 @@ async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
         listen: None,
         tls: None,
         hosts: Default::default(),
+        clients: None,
     })
     .await?;
     Ok(Tier {

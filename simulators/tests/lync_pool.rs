@@ -157,6 +157,7 @@ async fn sim(pool: PoolConfig, listen: bool) -> LyncSim {
         listen: listen.then(|| SocketAddr::from(([127, 0, 0, 1], 0))),
         tls: None,
         hosts: HashMap::new(),
+        clients: None,
     })
     .await
     .expect("start")

@@ -12,8 +12,8 @@ use rcc_gateway::config::{self as gwconfig, Config as GatewayConfig};
 use rcc_gateway::server::GatewayHandle;
 use rcc_lync_topology::exports::Exports;
 use rcc_simulators::lync::{
-    ClientProfile, EndpointConfig, LabAddress, LyncSim, LyncSimConfig, PoolConfig, PoolTls,
-    RouteTransport, StaticRoute, TrustedApplication,
+    ClientListener, ClientProfile, ClientUser, EndpointConfig, LabAddress, LyncSim, LyncSimConfig,
+    PoolConfig, PoolTls, RouteTransport, StaticRoute, TrustedApplication,
 };
 use rcc_simulators::pbx::{DeviceConfig, Listen, PbxConfig, PbxSim, Profile};
 use rcc_simulators::tls::LabCa;
@@ -506,15 +506,29 @@ impl Lab {
             }
             _ => (ca.issue(&[POOL_FQDN])?, ca.roots()),
         };
+        let line_server = options.line_server_uri()?;
         let lync = LyncSim::start(LyncSimConfig {
             pool,
             listen: None,
             tls: Some(PoolTls { identity, roots }),
             hosts,
+            // Real clients (pidgin-sipe) may sign in as any lab user.
+            clients: Some(ClientListener {
+                listen: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)),
+                users: options
+                    .users
+                    .iter()
+                    .map(|u| ClientUser {
+                        uri: u.uri(),
+                        line: u.line(),
+                        line_server: line_server.clone(),
+                    })
+                    .collect(),
+            }),
         })
         .await?;
         let lab = Lab {
-            line_server: options.line_server_uri()?,
+            line_server,
             pbx,
             gateway,
             lync,

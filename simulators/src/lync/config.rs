@@ -13,7 +13,8 @@ use super::endpoint::EndpointConfig;
 use super::frontend::{PoolConfig, RouteTransport};
 use super::frontend::{StaticRoute, TrustedApplication};
 use super::profile::ClientProfile;
-use super::server::{LabAddress, LyncSimConfig, PoolTls};
+use super::registrar::ClientUser;
+use super::server::{ClientListener, LabAddress, LyncSimConfig, PoolTls};
 
 /// The file.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +28,10 @@ pub struct LyncFile {
     /// HTTP control endpoint.
     #[serde(default)]
     pub control: Option<SocketAddr>,
+    /// Where real clients (pidgin-sipe) sign in over TCP as one of the `[[user]]`s: the
+    /// pool's registrar, which also routes their RCC dialog.
+    #[serde(default)]
+    pub clients_listen: Option<SocketAddr>,
     /// TLS material.
     #[serde(default)]
     pub tls: Option<TlsFile>,
@@ -191,11 +196,24 @@ impl LyncFile {
             }
             None => None,
         };
+        let clients = self.clients_listen.map(|listen| ClientListener {
+            listen,
+            users: self
+                .users
+                .iter()
+                .map(|u| ClientUser {
+                    uri: u.uri.clone(),
+                    line: u.line.clone(),
+                    line_server: u.line_server.clone(),
+                })
+                .collect(),
+        });
         Ok(LyncSimConfig {
             pool: self.pool.clone(),
             listen: self.listen,
             tls,
             hosts: self.hosts.clone(),
+            clients,
         })
     }
 

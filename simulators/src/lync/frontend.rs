@@ -12,6 +12,9 @@ use rcc_protocol::sip::{Message, Method, Uri};
 use serde::{Deserialize, Serialize};
 
 use super::endpoint::{ActionId, Endpoint, EndpointConfig};
+use super::registrar::Registrar;
+
+mod real_clients;
 
 /// Identifies a connection between the pool and a gateway.
 pub type ConnId = u64;
@@ -25,6 +28,15 @@ enum Party {
     Pool,
     Gateway,
     Client(EndpointId),
+    /// A real client's connection (pidgin-sipe).
+    Remote(ConnId),
+}
+
+/// Whose dialog a Call-ID is: a simulated endpoint's, or a real client's on its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    Endpoint(EndpointId),
+    Remote(ConnId),
 }
 
 /// Transport of a static route.
@@ -181,7 +193,7 @@ pub struct Frontend {
     pub tracing: bool,
     config: PoolConfig,
     endpoints: Vec<Endpoint>,
-    by_call: HashMap<String, EndpointId>,
+    by_call: HashMap<String, Client>,
     call_route: HashMap<String, usize>,
     conns: HashMap<ConnId, Conn>,
     route_conn: HashMap<usize, ConnId>,
@@ -193,6 +205,8 @@ pub struct Frontend {
     nonce: u64,
     /// `sip:fqdn:port`, our own address in Route and Via, formatted once.
     own_uri: String,
+    /// The registrar for real clients, when the pool serves them.
+    registrar: Option<Registrar>,
 }
 
 impl Frontend {
@@ -218,6 +232,7 @@ impl Frontend {
             counter: 0,
             nonce: crate::nonce(),
             own_uri: format!("sip:{}:{}", config.fqdn, config.port),
+            registrar: None,
             config,
         }
     }
@@ -268,6 +283,7 @@ impl Frontend {
             Party::Pool => return "Front End".to_owned(),
             Party::Gateway => return "gateway".to_owned(),
             Party::Client(id) => id,
+            Party::Remote(conn) => return self.remote_name(conn),
         };
         self.endpoints.get(id).map_or_else(
             || format!("endpoint {id}"),
@@ -483,36 +499,50 @@ impl Frontend {
         self.timer_of[id] = next;
     }
 
-    fn client_message(&mut self, id: EndpointId, mut m: Message, now: Instant) {
+    fn client_message(&mut self, id: EndpointId, m: Message, now: Instant) {
         self.record(Party::Client(id), Party::Pool, &m);
-        let call_id = m.call_id().unwrap_or_default().to_owned();
-        if !m.is_request() {
-            // A client's answer to a gateway request: pop our Via, send it back.
-            let branch = m.top_via_branch().unwrap_or_default();
-            if let Some(conn) = self.gw_requests.remove(branch) {
-                pop_via(&mut m);
-                self.record(Party::Pool, Party::Gateway, &m);
-                self.stats.to_gateway += 1;
-                self.outputs.push_back(PoolOutput::Send {
-                    conn,
-                    bytes: m.to_bytes(),
-                });
-            }
-            return;
+        if m.is_request() {
+            self.client_request(Client::Endpoint(id), m, now);
+        } else {
+            self.client_response(m);
         }
-        let initial = m.method() == Some(&Method::Invite)
+    }
+
+    /// A client's answer to a gateway request: our Via goes, and it goes back to the gateway.
+    fn client_response(&mut self, mut m: Message) {
+        let branch = m.top_via_branch().unwrap_or_default();
+        if let Some(conn) = self.gw_requests.remove(branch) {
+            pop_via(&mut m);
+            self.record(Party::Pool, Party::Gateway, &m);
+            self.stats.to_gateway += 1;
+            self.outputs.push_back(PoolOutput::Send {
+                conn,
+                bytes: m.to_bytes(),
+            });
+        }
+    }
+
+    /// Whether a client's request starts an RCC dialog (an INVITE without To tag).
+    fn is_initial_invite(m: &Message) -> bool {
+        m.method() == Some(&Method::Invite)
             && m.to_header()
                 .ok()
                 .and_then(|t| t.tag().map(str::to_owned))
-                .is_none();
-        let route = if initial {
+                .is_none()
+    }
+
+    /// A client's request: an initial INVITE goes by the static routes (404 without one),
+    /// an in-dialog request along its dialog's route.
+    fn client_request(&mut self, client: Client, mut m: Message, now: Instant) {
+        let call_id = m.call_id().unwrap_or_default().to_owned();
+        let route = if Self::is_initial_invite(&m) {
             let domain = match m.request_uri().map(Uri::parse) {
                 Some(Ok(Uri::Sip(u))) => u.host.to_string(),
                 _ => String::new(),
             };
             match self.route_for(&domain) {
                 Some(r) => {
-                    self.by_call.insert(call_id.clone(), id);
+                    self.by_call.insert(call_id.clone(), client);
                     self.call_route.insert(call_id.clone(), r);
                     m.prepend_header("Record-Route", self.record_route());
                     r
@@ -524,11 +554,7 @@ impl Frontend {
                         "ms-diagnostics",
                         format!("1003;reason=\"User does not exist\";TargetUri=\"{domain}\""),
                     );
-                    self.record(Party::Pool, Party::Client(id), &resp);
-                    if let Some(e) = self.endpoints.get_mut(id) {
-                        e.receive(resp, now);
-                    }
-                    self.flush_one(id, now);
+                    self.deliver(client, resp, now);
                     return;
                 }
             }
@@ -555,6 +581,26 @@ impl Frontend {
         self.send_on_route(route, &m);
     }
 
+    /// Hands a message to the client of a dialog.
+    fn deliver(&mut self, client: Client, m: Message, now: Instant) {
+        match client {
+            Client::Endpoint(id) => {
+                self.record(Party::Pool, Party::Client(id), &m);
+                if let Some(e) = self.endpoints.get_mut(id) {
+                    e.receive(m, now);
+                }
+                self.flush_one(id, now);
+            }
+            Client::Remote(conn) => {
+                self.record(Party::Pool, Party::Remote(conn), &m);
+                self.outputs.push_back(PoolOutput::Send {
+                    conn,
+                    bytes: m.to_bytes(),
+                });
+            }
+        }
+    }
+
     /// A message from a gateway connection.
     pub fn gateway_message(&mut self, conn: ConnId, mut m: Message, now: Instant) {
         self.stats.from_gateway += 1;
@@ -568,8 +614,8 @@ impl Frontend {
                 return;
             }
             pop_via(&mut m);
-            let id = match self.by_call.get(&call_id) {
-                Some(&id) => id,
+            let client = match self.by_call.get(&call_id) {
+                Some(&client) => client,
                 None => return,
             };
             if m.status().is_some_and(|c| c >= 300)
@@ -579,19 +625,19 @@ impl Frontend {
                     .and_then(|t| t.tag().map(str::to_owned))
                     .is_some()
             {
-                // A failed initial INVITE ends the routing state for that call.
-                let initial = self.endpoints.get(id).is_some_and(|e| {
-                    e.call_id() == call_id && e.phase() == &super::endpoint::Phase::Inviting
-                });
+                // A failed initial INVITE ends the routing state for that call (a real
+                // client's failed re-INVITE ends its dialog too).
+                let initial = match client {
+                    Client::Endpoint(id) => self.endpoints.get(id).is_some_and(|e| {
+                        e.call_id() == call_id && e.phase() == &super::endpoint::Phase::Inviting
+                    }),
+                    Client::Remote(_) => true,
+                };
                 if initial {
                     self.call_route.remove(&call_id);
                 }
             }
-            self.record(Party::Pool, Party::Client(id), &m);
-            if let Some(e) = self.endpoints.get_mut(id) {
-                e.receive(m, now);
-            }
-            self.flush_one(id, now);
+            self.deliver(client, m, now);
             return;
         }
         let trusted = self.conns.get(&conn).is_some_and(|c| c.trusted);
@@ -616,7 +662,7 @@ impl Frontend {
             }
             return;
         }
-        let Some(&id) = self.by_call.get(&call_id) else {
+        let Some(&client) = self.by_call.get(&call_id) else {
             self.stats.unknown_dialog += 1;
             if m.method() != Some(&Method::Ack) {
                 let resp =
@@ -641,11 +687,7 @@ impl Frontend {
         if m.method() == Some(&Method::Bye) {
             self.forget_call(&call_id);
         }
-        self.record(Party::Pool, Party::Client(id), &m);
-        if let Some(e) = self.endpoints.get_mut(id) {
-            e.receive(m, now);
-        }
-        self.flush_one(id, now);
+        self.deliver(client, m, now);
         if self.gw_requests.len() > 100_000 {
             // Clients that never answer (pidgin-sipe) must not grow this without bound.
             self.gw_requests.clear();

@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod frontend;
 pub mod load;
 pub mod profile;
+pub mod registrar;
 pub mod server;
 pub mod user;
 
@@ -16,5 +17,6 @@ pub use frontend::{
     Frontend, PoolConfig, RouteTransport, StaticRoute, TraceEntry, TrustedApplication,
 };
 pub use profile::ClientProfile;
-pub use server::{LabAddress, LyncSim, LyncSimConfig, PoolTls, expect_response};
+pub use registrar::ClientUser;
+pub use server::{ClientListener, LabAddress, LyncSim, LyncSimConfig, PoolTls, expect_response};
 pub use user::{LAB_NUMBERING, LabUser};

@@ -22,6 +22,7 @@ use super::endpoint::{ActionResult, EndpointConfig, Phase, Seen};
 use super::frontend::{
     ConnId, EndpointId, Frontend, PeerIdentity, PoolConfig, PoolOutput, RouteTransport,
 };
+use super::registrar::ClientUser;
 use crate::tls::{ClientAuth, Identity};
 
 const QUEUE: usize = 8192;
@@ -31,11 +32,21 @@ const QUEUE: usize = 8192;
 const CONN_QUEUE: usize = 1 << 18;
 const POLL: Duration = Duration::from_millis(5);
 
+/// Who is at the other end of a connection.
+enum Role {
+    /// A gateway: dialled for a static route, or accepted on the pool's server port.
+    Gateway {
+        route: Option<usize>,
+        peer: PeerIdentity,
+    },
+    /// A real client, accepted on the clients' port.
+    Client,
+}
+
 enum Cmd {
     Up {
         conn: ConnId,
-        route: Option<usize>,
-        peer: PeerIdentity,
+        role: Role,
         out: mpsc::Sender<Vec<u8>>,
     },
     Msg {
@@ -69,6 +80,17 @@ pub struct LyncSimConfig {
     pub tls: Option<PoolTls>,
     /// Host names of route destinations and where the lab reaches them (lab DNS).
     pub hosts: HashMap<String, LabAddress>,
+    /// Where real clients (pidgin-sipe) sign in over TCP, and as whom.
+    pub clients: Option<ClientListener>,
+}
+
+/// The pool's registrar port for real clients.
+#[derive(Debug, Clone)]
+pub struct ClientListener {
+    /// TCP address clients connect to.
+    pub listen: SocketAddr,
+    /// Users they may sign in as.
+    pub users: Vec<ClientUser>,
 }
 
 /// Where the lab reaches a route destination: an address (on the route's port), or an address
@@ -125,6 +147,8 @@ pub struct LyncSim {
     tx: mpsc::Sender<Cmd>,
     /// Address of the pool's listener, when it has one.
     pub listen_addr: Option<SocketAddr>,
+    /// Address real clients sign in at, when the pool serves them.
+    pub clients_addr: Option<SocketAddr>,
     _tasks: Arc<Tasks>,
 }
 
@@ -170,8 +194,21 @@ impl LyncSim {
             next_conn: std::sync::atomic::AtomicU64::new(1),
             trusted_names,
         });
-        let fe = Frontend::new(config.pool.clone());
+        let mut fe = Frontend::new(config.pool.clone());
+        let mut clients_addr = None;
+        let mut client_listener = None;
+        if let Some(c) = &config.clients {
+            fe.serve_clients(c.users.clone());
+            let l = TcpListener::bind(c.listen)
+                .await
+                .map_err(|e| anyhow!("Front End listener for clients {}: {e}", c.listen))?;
+            clients_addr = Some(l.local_addr()?);
+            client_listener = Some(l);
+        }
         let mut tasks = vec![tokio::spawn(drive(fe, rx, dialer.clone()))];
+        if let Some(l) = client_listener {
+            tasks.push(tokio::spawn(accept_clients(l, dialer.clone())));
+        }
         let mut listen_addr = None;
         if let Some(addr) = config.listen {
             let l = TcpListener::bind(addr)
@@ -187,6 +224,7 @@ impl LyncSim {
         Ok(LyncSim {
             tx,
             listen_addr,
+            clients_addr,
             _tasks: Arc::new(Tasks::from(tasks)),
         })
     }
@@ -471,7 +509,11 @@ async fn accept_loop(l: TcpListener, tls: Option<TlsAcceptor>, dialer: Arc<Diale
                         ip: Some(peer.ip()),
                         cert_names: Vec::new(),
                     };
-                    run_conn(stream, conn, None, id, dialer.tx.clone()).await;
+                    let role = Role::Gateway {
+                        route: None,
+                        peer: id,
+                    };
+                    run_conn(stream, conn, role, dialer.tx.clone()).await;
                 }
                 Some(a) => {
                     match tokio::time::timeout(Duration::from_secs(10), a.accept(stream)).await {
@@ -484,7 +526,11 @@ async fn accept_loop(l: TcpListener, tls: Option<TlsAcceptor>, dialer: Arc<Diale
                                 ip: Some(peer.ip()),
                                 cert_names: names,
                             };
-                            run_conn(s, conn, None, id, dialer.tx.clone()).await;
+                            let role = Role::Gateway {
+                                route: None,
+                                peer: id,
+                            };
+                            run_conn(s, conn, role, dialer.tx.clone()).await;
                         }
                         _ => tracing::warn!(%peer, "TLS handshake with the Front End failed"),
                     }
@@ -541,8 +587,12 @@ async fn dial(route: usize, dialer: Arc<Dialer>) {
         ip: Some(addr.ip()),
         cert_names: Vec::new(),
     };
+    let role = Role::Gateway {
+        route: Some(route),
+        peer: id,
+    };
     match r.transport {
-        RouteTransport::Tcp => run_conn(tcp, conn, Some(route), id, dialer.tx.clone()).await,
+        RouteTransport::Tcp => run_conn(tcp, conn, role, dialer.tx.clone()).await,
         RouteTransport::Tls => {
             let (Some(config), Ok(name)) = (
                 dialer.client_tls.clone(),
@@ -551,30 +601,40 @@ async fn dial(route: usize, dialer: Arc<Dialer>) {
                 return fail("TLS route without pool TLS material".into()).await;
             };
             match TlsConnector::from(config).connect(name, tcp).await {
-                Ok(s) => run_conn(s, conn, Some(route), id, dialer.tx.clone()).await,
+                Ok(s) => run_conn(s, conn, role, dialer.tx.clone()).await,
                 Err(e) => fail(format!("TLS to {}: {e}", r.destination)).await,
             }
         }
     }
 }
 
-async fn run_conn<S>(
-    stream: S,
-    conn: ConnId,
-    route: Option<usize>,
-    peer: PeerIdentity,
-    tx: mpsc::Sender<Cmd>,
-) where
+/// Real clients' connections, on the clients' port.
+async fn accept_clients(l: TcpListener, dialer: Arc<Dialer>) {
+    loop {
+        let (stream, peer) = rcc_net::accept(&l, "Front End (clients)").await;
+        let conn = dialer
+            .next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(conn, %peer, "a real client connected");
+        tokio::spawn(run_conn(stream, conn, Role::Client, dialer.tx.clone()));
+    }
+}
+
+async fn run_conn<S>(stream: S, conn: ConnId, role: Role, tx: mpsc::Sender<Cmd>)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(CONN_QUEUE);
     // Weak, so the queue closes when the pool lets the connection go.
     let pongs = out_tx.downgrade();
+    let route = match &role {
+        Role::Gateway { route, .. } => *route,
+        Role::Client => None,
+    };
     if tx
         .send(Cmd::Up {
             conn,
-            route,
-            peer,
+            role,
             out: out_tx,
         })
         .await
@@ -645,6 +705,7 @@ async fn run_conn<S>(
 
 async fn drive(mut fe: Frontend, mut rx: mpsc::Receiver<Cmd>, dialer: Arc<Dialer>) {
     let mut writers: HashMap<ConnId, mpsc::Sender<Vec<u8>>> = HashMap::new();
+    let mut clients: std::collections::HashSet<ConnId> = std::collections::HashSet::new();
     loop {
         let Some(wake) = rcc_net::wake(&mut rx, fe.next_timeout()).await else {
             return;
@@ -652,21 +713,27 @@ async fn drive(mut fe: Frontend, mut rx: mpsc::Receiver<Cmd>, dialer: Arc<Dialer
         let now = tokio::time::Instant::now().into_std();
         match wake {
             Wake::Deadline => fe.handle_timeout(now),
-            Wake::Command(Cmd::Up {
-                conn,
-                route,
-                peer,
-                out,
-            }) => {
+            Wake::Command(Cmd::Up { conn, role, out }) => {
                 writers.insert(conn, out);
-                fe.connected(conn, route, &peer);
+                match role {
+                    Role::Gateway { route, peer } => fe.connected(conn, route, &peer),
+                    Role::Client => {
+                        clients.insert(conn);
+                    }
+                }
+            }
+            Wake::Command(Cmd::Msg { conn, msg }) if clients.contains(&conn) => {
+                fe.client_conn_message(conn, msg, now)
             }
             Wake::Command(Cmd::Msg { conn, msg }) => fe.gateway_message(conn, msg, now),
             Wake::Command(Cmd::Down { conn, route }) => {
                 if let Some(c) = conn {
                     writers.remove(&c);
                 }
-                fe.disconnected(conn, route);
+                match conn {
+                    Some(c) if clients.remove(&c) => fe.client_conn_closed(c),
+                    _ => fe.disconnected(conn, route),
+                }
             }
             Wake::Command(Cmd::Control(f)) => f(&mut fe, now),
         }
