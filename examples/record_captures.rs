@@ -1,6 +1,7 @@
 //! Records the capture corpus in `captures/`: each flow runs on the in-process lab with the
 //! gateway's trace on, and the trace (both legs, TLS leg decrypted) becomes `captures/NAME.pcapng`
-//! with a one-line `NAME.txt`. Run: `cargo run --example record_captures`.
+//! with a one-line `NAME.txt`. Run: `cargo run --example record_captures [NAME…]` (all of them
+//! without names). `13-real-sipe` needs the pidgin-sipe and libpurple-dev packages.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,6 +66,10 @@ async fn record(
     what: &str,
     flow: impl AsyncFnOnce(&Lab) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    if !only.is_empty() && !only.iter().any(|n| n == name) {
+        return Ok(());
+    }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures");
     std::fs::create_dir_all(&dir)?;
     let file = dir.join(format!("{name}.pcapng"));
@@ -337,6 +342,36 @@ async fn main() -> anyhow::Result<()> {
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
+            Ok(())
+        },
+    )
+    .await?;
+    record(
+        "13-real-sipe",
+        "the real pidgin-sipe signs in at the pool's client port, dials bob, who answers and hangs up; sipe signs out",
+        async |lab| {
+            let server = lab
+                .lync
+                .clients_addr
+                .ok_or_else(|| anyhow::anyhow!("the lab's pool serves no real clients"))?;
+            let dir = std::env::temp_dir().join(format!("rcc-record-sipe-{}", std::process::id()));
+            let mut sipe =
+                rcc_lab::sipe::SipeClient::start(&rcc_lab::sipe::host()?, server, "alice@contoso.lab", &dir)?;
+            let up = sipe.wait_for("monitor_cross_ref_id=", 0, WAIT).await?;
+            sipe.dial("+14255551002")?;
+            let rang = sipe.wait_for("<DeliveredEvent ", up, WAIT).await?;
+            lab.pbx()?.answer("1002").await?;
+            let talked = sipe.wait_for("<EstablishedEvent ", rang, WAIT).await?;
+            lab.pbx()?.hang_up("1002").await?;
+            sipe.wait_for("<ConnectionClearedEvent ", talked, WAIT).await?;
+            sipe.quit().await?;
+            for _ in 0..300 {
+                if lab.gateway()?.sessions().await? == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = std::fs::remove_dir_all(&dir);
             Ok(())
         },
     )

@@ -29,6 +29,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "sign-in-sipe",
         "Sign-in and refresh: pidgin-sipe (CSeq restart, no answers to events)",
     ),
+    (
+        "real-client",
+        "The real pidgin-sipe client: sign-in, click to dial and its events, PBX link loss, gateway restart",
+    ),
     ("sign-out", "Sign-out: MonitorStop and BYE"),
     (
         "routing",

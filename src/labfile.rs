@@ -279,6 +279,11 @@ pub fn not_applicable(options: &LabOptions, tags: &[String]) -> Option<String> {
                 .into(),
         );
     }
+    if has("needs-pidgin-sipe")
+        && let Some(why) = crate::sipe::excluded()
+    {
+        return Some(why);
+    }
     if !external_gateway && has("needs-external-gateway") {
         return Some(
             "runs in real time against an external gateway; the in-process lab runs this case in virtual time"

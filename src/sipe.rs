@@ -28,7 +28,18 @@ pub fn excluded() -> Option<String> {
     })
 }
 
-/// Builds `sipe-host` into `dir` (once per folder) and returns its path.
+/// `sipe-host`, built once per process into the temporary folder.
+pub fn host() -> anyhow::Result<PathBuf> {
+    static HOST: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("rcc-lab-sipe-host-{}", std::process::id()));
+        build(&dir).map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Builds `sipe-host` into `dir` and returns its path.
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     let missing = || {
         format!(

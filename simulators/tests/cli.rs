@@ -118,3 +118,93 @@ fn lync_sim_takes_its_topology_from_management_shell_exports() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("routes.json"), "{err}");
 }
+
+/// `lync-sim run` with `clients_listen`: a real client's REGISTER is answered 200 in Lync 2007+
+/// mode, and its roaming-self SUBSCRIBE brings the NOTIFY with the user's RCC line.
+#[test]
+fn lync_sim_run_registers_real_clients() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("lync-sim-clients-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let config = dir.join("lync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "clients_listen = \"127.0.0.1:{port}\"\n[pool]\nfqdn = \"fe.lab.example\"\n\
+             [[pool.static_route]]\nmatch_uri = \"rcc.lab.example\"\ntransport = \"tcp\"\n\
+             destination = \"127.0.0.1\"\nport = 9\n\
+             [[pool.trusted_application]]\npool_fqdn = \"127.0.0.1\"\nip = \"127.0.0.1\"\nport = 9\n\
+             [[user]]\nuri = \"sip:katie@contoso.com\"\nline = \"tel:+14255550100;ext=100\"\n\
+             line_server = \"sip:rccgw@rcc.lab.example\"\nendpoints = 0\n"
+        ),
+    )
+    .expect("config");
+    let child = Command::new(env!("CARGO_BIN_EXE_lync-sim"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("lync-sim runs");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut s = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(std::time::Instant::now() < deadline, "clients port: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    };
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let request = |method: &str, extra: &str| {
+        format!(
+            "{method} sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/tcp 127.0.0.1:5000;branch=z9hG4bK{method}\r\n\
+             From: <sip:katie@contoso.com>;tag=1;epid=e1\r\nTo: <sip:katie@contoso.com>\r\n\
+             Call-ID: {method}-1\r\nCSeq: 1 {method}\r\nContact: <sip:127.0.0.1:5000;transport=tcp>\r\n\
+             {extra}Content-Length: 0\r\n\r\n"
+        )
+    };
+    let read_until = |s: &mut std::net::TcpStream, needle: &str| {
+        let mut got = String::new();
+        let mut buf = [0u8; 4096];
+        while !got.contains(needle) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        got
+    };
+    s.write_all(request("REGISTER", "").as_bytes())
+        .expect("send");
+    let ok = read_until(&mut s, "\r\n\r\n");
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(ok.contains("Supported: msrtc-event-categories\r\n"), "{ok}");
+    s.write_all(request("SUBSCRIBE", "Event: vnd-microsoft-roaming-self\r\n").as_bytes())
+        .expect("send");
+    let notify = read_until(&mut s, "</roamingData>");
+    assert!(
+        notify.contains("NOTIFY sip:127.0.0.1:5000;transport=tcp SIP/2.0"),
+        "{notify}"
+    );
+    assert!(
+        notify.contains("lineServer=\"sip:rccgw@rcc.lab.example\">tel:+14255550100;ext=100</line>"),
+        "{notify}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

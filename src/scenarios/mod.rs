@@ -5,6 +5,7 @@
 //! step registry sees the step definitions.
 
 mod console;
+mod sipe_steps;
 mod steps;
 mod virtual_lab;
 
@@ -43,6 +44,9 @@ pub struct RccWorld {
     /// The scenario runs on the in-memory lab in virtual time (`virtual_lab.rs`).
     virtual_time: bool,
     memlab: Option<rcc_testkit::MemLab>,
+    /// Real pidgin-sipe clients by user, and how many were started.
+    sipe: HashMap<String, sipe_steps::RealClient>,
+    sipe_runs: usize,
     started: Option<Instant>,
 }
 

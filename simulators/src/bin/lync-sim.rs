@@ -167,6 +167,9 @@ async fn main() -> anyhow::Result<()> {
                 })?;
             let f = config::load(&config, None)?;
             let sim = LyncSim::start(f.sim_config()?).await?;
+            if let Some(a) = sim.clients_addr {
+                tracing::info!(address = %a, "real clients (pidgin-sipe) sign in here over TCP");
+            }
             let plan = rcc_simulators::lync::load::LoadPlan {
                 users,
                 endpoints_per_user: endpoints,

@@ -71,7 +71,7 @@ pub struct UserFile {
     /// Client profile.
     #[serde(default)]
     pub profile: ClientProfile,
-    /// Endpoints (MPOP).
+    /// Simulated endpoints (MPOP); 0 with `clients_listen`: only real clients sign in as it.
     #[serde(default = "one")]
     pub endpoints: usize,
     /// Refresh interval in seconds (default: the profile's).
@@ -135,8 +135,11 @@ fn validated(f: LyncFile) -> anyhow::Result<LyncFile> {
         if !u.line_server.starts_with("sip:") {
             p.push(format!("user {}: line_server must be a sip: URI", u.uri));
         }
-        if u.endpoints == 0 {
-            p.push(format!("user {}: endpoints must be at least 1", u.uri));
+        if u.endpoints == 0 && f.clients_listen.is_none() {
+            p.push(format!(
+                "user {}: endpoints must be at least 1 (0 only with clients_listen, for a user only real clients sign in as)",
+                u.uri
+            ));
         }
     }
     if let Some(t) = &f.tls

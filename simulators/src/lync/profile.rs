@@ -87,6 +87,18 @@ impl ClientProfile {
         self == ClientProfile::Sipe
     }
 
+    /// Whether MonitorStart follows GetCSTAFeatures at once, without waiting for its answer
+    /// (pidgin-sipe sends both right after the ACK; captures/13-real-sipe.pcapng).
+    pub fn pipelines_bootstrap(self) -> bool {
+        self == ClientProfile::Sipe
+    }
+
+    /// Whether in-dialog requests other than a re-INVITE carry a Contact (pidgin-sipe's do
+    /// not).
+    pub fn contact_in_dialog(self) -> bool {
+        self != ClientProfile::Sipe
+    }
+
     /// Whether the client sends `Supported: timer`.
     pub fn supports_timer(self) -> bool {
         true
@@ -102,7 +114,7 @@ impl ClientProfile {
             ClientProfile::Oc2007r2 => {
                 "UCCAPI/3.5.6907.0 OC/3.5.6907.0 (Microsoft Office Communicator 2007 R2)"
             }
-            ClientProfile::Sipe => "Purple/2.14.1 Sipe/1.25.0",
+            ClientProfile::Sipe => "Purple/2.14.12 Sipe/1.25.0 (linux-x86_64)",
         }
     }
 }

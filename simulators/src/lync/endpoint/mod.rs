@@ -332,8 +332,11 @@ impl Endpoint {
                 if let Err(why) = checked {
                     self.checker.record(why);
                 }
-                self.sip
-                    .csta_info(&self.config, next, Purpose::MonitorStart, false, now);
+                // A pipelining client sent its MonitorStart with the GetCSTAFeatures.
+                if !self.config.profile.pipelines_bootstrap() {
+                    self.sip
+                        .csta_info(&self.config, next, Purpose::MonitorStart, false, now);
+                }
             }
             Purpose::MonitorStart => {
                 if let Some(took) = self.bootstrap.monitor_answered(sip::csta_body(&m), now) {
@@ -366,6 +369,14 @@ impl Endpoint {
         if let Some(next) = self.bootstrap.signed_in(&status, &self.config.line) {
             self.sip
                 .csta_info(&self.config, next, Purpose::Features, false, now);
+            if self.config.profile.pipelines_bootstrap() {
+                let monitor = Request::MonitorStart {
+                    object: csta::MonitorObject::Device(self.config.line.clone()),
+                    monitor_type: None,
+                };
+                self.sip
+                    .csta_info(&self.config, monitor, Purpose::MonitorStart, false, now);
+            }
         }
     }
 

@@ -194,7 +194,11 @@ impl SipClient {
     fn in_dialog(&mut self, config: &EndpointConfig, method: Method) -> Option<Message> {
         let via = self.via(config);
         let d = self.dialog.as_mut()?;
+        let keep_contact = config.profile.contact_in_dialog() || method == Method::Invite;
         let mut m = d.request(method, &via);
+        if !keep_contact {
+            m.remove_header("Contact");
+        }
         m.push_header("User-Agent", config.profile.user_agent());
         Some(m)
     }
@@ -378,7 +382,7 @@ impl SipClient {
             cseq.seq
         };
         let ok = resp.status().is_some_and(|c| c < 300);
-        let ack = if let (Some(d), true) = (&self.dialog, ok) {
+        let mut ack = if let (Some(d), true) = (&self.dialog, ok) {
             d.request_with_cseq(Method::Ack, &via, seq)
         } else if ok {
             let d = Dialog::as_uac(invite, resp, &Self::contact(config))
@@ -408,6 +412,9 @@ impl SipClient {
             && let Some(d) = self.dialog.as_mut()
         {
             d.local_cseq = 1;
+        }
+        if !config.profile.contact_in_dialog() {
+            ack.remove_header("Contact");
         }
         self.outputs.push_back(ack);
         Ok(())
