@@ -149,6 +149,35 @@ impl GatewayHandle {
             anyhow::bail!("{}", problems.join("; "));
         }
         let policy = Policy::build(&config).map_err(|p| anyhow!("{}", p.join("; ")))?;
+        // Listeners first: a listener on port 0 (tests, labs) advertises the port it got in
+        // its Via and Contact, not 0.
+        let tcp_listener = match config.sip.listen_tcp {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow!("SIP TCP listener {addr}: {e}"))?,
+            ),
+            None => None,
+        };
+        let tls_listener = match (config.sip.listen_tls, &config.sip.tls) {
+            (Some(addr), Some(_)) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow!("SIP TLS listener {addr}: {e}"))?,
+            ),
+            _ => None,
+        };
+        let sip_tcp = tcp_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+        let sip_tls = tls_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+        if config.sip.port.is_none() && config.sip.advertised_port() == 0 {
+            config.sip.port = sip_tls.or(sip_tcp).map(|a| a.port());
+        }
         let config = Arc::new(config);
         let mut metrics = Metrics::new();
         let (transport, not_after) = Transport::build(&config)?;
@@ -205,20 +234,10 @@ impl GatewayHandle {
             pbx_tls,
             session_traces,
         ))];
-        let mut sip_tcp = None;
-        if let Some(addr) = config.sip.listen_tcp {
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow!("SIP TCP listener {addr}: {e}"))?;
-            sip_tcp = Some(l.local_addr()?);
+        if let Some(l) = tcp_listener {
             tasks.push(tokio::spawn(accept_loop(l, false, shared.clone())));
         }
-        let mut sip_tls = None;
-        if let (Some(addr), Some(_)) = (config.sip.listen_tls, &config.sip.tls) {
-            let l = TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow!("SIP TLS listener {addr}: {e}"))?;
-            sip_tls = Some(l.local_addr()?);
+        if let Some(l) = tls_listener {
             tasks.push(tokio::spawn(accept_loop(l, true, shared.clone())));
         }
         let metrics_addr = match config.observe.http {
