@@ -89,13 +89,22 @@ async fn monitored(pbx: &PbxSim) -> anyhow::Result<Vec<String>> {
     Ok(devices)
 }
 
-/// Waits until `check` holds (it says what it saw when it does not).
-async fn until<F, Fut>(what: &str, mut check: F) -> anyhow::Result<()>
+/// Waits until `check` holds (it says what it saw when it does not), for [`WAIT`].
+async fn until<F, Fut>(what: &str, check: F) -> anyhow::Result<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Option<String>>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    until_within(what, WAIT, check).await
+}
+
+/// Waits until `check` holds, for `within`.
+async fn until_within<F, Fut>(what: &str, within: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<String>>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         let seen = check().await?;
         let Some(seen) = seen else { return Ok(()) };
@@ -192,10 +201,13 @@ async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
     )?;
     load::listening(kamailio_port, "Kamailio").await?;
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    // The pool's Record-Route names its own listener, so Kamailio reaches it for requests in a
+    // dialog that come from Kamailio itself (the keep-alive's BYE), as from a real Front End.
+    let pool_port = load::free_port()?;
     let lync = LyncSim::start(LyncSimConfig {
         pool: PoolConfig {
-            fqdn: "fe.lab.example".into(),
-            port: 5061,
+            fqdn: "127.0.0.1".into(),
+            port: pool_port,
             static_routes: vec![StaticRoute {
                 match_uri: "rcc.lab.example".into(),
                 transport: RouteTransport::Tcp,
@@ -211,7 +223,7 @@ async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
                 treat_as_authenticated: true,
             }],
         },
-        listen: None,
+        listen: Some(SocketAddr::from((localhost, pool_port))),
         tls: None,
         hosts: Default::default(),
         clients: None,
@@ -409,5 +421,67 @@ async fn a_gateway_without_its_pbx_link_takes_no_sign_in() -> anyhow::Result<()>
     }
     assert_eq!(t.gateways[0].gauge("rcc_gateway_sessions")?, 0.0);
     assert_eq!(t.gateways[1].gauge("rcc_gateway_sessions")?, 6.0);
+    Ok(())
+}
+
+/// A gateway killed with SIGKILL while its clients stay silent (no refresh, no request):
+/// Kamailio's in-dialog keep-alive finds it gone and ends each of its dialogs with a BYE to the
+/// client, which signs in again and lands on the survivor. Before, those clients kept a dead
+/// session until their own next request (a Lync refresh: up to 25 minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_of_a_dead_gateway_get_a_bye_and_move() -> anyhow::Result<()> {
+    let (users, _) = lab_users();
+    let everyone: Vec<&User> = users.iter().collect();
+    let (pbx, pbx_addr) = pbx_for(&everyone).await?;
+    let mut t = tier("bye", [pbx_addr, pbx_addr]).await?;
+    let lync = t.lync.clone();
+    let mut endpoints = Vec::new();
+    for (n, u) in users.iter().enumerate() {
+        let id = lync.add_endpoint(endpoint(u, "desk", n)).await?;
+        lync.sign_in(id).await?;
+        endpoints.push(id);
+    }
+    for &id in &endpoints {
+        lync.wait_ready(id, WAIT).await?;
+    }
+    let sessions: Vec<f64> = t
+        .gateways
+        .iter()
+        .map(|g| g.gauge("rcc_gateway_sessions"))
+        .collect::<anyhow::Result<_>>()?;
+    let dead = usize::from(sessions[1] > sessions[0]);
+    anyhow::ensure!(sessions[dead] >= 1.0, "nobody to move: {sessions:?}");
+    let killed_at = std::time::Instant::now();
+    t.gateways[dead].process = None;
+    // Keep-alive every 30 s (checked every 10 s), 6 s for the OPTIONS to time out, 10 s of
+    // grace: the BYE comes within about 56 s.
+    let survivor = &t.gateways[1 - dead];
+    until_within(
+        "every session on the survivor, without a refresh",
+        Duration::from_secs(90),
+        || async {
+            let s = survivor.gauge("rcc_gateway_sessions")?;
+            Ok((s != 6.0).then(|| format!("{s} sessions")))
+        },
+    )
+    .await?;
+    let moved_in = killed_at.elapsed();
+    for &id in &endpoints {
+        lync.wait_ready(id, WAIT).await?;
+    }
+    let mut expected: Vec<String> = users.iter().map(|u| u.extension.clone()).collect();
+    expected.sort();
+    assert_eq!(monitored(&pbx).await?, expected, "each device once");
+    eprintln!("the dead gateway's clients were back after {moved_in:?}");
+    // Exactly the dead gateway's clients signed in again; the others were not disturbed.
+    let ids = endpoints.clone();
+    let sign_ins: u32 = lync
+        .with(move |fe, _| {
+            ids.iter()
+                .filter_map(|&id| fe.endpoint(id).map(|e| e.sign_ins()))
+                .sum()
+        })
+        .await?;
+    assert_eq!(f64::from(sign_ins), 6.0 + sessions[dead], "{sessions:?}");
     Ok(())
 }

@@ -245,6 +245,12 @@ async fn per_session_traces_hold_only_their_sessions_traffic() -> anyhow::Result
             users: Vec::new(),
             max_open: 16,
         }),
+        // One MonitorStart per 5 s: bob's waits in the pacer's queue and must still be in
+        // his trace when it leaves.
+        gateway_tweak: Some(|c| {
+            c.pbx.pace_per_s = 0.2;
+            c.pbx.pace_burst = 1;
+        }),
         ..LabOptions::default()
     })
     .await?;

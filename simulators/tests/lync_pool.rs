@@ -196,7 +196,7 @@ async fn sign_in_through_the_pool_adds_via_and_record_route() {
     assert_eq!(invite.method(), Some(&Method::Invite));
     assert_eq!(
         invite.header("Record-Route"),
-        Some("<sip:fe.lab.example:5061;transport=tls;lr>")
+        Some("<sip:fe.lab.example:5061;transport=tcp;lr>")
     );
     let vias = invite.vias().expect("vias");
     assert_eq!(vias.len(), 2, "pool Via above the client's");

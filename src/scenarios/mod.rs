@@ -297,7 +297,12 @@ fn after_hook(
                     for id in w.endpoints.values() {
                         let _ = lab.lync.sign_out(*id).await;
                     }
-                    if !w.endpoints.is_empty() {
+                    // Real clients sign off too (MonitorStop, BYE), not just vanish.
+                    let real_clients = !w.sipe.is_empty();
+                    for (_, c) in w.sipe.drain() {
+                        let _ = c.quit().await;
+                    }
+                    if !w.endpoints.is_empty() || real_clients {
                         let _ = lab.until_holding(0, 0).await;
                     }
                 }

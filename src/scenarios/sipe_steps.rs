@@ -21,6 +21,13 @@ pub struct RealClient {
     read: usize,
 }
 
+impl RealClient {
+    /// Signs off (MonitorStop and BYE go out) and ends the client.
+    pub async fn quit(self) -> anyhow::Result<()> {
+        self.client.quit().await.map(drop)
+    }
+}
+
 fn client<'a>(w: &'a mut RccWorld, who: &str) -> anyhow::Result<&'a mut RealClient> {
     w.sipe
         .get_mut(who)

@@ -413,9 +413,16 @@ impl Frontend {
         (via, branch)
     }
 
-    fn record_route(&self) -> String {
+    /// The pool's Record-Route for a dialog on `route`: its FQDN and port, with the transport
+    /// the route uses, which is how the next hop (a gateway, or a proxy tier in front of
+    /// gateways) reaches the pool again for requests in the dialog.
+    fn record_route(&self, route: usize) -> String {
+        let transport = match self.config.static_routes.get(route).map(|r| r.transport) {
+            Some(RouteTransport::Tcp) => "tcp",
+            _ => "tls",
+        };
         format!(
-            "<sip:{}:{};transport=tls;lr>",
+            "<sip:{}:{};transport={transport};lr>",
             self.config.fqdn, self.config.port
         )
     }
@@ -544,7 +551,7 @@ impl Frontend {
                 Some(r) => {
                     self.by_call.insert(call_id.clone(), client);
                     self.call_route.insert(call_id.clone(), r);
-                    m.prepend_header("Record-Route", self.record_route());
+                    m.prepend_header("Record-Route", self.record_route(r));
                     r
                 }
                 None => {

@@ -56,8 +56,8 @@ impl Gateway {
     /// Sends a PBX request; the traced sessions it belongs to record its frame. A request the
     /// link cannot take comes back with its purpose, to answer the client.
     /// MonitorStart on a device and SnapshotDevice are paced (`pbx.pace_per_s`): a client's
-    /// before the gateway's own resync work; `Ok(None)` means queued for its turn (a paced
-    /// request is not in the per-session traces when it leaves later).
+    /// before the gateway's own resync work; `Ok(None)` means queued for its turn (it is
+    /// traced when it leaves: [`LinkEvent::PacedSent`]).
     #[allow(clippy::result_large_err)] // the purpose is handed back once, not copied
     pub(super) fn pbx_request(
         &mut self,
@@ -137,6 +137,14 @@ impl Gateway {
             }
             LinkEvent::Event(e) => self.pbx_event(e, frame.as_deref()),
             LinkEvent::MonitorEnded { cross_ref } => self.monitor_ended(&cross_ref),
+            LinkEvent::PacedSent { invoke } => {
+                if let Some(purpose) = self.link.purpose_of(invoke) {
+                    let sids = self
+                        .traces
+                        .of_purpose(&self.sessions, &self.monitors, purpose);
+                    traces::pbx_notes(&mut self.outputs, &sids, Way::Out, frame.as_deref());
+                }
+            }
         }
     }
 

@@ -109,6 +109,13 @@ pub enum LinkEvent<P> {
         /// The monitor's cross-reference ID.
         cross_ref: String,
     },
+    /// A paced request left its queue for the PBX (only with `keep_frames`, so the engine
+    /// can trace it): its frame comes with the event; [`PbxLink::purpose_of`] tells its
+    /// purpose.
+    PacedSent {
+        /// Its invoke ID.
+        invoke: u16,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -465,7 +472,21 @@ impl<P> PbxLink<P> {
             let Some((purpose, request)) = self.pacer.as_mut().and_then(|p| p.next_due(now)) else {
                 break;
             };
-            self.send_request(Purpose::Engine(purpose), &Message::Request(request), now);
+            let invoke =
+                self.send_request(Purpose::Engine(purpose), &Message::Request(request), now);
+            if self.settings.keep_frames {
+                let frame = self.last_sent().map(<[u8]>::to_vec);
+                self.events
+                    .push_back((LinkEvent::PacedSent { invoke }, frame));
+            }
+        }
+    }
+
+    /// The engine's purpose of a pending request.
+    pub fn purpose_of(&self, invoke: u16) -> Option<&P> {
+        match &self.pending.get(&invoke)?.purpose {
+            Purpose::Engine(p) => Some(p),
+            _ => None,
         }
     }
 
