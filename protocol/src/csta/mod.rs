@@ -26,7 +26,7 @@ pub use values::{
     AutoOriginate, Cause, ConnectionId, ConnectionListItem, DeviceRef, ErrorCategory,
     ForwardingType, KNOWN_CAUSES, LocalConnectionState, SystemStatusValue,
 };
-pub use xml::XmlLimits;
+pub use xml::{XmlLimits, escape};
 
 /// ECMA-323 3rd edition namespace (Lync RCC, most PBXs).
 pub const ED3: &str = "http://www.ecma-international.org/standards/ecma-323/csta/ed3";

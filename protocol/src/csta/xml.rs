@@ -515,6 +515,13 @@ impl XmlWriter {
     }
 }
 
+/// `text` with `<`, `>`, `&` (and `"` in an attribute value) replaced by their entities.
+pub fn escape(text: &str, attr: bool) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    escape_into(&mut out, text, attr);
+    out
+}
+
 fn escape_into(out: &mut String, text: &str, attr: bool) {
     // Runs without markup characters are copied whole; the characters replaced are ASCII, so
     // every cut falls on a character boundary.

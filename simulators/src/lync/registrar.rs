@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use rcc_protocol::csta;
 use rcc_protocol::sip::{Message, Method, NameAddr, Uri};
 
 /// A user a real client may sign in as: the same `[[user]]` as for simulated endpoints.
@@ -242,23 +243,9 @@ fn roaming_self_body(user: &ClientUser) -> String {
          <userProperties xmlns=\"http://schemas.microsoft.com/2006/09/sip/categories\">\
          <lines><line lineType=\"Rcc\" lineServer=\"{}\">{}</line></lines>\
          </userProperties></category></categories></roamingData>",
-        xml_escape(&user.line_server),
-        xml_escape(&user.line)
+        csta::escape(&user.line_server, true),
+        csta::escape(&user.line, false)
     )
-}
-
-fn xml_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The URI of a Contact value (`<sip:…>;params` or a bare URI).
