@@ -9,7 +9,10 @@
 //! killed gateway, restarted, gets none of the moved lines back (the owner table). Then the
 //! survivor drains: its sessions stay (their refreshes are answered), and a new line signs in
 //! on the other gateway. And a gateway whose PBX link is down takes no sign-in: every line goes
-//! to the other one, whichever the hash prefers.
+//! to the other one, whichever the hash prefers. Also: silent clients of a killed gateway get
+//! the BYE of Kamailio's dialog keep-alive and move; with every gateway down a sign-in gets 503
+//! with Retry-After; events reach clients through the tier, and a Kamailio restart loses no
+//! session.
 
 use std::io::{Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -146,9 +149,34 @@ async fn pbx_for(users: &[&User]) -> anyhow::Result<(PbxSim, SocketAddr)> {
 /// application).
 struct Tier {
     gateways: [Gateway; 2],
-    _kamailio: ProcessGroup,
+    kamailio: Option<ProcessGroup>,
+    kamailio_port: u16,
     lync: LyncSim,
     dir: std::path::PathBuf,
+}
+
+impl Tier {
+    /// Starts Kamailio on the printed configuration and waits until it listens.
+    async fn start_kamailio(&mut self) -> anyhow::Result<()> {
+        self.kamailio = Some(spawn_kamailio(&self.dir)?);
+        load::listening(self.kamailio_port, "Kamailio").await
+    }
+}
+
+fn spawn_kamailio(dir: &Path) -> anyhow::Result<ProcessGroup> {
+    let modules = kamailio_modules()?;
+    ProcessGroup::spawn(
+        &program("kamailio", "kamailio")?,
+        &[
+            "-DD",
+            "-E",
+            "-L",
+            &modules.to_string_lossy(),
+            "-f",
+            &dir.join("kamailio.cfg").to_string_lossy(),
+        ],
+        &dir.join("kamailio.log"),
+    )
 }
 
 impl Drop for Tier {
@@ -186,19 +214,7 @@ async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
         "kamailio-config: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let modules = kamailio_modules()?;
-    let kamailio = ProcessGroup::spawn(
-        &program("kamailio", "kamailio")?,
-        &[
-            "-DD",
-            "-E",
-            "-L",
-            &modules.to_string_lossy(),
-            "-f",
-            &dir.join("kamailio.cfg").to_string_lossy(),
-        ],
-        &dir.join("kamailio.log"),
-    )?;
+    let kamailio = spawn_kamailio(&dir)?;
     load::listening(kamailio_port, "Kamailio").await?;
     let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
     // The pool's Record-Route names its own listener, so Kamailio reaches it for requests in a
@@ -231,7 +247,8 @@ async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
     .await?;
     Ok(Tier {
         gateways,
-        _kamailio: kamailio,
+        kamailio: Some(kamailio),
+        kamailio_port,
         lync,
         dir,
     })
@@ -483,5 +500,110 @@ async fn the_clients_of_a_dead_gateway_get_a_bye_and_move() -> anyhow::Result<()
         })
         .await?;
     assert_eq!(f64::from(sign_ins), 6.0 + sessions[dead], "{sessions:?}");
+    Ok(())
+}
+
+/// Every gateway down: a sign-in through the tier is answered at once with 503 and a
+/// Retry-After from Kamailio, not left to time out: while the probes have not noticed yet
+/// (the connection fails: `Retry-After: 0`), and once both are out of rotation
+/// (`Retry-After: 10`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_gateway_down_a_sign_in_gets_503_with_retry_after() -> anyhow::Result<()> {
+    let (users, _) = lab_users();
+    let everyone: Vec<&User> = users.iter().collect();
+    let (_pbx, pbx_addr) = pbx_for(&everyone).await?;
+    let mut t = tier("all-down", [pbx_addr, pbx_addr]).await?;
+    for g in &mut t.gateways {
+        g.process = None;
+    }
+    let mut config = endpoint(&users[0], "desk", 0);
+    config.reestablish = false;
+    let id = t.lync.add_endpoint(config).await?;
+    // Probes every second, one miss: both gateways leave rotation within a few seconds.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut seen = Vec::new();
+    loop {
+        t.lync.sign_in(id).await?;
+        t.lync
+            .wait_for(id, WAIT, "the sign-in refused", |e| {
+                matches!(e.phase(), rcc_simulators::lync::Phase::Failed(why) if why.contains("503"))
+                    .then_some(())
+            })
+            .await?;
+        let trace = t.lync.trace().await?;
+        let refusal = trace
+            .iter()
+            .rev()
+            .find(|e| e.text.starts_with("SIP/2.0 503"))
+            .ok_or_else(|| anyhow::anyhow!("no 503 in the pool's trace"))?;
+        let head = refusal.text.lines().next().unwrap_or_default().to_owned();
+        let retry = refusal
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("Retry-After: "))
+            .map(str::to_owned);
+        seen.push(format!("{head} / Retry-After {retry:?}"));
+        assert!(retry.is_some(), "a 503 without Retry-After: {seen:?}");
+        if head.contains("No rcc-gateway available") {
+            assert_eq!(retry.as_deref(), Some("10"), "{seen:?}");
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the gateways never left rotation: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Events reach the clients through the tier (gateway → Kamailio → the pool's listener, by the
+/// pool's Record-Route), and a Kamailio restart loses no session: the clients' refreshes go
+/// through the new process to the gateway that holds them (nobody signs in again), and the
+/// gateway's next event INFO reaches its client again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_events_survive_a_kamailio_restart() -> anyhow::Result<()> {
+    use rcc_protocol::csta::CallEventKind as K;
+    let (users, _) = lab_users();
+    let everyone: Vec<&User> = users.iter().collect();
+    let (pbx, pbx_addr) = pbx_for(&everyone).await?;
+    let mut t = tier("restart", [pbx_addr, pbx_addr]).await?;
+    let lync = t.lync.clone();
+    let mut endpoints = Vec::new();
+    for (n, u) in users.iter().take(2).enumerate() {
+        let id = lync.add_endpoint(endpoint(u, "desk", n)).await?;
+        lync.sign_in(id).await?;
+        endpoints.push(id);
+    }
+    for &id in &endpoints {
+        lync.wait_ready(id, WAIT).await?;
+    }
+    let (first, line) = (endpoints[0], users[0].extension.clone());
+    pbx.incoming("+14255550200", &line).await?;
+    let (seen, _) = lync.wait_call_event(first, 0, WAIT, K::Delivered).await?;
+    pbx.hang_up("+14255550200").await.ok();
+
+    t.kamailio = None;
+    t.start_kamailio().await?;
+    for &id in &endpoints {
+        lync.refresh(id).await?;
+    }
+    for &id in &endpoints {
+        lync.wait_for(id, WAIT, "a refresh through the new Kamailio", |e| {
+            (e.refreshes() >= 1).then_some(())
+        })
+        .await?;
+    }
+    let ids = endpoints.clone();
+    let sign_ins: Vec<u32> = lync
+        .with(move |fe, _| {
+            ids.iter()
+                .filter_map(|&id| fe.endpoint(id).map(|e| e.sign_ins()))
+                .collect()
+        })
+        .await?;
+    assert_eq!(sign_ins, [1, 1], "nobody signed in again");
+    pbx.incoming("+14255550201", &line).await?;
+    lync.wait_call_event(first, seen + 1, WAIT, K::Delivered)
+        .await?;
     Ok(())
 }

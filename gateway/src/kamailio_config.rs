@@ -87,6 +87,10 @@ fn dialog_params(keepalive_s: u32) -> String {
     )
 }
 
+/// Retry-After of the 503 a client gets when no gateway is in rotation, seconds: long enough
+/// for a probe to bring a recovered gateway back, short enough that nobody waits for long.
+const ALL_DOWN_RETRY_AFTER_S: u32 = 10;
+
 /// A gateway as the tier reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
@@ -275,6 +279,8 @@ request_route {{
         route(LINE);
         route(OWNER);
     }} else if (!ds_select_dst("1", "4")) {{
+        # Every gateway is out of rotation: the client hears it at once, and when to retry.
+        append_to_reply("Retry-After: {all_down}\r\n");
         sl_send_reply("503", "No rcc-gateway available");
         exit;
     }}
@@ -314,6 +320,8 @@ route[LINE] {{
 route[OWNER] {{
     # The hash first: it also lists the other gateways, for failover.
     if (!ds_select_dst("1", "7")) {{
+        # Every gateway is out of rotation: the client hears it at once, and when to retry.
+        append_to_reply("Retry-After: {all_down}\r\n");
         sl_send_reply("503", "No rcc-gateway available");
         exit;
     }}
@@ -339,6 +347,9 @@ failure_route[NEXT] {{
             t_relay();
             exit;
         }}
+        # None left: a 503 the client retries, not the timeout of the last gateway tried.
+        append_to_reply("Retry-After: {all_down}\r\n");
+        t_reply("503", "No rcc-gateway available");
     }}
 }}
 
@@ -368,6 +379,7 @@ onreply_route[TAKEN] {{
         expiry = tier.owner_expiry_s,
         reduce = reduce(line),
         dialog = dialog_params(tier.dialog_keepalive_s),
+        all_down = ALL_DOWN_RETRY_AFTER_S,
         keepalive = if tier.dialog_keepalive_s > 0 {
             "dlg_set_property(\"ka-dst\");"
         } else {
