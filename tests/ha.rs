@@ -206,6 +206,7 @@ async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
         .arg("--dispatcher-list")
         .arg(dir.join("rcc-dispatcher.list"))
         .args(["--probe-interval-s", "1", "--probe-misses", "1"])
+        .args(["--dialog-keepalive-s", "30"])
         .arg("--out")
         .arg(&dir)
         .output()?;

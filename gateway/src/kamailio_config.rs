@@ -47,7 +47,9 @@ pub struct Tier {
     /// Seconds between in-dialog OPTIONS to each session's gateway (at least 30, Kamailio's
     /// lowest; 0: none). A session whose gateway leaves one unanswered is ended with a BYE to
     /// the client about 16 s later (the transaction timeout and the dialog module's grace).
-    #[arg(long, default_value_t = 30, value_parser = keepalive_interval)]
+    /// Each session costs one OPTIONS per interval: 120,000 sessions at 60 s are 2,000 a second
+    /// through the tier.
+    #[arg(long, default_value_t = 60, value_parser = keepalive_interval)]
     pub dialog_keepalive_s: u32,
 }
 
@@ -73,8 +75,10 @@ fn dialog_params(keepalive_s: u32) -> String {
     }
     format!(
         "# Every session is a dialog kept alive towards its gateway: an in-dialog OPTIONS every\n\
-         # {keepalive_s} s (checked every 10 s). One left unanswered (408) or answered 481 (a gateway\n\
-         # restarted without the session) ends the dialog 10 s later with a BYE to both sides, so\n\
+         # {keepalive_s} s (checked every 10 s; one OPTIONS per session per interval). One left\n\
+         # unanswered for 6 s (408: a gateway answers OPTIONS itself, so it is dead or stuck) or\n\
+         # answered 481 (a gateway restarted without the session) ends the dialog 10 s later with\n\
+         # a BYE to both sides, so\n\
          # the client signs in again, to a gateway in rotation, within about {bound} s of a gateway's\n\
          # death instead of at its next refresh (up to 25 minutes for Lync).\n\
          modparam(\"dialog\", \"ka_timer\", 10)\n\
@@ -273,8 +277,6 @@ request_route {{
     }}
     $var(owner_used) = 0;
     if (is_method("INVITE")) {{
-        dlg_manage();
-        {keepalive}
         record_route();
         route(LINE);
         route(OWNER);
@@ -285,6 +287,11 @@ request_route {{
         exit;
     }}
     $avp(rcc_dst) = $du;
+    if (is_method("INVITE")) {{
+        # A dialog only for a sign-in that is relayed (not for one refused above).
+        dlg_manage();
+        {keepalive}
+    }}
     t_on_failure("NEXT");
     t_on_reply("TAKEN");
     if (!t_relay()) {{

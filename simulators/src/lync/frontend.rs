@@ -207,6 +207,8 @@ pub struct Frontend {
     own_uri: String,
     /// The registrar for real clients, when the pool serves them.
     registrar: Option<Registrar>,
+    /// Real clients' dialogs whose INVITE was accepted (a failed re-INVITE leaves them be).
+    remote_accepted: std::collections::HashSet<String>,
 }
 
 impl Frontend {
@@ -233,6 +235,7 @@ impl Frontend {
             nonce: crate::nonce(),
             own_uri: format!("sip:{}:{}", config.fqdn, config.port),
             registrar: None,
+            remote_accepted: std::collections::HashSet::new(),
             config,
         }
     }
@@ -638,11 +641,22 @@ impl Frontend {
                     Client::Endpoint(id) => self.endpoints.get(id).is_some_and(|e| {
                         e.call_id() == call_id && e.phase() == &super::endpoint::Phase::Inviting
                     }),
-                    Client::Remote(_) => true,
+                    Client::Remote(_) => !self.remote_accepted.contains(&call_id),
                 };
                 if initial {
-                    self.call_route.remove(&call_id);
+                    match client {
+                        Client::Endpoint(_) => {
+                            self.call_route.remove(&call_id);
+                        }
+                        // Delivered below; nothing of the dialog is kept afterwards.
+                        Client::Remote(_) => self.forget_call(&call_id),
+                    }
                 }
+            } else if matches!(client, Client::Remote(_))
+                && m.status().is_some_and(|c| (200..300).contains(&c))
+                && m.cseq().is_ok_and(|c| c.method == Method::Invite)
+            {
+                self.remote_accepted.insert(call_id.clone());
             }
             self.deliver(client, m, now);
             return;
@@ -728,6 +742,7 @@ impl Frontend {
     fn forget_call(&mut self, call_id: &str) {
         self.by_call.remove(call_id);
         self.call_route.remove(call_id);
+        self.remote_accepted.remove(call_id);
     }
 }
 

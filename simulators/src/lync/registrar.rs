@@ -51,6 +51,8 @@ pub struct Registrar {
     bindings: HashMap<String, String>,
     /// `host:port` of the pool, for its Via and Contact.
     pool: String,
+    /// The last NOTIFY CSeq of each subscription (by Call-ID).
+    notify_cseq: HashMap<String, u32>,
     counter: u64,
     stats: RegistrarStats,
 }
@@ -62,6 +64,7 @@ impl Registrar {
             users: users.into_iter().map(|u| (aor_key(&u.uri), u)).collect(),
             bindings: HashMap::new(),
             pool: pool.to_owned(),
+            notify_cseq: HashMap::new(),
             counter: 0,
             stats: RegistrarStats::default(),
         }
@@ -101,12 +104,18 @@ impl Registrar {
             // Best-effort NOTIFYs are never answered.
             Method::Extension(ref name) if name.eq_ignore_ascii_case("BENOTIFY") => Vec::new(),
             Method::Notify => vec![self.answer(m, 200, "OK")],
-            // Requests of a dialog the pool does not know (an RCC dialog already ended).
-            Method::Bye | Method::Info | Method::Update | Method::Prack | Method::Cancel => {
+            // Requests of a dialog the pool does not know (an RCC dialog already ended; only
+            // an INVITE with a To tag gets here, initial ones are routed).
+            Method::Bye
+            | Method::Info
+            | Method::Update
+            | Method::Prack
+            | Method::Cancel
+            | Method::Invite => {
                 self.stats.refused += 1;
                 vec![self.answer(m, 481, "Call/Transaction Does Not Exist")]
             }
-            Method::Message | Method::Publish | Method::Refer | Method::Invite => {
+            Method::Message | Method::Publish | Method::Refer => {
                 self.stats.refused += 1;
                 let mut r = self.answer(m, 405, "Method Not Allowed");
                 r.push_header("Allow", ALLOW);
@@ -179,7 +188,11 @@ impl Registrar {
             .from_header()
             .ok()
             .and_then(|f| self.users.get(&aor_of(&f.uri)).cloned());
-        let tag = self.unique("reg");
+        // A refresh keeps the subscription's tag; a new subscription gets one.
+        let tag = match m.to_header().ok().and_then(|t| t.tag().map(str::to_owned)) {
+            Some(tag) => tag,
+            None => self.unique("reg"),
+        };
         let mut ok = Message::response_to(m, 200, "OK", &tag);
         ok.push_header("Expires", expires.to_string());
         ok.push_header("Contact", format!("<sip:{};transport=tcp>", self.pool));
@@ -187,7 +200,11 @@ impl Registrar {
             .split(';')
             .next()
             .is_some_and(|e| e.trim().eq_ignore_ascii_case(ROAMING_SELF));
+        let call_id = m.call_id().unwrap_or_default().to_owned();
         let (Some(user), true, true) = (user, roaming, expires > 0) else {
+            if expires == 0 {
+                self.notify_cseq.remove(&call_id);
+            }
             return vec![ok];
         };
         let Some(notify) = self.line_notify(m, &user, &tag, expires) else {
@@ -210,10 +227,20 @@ impl Registrar {
         let mut n = Message::request(Method::Notify, target);
         n.push_header("Via", format!("SIP/2.0/TCP {};branch={branch}", self.pool));
         n.push_header("Max-Forwards", "70");
-        n.push_header("From", format!("{};tag={tag}", sub.header("To")?));
+        let to = sub.header("To")?;
+        let from = if sub.to_header().ok()?.tag().is_some() {
+            to.to_owned()
+        } else {
+            format!("{to};tag={tag}")
+        };
+        let call_id = sub.header("Call-ID")?.to_owned();
+        let cseq = self.notify_cseq.entry(call_id.clone()).or_insert(0);
+        *cseq += 1;
+        let cseq = format!("{cseq} NOTIFY");
+        n.push_header("From", from);
         n.push_header("To", sub.header("From")?.to_owned());
-        n.push_header("Call-ID", sub.header("Call-ID")?.to_owned());
-        n.push_header("CSeq", "1 NOTIFY");
+        n.push_header("Call-ID", call_id);
+        n.push_header("CSeq", cseq);
         n.push_header("Contact", format!("<sip:{};transport=tcp>", self.pool));
         n.push_header("Event", ROAMING_SELF);
         n.push_header("Subscription-State", format!("active;expires={expires}"));
@@ -285,7 +312,7 @@ mod tests {
     fn request(method: &str, to: &str, extra: &str) -> Message {
         let text = format!(
             "{method} sip:contoso.com SIP/2.0\r\nVia: SIP/2.0/tcp 127.0.0.1:5000;branch=z9hG4bK1\r\n\
-             From: <sip:katie@contoso.com>;tag=f1;epid=e1\r\nTo: <{to}>\r\nCall-ID: c1\r\n\
+             From: <sip:katie@contoso.com>;tag=f1;epid=e1\r\nTo: {to}\r\nCall-ID: c1\r\n\
              CSeq: 1 {method}\r\nContact: <sip:127.0.0.1:5000;transport=tcp>\r\n{extra}Content-Length: 0\r\n\r\n"
         );
         Message::parse(text.as_bytes()).expect("test request parses")
@@ -294,7 +321,7 @@ mod tests {
     #[test]
     fn register_puts_the_client_in_lync_2007_mode() {
         let mut r = Registrar::new(vec![katie()], "fe.lab:5060");
-        let out = r.handle(&request("REGISTER", "sip:katie@contoso.com", ""));
+        let out = r.handle(&request("REGISTER", "<sip:katie@contoso.com>", ""));
         let ok = &out[0];
         assert_eq!(ok.status(), Some(200));
         assert_eq!(ok.header("Expires"), Some("3600"));
@@ -306,12 +333,12 @@ mod tests {
         assert!(r.is_registered("sip:Katie@contoso.com"));
         let gone = r.handle(&request(
             "REGISTER",
-            "sip:katie@contoso.com",
+            "<sip:katie@contoso.com>",
             "Expires: 0\r\n",
         ));
         assert_eq!(gone[0].header("Expires"), Some("0"));
         assert!(!r.is_registered("sip:katie@contoso.com"));
-        let unknown = r.handle(&request("REGISTER", "sip:mallory@contoso.com", ""));
+        let unknown = r.handle(&request("REGISTER", "<sip:mallory@contoso.com>", ""));
         assert_eq!(unknown[0].status(), Some(404));
     }
 
@@ -320,7 +347,7 @@ mod tests {
         let mut r = Registrar::new(vec![katie()], "fe.lab:5060");
         let out = r.handle(&request(
             "SUBSCRIBE",
-            "sip:katie@contoso.com",
+            "<sip:katie@contoso.com>",
             "Event: vnd-microsoft-roaming-self\r\n",
         ));
         assert_eq!(out.len(), 2);
@@ -337,9 +364,25 @@ mod tests {
             ),
             "{body}"
         );
+        // A refresh in the subscription: the same tag once, the next CSeq.
+        let refresh = r.handle(&request(
+            "SUBSCRIBE",
+            &format!(
+                "<sip:katie@contoso.com>;tag={}",
+                to_tag.as_deref().unwrap_or_default()
+            ),
+            "Event: vnd-microsoft-roaming-self\r\n",
+        ));
+        let again = &refresh[1];
+        assert_eq!(
+            again.header("From").map(|f| f.matches(";tag=").count()),
+            Some(1)
+        );
+        assert_eq!(again.from_header().expect("From").tag(), to_tag.as_deref());
+        assert_eq!(again.cseq().expect("CSeq").seq, 2);
         let other = r.handle(&request(
             "SUBSCRIBE",
-            "sip:katie@contoso.com",
+            "<sip:katie@contoso.com>",
             "Event: presence\r\n",
         ));
         assert_eq!(other.len(), 1, "no NOTIFY for other packages");
@@ -354,7 +397,7 @@ mod tests {
             ("FOO", 501),
             ("OPTIONS", 200),
         ] {
-            let out = r.handle(&request(method, "sip:katie@contoso.com", ""));
+            let out = r.handle(&request(method, "<sip:katie@contoso.com>", ""));
             assert_eq!(out[0].status(), Some(code), "{method}");
         }
         assert_eq!(r.stats().refused, 3);

@@ -281,7 +281,8 @@ pub struct PbxConfig {
     /// long, ms, doubling after each refusal up to `monitor_retry_max_ms`.
     #[serde(default = "default_monitor_retry_min")]
     pub monitor_retry_min_ms: u64,
-    /// The longest wait between two attempts at such a monitor, ms.
+    /// The longest wait between two attempts at such a monitor, ms, before a spread of up to a
+    /// quarter per device.
     #[serde(default = "default_monitor_retry_max")]
     pub monitor_retry_max_ms: u64,
 }

@@ -54,11 +54,17 @@ impl Gateway {
     /// Asks again for the monitors whose wait is over and that sessions still need.
     pub(super) fn retry_due_monitors(&mut self, now: Instant) {
         while let Some(device) = self.monitor_retries.pop_due(now) {
-            if self.monitors.sessions_on(&device).is_empty() {
+            let Some(m) = self.monitors.get(&device) else {
                 self.monitor_settled(&device);
-            } else {
+                continue;
+            };
+            if m.sessions.is_empty() {
+                self.monitor_settled(&device);
+            } else if !m.is_up() && !m.is_starting() {
                 self.start_monitor(&device);
             }
+            // Up: nothing to do. Starting (a client's MonitorStart went out meanwhile): its
+            // answer settles the device or schedules the next attempt.
         }
     }
 }

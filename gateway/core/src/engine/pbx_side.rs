@@ -114,6 +114,7 @@ impl Gateway {
                 // Call monitors went with the link; the resync asks for every device again.
                 self.sessions.forget_call_monitors();
                 self.monitor_retries.clear_all();
+                self.metrics.monitors_awaiting_retry.set(0);
                 // Requests parked for a monitor get their answer now.
                 for answer in self.monitors.link_lost() {
                     self.answer_error(answer, Failure::LinkDown.to_csta());
@@ -274,7 +275,10 @@ impl Gateway {
                     for answer in self.monitors.start_failed(&device) {
                         self.answer_error(answer, err.clone());
                     }
-                    self.monitor_refused(&device, &failure);
+                    // A second MonitorStart for a monitor that is up meanwhile changes nothing.
+                    if !self.monitors.get(&device).is_some_and(|m| m.is_up()) {
+                        self.monitor_refused(&device, &failure);
+                    }
                     self.release_if_unused(&device, Purpose::Quiet);
                 }
             },
