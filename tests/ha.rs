@@ -23,12 +23,14 @@ use rcc_lab::kamailio::{ProcessGroup, kamailio_modules, program};
 use rcc_lab::lab::{User, WAIT};
 use rcc_lab::load::{self, Killed};
 use rcc_simulators::lync::{
-    ClientProfile, EndpointConfig, LAB_NUMBERING, LyncSim, LyncSimConfig, PoolConfig,
-    RouteTransport, StaticRoute, TrustedApplication,
+    ClientProfile, EndpointConfig, LAB_NUMBERING, LabAddress, LyncSim, LyncSimConfig, PoolConfig,
+    PoolTls, RouteTransport, StaticRoute, TrustedApplication,
 };
 use rcc_simulators::pbx::{DeviceConfig, Listen, PbxConfig, PbxSim, Profile};
 
 const LINE_SERVER: &str = "sip:rccgateway@rcc.lab.example";
+/// The trusted application pool FQDN of the Kamailio tier, on its certificate.
+const KAMAILIO_POOL: &str = "rcc-tier.lab.example";
 
 /// A gateway process with its ports.
 struct Gateway {
@@ -186,6 +188,12 @@ impl Drop for Tier {
 }
 
 async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
+    tier_with(name, pbx, false).await
+}
+
+/// The tier, with the Front End pool reaching Kamailio (and Kamailio the pool) over mutual TLS
+/// when `tls`, certificates from a lab CA: Kamailio's names the trusted application pool.
+async fn tier_with(name: &str, pbx: [SocketAddr; 2], tls: bool) -> anyhow::Result<Tier> {
     let dir = std::env::temp_dir().join(format!("rcc-ha-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut gateways = [
@@ -196,6 +204,32 @@ async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
         g.start(&dir, i + 1).await?;
     }
     let kamailio_port = load::free_port()?;
+    let tls_port = load::free_port()?;
+    let ca = rcc_simulators::tls::LabCa::new("rcc-lab HA CA")?;
+    let kamailio_id = ca.issue(&[KAMAILIO_POOL])?;
+    for (file, text) in [
+        ("ca.pem", &ca.cert_pem),
+        ("kamailio.crt", &kamailio_id.cert_pem),
+        ("kamailio.key", &kamailio_id.key_pem),
+    ] {
+        std::fs::write(dir.join(file), text)?;
+    }
+    let mut tls_args: Vec<String> = Vec::new();
+    if tls {
+        tls_args.extend([
+            "--tls-listen".to_owned(),
+            format!("127.0.0.1:{tls_port}"),
+            "--tls-config".to_owned(),
+            dir.join("rcc-tls.cfg").display().to_string(),
+        ]);
+        for (flag, file) in [
+            ("--tls-cert", "kamailio.crt"),
+            ("--tls-key", "kamailio.key"),
+            ("--tls-ca", "ca.pem"),
+        ] {
+            tls_args.extend([flag.to_owned(), dir.join(file).display().to_string()]);
+        }
+    }
     let out = std::process::Command::new(load::binary("rcc-gateway")?)
         .arg("--config")
         .arg(&gateways[0].config)
@@ -207,6 +241,7 @@ async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
         .arg(dir.join("rcc-dispatcher.list"))
         .args(["--probe-interval-s", "1", "--probe-misses", "1"])
         .args(["--dialog-keepalive-s", "30"])
+        .args(&tls_args)
         .arg("--out")
         .arg(&dir)
         .output()?;
@@ -221,28 +256,40 @@ async fn tier(name: &str, pbx: [SocketAddr; 2]) -> anyhow::Result<Tier> {
     // The pool's Record-Route names its own listener, so Kamailio reaches it for requests in a
     // dialog that come from Kamailio itself (the keep-alive's BYE), as from a real Front End.
     let pool_port = load::free_port()?;
+    let (transport, destination, port) = if tls {
+        (RouteTransport::Tls, KAMAILIO_POOL, tls_port)
+    } else {
+        (RouteTransport::Tcp, "127.0.0.1", kamailio_port)
+    };
     let lync = LyncSim::start(LyncSimConfig {
         pool: PoolConfig {
             fqdn: "127.0.0.1".into(),
             port: pool_port,
             static_routes: vec![StaticRoute {
                 match_uri: "rcc.lab.example".into(),
-                transport: RouteTransport::Tcp,
-                destination: "127.0.0.1".into(),
-                port: kamailio_port,
+                transport,
+                destination: destination.into(),
+                port,
                 use_default_certificate: true,
             }],
             trusted_applications: vec![TrustedApplication {
-                pool_fqdn: "127.0.0.1".into(),
+                pool_fqdn: destination.into(),
                 ip: Some(localhost),
-                port: kamailio_port,
-                tcp_enabled: true,
+                port,
+                tcp_enabled: !tls,
                 treat_as_authenticated: true,
             }],
         },
         listen: Some(SocketAddr::from((localhost, pool_port))),
-        tls: None,
-        hosts: Default::default(),
+        tls: tls
+            .then(|| -> anyhow::Result<PoolTls> {
+                Ok(PoolTls {
+                    identity: ca.issue(&["fe.lab.example"])?,
+                    roots: ca.roots(),
+                })
+            })
+            .transpose()?,
+        hosts: [(KAMAILIO_POOL.to_owned(), LabAddress::Ip(localhost))].into(),
         clients: None,
     })
     .await?;
@@ -558,16 +605,21 @@ async fn with_every_gateway_down_a_sign_in_gets_503_with_retry_after() -> anyhow
 }
 
 /// Events reach the clients through the tier (gateway → Kamailio → the pool's listener, by the
-/// pool's Record-Route), and a Kamailio restart loses no session: the clients' refreshes go
+/// pool's Record-Route; over TCP, and over mutual TLS as with a real Front End, whose
+/// Record-Route names its TLS port), and a Kamailio restart loses no session: the clients' refreshes go
 /// through the new process to the gateway that holds them (nobody signs in again), and the
 /// gateway's next event INFO reaches its client again.
+#[rstest::rstest]
+#[case::tcp(false)]
+#[case::mutual_tls(true)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_and_events_survive_a_kamailio_restart() -> anyhow::Result<()> {
+async fn sessions_and_events_survive_a_kamailio_restart(#[case] tls: bool) -> anyhow::Result<()> {
     use rcc_protocol::csta::CallEventKind as K;
     let (users, _) = lab_users();
     let everyone: Vec<&User> = users.iter().collect();
     let (pbx, pbx_addr) = pbx_for(&everyone).await?;
-    let mut t = tier("restart", [pbx_addr, pbx_addr]).await?;
+    let name = if tls { "restart-tls" } else { "restart" };
+    let mut t = tier_with(name, [pbx_addr, pbx_addr], tls).await?;
     let lync = t.lync.clone();
     let mut endpoints = Vec::new();
     for (n, u) in users.iter().take(2).enumerate() {

@@ -15,7 +15,10 @@
 //!   rotation, instead of at its next refresh;
 //! - every session is a dialog Kamailio keeps alive towards its gateway (in-dialog OPTIONS);
 //!   when a gateway stops answering them, Kamailio ends its dialogs with a BYE to the client,
-//!   which signs in again without waiting for a request of its own.
+//!   which signs in again without waiting for a request of its own;
+//! - with `--tls-listen`, the Front End pool reaches Kamailio, and Kamailio the pool, over
+//!   mutual TLS (a Front End record-routes its TLS port, so in-dialog requests towards Lync,
+//!   the gateways' event INFOs, need it).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -51,6 +54,66 @@ pub struct Tier {
     /// through the tier.
     #[arg(long, default_value_t = 60, value_parser = keepalive_interval)]
     pub dialog_keepalive_s: u32,
+    /// Where Kamailio takes the Front End pool's mutual TLS (Lync's static route over TLS to
+    /// the Kamailio pool FQDN). With it Kamailio also reaches the pool over TLS for requests
+    /// in a dialog (a Front End record-routes its TLS port): the gateways' event INFOs.
+    #[arg(long, requires_all = ["tls_cert", "tls_key", "tls_ca"])]
+    pub tls_listen: Option<SocketAddr>,
+    /// The Kamailio node's certificate (PEM), naming the trusted application pool FQDN.
+    #[arg(long)]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The CAs of the Front End's certificates (PEM).
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// The TLS module's configuration file, as Kamailio will find it.
+    #[arg(long, default_value = "/etc/kamailio/rcc-tls.cfg")]
+    pub tls_config: String,
+}
+
+/// The tls module's configuration (`--tls-config`), when the tier takes TLS: mutual TLS both
+/// ways, TLS 1.2 or later, the Front End's certificate checked against `--tls-ca`.
+pub fn tls_cfg(tier: &Tier) -> Option<String> {
+    let (Some(cert), Some(key), Some(ca)) = (&tier.tls_cert, &tier.tls_key, &tier.tls_ca) else {
+        return None;
+    };
+    tier.tls_listen?;
+    let profile = |side: &str, extra: &str| {
+        format!(
+            "[{side}:default]\nmethod = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n\
+             certificate = {}\nprivate_key = {}\nca_list = {}\n{extra}",
+            cert.display(),
+            key.display(),
+            ca.display()
+        )
+    };
+    Some(format!(
+        "# TLS of the Kamailio tier towards the Lync Front End pool, printed by rcc-gateway\n\
+         # kamailio-config. Lync speaks mutual TLS: the pool presents its certificate when it\n\
+         # connects, and checks this node's, which must name the trusted application pool FQDN.\n\
+         {}\n{}",
+        profile("server", ""),
+        profile("client", "")
+    ))
+}
+
+/// The lines that make Kamailio take and speak TLS, or nothing.
+fn tls_lines(tier: &Tier) -> (String, String) {
+    match tier.tls_listen {
+        Some(addr) => (
+            format!(
+                "# The Front End pool connects here over mutual TLS, and Kamailio reaches it over TLS.\n\
+                 enable_tls=yes\nlisten=tls:{addr}\n"
+            ),
+            format!(
+                "loadmodule \"tls.so\"\nmodparam(\"tls\", \"config\", \"{}\")\n",
+                tier.tls_config
+            ),
+        ),
+        None => (String::new(), String::new()),
+    }
 }
 
 fn keepalive_interval(s: &str) -> Result<u32, String> {
@@ -184,7 +247,7 @@ tcp_children=4
 disable_tcp=no
 auto_aliases=no
 listen=tcp:{listen}
-# Lync keeps one long-lived connection per route.
+{tls_listen}# Lync keeps one long-lived connection per route.
 tcp_connection_lifetime=3605
 # Connecting to a gateway fails at once when it is down (and within 2 s when its host is
 # gone), so the request is answered then rather than after the transaction timer.
@@ -205,7 +268,7 @@ loadmodule "xlog.so"
 loadmodule "htable.so"
 loadmodule "dispatcher.so"
 loadmodule "dialog.so"
-
+{tls_module}
 # A gateway that does not answer an INVITE within 5 s is failed over (in-dialog requests
 # wait a little longer than the gateways' own PBX request timeout).
 modparam("tm", "fr_timer", 6000)
@@ -387,6 +450,8 @@ onreply_route[TAKEN] {{
         reduce = reduce(line),
         dialog = dialog_params(tier.dialog_keepalive_s),
         all_down = ALL_DOWN_RETRY_AFTER_S,
+        tls_listen = tls_lines(tier).0,
+        tls_module = tls_lines(tier).1,
         keepalive = if tier.dialog_keepalive_s > 0 {
             "dlg_set_property(\"ka-dst\");"
         } else {

@@ -122,17 +122,27 @@ async fn start(args: Args) -> anyhow::Result<()> {
             k::kamailio_cfg(tier, &members, line),
             k::dispatcher_list(&members),
         );
+        let tls = k::tls_cfg(tier);
         match out {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                for (name, text) in [("kamailio.cfg", &cfg), ("rcc-dispatcher.list", &list)] {
+                let mut files = vec![("kamailio.cfg", &cfg), ("rcc-dispatcher.list", &list)];
+                if let Some(t) = &tls {
+                    files.push(("rcc-tls.cfg", t));
+                }
+                for (name, text) in files {
                     let p = dir.join(name);
                     std::fs::write(&p, text)
                         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
                     println!("wrote {}", p.display());
                 }
             }
-            None => print!("{cfg}\n# ---- {} ----\n{list}", tier.dispatcher_list),
+            None => {
+                print!("{cfg}\n# ---- {} ----\n{list}", tier.dispatcher_list);
+                if let Some(t) = &tls {
+                    print!("\n# ---- {} ----\n{t}", tier.tls_config);
+                }
+            }
         }
         return Ok(());
     }
