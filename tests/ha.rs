@@ -121,6 +121,17 @@ where
     }
 }
 
+/// How many times each endpoint signed in.
+async fn sign_ins(lync: &LyncSim, endpoints: &[usize]) -> anyhow::Result<Vec<u32>> {
+    let ids = endpoints.to_vec();
+    lync.with(move |fe, _| {
+        ids.iter()
+            .filter_map(|&id| fe.endpoint(id).map(|e| e.sign_ins()))
+            .collect()
+    })
+    .await
+}
+
 /// Six lines, and a seventh that signs in later.
 fn lab_users() -> (Vec<User>, User) {
     let users = (1..=6)
@@ -206,16 +217,16 @@ async fn tier_with(name: &str, pbx: [SocketAddr; 2], tls: bool) -> anyhow::Resul
     let kamailio_port = load::free_port()?;
     let tls_port = load::free_port()?;
     let ca = rcc_simulators::tls::LabCa::new("rcc-lab HA CA")?;
-    let kamailio_id = ca.issue(&[KAMAILIO_POOL])?;
-    for (file, text) in [
-        ("ca.pem", &ca.cert_pem),
-        ("kamailio.crt", &kamailio_id.cert_pem),
-        ("kamailio.key", &kamailio_id.key_pem),
-    ] {
-        std::fs::write(dir.join(file), text)?;
-    }
     let mut tls_args: Vec<String> = Vec::new();
     if tls {
+        let kamailio_id = ca.issue(&[KAMAILIO_POOL])?;
+        for (file, text) in [
+            ("ca.pem", &ca.cert_pem),
+            ("kamailio.crt", &kamailio_id.cert_pem),
+            ("kamailio.key", &kamailio_id.key_pem),
+        ] {
+            std::fs::write(dir.join(file), text)?;
+        }
         tls_args.extend([
             "--tls-listen".to_owned(),
             format!("127.0.0.1:{tls_port}"),
@@ -539,14 +550,7 @@ async fn the_clients_of_a_dead_gateway_get_a_bye_and_move() -> anyhow::Result<()
     assert_eq!(monitored(&pbx).await?, expected, "each device once");
     eprintln!("the dead gateway's clients were back after {moved_in:?}");
     // Exactly the dead gateway's clients signed in again; the others were not disturbed.
-    let ids = endpoints.clone();
-    let sign_ins: u32 = lync
-        .with(move |fe, _| {
-            ids.iter()
-                .filter_map(|&id| fe.endpoint(id).map(|e| e.sign_ins()))
-                .sum()
-        })
-        .await?;
+    let sign_ins: u32 = sign_ins(&lync, &endpoints).await?.iter().sum();
     assert_eq!(f64::from(sign_ins), 6.0 + sessions[dead], "{sessions:?}");
     Ok(())
 }
@@ -646,15 +650,11 @@ async fn sessions_and_events_survive_a_kamailio_restart(#[case] tls: bool) -> an
         })
         .await?;
     }
-    let ids = endpoints.clone();
-    let sign_ins: Vec<u32> = lync
-        .with(move |fe, _| {
-            ids.iter()
-                .filter_map(|&id| fe.endpoint(id).map(|e| e.sign_ins()))
-                .collect()
-        })
-        .await?;
-    assert_eq!(sign_ins, [1, 1], "nobody signed in again");
+    assert_eq!(
+        sign_ins(&lync, &endpoints).await?,
+        [1, 1],
+        "nobody signed in again"
+    );
     pbx.incoming("+14255550201", &line).await?;
     lync.wait_call_event(first, seen + 1, WAIT, K::Delivered)
         .await?;

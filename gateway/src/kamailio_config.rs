@@ -233,6 +233,7 @@ fn reduce(line: LinePart) -> &'static str {
 /// The commented kamailio.cfg.
 pub fn kamailio_cfg(tier: &Tier, members: &[Member], line: LinePart) -> String {
     let gateways: Vec<&str> = members.iter().map(|m| m.uri.as_str()).collect();
+    let (tls_listen, tls_module) = tls_lines(tier);
     format!(
         r#"#!KAMAILIO
 # Kamailio in front of {n} rcc-gateways ({gateways}), printed by `rcc-gateway kamailio-config`.
@@ -450,8 +451,8 @@ onreply_route[TAKEN] {{
         reduce = reduce(line),
         dialog = dialog_params(tier.dialog_keepalive_s),
         all_down = ALL_DOWN_RETRY_AFTER_S,
-        tls_listen = tls_lines(tier).0,
-        tls_module = tls_lines(tier).1,
+        tls_listen = tls_listen,
+        tls_module = tls_module,
         keepalive = if tier.dialog_keepalive_s > 0 {
             "dlg_set_property(\"ka-dst\");"
         } else {

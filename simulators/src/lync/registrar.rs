@@ -7,7 +7,7 @@
 //! registrar does not serve gets a SIP answer, never silence. The RCC dialog itself is the
 //! pool's business (static routes, trusted applications), as for simulated endpoints.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rcc_protocol::csta;
 use rcc_protocol::sip::{Message, Method, NameAddr, Uri};
@@ -47,8 +47,8 @@ pub struct RegistrarStats {
 #[derive(Debug)]
 pub struct Registrar {
     users: HashMap<String, ClientUser>,
-    /// Address-of-record → the client's Contact URI.
-    bindings: HashMap<String, String>,
+    /// Addresses of record signed in with a usable Contact.
+    bindings: HashSet<String>,
     /// `host:port` of the pool, for its Via and Contact.
     pool: String,
     /// The last NOTIFY CSeq of each subscription (by Call-ID).
@@ -62,7 +62,7 @@ impl Registrar {
     pub fn new(users: Vec<ClientUser>, pool: &str) -> Registrar {
         Registrar {
             users: users.into_iter().map(|u| (aor_key(&u.uri), u)).collect(),
-            bindings: HashMap::new(),
+            bindings: HashSet::new(),
             pool: pool.to_owned(),
             notify_cseq: HashMap::new(),
             counter: 0,
@@ -76,7 +76,7 @@ impl Registrar {
 
     /// Whether `aor` is signed in.
     pub fn is_registered(&self, aor: &str) -> bool {
-        self.bindings.contains_key(&aor_key(aor))
+        self.bindings.contains(&aor_key(aor))
     }
 
     /// A message from a client that is not part of an RCC dialog: the messages to send back on
@@ -158,8 +158,8 @@ impl Registrar {
             return r;
         }
         self.stats.registered += 1;
-        if let Some(uri) = contact_uri(&contact) {
-            self.bindings.insert(aor, uri);
+        if contact_uri(&contact).is_some() {
+            self.bindings.insert(aor);
         }
         if !contact.is_empty() {
             r.push_header("Contact", format!("{contact};expires={expires}"));
