@@ -33,6 +33,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "real-client",
         "The real pidgin-sipe client: sign-in, click to dial and its events, PBX link loss, gateway restart",
     ),
+    (
+        "high-availability",
+        "Several gateways behind Kamailio: one monitor per line, failover, restart, drain, PBX link loss",
+    ),
     ("sign-out", "Sign-out: MonitorStop and BYE"),
     (
         "routing",
@@ -108,6 +112,11 @@ impl RunInfo {
         let transport = if lab.tls { "mutual TLS" } else { "TCP" };
         let gateway = match &lab.gateway_at {
             GatewayAt::InProcess => format!("rcc-gateway {} in process", env!("CARGO_PKG_VERSION")),
+            GatewayAt::Tier(t) => format!(
+                "{} rcc-gateway {} processes behind Kamailio",
+                t.gateways,
+                env!("CARGO_PKG_VERSION")
+            ),
             GatewayAt::External(g) => format!(
                 "external at {} over {}{}",
                 g.address,

@@ -284,6 +284,20 @@ pub fn not_applicable(options: &LabOptions, tags: &[String]) -> Option<String> {
     {
         return Some(why);
     }
+    if has("ha") {
+        if external_gateway {
+            return Some(
+                "tests our gateway as several processes behind Kamailio; the gateway under test is external"
+                    .into(),
+            );
+        }
+        if options.real_topology.is_some() {
+            return Some(
+                "the Kamailio tier is reached by the lab's own static route; this lab plays a real topology's routing"
+                    .into(),
+            );
+        }
+    }
     if !external_gateway && has("needs-external-gateway") {
         return Some(
             "runs in real time against an external gateway; the in-process lab runs this case in virtual time"

@@ -15,4 +15,5 @@ pub mod replay;
 pub mod report;
 pub mod selection;
 pub mod sipe;
+pub mod tier;
 pub mod tour;

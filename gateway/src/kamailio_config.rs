@@ -299,19 +299,12 @@ request_route {{
         sl_send_reply("483", "Too Many Hops");
         exit;
     }}
-    # In-dialog requests follow the Record-Route to the gateway that holds the session.
-    # A gateway that cannot be reached took its dialogs with it: 481, so that the client
-    # signs in again (to a gateway in rotation) at once instead of waiting for its refresh.
+    # In-dialog requests follow the Record-Route to the gateway that holds the session, in
+    # rotation or not: one that drains, or whose PBX link is down, keeps its sessions. A
+    # gateway that cannot be reached took its dialogs with it: 481, so that the client signs
+    # in again (to a gateway in rotation) at once instead of waiting for its refresh.
     if (has_totag()) {{
         if (loose_route()) {{
-            # From the pool to a gateway out of rotation (no longer answering its probes).
-            if (!ds_is_from_list("1")) {{
-                $var(next) = "sip:" + $(ru{{uri.host}}) + ":" + $(ru{{uri.port}}) + ";transport=tcp";
-                if (ds_is_from_list("1", "3", "$var(next)") && !ds_is_active("1", "$var(next)")) {{
-                    sl_send_reply("481", "Gateway Gone");
-                    exit;
-                }}
-            }}
             t_on_failure("GONE");
             if (!t_relay()) {{
                 sl_send_reply("481", "Gateway Gone");

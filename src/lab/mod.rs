@@ -18,6 +18,8 @@ use rcc_simulators::lync::{
 use rcc_simulators::pbx::{DeviceConfig, Listen, PbxConfig, PbxSim, Profile};
 use rcc_simulators::tls::LabCa;
 
+use crate::tier::{KAMAILIO_POOL, PbxAccess, Tier, TierOptions};
+
 mod wait;
 pub use wait::WAIT;
 
@@ -70,7 +72,8 @@ impl LabOptions {
     /// Whether the lab owns every component (our gateway in process, our PBX simulator): then
     /// scenarios may run side by side and configure the gateway and the PBX as they need.
     pub fn owns_everything(&self) -> bool {
-        matches!(self.gateway_at, GatewayAt::InProcess) && matches!(self.pbx_at, PbxAt::Simulator)
+        !matches!(self.gateway_at, GatewayAt::External(_))
+            && matches!(self.pbx_at, PbxAt::Simulator)
     }
 }
 
@@ -168,6 +171,7 @@ impl LabOptions {
 pub struct Lab {
     pbx: Option<PbxSim>,
     gateway: Option<GatewayHandle>,
+    tier: Option<Tier>,
     /// The Lync side.
     pub lync: LyncSim,
     /// The options it was built with.
@@ -207,6 +211,25 @@ fn lab_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The tier of gateway processes behind Kamailio, linked to the lab's PBX simulator.
+async fn start_tier(
+    options: &LabOptions,
+    o: &TierOptions,
+    pbx: Option<&PbxSim>,
+    ca: &LabCa,
+    dir: &std::path::Path,
+) -> anyhow::Result<Tier> {
+    let address = pbx.and_then(PbxSim::tcp_addr).ok_or_else(|| {
+        anyhow::anyhow!("not applicable: the Kamailio tier runs against the PBX simulator")
+    })?;
+    let access = PbxAccess {
+        address,
+        profile: crate::labfile::profile_name(options.pbx_profile),
+        login: (options.pbx_profile == Profile::Aes).then(|| ("cti".into(), "lab".into())),
+    };
+    Tier::start(dir, o, &access, ca).await
+}
+
 fn gateway_profile(p: Profile) -> gwconfig::PbxProfile {
     match p {
         Profile::Generic => gwconfig::PbxProfile::Generic,
@@ -223,6 +246,8 @@ pub enum GatewayAt {
     InProcess,
     /// Someone else's (a vendor gateway, or ours in another process).
     External(ExternalGateway),
+    /// Ours, as several processes behind Kamailio (the high-availability tier).
+    Tier(TierOptions),
 }
 
 /// An external gateway: where the Front End reaches it, and where our PBX simulator listens
@@ -404,7 +429,7 @@ impl Lab {
         let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
         let external_gw = match &options.gateway_at {
             GatewayAt::External(e) => Some(e.clone()),
-            GatewayAt::InProcess => None,
+            GatewayAt::InProcess | GatewayAt::Tier(_) => None,
         };
 
         // The PBX simulator, with every user's line and the extra desk phones.
@@ -450,10 +475,15 @@ impl Lab {
         };
         let ca_path = write("ca.pem", &ca.cert_pem)?;
 
-        // The gateway, when it is ours.
-        let (gateway, gateway_config, gw_addr) = match &external_gw {
-            Some(e) => (None, None, e.address),
-            None => {
+        // The gateway, when it is ours: in process, or the tier of processes behind Kamailio.
+        let tier = match &options.gateway_at {
+            GatewayAt::Tier(o) => Some(start_tier(&options, o, pbx.as_ref(), &ca, &dir).await?),
+            _ => None,
+        };
+        let (gateway, gateway_config, gw_addr) = match (&external_gw, &tier) {
+            (Some(e), _) => (None, None, e.address),
+            (None, Some(t)) => (None, None, t.front),
+            (None, None) => {
                 let (gw, config) =
                     start_gateway(&options, pbx.as_ref(), &ca, &ca_path, &write).await?;
                 let addr = gw
@@ -465,10 +495,17 @@ impl Lab {
         };
 
         // The Lync side: a static route on the LineServerURI domain to the gateway.
-        let tls = external_gw.as_ref().map_or(options.tls, |e| e.tls);
+        let tls = match (&external_gw, &tier) {
+            (Some(e), _) => e.tls,
+            (None, Some(t)) => t.tls,
+            (None, None) => options.tls,
+        };
         let (destination, host_ip) = match &external_gw {
             Some(e) if e.tls => (e.fqdn.clone(), e.address.ip()),
             Some(e) => (e.address.ip().to_string(), e.address.ip()),
+            None if tls && tier.is_some() => {
+                (KAMAILIO_POOL.to_owned(), IpAddr::V4(Ipv4Addr::LOCALHOST))
+            }
             None if tls => (GATEWAY_FQDN.to_owned(), IpAddr::V4(Ipv4Addr::LOCALHOST)),
             None => ("127.0.0.1".to_owned(), IpAddr::V4(Ipv4Addr::LOCALHOST)),
         };
@@ -490,6 +527,18 @@ impl Lab {
             }
             None => lab_pool(&options, tls, &destination, host_ip, gw_addr.port()),
         };
+        // Kamailio reaches the pool by its Record-Route (event INFOs, the keep-alive's BYE): the
+        // pool names an address it listens on.
+        let mut pool = pool;
+        let listen = match &tier {
+            Some(_) => {
+                let port = crate::load::free_port()?;
+                pool.fqdn = "127.0.0.1".to_owned();
+                pool.port = port;
+                Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+            }
+            None => None,
+        };
         let (identity, roots) = match &external_gw {
             Some(e) if e.tls => {
                 let identity = match &e.pool_identity {
@@ -509,8 +558,9 @@ impl Lab {
         let line_server = options.line_server_uri()?;
         let lync = LyncSim::start(LyncSimConfig {
             pool,
-            listen: None,
-            tls: Some(PoolTls { identity, roots }),
+            listen,
+            // A TCP tier reaches the pool's listener over TCP; it takes TLS otherwise.
+            tls: (tier.is_none() || tls).then_some(PoolTls { identity, roots }),
             hosts,
             // Real clients (pidgin-sipe) may sign in as any lab user.
             clients: Some(ClientListener {
@@ -531,13 +581,14 @@ impl Lab {
             line_server,
             pbx,
             gateway,
+            tier,
             lync,
             options,
             gateway_config,
             ca,
             dir,
         };
-        if lab.gateway.is_some() {
+        if lab.gateway.is_some() || lab.tier.is_some() {
             lab.wait_pbx_link().await?;
         } else if let Some(p) = &lab.pbx {
             // An external gateway connects on its own schedule; give it a moment.
@@ -558,6 +609,7 @@ impl Lab {
             let _ = p.drop_links(false).await;
         }
         self.gateway.take();
+        self.tier.take();
         self.pbx.take();
         drop(self);
         // Aborted listener tasks release their sockets on the runtime's next turns.
@@ -580,16 +632,43 @@ impl Lab {
             GatewayAt::External(_) => anyhow::anyhow!(
                 "not applicable: this needs our gateway in process and the gateway under test is external"
             ),
+            GatewayAt::Tier(_) => anyhow::anyhow!(
+                "not applicable: this needs our gateway in process and the gateways stand behind Kamailio"
+            ),
             GatewayAt::InProcess => anyhow::anyhow!("our gateway is not running"),
         })
     }
 
-    /// Waits until the gateway's PBX link is up.
+    /// The high-availability tier, when the gateways stand behind Kamailio.
+    pub fn tier(&self) -> anyhow::Result<&Tier> {
+        self.tier
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("not applicable: the lab has no Kamailio tier"))
+    }
+
+    /// The tier, to kill, restart or drain its gateways.
+    pub fn tier_mut(&mut self) -> anyhow::Result<&mut Tier> {
+        self.tier
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("not applicable: the lab has no Kamailio tier"))
+    }
+
+    /// Waits until the gateway's PBX link is up (every running gateway's, in the tier).
     pub async fn wait_pbx_link(&self) -> anyhow::Result<()> {
         self.eventually(
             "the gateway's PBX link up",
             Duration::from_secs(5),
-            async |lab| Ok(lab.gateway()?.pbx_serving().await?.then_some(())),
+            async |lab| match &lab.tier {
+                Some(t) => {
+                    for g in t.gateways().iter().filter(|g| g.running()) {
+                        if g.metric("rcc_gateway_pbx_link_up").await? != 1.0 {
+                            return Ok(None);
+                        }
+                    }
+                    Ok(Some(()))
+                }
+                None => Ok(lab.gateway()?.pbx_serving().await?.then_some(())),
+            },
         )
         .await
     }

@@ -42,16 +42,26 @@ impl Lab {
             .sum())
     }
 
+    /// The sessions our gateway holds (summed over the tier's running gateways); `None` for a
+    /// gateway that is not ours.
+    pub async fn sessions_held(&self) -> anyhow::Result<Option<usize>> {
+        if let Ok(t) = self.tier() {
+            let total: f64 = t.sessions().await?.iter().sum();
+            return Ok(Some(total as usize));
+        }
+        match self.gateway() {
+            Ok(g) => Ok(Some(g.sessions().await?)),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Waits until our gateway holds `sessions` sessions and the PBX simulator `monitors`
     /// monitors; a part the lab does not control is not checked.
     pub async fn until_holding(&self, sessions: usize, monitors: usize) -> anyhow::Result<()> {
         let what = format!("{sessions} gateway session(s) and {monitors} PBX monitor(s)");
         let held = self
             .eventually(&what, Duration::from_secs(5), async |lab| {
-                let s = match lab.gateway() {
-                    Ok(g) => Some(g.sessions().await?),
-                    Err(_) => None,
-                };
+                let s = lab.sessions_held().await?;
                 let m = match lab.pbx() {
                     Ok(_) => Some(lab.pbx_monitors().await?),
                     Err(_) => None,
@@ -61,11 +71,7 @@ impl Lab {
             })
             .await;
         if held.is_err() {
-            let s = self.gateway().ok();
-            let now_s = match s {
-                Some(g) => Some(g.sessions().await?),
-                None => None,
-            };
+            let now_s = self.sessions_held().await?;
             let now_m = match self.pbx() {
                 Ok(_) => Some(self.pbx_monitors().await?),
                 Err(_) => None,

@@ -5,6 +5,7 @@
 //! step registry sees the step definitions.
 
 mod console;
+mod ha_steps;
 mod sipe_steps;
 mod steps;
 mod virtual_lab;
@@ -47,6 +48,8 @@ pub struct RccWorld {
     /// Real pidgin-sipe clients by user, and how many were started.
     sipe: HashMap<String, sipe_steps::RealClient>,
     sipe_runs: usize,
+    /// The high-availability tier's state (`ha_steps.rs`).
+    ha: ha_steps::HaState,
     started: Option<Instant>,
 }
 

@@ -30,7 +30,7 @@ fn number(w: &RccWorld, who: &str) -> String {
     }
 }
 
-fn extension(w: &RccWorld, who: &str) -> anyhow::Result<String> {
+pub(super) fn extension(w: &RccWorld, who: &str) -> anyhow::Result<String> {
     w.options
         .users
         .iter()
@@ -39,14 +39,14 @@ fn extension(w: &RccWorld, who: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no lab user {who:?}"))
 }
 
-fn endpoint(w: &RccWorld, who: &str) -> anyhow::Result<usize> {
+pub(super) fn endpoint(w: &RccWorld, who: &str) -> anyhow::Result<usize> {
     w.endpoints
         .get(who)
         .copied()
         .ok_or_else(|| anyhow::anyhow!("{who} has not signed in"))
 }
 
-fn line(w: &RccWorld, who: &str) -> anyhow::Result<String> {
+pub(super) fn line(w: &RccWorld, who: &str) -> anyhow::Result<String> {
     let user = who.split('/').next().unwrap_or(who);
     w.options
         .users
@@ -408,7 +408,7 @@ async fn ask(w: &mut RccWorld, who: &str, r: Request) -> anyhow::Result<Message>
     answer.map_err(|e| anyhow::anyhow!("{who}'s request failed: {e}"))
 }
 
-async fn ok(w: &mut RccWorld, who: &str, r: Request) -> anyhow::Result<Response> {
+pub(super) async fn ok(w: &mut RccWorld, who: &str, r: Request) -> anyhow::Result<Response> {
     match ask(w, who, r).await? {
         Message::Response(r) => Ok(r),
         Message::Error(e) => anyhow::bail!(

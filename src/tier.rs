@@ -1,0 +1,306 @@
+//! The high-availability tier a lab can put in the gateway position (issue 17's topology):
+//! N `rcc-gateway` processes, each with its own CSTA link to the PBX through a [`Cable`] that
+//! can be cut, behind Kamailio running exactly the configuration `rcc-gateway
+//! kamailio-config` prints for them. The lab's Front End pool routes the LineServerURI domain
+//! to the Kamailio node, over TCP or over mutual TLS (Kamailio's certificate names
+//! [`KAMAILIO_POOL`], the trusted application pool).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rcc_simulators::tls::LabCa;
+
+use crate::kamailio::{ProcessGroup, kamailio_modules, program};
+use crate::load::{self, Killed};
+
+mod cable;
+pub use cable::Cable;
+
+/// The trusted application pool FQDN of the Kamailio tier, on its certificate.
+pub const KAMAILIO_POOL: &str = "rcc-tier.lab.example";
+
+/// How the tier is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierOptions {
+    /// Gateway processes behind Kamailio.
+    pub gateways: usize,
+    /// Front End ↔ Kamailio over mutual TLS (TCP otherwise).
+    pub tls: bool,
+    /// Kamailio's in-dialog keep-alive towards the gateways, seconds (`--dialog-keepalive-s`).
+    pub dialog_keepalive_s: u32,
+}
+
+impl Default for TierOptions {
+    fn default() -> Self {
+        TierOptions {
+            gateways: 2,
+            tls: false,
+            dialog_keepalive_s: 30,
+        }
+    }
+}
+
+/// What the gateways need to reach and log in to the PBX.
+#[derive(Debug, Clone)]
+pub struct PbxAccess {
+    /// The PBX's CSTA address.
+    pub address: SocketAddr,
+    /// The gateway's `pbx.profile`.
+    pub profile: &'static str,
+    /// CTI login, when the PBX asks for one.
+    pub login: Option<(String, String)>,
+}
+
+/// One gateway process of the tier.
+pub struct TierGateway {
+    number: usize,
+    config: PathBuf,
+    log: PathBuf,
+    metrics: u16,
+    sip: u16,
+    process: Option<Killed>,
+    cable: Cable,
+}
+
+impl TierGateway {
+    /// Writes its gateway.toml: TCP from Kamailio (trusted by address), its PBX link through
+    /// its own cable, quick reconnects, metrics on a port of its own.
+    fn write(dir: &Path, number: usize, cable: Cable, pbx: &PbxAccess) -> anyhow::Result<Self> {
+        let (sip, metrics) = (load::free_port()?, load::free_port()?);
+        let config = dir.join(format!("gw{number}.toml"));
+        let login = pbx
+            .login
+            .as_ref()
+            .map(|(u, p)| format!("username = \"{u}\"\npassword = \"{p}\"\n"))
+            .unwrap_or_default();
+        std::fs::write(
+            &config,
+            format!(
+                "[sip]\nlisten_tcp = \"127.0.0.1:{sip}\"\nhost = \"127.0.0.1\"\n\
+                 trusted_peer = [{{ ip = \"127.0.0.1\" }}]   # Kamailio\n\
+                 [pbx]\naddress = \"{}\"\nprofile = \"{}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 500\n{login}\
+                 [observe]\nhttp = \"127.0.0.1:{metrics}\"\n{}",
+                cable.address(),
+                pbx.profile,
+                rcc_simulators::lync::LAB_NUMBERING
+            ),
+        )
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", config.display()))?;
+        Ok(TierGateway {
+            number,
+            log: dir.join(format!("gw{number}.log")),
+            config,
+            metrics,
+            sip,
+            process: None,
+            cable,
+        })
+    }
+
+    /// Its number in the tier, from 1.
+    pub fn number(&self) -> usize {
+        self.number
+    }
+
+    /// Starts the process (again) and waits until it listens for SIP.
+    pub async fn start(&mut self) -> anyhow::Result<()> {
+        self.process = Some(load::spawn(
+            &load::binary("rcc-gateway")?,
+            &["--config", &self.config.to_string_lossy()],
+            &self.log,
+        )?);
+        load::listening(self.sip, &format!("gateway {}", self.number)).await
+    }
+
+    /// Kills it with SIGKILL, as a crash or a power cut would.
+    pub fn kill(&mut self) {
+        self.process = None;
+    }
+
+    /// Whether its process runs.
+    pub fn running(&self) -> bool {
+        self.process.is_some()
+    }
+
+    /// Puts it in drain mode (SIGUSR1): it keeps its sessions and takes no new one.
+    pub fn drain(&self) -> anyhow::Result<()> {
+        let pid = self
+            .process
+            .as_ref()
+            .map(|p| p.0.id())
+            .ok_or_else(|| anyhow::anyhow!("gateway {} is not running", self.number))?;
+        let status = std::process::Command::new("kill")
+            .args(["-USR1", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -USR1 {pid} failed");
+        Ok(())
+    }
+
+    /// The sum of a metric's samples on its /metrics (0 when absent).
+    pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let text = load::scrape(self.metrics)
+            .await
+            .map_err(|e| anyhow::anyhow!("gateway {}'s /metrics: {e}", self.number))?;
+        Ok(load::metric(&text, name))
+    }
+
+    /// Its CSTA link's cable.
+    pub fn cable(&self) -> &Cable {
+        &self.cable
+    }
+}
+
+/// The running tier.
+pub struct Tier {
+    gateways: Vec<TierGateway>,
+    kamailio: Option<ProcessGroup>,
+    /// Where the Front End pool reaches Kamailio.
+    pub front: SocketAddr,
+    /// Whether it does so over mutual TLS.
+    pub tls: bool,
+    dir: PathBuf,
+}
+
+impl Tier {
+    /// Starts the gateways, prints Kamailio's configuration for them with `kamailio-config`
+    /// (probes every second, out of rotation after one miss; Kamailio's certificate from
+    /// `ca` when over TLS) and starts Kamailio on it. Files go to `dir`.
+    pub async fn start(
+        dir: &Path,
+        o: &TierOptions,
+        pbx: &PbxAccess,
+        ca: &LabCa,
+    ) -> anyhow::Result<Tier> {
+        anyhow::ensure!(o.gateways >= 1, "a tier needs at least one gateway");
+        let mut gateways = Vec::with_capacity(o.gateways);
+        for n in 1..=o.gateways {
+            let cable = Cable::lay(pbx.address).await?;
+            let mut g = TierGateway::write(dir, n, cable, pbx)?;
+            g.start().await?;
+            gateways.push(g);
+        }
+        let front = SocketAddr::from(([127, 0, 0, 1], load::free_port()?));
+        let tcp = SocketAddr::from(([127, 0, 0, 1], load::free_port()?));
+        let mut args: Vec<String> = vec![
+            "--config".into(),
+            gateways[0].config.display().to_string(),
+            "kamailio-config".into(),
+        ];
+        for g in &gateways[1..] {
+            args.extend(["--gateway".into(), g.config.display().to_string()]);
+        }
+        let listen = if o.tls { tcp } else { front };
+        args.extend(
+            [
+                "--listen",
+                &listen.to_string(),
+                "--dispatcher-list",
+                &dir.join("rcc-dispatcher.list").display().to_string(),
+                "--probe-interval-s",
+                "1",
+                "--probe-misses",
+                "1",
+                "--dialog-keepalive-s",
+                &o.dialog_keepalive_s.to_string(),
+                "--out",
+                &dir.display().to_string(),
+            ]
+            .map(str::to_owned),
+        );
+        if o.tls {
+            let id = ca.issue(&[KAMAILIO_POOL])?;
+            for (file, text) in [
+                ("kamailio-ca.pem", &ca.cert_pem),
+                ("kamailio.crt", &id.cert_pem),
+                ("kamailio.key", &id.key_pem),
+            ] {
+                std::fs::write(dir.join(file), text)?;
+            }
+            args.extend(["--tls-listen".into(), front.to_string()]);
+            args.extend([
+                "--tls-config".into(),
+                dir.join("rcc-tls.cfg").display().to_string(),
+            ]);
+            for (flag, file) in [
+                ("--tls-cert", "kamailio.crt"),
+                ("--tls-key", "kamailio.key"),
+                ("--tls-ca", "kamailio-ca.pem"),
+            ] {
+                args.extend([flag.to_owned(), dir.join(file).display().to_string()]);
+            }
+        }
+        let out = std::process::Command::new(load::binary("rcc-gateway")?)
+            .args(&args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "rcc-gateway kamailio-config: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        let mut tier = Tier {
+            gateways,
+            kamailio: None,
+            front,
+            tls: o.tls,
+            dir: dir.to_owned(),
+        };
+        tier.start_kamailio().await?;
+        Ok(tier)
+    }
+
+    /// Starts Kamailio (again) on the printed configuration and waits until it listens.
+    pub async fn start_kamailio(&mut self) -> anyhow::Result<()> {
+        let modules = kamailio_modules()?;
+        self.kamailio = Some(ProcessGroup::spawn(
+            &program("kamailio", "kamailio")?,
+            &[
+                "-DD",
+                "-E",
+                "-L",
+                &modules.to_string_lossy(),
+                "-f",
+                &self.dir.join("kamailio.cfg").to_string_lossy(),
+            ],
+            &self.dir.join("kamailio.log"),
+        )?);
+        load::listening(self.front.port(), "Kamailio").await
+    }
+
+    /// Stops Kamailio (every process of it).
+    pub fn stop_kamailio(&mut self) {
+        self.kamailio = None;
+    }
+
+    /// The gateways, in order.
+    pub fn gateways(&self) -> &[TierGateway] {
+        &self.gateways
+    }
+
+    /// Gateway `number` (from 1).
+    pub fn gateway(&self, number: usize) -> anyhow::Result<&TierGateway> {
+        number
+            .checked_sub(1)
+            .and_then(|i| self.gateways.get(i))
+            .ok_or_else(|| anyhow::anyhow!("the tier has no gateway {number}"))
+    }
+
+    /// Gateway `number` (from 1), to start, kill or drain.
+    pub fn gateway_mut(&mut self, number: usize) -> anyhow::Result<&mut TierGateway> {
+        number
+            .checked_sub(1)
+            .and_then(|i| self.gateways.get_mut(i))
+            .ok_or_else(|| anyhow::anyhow!("the tier has no gateway {number}"))
+    }
+
+    /// The sessions each gateway holds (0 for one that is not running).
+    pub async fn sessions(&self) -> anyhow::Result<Vec<f64>> {
+        let mut out = Vec::with_capacity(self.gateways.len());
+        for g in &self.gateways {
+            out.push(match g.running() {
+                true => g.metric("rcc_gateway_sessions").await?,
+                false => 0.0,
+            });
+        }
+        Ok(out)
+    }
+}
