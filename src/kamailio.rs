@@ -233,7 +233,7 @@ fn cpu_of(pid: u32, what: &str) -> anyhow::Result<f64> {
 }
 
 /// CPU seconds of a process and of every process it started (Kamailio forks its workers).
-fn tree_cpu(root: u32) -> anyhow::Result<f64> {
+pub(crate) fn tree_cpu(root: u32) -> anyhow::Result<f64> {
     let mut total = cpu_of(root, "Kamailio")?;
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Ok(total);
@@ -275,6 +275,11 @@ impl ProcessGroup {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         Ok(ProcessGroup(child))
+    }
+
+    /// The group leader's process ID.
+    pub fn id(&self) -> u32 {
+        self.0.id()
     }
 
     /// Sends `signal` (`-TERM`, `-KILL`) to the whole group.

@@ -4,6 +4,7 @@
 
 pub mod capture;
 pub mod conformance;
+pub mod failover;
 pub mod kamailio;
 pub mod lab;
 pub mod labconfig;

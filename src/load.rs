@@ -169,6 +169,22 @@ pub async fn listening(port: u16, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The PBX simulator's configuration for `users` lines (extensions from 100000), listening on
+/// `port`; with a published request limit, it refuses requests beyond 1.1 × `pbx_rate` a second.
+pub(crate) fn pbx_toml(users: usize, pbx_rate: Option<f64>, port: u16) -> String {
+    let pbx_limit = pbx_rate.map_or(String::new(), |n| {
+        format!("requests_per_s = {}\n", (n * 1.1).ceil() as u64)
+    });
+    let mut p = format!(
+        "profile = \"generic\"\nlog_frames = false\n[listen]\ntcp = \"127.0.0.1:{port}\"\n[switch]\nmonitors_per_device = 4\n{pbx_limit}[default_external]\nreach = \"ring\"\nanswer_after_ms = 0\n"
+    );
+    for u in 0..users {
+        let ext = 100_000 + u;
+        let _ = write!(p, "[[device]]\nnumber = \"{ext}\"\n");
+    }
+    p
+}
+
 pub(crate) fn write_configs(
     o: &LoadOptions,
     pbx: u16,
@@ -176,16 +192,7 @@ pub(crate) fn write_configs(
     metrics: u16,
 ) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
     std::fs::create_dir_all(&o.out)?;
-    let pbx_limit = o.pbx_rate.map_or(String::new(), |n| {
-        format!("requests_per_s = {}\n", (n * 1.1).ceil() as u64)
-    });
-    let mut p = format!(
-        "profile = \"generic\"\nlog_frames = false\n[listen]\ntcp = \"127.0.0.1:{pbx}\"\n[switch]\nmonitors_per_device = 4\n{pbx_limit}[default_external]\nreach = \"ring\"\nanswer_after_ms = 0\n"
-    );
-    for u in 0..o.users {
-        let ext = 100_000 + u;
-        let _ = write!(p, "[[device]]\nnumber = \"{ext}\"\n");
-    }
+    let p = pbx_toml(o.users, o.pbx_rate, pbx);
     // `[sip]` lines, then the tables that follow it, then the pool's configuration.
     let (sip_lines, sip_tables, l) = if o.tls {
         tls_configs(o, sip)?

@@ -113,6 +113,32 @@ enum Command {
         #[arg(long)]
         pbx_rate: Option<f64>,
     },
+    /// Failover: N gateway processes behind Kamailio (the printed configuration), the PBX
+    /// simulator and the Lync load generator; every user signs in, the busiest gateway is
+    /// killed with SIGKILL, and the time until each of its users has RCC again is measured,
+    /// with Kamailio's CPU per request. Needs kamailio; build first: cargo build --release
+    /// --workspace.
+    Failover {
+        /// Users (one line each).
+        #[arg(long, default_value_t = 10_000)]
+        users: usize,
+        /// Gateway processes.
+        #[arg(long, default_value_t = 2)]
+        gateways: usize,
+        /// Sign-ins per second at the start.
+        #[arg(long, default_value_t = 2000.0)]
+        signin_rate: f64,
+        /// A PBX that accepts this many requests per second (the simulator refuses beyond
+        /// 1.1 × it) and gateways paced to it; without: an unlimited PBX, unpaced gateways.
+        #[arg(long)]
+        pbx_rate: Option<f64>,
+        /// How long a client waits after losing its session before signing in again, ms.
+        #[arg(long, default_value_t = 200)]
+        reestablish_ms: u64,
+        /// Output folder.
+        #[arg(long, default_value = "target/rcc-lab-failover")]
+        out: PathBuf,
+    },
     /// CPU per RCC request side by side with Kamailio's per relayed INFO: SIPp sends RCC sessions
     /// (SnapshotDevice INFOs) through Kamailio to the gateway and the PBX simulator, all in one
     /// run. Needs kamailio and sipp (apt-get install kamailio sip-tester).
@@ -292,6 +318,25 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 print!("{}", rcc_lab::load::run(&options).await?.text);
             }
+        }
+        Command::Failover {
+            users,
+            gateways,
+            signin_rate,
+            pbx_rate,
+            reestablish_ms,
+            out,
+        } => {
+            let report = rcc_lab::failover::run(&rcc_lab::failover::FailoverOptions {
+                users,
+                gateways,
+                signin_rate,
+                pbx_rate,
+                reestablish_ms,
+                out,
+            })
+            .await?;
+            print!("{}", report.text);
         }
         Command::Kamailio {
             calls,

@@ -20,7 +20,7 @@ pub use cable::Cable;
 pub const KAMAILIO_POOL: &str = "rcc-tier.lab.example";
 
 /// How the tier is built.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TierOptions {
     /// Gateway processes behind Kamailio.
     pub gateways: usize,
@@ -28,6 +28,9 @@ pub struct TierOptions {
     pub tls: bool,
     /// Kamailio's in-dialog keep-alive towards the gateways, seconds (`--dialog-keepalive-s`).
     pub dialog_keepalive_s: u32,
+    /// The gateways' MonitorStart and SnapshotDevice pace (`pbx.pace_per_s`, bursts of a
+    /// twentieth): `None` keeps the gateway's default, 0 turns pacing off.
+    pub pace_per_s: Option<f64>,
 }
 
 impl Default for TierOptions {
@@ -36,6 +39,7 @@ impl Default for TierOptions {
             gateways: 2,
             tls: false,
             dialog_keepalive_s: 30,
+            pace_per_s: None,
         }
     }
 }
@@ -65,7 +69,13 @@ pub struct TierGateway {
 impl TierGateway {
     /// Writes its gateway.toml: TCP from Kamailio (trusted by address), its PBX link through
     /// its own cable, quick reconnects, metrics on a port of its own.
-    fn write(dir: &Path, number: usize, cable: Cable, pbx: &PbxAccess) -> anyhow::Result<Self> {
+    fn write(
+        dir: &Path,
+        number: usize,
+        cable: Cable,
+        pbx: &PbxAccess,
+        pace_per_s: Option<f64>,
+    ) -> anyhow::Result<Self> {
         let (sip, metrics) = (load::free_port()?, load::free_port()?);
         let config = dir.join(format!("gw{number}.toml"));
         let login = pbx
@@ -73,12 +83,20 @@ impl TierGateway {
             .as_ref()
             .map(|(u, p)| format!("username = \"{u}\"\npassword = \"{p}\"\n"))
             .unwrap_or_default();
+        let pace = pace_per_s
+            .map(|n| {
+                format!(
+                    "pace_per_s = {n}\npace_burst = {}\n",
+                    (n / 20.0).ceil().max(1.0) as u64
+                )
+            })
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
                 "[sip]\nlisten_tcp = \"127.0.0.1:{sip}\"\nhost = \"127.0.0.1\"\n\
                  trusted_peer = [{{ ip = \"127.0.0.1\" }}]   # Kamailio\n\
-                 [pbx]\naddress = \"{}\"\nprofile = \"{}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 500\n{login}\
+                 [pbx]\naddress = \"{}\"\nprofile = \"{}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 500\nmax_in_flight = 8000\n{login}{pace}\
                  [observe]\nhttp = \"127.0.0.1:{metrics}\"\n{}",
                 cable.address(),
                 pbx.profile,
@@ -175,7 +193,7 @@ impl Tier {
         let mut gateways = Vec::with_capacity(o.gateways);
         for n in 1..=o.gateways {
             let cable = Cable::lay(pbx.address).await?;
-            let mut g = TierGateway::write(dir, n, cable, pbx)?;
+            let mut g = TierGateway::write(dir, n, cable, pbx, o.pace_per_s)?;
             g.start().await?;
             gateways.push(g);
         }
@@ -269,6 +287,15 @@ impl Tier {
     /// Stops Kamailio (every process of it).
     pub fn stop_kamailio(&mut self) {
         self.kamailio = None;
+    }
+
+    /// CPU seconds Kamailio has used, over all its processes.
+    pub fn kamailio_cpu_s(&self) -> anyhow::Result<f64> {
+        let k = self
+            .kamailio
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("Kamailio is not running"))?;
+        crate::kamailio::tree_cpu(k.id())
     }
 
     /// The gateways, in order.

@@ -47,6 +47,7 @@ async fn load_mode_runs_each_call_pattern(
         callee: "tel:+15550100".into(),
         signin_timeout: Duration::from_secs(20),
         pattern,
+        reestablish: None,
     };
     let s = run(&lab.lync, &plan, |_| {}).await?;
     assert_eq!(s.sessions_established, 40);
@@ -131,6 +132,36 @@ async fn a_sign_in_storm_against_a_rate_limited_pbx_is_paced_without_errors() ->
     assert!(text.contains("; 0 failures"), "{text}");
     let gateway = std::fs::read_to_string(out.join("gateway.toml"))?;
     assert!(gateway.contains("pace_per_s = 50"), "{gateway}");
+    let _ = std::fs::remove_dir_all(&out);
+    Ok(())
+}
+
+/// `rcc-lab failover`: two gateway processes behind real Kamailio, 100 users; the busier
+/// gateway is killed with SIGKILL, and every one of its users signs in again on the survivor,
+/// whose monitors then number exactly the lines (each once). Functional: no time is asserted.
+#[tokio::test]
+async fn the_failover_harness_brings_every_user_of_a_killed_gateway_back() -> anyhow::Result<()> {
+    let out = std::env::temp_dir().join(format!("rcc-lab-failover-{}", std::process::id()));
+    let report = rcc_lab::failover::run(&rcc_lab::failover::FailoverOptions {
+        users: 100,
+        gateways: 2,
+        signin_rate: 200.0,
+        pbx_rate: Some(100.0),
+        reestablish_ms: 200,
+        out: out.clone(),
+    })
+    .await?;
+    assert!(report.moved >= 1, "{}", report.text);
+    assert!(report.all_back_s >= report.first_back_s, "{}", report.text);
+    assert!(
+        report
+            .text
+            .contains(&format!("all {} back and monitored", report.moved)),
+        "{}",
+        report.text
+    );
+    let gateway = std::fs::read_to_string(out.join("gw1.toml"))?;
+    assert!(gateway.contains("pace_per_s = 100"), "{gateway}");
     let _ = std::fs::remove_dir_all(&out);
     Ok(())
 }

@@ -131,25 +131,29 @@ fn keepalive_interval(s: &str) -> Result<u32, String> {
 /// The dialog module's lines: in-dialog keep-alives towards the gateway, and a BYE to both
 /// sides when they fail.
 fn dialog_params(keepalive_s: u32) -> String {
+    let common = "# Every session is a dialog, in the profile of the gateway that took it: when that gateway\n\
+                  # stops answering its probes, its dialogs end at once with a BYE to both sides\n\
+                  # (event_route[dispatcher:dst-down]), so its clients sign in again, to a gateway in\n\
+                  # rotation, within seconds instead of at their next refresh (up to 25 minutes for Lync).\n\
+                  modparam(\"dialog\", \"profiles_with_value\", \"rcc_gateway\")\n\
+                  modparam(\"dialog\", \"send_bye\", 1)\n\
+                  # A session's own refreshes keep its dialog; only a silent one ends after a day.\n\
+                  modparam(\"dialog\", \"default_timeout\", 86400)\n";
     if keepalive_s == 0 {
-        return "# Dialog keep-alives are off (--dialog-keepalive-s 0): the clients of a gateway that dies\n\
-                # learn it from the 481 to their next request.\n"
-            .to_owned();
+        return format!(
+            "{common}# In-dialog keep-alives are off (--dialog-keepalive-s 0): the clients of a gateway that\n\
+             # restarted faster than its probes noticed learn it from the 481 to their next request.\n"
+        );
     }
     format!(
-        "# Every session is a dialog kept alive towards its gateway: an in-dialog OPTIONS every\n\
-         # {keepalive_s} s (checked every 10 s; one OPTIONS per session per interval). One left\n\
-         # unanswered for 6 s (408: a gateway answers OPTIONS itself, so it is dead or stuck) or\n\
-         # answered 481 (a gateway restarted without the session) ends the dialog 10 s later with\n\
-         # a BYE to both sides, so\n\
-         # the client signs in again, to a gateway in rotation, within about {bound} s of a gateway's\n\
-         # death instead of at its next refresh (up to 25 minutes for Lync).\n\
+        "{common}# Each dialog is also kept alive towards its gateway, for a gateway that restarted faster\n\
+         # than its probes noticed (it answers 481) or that answers probes but not sessions: an\n\
+         # in-dialog OPTIONS every {keepalive_s} s (checked every 10 s; one OPTIONS per session per\n\
+         # interval). One left unanswered for 6 s (408) or answered 481 ends the dialog 10 s later\n\
+         # with a BYE to both sides, within about {bound} s.\n\
          modparam(\"dialog\", \"ka_timer\", 10)\n\
          modparam(\"dialog\", \"ka_interval\", {keepalive_s})\n\
-         modparam(\"dialog\", \"ka_failed_limit\", 1)\n\
-         modparam(\"dialog\", \"send_bye\", 1)\n\
-         # A session's own refreshes keep its dialog; only a silent one ends after a day.\n\
-         modparam(\"dialog\", \"default_timeout\", 86400)\n",
+         modparam(\"dialog\", \"ka_failed_limit\", 1)\n",
         bound = keepalive_s + 10 + 6 + 10
     )
 }
@@ -427,11 +431,25 @@ failure_route[GONE] {{
     }}
 }}
 
-# A sign-in accepted: the line belongs to that gateway now.
+# A sign-in accepted: the line belongs to that gateway now, and so does the session's dialog.
 onreply_route[TAKEN] {{
-    if (is_method("INVITE") && t_check_status("2[0-9][0-9]") && $avp(rcc_line) != $null) {{
-        $sht(owner=>$avp(rcc_line)) = $avp(rcc_dst);
+    if (is_method("INVITE") && t_check_status("2[0-9][0-9]")) {{
+        set_dlg_profile("rcc_gateway", "$avp(rcc_dst)");
+        if ($avp(rcc_line) != $null) {{
+            $sht(owner=>$avp(rcc_line)) = $avp(rcc_dst);
+        }}
     }}
+}}
+
+# A gateway left rotation. One that answered its probe 503 drains or lost its PBX link: it
+# keeps its sessions. One that no longer answers at all (timeout, connection refused) took its
+# sessions with it: each of its dialogs ends now, with a BYE to its client.
+event_route[dispatcher:dst-down] {{
+    if ($dsv(code) == 503) {{
+        exit;
+    }}
+    xlog("L_WARN", "rcc-gateway $ru stopped answering ($dsv(code) $dsv(reason)): ending its dialogs\n");
+    dlg_set_timeout_by_profile("rcc_gateway", "$ru", "1");
 }}
 "#,
         n = members.len(),

@@ -11,7 +11,7 @@ use rcc_protocol::csta::{self, Request, Response};
 use rcc_protocol::sip::{Limits, Message, Method, StreamFramer, StreamItem};
 use rcc_simulators::lync::{
     ClientProfile, EndpointConfig, LyncSim, LyncSimConfig, Phase, PoolConfig, RouteTransport,
-    StaticRoute, TrustedApplication,
+    StaticRoute, TrustedApplication, TrustedComputer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -89,7 +89,11 @@ fn answer(req: &Message, allow_update: bool, se: bool) -> Message {
 }
 
 async fn fake_gateway(allow_update: bool, session_expires: bool) -> FakeGateway {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    fake_gateway_at("127.0.0.1:0", allow_update, session_expires).await
+}
+
+async fn fake_gateway_at(at: &str, allow_update: bool, session_expires: bool) -> FakeGateway {
+    let l = TcpListener::bind(at).await.expect("bind");
     let addr = l.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (push, mut pushed) = mpsc::channel::<Vec<u8>>(16);
@@ -144,6 +148,7 @@ fn pool(route_port: u16, match_uri: &str, trusted: bool) -> PoolConfig {
                 port: route_port,
                 tcp_enabled: true,
                 treat_as_authenticated: true,
+                computers: Vec::new(),
             }]
         } else {
             vec![]
@@ -275,6 +280,7 @@ async fn requests_from_an_untrusted_peer_are_refused_and_counted() {
         port: 1,
         tcp_enabled: true,
         treat_as_authenticated: true,
+        computers: Vec::new(),
     });
     p.trusted_applications.remove(0);
     p.trusted_applications.push(TrustedApplication {
@@ -283,6 +289,7 @@ async fn requests_from_an_untrusted_peer_are_refused_and_counted() {
         port: gw.addr.port(),
         tcp_enabled: true,
         treat_as_authenticated: true,
+        computers: Vec::new(),
     });
     let lync = sim(p, true).await;
     let addr = lync.listen_addr.expect("pool listener");
@@ -563,4 +570,96 @@ async fn only_advertised_features_are_used() {
     // The scripted gateway answers with an empty 200: what matters is that it was sent.
     assert_eq!(r, Err("200 OK without a CSTA body".to_owned()));
     assert_eq!(gw.seen.lock().expect("lock").requests.len(), before + 1);
+}
+
+/// A trusted application pool of two computers behind one static route to the pool FQDN, as
+/// `New-CsTrustedApplicationComputer` makes it (DNS load balancing): the pool reaches the
+/// computer that is up when the other is not, and trusts requests from either computer's
+/// address, not from a third. Each order of the two computers is run, so the pool meets the
+/// computer that is down first in one of them.
+#[rstest::rstest]
+#[case::down_one_listed_first(true)]
+#[case::down_one_listed_second(false)]
+#[tokio::test]
+async fn a_route_to_a_pool_of_computers_reaches_the_one_that_is_up(#[case] down_first: bool) {
+    // Computer B listens; computer A, on the same port, does not.
+    let gw = fake_gateway_at("127.0.0.3:0", true, false).await;
+    let port = gw.addr.port();
+    let computer = |fqdn: &str, ip: &str| TrustedComputer {
+        fqdn: fqdn.into(),
+        ip: Some(ip.parse().expect("ip")),
+    };
+    let p = PoolConfig {
+        fqdn: "fe.lab.example".into(),
+        port: 5061,
+        static_routes: vec![StaticRoute {
+            match_uri: "rcc.lab.example".into(),
+            transport: RouteTransport::Tcp,
+            destination: "rccgw.lab.example".into(),
+            port,
+            use_default_certificate: true,
+        }],
+        trusted_applications: vec![TrustedApplication {
+            pool_fqdn: "rccgw.lab.example".into(),
+            ip: None,
+            port,
+            tcp_enabled: true,
+            treat_as_authenticated: true,
+            computers: {
+                let mut c = vec![
+                    computer("rccgw-a.lab.example", "127.0.0.2"),
+                    computer("rccgw-b.lab.example", "127.0.0.3"),
+                ];
+                if !down_first {
+                    c.reverse();
+                }
+                c
+            },
+        }],
+    };
+    let lync = sim(p, true).await;
+    let id = lync
+        .add_endpoint(endpoint(
+            ClientProfile::Lync2013,
+            "e1",
+            "sip:rccgateway@rcc.lab.example",
+        ))
+        .await
+        .expect("endpoint");
+    lync.sign_in(id).await.expect("sign in");
+    lync.wait_ready(id, WAIT)
+        .await
+        .expect("ready through computer B");
+    assert_eq!(
+        gw.seen.lock().expect("lock").requests[0].method(),
+        Some(&Method::Invite)
+    );
+
+    // A request from a computer's address is the trusted application's; from another, not.
+    let pool_addr = lync.listen_addr.expect("pool listener");
+    let info = "INFO sip:alice@contoso.lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKx\r\nMax-Forwards: 70\r\nFrom: <sip:gw@rcc.lab.example>;tag=g\r\nTo: <sip:alice@contoso.lab>;tag=a\r\nCall-ID: c\r\nCSeq: 1 INFO\r\nContent-Length: 0\r\n\r\n";
+    let mut answers = Vec::new();
+    for from in ["127.0.0.2", "127.0.0.4"] {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(from.parse().expect("ip"), 0))
+            .expect("bind");
+        let mut s = socket.connect(pool_addr).await.expect("connect");
+        s.write_all(info.as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        answers.push(text.lines().next().unwrap_or_default().to_owned());
+    }
+    assert!(
+        !answers[0].starts_with("SIP/2.0 403"),
+        "computer A refused: {answers:?}"
+    );
+    assert!(
+        answers[1].starts_with("SIP/2.0 403"),
+        "a stranger trusted: {answers:?}"
+    );
 }

@@ -398,6 +398,7 @@ fn lab_pool(
             port,
             tcp_enabled: !tls,
             treat_as_authenticated: true,
+            computers: Vec::new(),
         });
     }
     PoolConfig {

@@ -157,6 +157,16 @@ async fn holder_dies(w: &mut RccWorld, who: String) -> Step {
     .await
 }
 
+#[when(expr = "the gateway holding {word}'s line restarts at once")]
+async fn holder_restarts(w: &mut RccWorld, who: String) -> Step {
+    let n = holder_of(w, &who).await?;
+    w.ha.affected = Some(n);
+    let lab = tier_lab(w)?;
+    let g = lab.tier_mut()?.gateway_mut(n)?;
+    g.kill();
+    g.start().await
+}
+
 #[when("the killed gateway starts again")]
 async fn killed_starts(w: &mut RccWorld) -> Step {
     let n = affected(w, "killed")?;

@@ -120,6 +120,7 @@ impl MemLab {
                 port: GATEWAY_PORT,
                 tcp_enabled: true,
                 treat_as_authenticated: true,
+                computers: Vec::new(),
             }],
         });
         let mut lab = MemLab {

@@ -102,6 +102,10 @@ enum Command {
         /// Summary as JSON on stdout's last line.
         #[arg(long)]
         json: bool,
+        /// Sign in again this many ms after a session is lost (a BYE, a 481), as Lync does
+        /// (0: never).
+        #[arg(long, default_value_t = 0)]
+        reestablish_ms: u64,
     },
     /// Report every problem in the configuration, then exit.
     #[command(alias = "check")]
@@ -158,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
             pattern,
             csv,
             json,
+            reestablish_ms,
         } => {
             let pattern =
                 rcc_simulators::lync::load::CallPattern::parse(&pattern).ok_or_else(|| {
@@ -183,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
                 callee,
                 signin_timeout: Duration::from_secs(300),
                 pattern,
+                reestablish: (reestablish_ms > 0).then(|| Duration::from_millis(reestablish_ms)),
             };
             let summary = rcc_simulators::lync::load::run(&sim, &plan, |r| {
                 eprintln!(

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::endpoint::EndpointConfig;
 use super::frontend::{PoolConfig, RouteTransport};
-use super::frontend::{StaticRoute, TrustedApplication};
+use super::frontend::{StaticRoute, TrustedApplication, TrustedComputer};
 use super::profile::ClientProfile;
 use super::registrar::ClientUser;
 use super::server::{ClientListener, LabAddress, LyncSimConfig, PoolTls};
@@ -281,6 +281,14 @@ impl PoolConfig {
                 treat_as_authenticated: e
                     .pool(&a.pool_fqdn)
                     .is_none_or(|p| p.treat_as_authenticated),
+                computers: e
+                    .computers_of(&a.pool_fqdn)
+                    .into_iter()
+                    .map(|n| TrustedComputer {
+                        fqdn: n.to_owned(),
+                        ip: address_of(hosts, n),
+                    })
+                    .collect(),
             })
             .collect();
     }
@@ -290,7 +298,14 @@ impl PoolConfig {
 fn pinned_ip(e: &Exports, hosts: &HashMap<String, LabAddress>, pool_fqdn: &str) -> Option<IpAddr> {
     e.computers_of(pool_fqdn)
         .into_iter()
-        .find_map(|n| n.parse().ok().or_else(|| hosts.get(n).map(|h| h.ip())))
+        .find_map(|n| address_of(hosts, n))
+}
+
+/// A computer's address: its name when that is an IP address, else the lab's DNS.
+fn address_of(hosts: &HashMap<String, LabAddress>, name: &str) -> Option<IpAddr> {
+    name.parse()
+        .ok()
+        .or_else(|| hosts.get(name).map(|h| h.ip()))
 }
 
 /// The Lync Server Management Shell commands for this topology (the printer is
@@ -319,7 +334,10 @@ pub fn powershell(f: &LyncFile, registrar: &str, site: &str) -> anyhow::Result<S
             .iter()
             .map(|t| TrustedApp {
                 pool_fqdn: t.pool_fqdn.clone(),
-                computers: vec![t.pool_fqdn.clone()],
+                computers: match t.computers.is_empty() {
+                    true => vec![t.pool_fqdn.clone()],
+                    false => t.computers.iter().map(|c| c.fqdn.clone()).collect(),
+                },
                 port: t.port,
                 tcp: if t.tcp_enabled { t.ip } else { None },
                 application_id: "rcc-gateway".to_owned(),

@@ -85,6 +85,39 @@ pub struct TrustedApplication {
     /// `-TreatAsAuthenticated` (false: the gateway's requests are challenged).
     #[serde(default = "yes")]
     pub treat_as_authenticated: bool,
+    /// `New-CsTrustedApplicationComputer`: the pool's computers (none: the pool is its own
+    /// single computer). A static route to the pool FQDN reaches any of them (DNS load
+    /// balancing: the pool tries them in turn), and each is trusted by its certificate name or,
+    /// over TCP, its address.
+    #[serde(default, rename = "computer")]
+    pub computers: Vec<TrustedComputer>,
+}
+
+/// One computer of a trusted application pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedComputer {
+    /// Its FQDN (on its certificate, beside the pool FQDN).
+    pub fqdn: String,
+    /// Its address, for TCP trust and when the lab's DNS (`hosts`) does not name it.
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+}
+
+impl TrustedApplication {
+    /// Whether `name` (a certificate name) is the pool's or one of its computers'.
+    fn names(&self, name: &str) -> bool {
+        self.pool_fqdn.eq_ignore_ascii_case(name)
+            || self
+                .computers
+                .iter()
+                .any(|c| c.fqdn.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether `ip` is the pool's pinned address or one of its computers'.
+    fn has_ip(&self, ip: IpAddr) -> bool {
+        self.ip == Some(ip) || self.computers.iter().any(|c| c.ip == Some(ip))
+    }
 }
 
 fn yes() -> bool {
@@ -337,7 +370,7 @@ impl Frontend {
         self.config.trusted_applications.iter().any(|t| {
             let same_port = t.port == r.port;
             let by_name = t.pool_fqdn.eq_ignore_ascii_case(&r.destination);
-            let by_ip = t.ip.is_some_and(|ip| ip.to_string() == r.destination);
+            let by_ip = r.destination.parse::<IpAddr>().is_ok_and(|ip| t.has_ip(ip));
             let transport_ok = r.transport == RouteTransport::Tls || t.tcp_enabled;
             same_port && (by_name || by_ip) && transport_ok
         })
@@ -355,11 +388,8 @@ impl Frontend {
     pub fn peer_trusted(&self, peer: &PeerIdentity) -> bool {
         self.config.trusted_applications.iter().any(|t| {
             t.treat_as_authenticated
-                && (peer
-                    .cert_names
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(&t.pool_fqdn))
-                    || (t.tcp_enabled && peer.ip.is_some() && t.ip == peer.ip))
+                && (peer.cert_names.iter().any(|n| t.names(n))
+                    || (t.tcp_enabled && peer.ip.is_some_and(|ip| t.has_ip(ip))))
         })
     }
 

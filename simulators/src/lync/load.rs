@@ -40,6 +40,9 @@ pub struct LoadPlan {
     pub signin_timeout: Duration,
     /// What each call does.
     pub pattern: CallPattern,
+    /// Sign in again this long after a dialog is lost (a BYE, a 481), as Lync does; `None`:
+    /// a lost session stays lost.
+    pub reestablish: Option<Duration>,
 }
 
 /// What each call of the call phase does: MakeCall (the far end answers at once), then the
@@ -247,8 +250,8 @@ pub async fn run(
             line_server: plan.line_server.clone(),
             profile: plan.profile,
             refresh: None,
-            reestablish: false,
-            reestablish_delay: Duration::from_secs(5),
+            reestablish: plan.reestablish.is_some(),
+            reestablish_delay: plan.reestablish.unwrap_or(Duration::from_secs(5)),
             address: format!("192.0.2.{}:{}", 1 + u % 250, 40000 + e),
         })
         .collect();

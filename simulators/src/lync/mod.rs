@@ -15,6 +15,7 @@ pub mod user;
 pub use endpoint::{ActionResult, Endpoint, EndpointConfig, Phase, Seen};
 pub use frontend::{
     Frontend, PoolConfig, RouteTransport, StaticRoute, TraceEntry, TrustedApplication,
+    TrustedComputer,
 };
 pub use profile::ClientProfile;
 pub use registrar::ClientUser;

@@ -20,7 +20,7 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::endpoint::{ActionResult, EndpointConfig, Phase, Seen};
 use super::frontend::{
-    ConnId, EndpointId, Frontend, PeerIdentity, PoolConfig, PoolOutput, RouteTransport,
+    ConnId, EndpointId, Frontend, PeerIdentity, PoolConfig, PoolOutput, RouteTransport, StaticRoute,
 };
 use super::registrar::ClientUser;
 use crate::tls::{ClientAuth, Identity};
@@ -184,7 +184,10 @@ impl LyncSim {
             .pool
             .trusted_applications
             .iter()
-            .map(|t| t.pool_fqdn.clone())
+            .flat_map(|t| {
+                std::iter::once(t.pool_fqdn.clone())
+                    .chain(t.computers.iter().map(|c| c.fqdn.clone()))
+            })
             .collect();
         let dialer = Arc::new(Dialer {
             pool: config.pool.clone(),
@@ -559,28 +562,34 @@ async fn dial(route: usize, dialer: Arc<Dialer>) {
                 .await;
         }
     };
-    let known = match dialer.hosts.get(&r.destination) {
-        Some(a) => Some(a.on_port(r.port)),
-        None => r
-            .destination
-            .parse::<IpAddr>()
-            .ok()
-            .map(|ip| SocketAddr::new(ip, r.port)),
-    };
-    let addr = match known {
-        Some(addr) => addr,
-        None => match tokio::net::lookup_host((r.destination.as_str(), r.port)).await {
-            Ok(mut a) => match a.next() {
-                Some(a) => a,
-                None => return fail(format!("{} does not resolve", r.destination)).await,
-            },
+    let mut addrs = route_addresses(&dialer.pool, &dialer.hosts, &r);
+    if addrs.is_empty() {
+        match tokio::net::lookup_host((r.destination.as_str(), r.port)).await {
+            Ok(found) => addrs.extend(found),
             Err(e) => return fail(format!("{}: {e}", r.destination)).await,
-        },
-    };
-    let tcp = match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(format!("{addr}: {e}")).await,
-        Err(_) => return fail(format!("{addr}: connect timed out")).await,
+        }
+    }
+    if addrs.is_empty() {
+        return fail(format!("{} does not resolve", r.destination)).await;
+    }
+    // DNS load balancing over the pool's computers: each connection starts at the next one,
+    // and one that cannot be reached is skipped.
+    let start = conn as usize % addrs.len();
+    addrs.rotate_left(start);
+    let mut refused = Vec::new();
+    let mut reached = None;
+    for addr in addrs {
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                reached = Some((addr, s));
+                break;
+            }
+            Ok(Err(e)) => refused.push(format!("{addr}: {e}")),
+            Err(_) => refused.push(format!("{addr}: connect timed out")),
+        }
+    }
+    let Some((addr, tcp)) = reached else {
+        return fail(refused.join("; ")).await;
     };
     let _ = tcp.set_nodelay(true);
     let id = PeerIdentity {
@@ -605,6 +614,37 @@ async fn dial(route: usize, dialer: Arc<Dialer>) {
                 Err(e) => fail(format!("TLS to {}: {e}", r.destination)).await,
             }
         }
+    }
+}
+
+/// Where a static route leads, without DNS: the computers of the trusted application pool
+/// it names (by the lab's DNS, else their addresses), or its destination as the lab's DNS or an
+/// IP address gives it. Empty: the destination is for the system's resolver.
+fn route_addresses(
+    pool: &PoolConfig,
+    hosts: &HashMap<String, LabAddress>,
+    r: &StaticRoute,
+) -> Vec<SocketAddr> {
+    let computers: Vec<SocketAddr> = pool
+        .trusted_applications
+        .iter()
+        .filter(|t| t.pool_fqdn.eq_ignore_ascii_case(&r.destination))
+        .flat_map(|t| &t.computers)
+        .filter_map(|c| match hosts.get(&c.fqdn) {
+            Some(a) => Some(a.on_port(r.port)),
+            None => c.ip.map(|ip| SocketAddr::new(ip, r.port)),
+        })
+        .collect();
+    if !computers.is_empty() {
+        return computers;
+    }
+    match hosts.get(&r.destination) {
+        Some(a) => vec![a.on_port(r.port)],
+        None => r
+            .destination
+            .parse::<IpAddr>()
+            .map(|ip| vec![SocketAddr::new(ip, r.port)])
+            .unwrap_or_default(),
     }
 }
 

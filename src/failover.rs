@@ -1,0 +1,219 @@
+//! `rcc-lab failover`: N gateway processes behind Kamailio (the tier of `rcc_lab::tier`), the
+//! PBX simulator and the Lync load generator as processes of their own. Every user signs in;
+//! then the gateway holding the most sessions is killed with SIGKILL, and the harness measures
+//! how long until every one of its users has RCC again on the survivors (each session back and
+//! each line monitored), and the CPU Kamailio spent per request meanwhile.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::load::{self, Killed};
+use crate::tier::{PbxAccess, Tier, TierOptions};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct FailoverOptions {
+    /// Users (one line and one endpoint each).
+    pub users: usize,
+    /// Gateway processes behind Kamailio.
+    pub gateways: usize,
+    /// Sign-ins per second, at the start.
+    pub signin_rate: f64,
+    /// A PBX that takes this many requests a second (the simulator refuses beyond 1.1 × it)
+    /// and gateways paced to it; `None`: an unlimited PBX and unpaced gateways.
+    pub pbx_rate: Option<f64>,
+    /// How long the clients wait after losing their session before signing in again, ms.
+    pub reestablish_ms: u64,
+    /// Output folder (configurations and logs).
+    pub out: PathBuf,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct FailoverReport {
+    /// The figures, one per line.
+    pub text: String,
+    /// Sessions the killed gateway held.
+    pub moved: usize,
+    /// Seconds from the kill until the first of them was back.
+    pub first_back_s: f64,
+    /// Seconds from the kill until all of them were back, each line monitored.
+    pub all_back_s: f64,
+}
+
+/// The longest wait for the sign-ins, and for the moved users to be back.
+const PHASE_LIMIT: Duration = Duration::from_secs(300);
+
+/// Sessions and monitors summed over the running gateways, and the sessions they started.
+async fn totals(tier: &Tier) -> anyhow::Result<(f64, f64, f64)> {
+    let mut t = (0.0, 0.0, 0.0);
+    for g in tier.gateways().iter().filter(|g| g.running()) {
+        t.0 += g.metric("rcc_gateway_sessions").await?;
+        t.1 += g.metric("rcc_gateway_monitors").await?;
+        t.2 += g.metric("rcc_gateway_sessions_started_total").await?;
+    }
+    Ok(t)
+}
+
+/// SIP requests the running gateways received, OPTIONS probes and keep-alives excepted.
+async fn relayed(tier: &Tier) -> anyhow::Result<f64> {
+    let mut n = 0.0;
+    for g in tier.gateways().iter().filter(|g| g.running()) {
+        n += g.metric("rcc_gateway_sip_requests_total").await?
+            - g.metric("rcc_gateway_sip_requests_total{method=\"OPTIONS\"}")
+                .await?;
+    }
+    Ok(n)
+}
+
+/// Runs it and reports.
+pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
+    anyhow::ensure!(o.gateways >= 2, "a failover needs at least two gateways");
+    anyhow::ensure!(o.users > 0, "a failover needs users");
+    std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
+    let pbx_port = load::free_port()?;
+    let pbx_cfg = o.out.join("pbx.toml");
+    std::fs::write(&pbx_cfg, load::pbx_toml(o.users, o.pbx_rate, pbx_port))?;
+    let _pbx = load::spawn(
+        &load::binary("pbx-sim")?,
+        &["--config", &pbx_cfg.to_string_lossy()],
+        &o.out.join("pbx-sim.log"),
+    )?;
+    load::listening(pbx_port, "the PBX simulator").await?;
+    let ca = rcc_simulators::tls::LabCa::new("rcc-lab failover CA")?;
+    let mut tier = Tier::start(
+        &o.out,
+        &TierOptions {
+            gateways: o.gateways,
+            tls: false,
+            dialog_keepalive_s: 30,
+            pace_per_s: Some(o.pbx_rate.unwrap_or(0.0)),
+        },
+        &PbxAccess {
+            address: ([127, 0, 0, 1], pbx_port).into(),
+            profile: "generic",
+            login: None,
+        },
+        &ca,
+    )
+    .await?;
+
+    // The pool listens where its Record-Route says: Kamailio's BYEs and the events reach it.
+    let pool_port = load::free_port()?;
+    let front = tier.front.port();
+    let lync_cfg = o.out.join("lync.toml");
+    std::fs::write(
+        &lync_cfg,
+        format!(
+            "listen = \"127.0.0.1:{pool_port}\"\n[pool]\nfqdn = \"127.0.0.1\"\nport = {pool_port}\n\
+             [[pool.static_route]]\nmatch_uri = \"rcc.contoso.com\"\ntransport = \"tcp\"\n\
+             destination = \"127.0.0.1\"\nport = {front}\n\
+             [[pool.trusted_application]]\npool_fqdn = \"127.0.0.1\"\nip = \"127.0.0.1\"\n\
+             port = {front}\ntcp_enabled = true\n"
+        ),
+    )?;
+    let hold_s = (o.users as f64 / o.signin_rate) as u64 + 2 * PHASE_LIMIT.as_secs();
+    let _generator = Killed(
+        std::process::Command::new(load::binary("lync-sim")?)
+            .args(["load", "--config", &lync_cfg.to_string_lossy()])
+            .args(["--users", &o.users.to_string()])
+            .args(["--first-extension", "100000"])
+            .args(["--line", "tel:+1425{ext};ext={ext}"])
+            .args(["--line-server", "sip:rccgateway@rcc.contoso.com"])
+            .args(["--signin-rate", &o.signin_rate.to_string()])
+            .args(["--call-rate", "0", "--duration", &hold_s.to_string()])
+            .args(["--reestablish-ms", &o.reestablish_ms.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(std::fs::File::create(o.out.join("lync-sim.out"))?)
+            .stderr(std::fs::File::create(o.out.join("lync-sim.log"))?)
+            .spawn()
+            .context("starting lync-sim load")?,
+    );
+
+    let users = o.users as f64;
+    let started = Instant::now();
+    loop {
+        let (sessions, monitors, _) = totals(&tier).await?;
+        if sessions >= users && monitors >= users {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < PHASE_LIMIT,
+            "only {sessions} of {users} users signed in (and {monitors} lines monitored) within {PHASE_LIMIT:?}; see {}",
+            o.out.display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let signed_in_s = started.elapsed().as_secs_f64();
+    let mut split = Vec::new();
+    for g in tier.gateways() {
+        split.push(g.metric("rcc_gateway_sessions").await?);
+    }
+    let victim = split
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(1, |(i, _)| i + 1);
+    let moved = split[victim - 1] as usize;
+
+    // The kill.
+    let kamailio_before = tier.kamailio_cpu_s()?;
+    tier.gateway_mut(victim)?.kill();
+    let killed = Instant::now();
+    let (_, _, started_before) = totals(&tier).await?;
+    let relayed_before = relayed(&tier).await?;
+    let mut first_back = None;
+    let all_back = loop {
+        let (sessions, monitors, started_now) = totals(&tier).await?;
+        if first_back.is_none() && started_now > started_before {
+            first_back = Some(killed.elapsed());
+        }
+        // Each line exactly once: a line monitored by two survivors would keep this waiting.
+        if sessions == users && monitors == users {
+            break killed.elapsed();
+        }
+        anyhow::ensure!(
+            killed.elapsed() < PHASE_LIMIT,
+            "{sessions} of {users} sessions and {monitors} monitors on the survivors {PHASE_LIMIT:?} after the kill; see {}",
+            o.out.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let kamailio_cpu = tier.kamailio_cpu_s()? - kamailio_before;
+    let requests = relayed(&tier).await? - relayed_before;
+    let first_back = first_back.unwrap_or(all_back);
+
+    let mut text = String::new();
+    let pace = o.pbx_rate.map_or("unpaced, unlimited PBX".to_owned(), |n| {
+        format!("paced to {n}/s")
+    });
+    let _ = writeln!(
+        text,
+        "{} users on {} gateways behind Kamailio ({pace}); all signed in after {signed_in_s:.1} s, split {split:?}",
+        o.users, o.gateways
+    );
+    let _ = writeln!(
+        text,
+        "kill -9 of gateway {victim} ({moved} sessions): first back after {:.2} s, all {moved} back and monitored after {:.2} s",
+        first_back.as_secs_f64(),
+        all_back.as_secs_f64()
+    );
+    let _ = writeln!(
+        text,
+        "Kamailio meanwhile: {kamailio_cpu:.2} CPU s for {requests} requests to the survivors (sign-ins and their CSTA), {:.1} µs per request (the BYEs to the clients included in the CPU, not in the count)",
+        if requests > 0.0 {
+            kamailio_cpu * 1e6 / requests
+        } else {
+            0.0
+        }
+    );
+    Ok(FailoverReport {
+        text,
+        moved,
+        first_back_s: first_back.as_secs_f64(),
+        all_back_s: all_back.as_secs_f64(),
+    })
+}
