@@ -106,6 +106,11 @@ Feature: Several gateways behind Kamailio
     Then alice signed in 1 time
     And the cut gateway holds 1 session
 
+  Scenario: Kamailio relays nobody but the Front End
+    Given alice is signed in
+    Then Kamailio refuses a sign-in from 127.0.0.2 with 403
+    And the gateway holds 1 session and 1 PBX monitor
+
   Scenario: With every gateway down a sign-in gets 503 with Retry-After, not a timeout
     When every gateway dies
     And alice tries to sign in

@@ -98,6 +98,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
             login: None,
         },
         &ca,
+        &["127.0.0.1"],
     )
     .await?;
 

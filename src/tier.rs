@@ -182,12 +182,14 @@ pub struct Tier {
 impl Tier {
     /// Starts the gateways, prints Kamailio's configuration for them with `kamailio-config`
     /// (probes every second, out of rotation after one miss; Kamailio's certificate from
-    /// `ca` when over TLS) and starts Kamailio on it. Files go to `dir`.
+    /// `ca` when over TLS; requests taken only from `front_ends`, `--front-end` values) and
+    /// starts Kamailio on it. Files go to `dir`.
     pub async fn start(
         dir: &Path,
         o: &TierOptions,
         pbx: &PbxAccess,
         ca: &LabCa,
+        front_ends: &[&str],
     ) -> anyhow::Result<Tier> {
         anyhow::ensure!(o.gateways >= 1, "a tier needs at least one gateway");
         let mut gateways = Vec::with_capacity(o.gateways);
@@ -206,6 +208,9 @@ impl Tier {
         ];
         for g in &gateways[1..] {
             args.extend(["--gateway".into(), g.config.display().to_string()]);
+        }
+        for f in front_ends {
+            args.extend(["--front-end".into(), (*f).to_owned()]);
         }
         let listen = if o.tls { tcp } else { front };
         args.extend(

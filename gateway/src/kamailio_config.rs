@@ -54,6 +54,12 @@ pub struct Tier {
     /// through the tier.
     #[arg(long, default_value_t = 60, value_parser = keepalive_interval)]
     pub dialog_keepalive_s: u32,
+    /// Who may send requests through the tier, repeatable: a Front End server's IP address,
+    /// or the name its TLS certificate carries (subject CN or first DNS name; over TLS only).
+    /// The gateways trust whatever the tier relays, so it relays nobody else (the gateways'
+    /// own in-dialog requests aside).
+    #[arg(long = "front-end", required = true, value_parser = front_end)]
+    pub front_ends: Vec<String>,
     /// Where Kamailio takes the Front End pool's mutual TLS (Lync's static route over TLS to
     /// the Kamailio pool FQDN). With it Kamailio also reaches the pool over TLS for requests
     /// in a dialog (a Front End record-routes its TLS port): the gateways' event INFOs.
@@ -156,6 +162,38 @@ fn dialog_params(keepalive_s: u32) -> String {
          modparam(\"dialog\", \"ka_failed_limit\", 1)\n",
         bound = keepalive_s + 10 + 6 + 10
     )
+}
+
+/// A `--front-end`: an IP address or a host name (letters, digits, `-`, `.`), nothing that
+/// could break out of the configuration's quotes.
+fn front_end(s: &str) -> Result<String, String> {
+    let name_like = !s.is_empty()
+        && s.len() <= 253
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if s.parse::<std::net::IpAddr>().is_ok() || name_like {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is neither an IP address nor a host name (a Front End server, or its certificate's name)"
+        ))
+    }
+}
+
+/// The checks of route[TRUSTED] that let a Front End through: by source address, or over TLS
+/// by the name on its verified certificate.
+fn front_end_checks(front_ends: &[String]) -> String {
+    let mut out = String::new();
+    for f in front_ends {
+        let check = match f.parse::<std::net::IpAddr>() {
+            Ok(ip) => format!("$si == \"{ip}\""),
+            Err(_) => format!(
+                "proto == TLS && is_peer_verified() && ($tls_peer_san_hostname == \"{f}\" || $tls_peer_subject_cn == \"{f}\")"
+            ),
+        };
+        out.push_str(&format!("    if ({check}) {{\n        return;\n    }}\n"));
+    }
+    out
 }
 
 /// Retry-After of the 503 a client gets when no gateway is in rotation, seconds: long enough
@@ -303,6 +341,7 @@ request_route {{
         sl_send_reply("483", "Too Many Hops");
         exit;
     }}
+    route(TRUSTED);
     # In-dialog requests follow the Record-Route to the gateway that holds the session, in
     # rotation or not: one that drains, or whose PBX link is down, keeps its sessions. A
     # gateway that cannot be reached took its dialogs with it: 481, so that the client signs
@@ -367,6 +406,17 @@ request_route {{
         append_to_reply("Retry-After: 0\r\n");
         send_reply("503", "rcc-gateway Unreachable");
     }}
+    exit;
+}}
+
+# Only the Front End pool (--front-end) and the gateways themselves send here: the gateways
+# trust whatever this tier relays, so it must relay nobody else.
+route[TRUSTED] {{
+    if (ds_is_from_list("1", "3")) {{
+        return;
+    }}
+{front_ends}    xlog("L_NOTICE", "refused $rm from $si:$sp: not a Front End of this tier\n");
+    sl_send_reply("403", "Forbidden (not a Front End of this tier)");
     exit;
 }}
 
@@ -460,6 +510,7 @@ event_route[dispatcher:dst-down] {{
         misses = tier.probe_misses,
         expiry = tier.owner_expiry_s,
         reduce = reduce(line),
+        front_ends = front_end_checks(&tier.front_ends),
         dialog = dialog_params(tier.dialog_keepalive_s),
         all_down = ALL_DOWN_RETRY_AFTER_S,
         tls_listen = tls_listen,
@@ -500,5 +551,23 @@ mod tests {
         let tls_only = GW.replace("listen_tcp", "listen_tls");
         let err = members(&[config(&tls_only)]).expect_err("no TCP");
         assert!(err.to_string().contains("sip.listen_tcp"), "{err}");
+    }
+
+    #[test]
+    fn front_ends_are_addresses_or_certificate_names_and_nothing_else() {
+        assert_eq!(front_end("10.0.0.10").as_deref(), Ok("10.0.0.10"));
+        assert_eq!(
+            front_end("fe01.contoso.com").as_deref(),
+            Ok("fe01.contoso.com")
+        );
+        for bad in ["", "fe\"; exit; \"", "fe contoso", "a/b"] {
+            assert!(front_end(bad).is_err(), "{bad:?} accepted");
+        }
+        let checks = front_end_checks(&["10.0.0.10".into(), "fepool.contoso.com".into()]);
+        assert!(checks.contains("if ($si == \"10.0.0.10\")"), "{checks}");
+        assert!(
+            checks.contains("proto == TLS && is_peer_verified() && ($tls_peer_san_hostname == \"fepool.contoso.com\""),
+            "{checks}"
+        );
     }
 }

@@ -227,7 +227,10 @@ async fn start_tier(
         profile: crate::labfile::profile_name(options.pbx_profile),
         login: (options.pbx_profile == Profile::Aes).then(|| ("cti".into(), "lab".into())),
     };
-    Tier::start(dir, o, &access, ca).await
+    // Over TLS the Front End is let through by its certificate's name alone; over TCP, by
+    // its address.
+    let front_end = if o.tls { POOL_FQDN } else { "127.0.0.1" };
+    Tier::start(dir, o, &access, ca, &[front_end]).await
 }
 
 fn gateway_profile(p: Profile) -> gwconfig::PbxProfile {

@@ -473,3 +473,45 @@ async fn signs_in_again_within(w: &mut RccWorld, who: String, seconds: u64) -> S
         })
         .await
 }
+
+/// A sign-in sent straight to Kamailio from `from` (a loopback address that is not the Front
+/// End's): the gateways trust what the tier relays, so the tier must refuse it.
+#[then(expr = "Kamailio refuses a sign-in from {word} with 403")]
+async fn kamailio_refuses_stranger(w: &mut RccWorld, from: String) -> Step {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let lab = lab(w).await?;
+    let tier = lab.tier()?;
+    anyhow::ensure!(!tier.tls, "this step speaks TCP to Kamailio");
+    let held = lab.sessions_held().await?;
+    let ip: std::net::IpAddr = from
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{from:?} is not an address: {e}"))?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(ip, 0))?;
+    let mut s = socket.connect(tier.front).await?;
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?><RequestSystemStatus xmlns="http://www.ecma-international.org/standards/ecma-323/csta/ed3"><extensions><privateData><private><lcs:line xmlns:lcs="http://schemas.microsoft.com/Lcs/2005/04/RCCExtension">tel:+14255551001;ext=1001</lcs:line></private></privateData></extensions></RequestSystemStatus>"#;
+    let invite = format!(
+        "INVITE sip:rccgateway@rcc.lab.example SIP/2.0\r\nVia: SIP/2.0/TCP {ip}:5061;branch=z9hG4bKstranger\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@contoso.lab>;tag=s\r\nTo: <sip:rccgateway@rcc.lab.example>\r\n\
+         Call-ID: stranger\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@{ip}:5061;transport=tcp>\r\n\
+         Content-Type: application/csta+xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(invite.as_bytes()).await?;
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .map_err(|_| anyhow::anyhow!("Kamailio did not answer the stranger within {WAIT:?}"))??;
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    let status = answer.lines().next().unwrap_or_default();
+    anyhow::ensure!(
+        status.starts_with("SIP/2.0 403"),
+        "Kamailio answered a sign-in from {from} with {status:?}"
+    );
+    let now = lab.sessions_held().await?;
+    anyhow::ensure!(
+        now == held,
+        "the gateways hold {now:?} sessions, {held:?} before"
+    );
+    Ok(())
+}
