@@ -108,7 +108,7 @@ Feature: Several gateways behind Kamailio
 
   Scenario: Kamailio relays nobody but the Front End
     Given alice is signed in
-    Then Kamailio refuses a sign-in from 127.0.0.2 with 403
+    Then Kamailio refuses a sign-in from 127.0.0.9 with 403
     And the gateway holds 1 session and 1 PBX monitor
 
   Scenario: With every gateway down a sign-in gets 503 with Retry-After, not a timeout
@@ -150,7 +150,7 @@ Feature: Several gateways behind Kamailio
     And bob is signed in
     Then alice's line and bob's line are on different gateways
     When the gateway holding alice's line dies
-    Then alice signs in again within 10 seconds
+    Then alice signs in again within 25 seconds
     And alice's line is not on the killed gateway
     And bob signed in 1 time
     And every signed-in line is monitored exactly once

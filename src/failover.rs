@@ -27,6 +27,8 @@ pub struct FailoverOptions {
     pub pbx_rate: Option<f64>,
     /// How long the clients wait after losing their session before signing in again, ms.
     pub reestablish_ms: u64,
+    /// Kamailio's shared memory, MB (its `-m`).
+    pub kamailio_shm_mb: u32,
     /// Output folder (configurations and logs).
     pub out: PathBuf,
 }
@@ -42,6 +44,9 @@ pub struct FailoverReport {
     pub first_back_s: f64,
     /// Seconds from the kill until all of them were back, each line monitored.
     pub all_back_s: f64,
+    /// Whether Kamailio ended the killed gateway's dialogs itself (its log says so), rather
+    /// than the clients finding out by their own requests or the keep-alive.
+    pub dialogs_ended_by_kamailio: bool,
 }
 
 /// The longest wait for the sign-ins, and for the moved users to be back.
@@ -91,6 +96,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
             tls: false,
             dialog_keepalive_s: 30,
             pace_per_s: Some(o.pbx_rate.unwrap_or(0.0)),
+            kamailio_shm_mb: o.kamailio_shm_mb,
         },
         &PbxAccess {
             address: ([127, 0, 0, 1], pbx_port).into(),
@@ -117,7 +123,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
         ),
     )?;
     let hold_s = (o.users as f64 / o.signin_rate) as u64 + 2 * PHASE_LIMIT.as_secs();
-    let _generator = Killed(
+    let mut generator = Killed(
         std::process::Command::new(load::binary("lync-sim")?)
             .args(["load", "--config", &lync_cfg.to_string_lossy()])
             .args(["--users", &o.users.to_string()])
@@ -136,7 +142,17 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
 
     let users = o.users as f64;
     let started = Instant::now();
+    let mut generator_alive = || -> anyhow::Result<()> {
+        match generator.0.try_wait()? {
+            None => Ok(()),
+            Some(status) => anyhow::bail!(
+                "lync-sim load ended ({status}); see {}",
+                o.out.join("lync-sim.log").display()
+            ),
+        }
+    };
     loop {
+        generator_alive()?;
         let (sessions, monitors, _) = totals(&tier).await?;
         if sessions >= users && monitors >= users {
             break;
@@ -168,6 +184,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let relayed_before = relayed(&tier).await?;
     let mut first_back = None;
     let all_back = loop {
+        generator_alive()?;
         let (sessions, monitors, started_now) = totals(&tier).await?;
         if first_back.is_none() && started_now > started_before {
             first_back = Some(killed.elapsed());
@@ -186,6 +203,8 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let kamailio_cpu = tier.kamailio_cpu_s()? - kamailio_before;
     let requests = relayed(&tier).await? - relayed_before;
     let first_back = first_back.unwrap_or(all_back);
+    let log = std::fs::read_to_string(o.out.join("kamailio.log")).unwrap_or_default();
+    let dialogs_ended_by_kamailio = log.contains("ending its dialogs");
 
     let mut text = String::new();
     let pace = o.pbx_rate.map_or("unpaced, unlimited PBX".to_owned(), |n| {
@@ -204,7 +223,16 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     );
     let _ = writeln!(
         text,
-        "Kamailio meanwhile: {kamailio_cpu:.2} CPU s for {requests} requests to the survivors (sign-ins and their CSTA), {:.1} µs per request (the BYEs to the clients included in the CPU, not in the count)",
+        "the killed gateway's dialogs were ended {}",
+        if dialogs_ended_by_kamailio {
+            "by Kamailio (a BYE to each client)"
+        } else {
+            "by the clients' own requests or the keep-alive (Kamailio's log does not say it ended them)"
+        }
+    );
+    let _ = writeln!(
+        text,
+        "Kamailio meanwhile: {kamailio_cpu:.2} CPU s for {requests} requests to the survivors (sign-ins and their CSTA), {:.1} µs per request (the CPU also covers the BYEs to the clients, the probes and keep-alives, and what it refused for the dead gateway)",
         if requests > 0.0 {
             kamailio_cpu * 1e6 / requests
         } else {
@@ -216,5 +244,6 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
         moved,
         first_back_s: first_back.as_secs_f64(),
         all_back_s: all_back.as_secs_f64(),
+        dialogs_ended_by_kamailio,
     })
 }

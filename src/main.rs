@@ -135,6 +135,10 @@ enum Command {
         /// How long a client waits after losing its session before signing in again, ms.
         #[arg(long, default_value_t = 200)]
         reestablish_ms: u64,
+        /// Kamailio's shared memory, MB (its -m): every session's dialog and transactions live
+        /// there (Debian's default of 64 holds about 4,000 sessions).
+        #[arg(long, default_value_t = 1024)]
+        kamailio_shm_mb: u32,
         /// Output folder.
         #[arg(long, default_value = "target/rcc-lab-failover")]
         out: PathBuf,
@@ -325,6 +329,7 @@ async fn main() -> anyhow::Result<()> {
             signin_rate,
             pbx_rate,
             reestablish_ms,
+            kamailio_shm_mb,
             out,
         } => {
             let report = rcc_lab::failover::run(&rcc_lab::failover::FailoverOptions {
@@ -333,6 +338,7 @@ async fn main() -> anyhow::Result<()> {
                 signin_rate,
                 pbx_rate,
                 reestablish_ms,
+                kamailio_shm_mb,
                 out,
             })
             .await?;

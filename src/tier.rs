@@ -31,6 +31,9 @@ pub struct TierOptions {
     /// The gateways' MonitorStart and SnapshotDevice pace (`pbx.pace_per_s`, bursts of a
     /// twentieth): `None` keeps the gateway's default, 0 turns pacing off.
     pub pace_per_s: Option<f64>,
+    /// Kamailio's shared memory, MB (`-m`; Debian's default is 64): the dialogs and
+    /// transactions of every session live there.
+    pub kamailio_shm_mb: u32,
 }
 
 impl Default for TierOptions {
@@ -40,6 +43,7 @@ impl Default for TierOptions {
             tls: false,
             dialog_keepalive_s: 30,
             pace_per_s: None,
+            kamailio_shm_mb: 256,
         }
     }
 }
@@ -58,6 +62,7 @@ pub struct PbxAccess {
 /// One gateway process of the tier.
 pub struct TierGateway {
     number: usize,
+    ip: std::net::Ipv4Addr,
     config: PathBuf,
     log: PathBuf,
     metrics: u16,
@@ -68,7 +73,9 @@ pub struct TierGateway {
 
 impl TierGateway {
     /// Writes its gateway.toml: TCP from Kamailio (trusted by address), its PBX link through
-    /// its own cable, quick reconnects, metrics on a port of its own.
+    /// its own cable, quick reconnects, metrics on a port of its own. Gateway `n` listens on
+    /// 127.0.0.`n + 1`, an address of its own as on a host of its own: Kamailio tells the
+    /// gateways' requests from the Front End's (127.0.0.1) by it.
     fn write(
         dir: &Path,
         number: usize,
@@ -76,7 +83,8 @@ impl TierGateway {
         pbx: &PbxAccess,
         pace_per_s: Option<f64>,
     ) -> anyhow::Result<Self> {
-        let (sip, metrics) = (load::free_port()?, load::free_port()?);
+        let ip = std::net::Ipv4Addr::new(127, 0, 0, u8::try_from(number + 1)?);
+        let (sip, metrics) = (free_port_on(ip)?, load::free_port()?);
         let config = dir.join(format!("gw{number}.toml"));
         let login = pbx
             .login
@@ -94,7 +102,7 @@ impl TierGateway {
         std::fs::write(
             &config,
             format!(
-                "[sip]\nlisten_tcp = \"127.0.0.1:{sip}\"\nhost = \"127.0.0.1\"\n\
+                "[sip]\nlisten_tcp = \"{ip}:{sip}\"\nhost = \"{ip}\"\n\
                  trusted_peer = [{{ ip = \"127.0.0.1\" }}]   # Kamailio\n\
                  [pbx]\naddress = \"{}\"\nprofile = \"{}\"\nreconnect_min_ms = 100\nreconnect_max_ms = 500\nmax_in_flight = 8000\n{login}{pace}\
                  [observe]\nhttp = \"127.0.0.1:{metrics}\"\n{}",
@@ -106,6 +114,7 @@ impl TierGateway {
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", config.display()))?;
         Ok(TierGateway {
             number,
+            ip,
             log: dir.join(format!("gw{number}.log")),
             config,
             metrics,
@@ -127,7 +136,7 @@ impl TierGateway {
             &["--config", &self.config.to_string_lossy()],
             &self.log,
         )?);
-        load::listening(self.sip, &format!("gateway {}", self.number)).await
+        listening_on(self.ip, self.sip, &format!("gateway {}", self.number)).await
     }
 
     /// Kills it with SIGKILL, as a crash or a power cut would.
@@ -168,9 +177,28 @@ impl TierGateway {
     }
 }
 
+/// A TCP port free on `ip` at the time of asking.
+fn free_port_on(ip: std::net::Ipv4Addr) -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?.port())
+}
+
+/// Waits until something listens on `ip:port`.
+async fn listening_on(ip: std::net::Ipv4Addr, port: u16, what: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::net::TcpStream::connect((ip, port)).await.is_err() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{what} does not listen on {ip}:{port}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// The running tier.
 pub struct Tier {
     gateways: Vec<TierGateway>,
+    shm_mb: u32,
     kamailio: Option<ProcessGroup>,
     /// Where the Front End pool reaches Kamailio.
     pub front: SocketAddr,
@@ -262,6 +290,7 @@ impl Tier {
         );
         let mut tier = Tier {
             gateways,
+            shm_mb: o.kamailio_shm_mb,
             kamailio: None,
             front,
             tls: o.tls,
@@ -279,6 +308,8 @@ impl Tier {
             &[
                 "-DD",
                 "-E",
+                "-m",
+                &self.shm_mb.to_string(),
                 "-L",
                 &modules.to_string_lossy(),
                 "-f",

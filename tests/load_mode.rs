@@ -142,17 +142,22 @@ async fn a_sign_in_storm_against_a_rate_limited_pbx_is_paced_without_errors() ->
 #[tokio::test]
 async fn the_failover_harness_brings_every_user_of_a_killed_gateway_back() -> anyhow::Result<()> {
     let out = std::env::temp_dir().join(format!("rcc-lab-failover-{}", std::process::id()));
+    let _clean = RemoveOnDrop(out.clone());
     let report = rcc_lab::failover::run(&rcc_lab::failover::FailoverOptions {
         users: 100,
         gateways: 2,
         signin_rate: 200.0,
         pbx_rate: Some(100.0),
         reestablish_ms: 200,
+        kamailio_shm_mb: 128,
         out: out.clone(),
     })
     .await?;
     assert!(report.moved >= 1, "{}", report.text);
     assert!(report.all_back_s >= report.first_back_s, "{}", report.text);
+    // They came back because Kamailio ended their dialogs, not by a request of their own (the
+    // load clients send none) or the 30 s keep-alive.
+    assert!(report.dialogs_ended_by_kamailio, "{}", report.text);
     assert!(
         report
             .text
@@ -162,6 +167,14 @@ async fn the_failover_harness_brings_every_user_of_a_killed_gateway_back() -> an
     );
     let gateway = std::fs::read_to_string(out.join("gw1.toml"))?;
     assert!(gateway.contains("pace_per_s = 100"), "{gateway}");
-    let _ = std::fs::remove_dir_all(&out);
     Ok(())
+}
+
+/// Removes a folder when the test ends, passed or not.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -13,9 +13,13 @@
 //! - in-dialog requests follow the Record-Route to the gateway that holds the session; when it
 //!   cannot be reached they get 481, so the client signs in again at once, to a gateway in
 //!   rotation, instead of at its next refresh;
-//! - every session is a dialog Kamailio keeps alive towards its gateway (in-dialog OPTIONS);
-//!   when a gateway stops answering them, Kamailio ends its dialogs with a BYE to the client,
-//!   which signs in again without waiting for a request of its own;
+//! - every session is a dialog in the profile of the gateway that took it: when a gateway stops
+//!   answering its probes or a sign-in (not when it answers 503), Kamailio ends its dialogs with
+//!   a BYE to the clients, which sign in again without waiting for a request of their own;
+//!   in-dialog OPTIONS also keep each dialog alive, for a gateway that restarted faster than
+//!   its probes noticed;
+//! - only the Front End servers (`--front-end`: an address, or over TLS a certificate name)
+//!   and, within a session, the gateways may send requests: the gateways trust the tier;
 //! - with `--tls-listen`, the Front End pool reaches Kamailio, and Kamailio the pool, over
 //!   mutual TLS (a Front End record-routes its TLS port, so in-dialog requests towards Lync,
 //!   the gateways' event INFOs, need it).
@@ -164,6 +168,22 @@ fn dialog_params(keepalive_s: u32) -> String {
     )
 }
 
+/// What the options cannot say alone: a Front End known by its certificate's name needs the
+/// TLS listener (the name checks come from Kamailio's tls module).
+pub fn check(tier: &Tier) -> anyhow::Result<()> {
+    if tier.tls_listen.is_none()
+        && let Some(name) = tier
+            .front_ends
+            .iter()
+            .find(|f| f.parse::<std::net::IpAddr>().is_err())
+    {
+        anyhow::bail!(
+            "--front-end {name}: a Front End known by its certificate's name reaches the tier over TLS; add --tls-listen (with --tls-cert, --tls-key, --tls-ca) or give its address"
+        );
+    }
+    Ok(())
+}
+
 /// A `--front-end`: an IP address or a host name (letters, digits, `-`, `.`), nothing that
 /// could break out of the configuration's quotes.
 fn front_end(s: &str) -> Result<String, String> {
@@ -187,11 +207,18 @@ fn front_end_checks(front_ends: &[String]) -> String {
     for f in front_ends {
         let check = match f.parse::<std::net::IpAddr>() {
             Ok(ip) => format!("$si == \"{ip}\""),
-            Err(_) => format!(
-                "proto == TLS && is_peer_verified() && ($tls_peer_san_hostname == \"{f}\" || $tls_peer_subject_cn == \"{f}\")"
-            ),
+            // One test per name field: a field the certificate lacks fails its own test only.
+            Err(_) => {
+                for field in ["$tls_peer_subject_cn", "$tls_peer_san_hostname"] {
+                    let _ = write!(
+                        out,
+                        "    if (proto == TLS && is_peer_verified() && {field} == \"{f}\") {{\n        return;\n    }}\n"
+                    );
+                }
+                continue;
+            }
         };
-        out.push_str(&format!("    if ({check}) {{\n        return;\n    }}\n"));
+        let _ = write!(out, "    if ({check}) {{\n        return;\n    }}\n");
     }
     out
 }
@@ -403,6 +430,9 @@ request_route {{
         }} else {{
             ds_mark_dst("ip");
         }}
+        # A gateway that cannot be connected to took its sessions with it.
+        xlog("L_WARN", "rcc-gateway $du unreachable: ending its dialogs\n");
+        dlg_set_timeout_by_profile("rcc_gateway", "$du", "1");
         append_to_reply("Retry-After: 0\r\n");
         send_reply("503", "rcc-gateway Unreachable");
     }}
@@ -412,7 +442,8 @@ request_route {{
 # Only the Front End pool (--front-end) and the gateways themselves send here: the gateways
 # trust whatever this tier relays, so it must relay nobody else.
 route[TRUSTED] {{
-    if (ds_is_from_list("1", "3")) {{
+    # A gateway (by its address, any port) sends only requests within a session.
+    if (has_totag() && ds_is_from_list("1", "3")) {{
         return;
     }}
 {front_ends}    xlog("L_NOTICE", "refused $rm from $si:$sp: not a Front End of this tier\n");
@@ -458,6 +489,13 @@ failure_route[NEXT] {{
         exit;
     }}
     if (t_check_status("503|408") || t_branch_timeout() || !t_branch_replied()) {{
+        # One that refused (503) drains or lost its PBX link and keeps its sessions; one that
+        # did not answer at all took them with it (its probes would notice only later, and
+        # the mark below keeps event_route[dispatcher:dst-down] from firing for it again).
+        if (!t_check_status("503")) {{
+            xlog("L_WARN", "rcc-gateway $avp(rcc_dst) did not answer a sign-in: ending its dialogs\n");
+            dlg_set_timeout_by_profile("rcc_gateway", "$avp(rcc_dst)", "1");
+        }}
         ds_mark_dst("ip");
         if (ds_next_dst()) {{
             $avp(rcc_dst) = $du;
@@ -491,11 +529,14 @@ onreply_route[TAKEN] {{
     }}
 }}
 
-# A gateway left rotation. One that answered its probe 503 drains or lost its PBX link: it
-# keeps its sessions. One that no longer answers at all (timeout, connection refused) took its
-# sessions with it: each of its dialogs ends now, with a BYE to its client.
+# A gateway left rotation by its probes ($ru is its address). One that answered 503 drains or
+# lost its PBX link: it keeps its sessions. One that no longer answers at all (timeout,
+# connection refused) took its sessions with it: each of its dialogs ends now, with a BYE to
+# its client. (A sign-in that finds a gateway gone marks it itself, in INVITE context, and ends
+# its dialogs there.) A gateway already out of rotation with 503 that then dies is left to the
+# in-dialog keep-alive.
 event_route[dispatcher:dst-down] {{
-    if ($dsv(code) == 503) {{
+    if (is_method("INVITE") || $dsv(code) == 503) {{
         exit;
     }}
     xlog("L_WARN", "rcc-gateway $ru stopped answering ($dsv(code) $dsv(reason)): ending its dialogs\n");
@@ -565,9 +606,47 @@ mod tests {
         }
         let checks = front_end_checks(&["10.0.0.10".into(), "fepool.contoso.com".into()]);
         assert!(checks.contains("if ($si == \"10.0.0.10\")"), "{checks}");
+        for field in ["$tls_peer_subject_cn", "$tls_peer_san_hostname"] {
+            assert!(
+                checks.contains(&format!(
+                    "proto == TLS && is_peer_verified() && {field} == \"fepool.contoso.com\""
+                )),
+                "{checks}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_front_end_by_name_needs_the_tls_listener() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            tier: Tier,
+        }
+        let tcp = Cli::parse_from(["k", "--front-end", "fe.contoso.com"]).tier;
+        let err = check(&tcp).expect_err("a name over TCP");
+        assert!(err.to_string().contains("--tls-listen"), "{err}");
+        let by_ip = Cli::parse_from(["k", "--front-end", "10.0.0.21"]).tier;
+        assert!(check(&by_ip).is_ok());
+        let tls = Cli::parse_from([
+            "k",
+            "--front-end",
+            "fe.contoso.com",
+            "--tls-listen",
+            "10.0.0.10:5061",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--tls-ca",
+            "ca.pem",
+        ])
+        .tier;
+        assert!(check(&tls).is_ok());
         assert!(
-            checks.contains("proto == TLS && is_peer_verified() && ($tls_peer_san_hostname == \"fepool.contoso.com\""),
-            "{checks}"
+            Cli::try_parse_from(["k"]).is_err(),
+            "--front-end is required"
         );
     }
 }

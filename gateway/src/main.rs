@@ -117,6 +117,7 @@ async fn start(args: Args) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{}: {e:#}", p.display()))?;
             configs.push(c);
         }
+        k::check(tier)?;
         let (members, line) = k::members(&configs)?;
         let (cfg, list) = (
             k::kamailio_cfg(tier, &members, line),

@@ -576,32 +576,8 @@ async fn dial(route: usize, dialer: Arc<Dialer>) {
     // and one that cannot be reached is skipped.
     let start = conn as usize % addrs.len();
     addrs.rotate_left(start);
-    let mut refused = Vec::new();
-    let mut reached = None;
-    for addr in addrs {
-        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => {
-                reached = Some((addr, s));
-                break;
-            }
-            Ok(Err(e)) => refused.push(format!("{addr}: {e}")),
-            Err(_) => refused.push(format!("{addr}: connect timed out")),
-        }
-    }
-    let Some((addr, tcp)) = reached else {
-        return fail(refused.join("; ")).await;
-    };
-    let _ = tcp.set_nodelay(true);
-    let id = PeerIdentity {
-        ip: Some(addr.ip()),
-        cert_names: Vec::new(),
-    };
-    let role = Role::Gateway {
-        route: Some(route),
-        peer: id,
-    };
-    match r.transport {
-        RouteTransport::Tcp => run_conn(tcp, conn, role, dialer.tx.clone()).await,
+    let tls = match r.transport {
+        RouteTransport::Tcp => None,
         RouteTransport::Tls => {
             let (Some(config), Ok(name)) = (
                 dialer.client_tls.clone(),
@@ -609,12 +585,41 @@ async fn dial(route: usize, dialer: Arc<Dialer>) {
             ) else {
                 return fail("TLS route without pool TLS material".into()).await;
             };
-            match TlsConnector::from(config).connect(name, tcp).await {
-                Ok(s) => run_conn(s, conn, role, dialer.tx.clone()).await,
-                Err(e) => fail(format!("TLS to {}: {e}", r.destination)).await,
+            Some((TlsConnector::from(config), name))
+        }
+    };
+    // A computer is skipped when it cannot be connected to or fails the TLS handshake.
+    let mut refused = Vec::new();
+    for addr in addrs {
+        let tcp = match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                refused.push(format!("{addr}: {e}"));
+                continue;
             }
+            Err(_) => {
+                refused.push(format!("{addr}: connect timed out"));
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let role = Role::Gateway {
+            route: Some(route),
+            peer: PeerIdentity {
+                ip: Some(addr.ip()),
+                cert_names: Vec::new(),
+            },
+        };
+        match &tls {
+            None => return run_conn(tcp, conn, role, dialer.tx.clone()).await,
+            Some((connector, name)) => match connector.connect(name.clone(), tcp).await {
+                Ok(s) => return run_conn(s, conn, role, dialer.tx.clone()).await,
+                Err(e) => refused.push(format!("TLS to {} at {addr}: {e}", r.destination)),
+            },
         }
     }
+    fail(refused.join("; ")).await
 }
 
 /// Where a static route leads, without DNS: the computers of the trusted application pool
