@@ -41,9 +41,9 @@ Feature: Several gateways behind Kamailio
     When bob hangs up at the desk phone
     Then bob sees the call as cleared
     And bob saw every event once
-    When the outside caller +14255550201 calls alice
-    Then alice sees a call from +14255550201
-    And alice/laptop sees a call from +14255550201
+    When the outside caller +15550002 calls alice
+    Then alice sees a call from +15550002
+    And alice/laptop sees a call from +15550002
 
   Scenario: A call in progress on a moved line is picked up by a snapshot
     Given alice is signed in
@@ -127,8 +127,8 @@ Feature: Several gateways behind Kamailio
     And every client refreshes its session
     Then alice signed in 1 time
     And bob signed in 1 time
-    When the outside caller +14255550201 calls alice
-    Then alice sees a call from +14255550201
+    When the outside caller +15550002 calls alice
+    Then alice sees a call from +15550002
 
   Scenario: Over mutual TLS from the Front End, events and a Kamailio restart too
     Given 2 gateways stand behind Kamailio, reached over mutual TLS
@@ -139,8 +139,8 @@ Feature: Several gateways behind Kamailio
     And Kamailio restarts
     And every client refreshes its session
     Then alice signed in 1 time
-    When the outside caller +14255550201 calls alice
-    Then alice sees a call from +14255550201
+    When the outside caller +15550002 calls alice
+    Then alice sees a call from +15550002
 
   # The probes (every second here) find the dead gateway: Kamailio ends each of its dialogs at
   # once with a BYE, and Lync signs in again. Without it a silent client would wait for its own
