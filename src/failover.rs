@@ -13,23 +13,32 @@ use anyhow::Context;
 use crate::load::{self, Killed};
 use crate::tier::{PbxAccess, Tier, TierOptions};
 
-/// What to run.
-#[derive(Debug, Clone)]
+/// What to run: the options of `rcc-lab failover`.
+#[derive(Debug, Clone, clap::Args)]
 pub struct FailoverOptions {
     /// Users (one line and one endpoint each).
+    #[arg(long, default_value_t = 10_000)]
     pub users: usize,
     /// Gateway processes behind Kamailio.
+    #[arg(long, default_value_t = 2)]
     pub gateways: usize,
-    /// Sign-ins per second, at the start.
+    /// Sign-ins per second at the start.
+    #[arg(long, default_value_t = 2000.0)]
     pub signin_rate: f64,
-    /// A PBX that takes this many requests a second (the simulator refuses beyond 1.1 × it)
-    /// and gateways paced to it; `None`: an unlimited PBX and unpaced gateways.
+    /// A PBX that takes this many requests a second in all (the simulator refuses beyond
+    /// 1.1 × it), shared by the gateways: each is paced to its share. Without: an unlimited
+    /// PBX and unpaced gateways.
+    #[arg(long)]
     pub pbx_rate: Option<f64>,
-    /// How long the clients wait after losing their session before signing in again, ms.
+    /// How long a client waits after losing its session before signing in again, ms.
+    #[arg(long, default_value_t = 200)]
     pub reestablish_ms: u64,
-    /// Kamailio's shared memory, MB (its `-m`).
+    /// Kamailio's shared memory, MB (its -m): every session's dialog and transactions live
+    /// there (Debian's default of 64 holds about 4,000 sessions).
+    #[arg(long, default_value_t = 1024)]
     pub kamailio_shm_mb: u32,
     /// Output folder (configurations and logs).
+    #[arg(long, default_value = "target/rcc-lab-failover")]
     pub out: PathBuf,
 }
 
@@ -61,6 +70,38 @@ async fn totals(tier: &Tier) -> anyhow::Result<(f64, f64, f64)> {
         t.2 += g.metric("rcc_gateway_sessions_started_total").await?;
     }
     Ok(t)
+}
+
+/// Clients' MonitorStarts the running gateways answered with an error (the PBX refused it, or
+/// it waited too long for its turn): a client stays signed in without a monitor then, so the
+/// phase it happens in can never complete.
+async fn monitors_failed(tier: &Tier) -> anyhow::Result<f64> {
+    let mut n = 0.0;
+    for g in tier.gateways().iter().filter(|g| g.running()) {
+        let text = g.scrape().await?;
+        let all = load::metric_labelled(
+            &text,
+            "rcc_gateway_csta_requests_total",
+            "service=\"MonitorStart\"",
+        );
+        let ok = load::metric(
+            &text,
+            "rcc_gateway_csta_requests_total{service=\"MonitorStart\",outcome=\"ok\"}",
+        );
+        n += all - ok;
+    }
+    Ok(n)
+}
+
+/// Fails at once when clients' MonitorStarts failed, naming `phase`.
+async fn no_failed_monitors(tier: &Tier, phase: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    let failed = monitors_failed(tier).await?;
+    anyhow::ensure!(
+        failed == 0.0,
+        "{failed} MonitorStarts failed {phase} (refused by the PBX, or over the pacer's wait), so those users stay without RCC; see the gateways' logs in {}",
+        out.display()
+    );
+    Ok(())
 }
 
 /// SIP requests the running gateways received, OPTIONS probes and keep-alives excepted.
@@ -95,7 +136,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
             gateways: o.gateways,
             tls: false,
             dialog_keepalive_s: 30,
-            pace_per_s: Some(o.pbx_rate.unwrap_or(0.0)),
+            pace_per_s: Some(o.pbx_rate.map_or(0.0, |n| n / o.gateways as f64)),
             kamailio_shm_mb: o.kamailio_shm_mb,
         },
         &PbxAccess {
@@ -153,6 +194,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     };
     loop {
         generator_alive()?;
+        no_failed_monitors(&tier, "at sign-in", &o.out).await?;
         let (sessions, monitors, _) = totals(&tier).await?;
         if sessions >= users && monitors >= users {
             break;
@@ -185,6 +227,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let mut first_back = None;
     let all_back = loop {
         generator_alive()?;
+        no_failed_monitors(&tier, "after the kill", &o.out).await?;
         let (sessions, monitors, started_now) = totals(&tier).await?;
         if first_back.is_none() && started_now > started_before {
             first_back = Some(killed.elapsed());
@@ -208,7 +251,10 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
 
     let mut text = String::new();
     let pace = o.pbx_rate.map_or("unpaced, unlimited PBX".to_owned(), |n| {
-        format!("paced to {n}/s")
+        format!(
+            "a PBX taking {n} requests/s, each gateway paced to {:.0}/s",
+            n / o.gateways as f64
+        )
     });
     let _ = writeln!(
         text,

@@ -118,31 +118,7 @@ enum Command {
     /// killed with SIGKILL, and the time until each of its users has RCC again is measured,
     /// with Kamailio's CPU per request. Needs kamailio; build first: cargo build --release
     /// --workspace.
-    Failover {
-        /// Users (one line each).
-        #[arg(long, default_value_t = 10_000)]
-        users: usize,
-        /// Gateway processes.
-        #[arg(long, default_value_t = 2)]
-        gateways: usize,
-        /// Sign-ins per second at the start.
-        #[arg(long, default_value_t = 2000.0)]
-        signin_rate: f64,
-        /// A PBX that accepts this many requests per second (the simulator refuses beyond
-        /// 1.1 × it) and gateways paced to it; without: an unlimited PBX, unpaced gateways.
-        #[arg(long)]
-        pbx_rate: Option<f64>,
-        /// How long a client waits after losing its session before signing in again, ms.
-        #[arg(long, default_value_t = 200)]
-        reestablish_ms: u64,
-        /// Kamailio's shared memory, MB (its -m): every session's dialog and transactions live
-        /// there (Debian's default of 64 holds about 4,000 sessions).
-        #[arg(long, default_value_t = 1024)]
-        kamailio_shm_mb: u32,
-        /// Output folder.
-        #[arg(long, default_value = "target/rcc-lab-failover")]
-        out: PathBuf,
-    },
+    Failover(rcc_lab::failover::FailoverOptions),
     /// CPU per RCC request side by side with Kamailio's per relayed INFO: SIPp sends RCC sessions
     /// (SnapshotDevice INFOs) through Kamailio to the gateway and the PBX simulator, all in one
     /// run. Needs kamailio and sipp (apt-get install kamailio sip-tester).
@@ -323,26 +299,8 @@ async fn main() -> anyhow::Result<()> {
                 print!("{}", rcc_lab::load::run(&options).await?.text);
             }
         }
-        Command::Failover {
-            users,
-            gateways,
-            signin_rate,
-            pbx_rate,
-            reestablish_ms,
-            kamailio_shm_mb,
-            out,
-        } => {
-            let report = rcc_lab::failover::run(&rcc_lab::failover::FailoverOptions {
-                users,
-                gateways,
-                signin_rate,
-                pbx_rate,
-                reestablish_ms,
-                kamailio_shm_mb,
-                out,
-            })
-            .await?;
-            print!("{}", report.text);
+        Command::Failover(options) => {
+            print!("{}", rcc_lab::failover::run(&options).await?.text);
         }
         Command::Kamailio {
             calls,

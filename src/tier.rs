@@ -165,10 +165,14 @@ impl TierGateway {
 
     /// The sum of a metric's samples on its /metrics (0 when absent).
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
-        let text = load::scrape(self.metrics)
+        Ok(load::metric(&self.scrape().await?, name))
+    }
+
+    /// Its `/metrics` page.
+    pub async fn scrape(&self) -> anyhow::Result<String> {
+        load::scrape(self.metrics)
             .await
-            .map_err(|e| anyhow::anyhow!("gateway {}'s /metrics: {e}", self.number))?;
-        Ok(load::metric(&text, name))
+            .map_err(|e| anyhow::anyhow!("gateway {}'s /metrics: {e}", self.number))
     }
 
     /// Its CSTA link's cable.
@@ -192,6 +196,62 @@ async fn listening_on(ip: std::net::Ipv4Addr, port: u16, what: &str) -> anyhow::
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    Ok(())
+}
+
+/// Prints Kamailio's configuration for `gateways` into `dir` with `rcc-gateway
+/// kamailio-config`: Kamailio listens on `front` (over mutual TLS there, with its TCP listener
+/// on `tcp`, when `o.tls`; its certificate then comes from `ca`) and relays only `front_ends`.
+fn print_kamailio_config(
+    dir: &Path,
+    o: &TierOptions,
+    gateways: &[TierGateway],
+    front_ends: &[&str],
+    (front, tcp): (SocketAddr, SocketAddr),
+    ca: &LabCa,
+) -> anyhow::Result<()> {
+    let path = |file: &str| dir.join(file).display().to_string();
+    let mut args: Vec<String> = vec![
+        "--config".into(),
+        gateways[0].config.display().to_string(),
+        "kamailio-config".into(),
+    ];
+    let mut flag = |name: &str, value: String| args.extend([name.to_owned(), value]);
+    for g in &gateways[1..] {
+        flag("--gateway", g.config.display().to_string());
+    }
+    for f in front_ends {
+        flag("--front-end", (*f).to_owned());
+    }
+    flag("--listen", if o.tls { tcp } else { front }.to_string());
+    flag("--dispatcher-list", path("rcc-dispatcher.list"));
+    flag("--probe-interval-s", "1".into());
+    flag("--probe-misses", "1".into());
+    flag("--dialog-keepalive-s", o.dialog_keepalive_s.to_string());
+    flag("--out", dir.display().to_string());
+    if o.tls {
+        let id = ca.issue(&[KAMAILIO_POOL])?;
+        for (file, text) in [
+            ("kamailio-ca.pem", &ca.cert_pem),
+            ("kamailio.crt", &id.cert_pem),
+            ("kamailio.key", &id.key_pem),
+        ] {
+            std::fs::write(dir.join(file), text)?;
+        }
+        flag("--tls-listen", front.to_string());
+        flag("--tls-config", path("rcc-tls.cfg"));
+        flag("--tls-cert", path("kamailio.crt"));
+        flag("--tls-key", path("kamailio.key"));
+        flag("--tls-ca", path("kamailio-ca.pem"));
+    }
+    let out = std::process::Command::new(load::binary("rcc-gateway")?)
+        .args(&args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "rcc-gateway kamailio-config: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
     Ok(())
 }
 
@@ -229,65 +289,7 @@ impl Tier {
         }
         let front = SocketAddr::from(([127, 0, 0, 1], load::free_port()?));
         let tcp = SocketAddr::from(([127, 0, 0, 1], load::free_port()?));
-        let mut args: Vec<String> = vec![
-            "--config".into(),
-            gateways[0].config.display().to_string(),
-            "kamailio-config".into(),
-        ];
-        for g in &gateways[1..] {
-            args.extend(["--gateway".into(), g.config.display().to_string()]);
-        }
-        for f in front_ends {
-            args.extend(["--front-end".into(), (*f).to_owned()]);
-        }
-        let listen = if o.tls { tcp } else { front };
-        args.extend(
-            [
-                "--listen",
-                &listen.to_string(),
-                "--dispatcher-list",
-                &dir.join("rcc-dispatcher.list").display().to_string(),
-                "--probe-interval-s",
-                "1",
-                "--probe-misses",
-                "1",
-                "--dialog-keepalive-s",
-                &o.dialog_keepalive_s.to_string(),
-                "--out",
-                &dir.display().to_string(),
-            ]
-            .map(str::to_owned),
-        );
-        if o.tls {
-            let id = ca.issue(&[KAMAILIO_POOL])?;
-            for (file, text) in [
-                ("kamailio-ca.pem", &ca.cert_pem),
-                ("kamailio.crt", &id.cert_pem),
-                ("kamailio.key", &id.key_pem),
-            ] {
-                std::fs::write(dir.join(file), text)?;
-            }
-            args.extend(["--tls-listen".into(), front.to_string()]);
-            args.extend([
-                "--tls-config".into(),
-                dir.join("rcc-tls.cfg").display().to_string(),
-            ]);
-            for (flag, file) in [
-                ("--tls-cert", "kamailio.crt"),
-                ("--tls-key", "kamailio.key"),
-                ("--tls-ca", "kamailio-ca.pem"),
-            ] {
-                args.extend([flag.to_owned(), dir.join(file).display().to_string()]);
-            }
-        }
-        let out = std::process::Command::new(load::binary("rcc-gateway")?)
-            .args(&args)
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "rcc-gateway kamailio-config: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        print_kamailio_config(dir, o, &gateways, front_ends, (front, tcp), ca)?;
         let mut tier = Tier {
             gateways,
             shm_mb: o.kamailio_shm_mb,

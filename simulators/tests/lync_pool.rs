@@ -14,7 +14,7 @@ use rcc_simulators::lync::{
     StaticRoute, TrustedApplication, TrustedComputer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -292,9 +292,21 @@ async fn requests_from_an_untrusted_peer_are_refused_and_counted() {
         computers: Vec::new(),
     });
     let lync = sim(p, true).await;
-    let addr = lync.listen_addr.expect("pool listener");
-    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let answer = probe_from(&lync, Ipv4Addr::LOCALHOST).await;
+    assert_eq!(answer, "SIP/2.0 403 Forbidden");
+    assert_eq!(lync.stats().await.expect("stats").untrusted_refused, 1);
+}
+
+/// Sends an in-dialog INFO, as a gateway would, to the pool from `from`; returns the status
+/// line of the pool's answer.
+async fn probe_from(lync: &LyncSim, from: Ipv4Addr) -> String {
     let info = "INFO sip:alice@contoso.lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKx\r\nMax-Forwards: 70\r\nFrom: <sip:gw@rcc.lab.example>;tag=g\r\nTo: <sip:alice@contoso.lab>;tag=a\r\nCall-ID: c\r\nCSeq: 1 INFO\r\nContent-Length: 0\r\n\r\n";
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(IpAddr::V4(from), 0))
+        .expect("bind");
+    let pool = lync.listen_addr.expect("pool listener");
+    let mut s = socket.connect(pool).await.expect("connect");
     s.write_all(info.as_bytes()).await.expect("write");
     let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(WAIT, s.read(&mut buf))
@@ -302,8 +314,7 @@ async fn requests_from_an_untrusted_peer_are_refused_and_counted() {
         .expect("answer in time")
         .expect("read");
     let text = String::from_utf8_lossy(&buf[..n]);
-    assert!(text.starts_with("SIP/2.0 403 Forbidden"), "{text}");
-    assert_eq!(lync.stats().await.expect("stats").untrusted_refused, 1);
+    text.lines().next().unwrap_or_default().to_owned()
 }
 
 async fn signed_in(
@@ -636,23 +647,9 @@ async fn a_route_to_a_pool_of_computers_reaches_the_one_that_is_up(#[case] down_
     );
 
     // A request from a computer's address is the trusted application's; from another, not.
-    let pool_addr = lync.listen_addr.expect("pool listener");
-    let info = "INFO sip:alice@contoso.lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKx\r\nMax-Forwards: 70\r\nFrom: <sip:gw@rcc.lab.example>;tag=g\r\nTo: <sip:alice@contoso.lab>;tag=a\r\nCall-ID: c\r\nCSeq: 1 INFO\r\nContent-Length: 0\r\n\r\n";
     let mut answers = Vec::new();
-    for from in ["127.0.0.2", "127.0.0.4"] {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket
-            .bind(SocketAddr::new(from.parse().expect("ip"), 0))
-            .expect("bind");
-        let mut s = socket.connect(pool_addr).await.expect("connect");
-        s.write_all(info.as_bytes()).await.expect("write");
-        let mut buf = vec![0u8; 4096];
-        let n = tokio::time::timeout(WAIT, s.read(&mut buf))
-            .await
-            .expect("answer in time")
-            .expect("read");
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        answers.push(text.lines().next().unwrap_or_default().to_owned());
+    for from in [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 4)] {
+        answers.push(probe_from(&lync, from).await);
     }
     assert!(
         !answers[0].starts_with("SIP/2.0 403"),

@@ -113,20 +113,15 @@ async fn monitored_once(w: &mut RccWorld) -> Step {
     lines.dedup();
     let lab = lab(w).await?;
     // A monitor being stopped or started settles within the step deadline.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let mut last = Default::default();
+    lab.eventually("every signed-in line monitored once", WAIT, async |lab| {
         let seen = holders(lab).await?;
-        let twice: Vec<_> = seen.iter().filter(|(_, g)| g.len() > 1).collect();
-        let monitored: Vec<&String> = seen.keys().collect();
-        if twice.is_empty() && monitored == lines.iter().collect::<Vec<_>>() {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "not every signed-in line is monitored once (device: gateways): {seen:?}; signed-in lines: {lines:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let once = seen.values().all(|g| g.len() == 1) && seen.keys().eq(lines.iter());
+        last = seen;
+        Ok(once.then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e} (device: gateways): {last:?}; signed-in lines: {lines:?}"))
 }
 
 #[then(expr = "{word}'s line and {word}'s line are on different gateways")]
@@ -177,24 +172,19 @@ async fn killed_starts(w: &mut RccWorld) -> Step {
         Ok((g.metric("rcc_gateway_pbx_link_up").await? == 1.0).then_some(()))
     })
     .await?;
-    probed(g, 2).await
+    probed(lab, g, 2).await
 }
 
 /// Waits until Kamailio has probed `g` `n` more times: its state in rotation follows its
 /// answers to them (one answer suffices, each way).
-async fn probed(g: &rcc_lab::tier::TierGateway, n: u32) -> Step {
+async fn probed(lab: &Lab, g: &rcc_lab::tier::TierGateway, n: u32) -> Step {
     let options = "rcc_gateway_sip_requests_total{method=\"OPTIONS\"}";
     let before = g.metric(options).await?;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while g.metric(options).await? < before + f64::from(n) {
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "Kamailio did not probe gateway {} {n} times within {WAIT:?}",
-            g.number()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
+    let what = format!("Kamailio probing gateway {} {n} times", g.number());
+    lab.eventually(&what, WAIT, async |_| {
+        Ok((g.metric(options).await? >= before + f64::from(n)).then_some(()))
+    })
+    .await
 }
 
 #[when(expr = "the gateway holding {word}'s line drains")]
@@ -209,7 +199,7 @@ async fn holder_drains(w: &mut RccWorld, who: String) -> Step {
     })
     .await?;
     // Out of rotation for new lines by now: it has answered probes 503.
-    probed(g, 2).await
+    probed(lab, g, 2).await
 }
 
 #[when(expr = "the gateway holding {word}'s line loses its PBX link")]
@@ -223,7 +213,7 @@ async fn holder_loses_pbx(w: &mut RccWorld, who: String) -> Step {
         Ok((g.metric("rcc_gateway_pbx_link_up").await? == 0.0).then_some(()))
     })
     .await?;
-    probed(g, 2).await
+    probed(lab, g, 2).await
 }
 
 #[when("every client refreshes its session")]
@@ -428,8 +418,8 @@ async fn kamailio_restarts(w: &mut RccWorld) -> Step {
 async fn answered_503(w: &mut RccWorld, who: String, retry_after: u32) -> Step {
     let lab = lab(w).await?;
     let want = retry_after.to_string();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
+    let mut last = Vec::new();
+    lab.eventually(&format!("{who}'s sign-in answered 503 with Retry-After {want}"), WAIT, async |lab| {
         let trace = lab.lync.trace().await?;
         let finals: Vec<(String, Option<String>)> = trace
             .iter()
@@ -451,15 +441,12 @@ async fn answered_503(w: &mut RccWorld, who: String, retry_after: u32) -> Step {
                 "{who}'s sign-in got {head:?} (Retry-After {retry:?}); every answer must be a 503 with Retry-After"
             );
         }
-        if finals.iter().any(|(_, r)| r.as_deref() == Some(&want)) {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "{who}'s sign-in never got a 503 with Retry-After {want} within {WAIT:?}: {finals:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        let done = finals.iter().any(|(_, r)| r.as_deref() == Some(&want));
+        last = finals;
+        Ok(done.then_some(()))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}: {last:?}"))
 }
 
 #[then(expr = "{word} signs in again within {int} seconds")]
