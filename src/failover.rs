@@ -194,6 +194,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     };
     loop {
         generator_alive()?;
+        tier.kamailio_running()?;
         no_failed_monitors(&tier, "at sign-in", &o.out).await?;
         let (sessions, monitors, _) = totals(&tier).await?;
         if sessions >= users && monitors >= users {
@@ -227,6 +228,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let mut first_back = None;
     let all_back = loop {
         generator_alive()?;
+        tier.kamailio_running()?;
         no_failed_monitors(&tier, "after the kill", &o.out).await?;
         let (sessions, monitors, started_now) = totals(&tier).await?;
         if first_back.is_none() && started_now > started_before {

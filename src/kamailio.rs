@@ -282,6 +282,11 @@ impl ProcessGroup {
         self.0.id()
     }
 
+    /// How the group leader ended, once it has (`None` while it runs).
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        Ok(self.0.try_wait()?)
+    }
+
     /// Sends `signal` (`-TERM`, `-KILL`) to the whole group.
     pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill")

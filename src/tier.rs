@@ -336,6 +336,20 @@ impl Tier {
         crate::kamailio::tree_cpu(k.id())
     }
 
+    /// An error naming how Kamailio ended, and where its log is, once it has (it exits
+    /// when one of its processes crashes).
+    pub fn kamailio_running(&mut self) -> anyhow::Result<()> {
+        let log = self.dir.join("kamailio.log");
+        let k = self
+            .kamailio
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("Kamailio is not running"))?;
+        match k.exited()? {
+            None => Ok(()),
+            Some(status) => anyhow::bail!("Kamailio ended ({status}); see {}", log.display()),
+        }
+    }
+
     /// The gateways, in order.
     pub fn gateways(&self) -> &[TierGateway] {
         &self.gateways

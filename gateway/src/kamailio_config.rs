@@ -138,15 +138,20 @@ fn keepalive_interval(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
-/// The dialog module's lines: in-dialog keep-alives towards the gateway, and a BYE to both
-/// sides when they fail.
+/// The dialog module's lines: in-dialog keep-alives towards the gateway, and a BYE to the
+/// client (route[SESSION_ENDED]) when they fail.
 fn dialog_params(keepalive_s: u32) -> String {
     let common = "# Every session is a dialog, in the profile of the gateway that took it: when that gateway\n\
-                  # stops answering its probes, its dialogs end at once with a BYE to both sides\n\
+                  # stops answering its probes, its dialogs end at once with a BYE to each client\n\
                   # (event_route[dispatcher:dst-down]), so its clients sign in again, to a gateway in\n\
                   # rotation, within seconds instead of at their next refresh (up to 25 minutes for Lync).\n\
+                  # The BYE goes to the client only, from route[SESSION_ENDED]: the gateway that lost\n\
+                  # the session needs none, and the module's own BYE to both sides (send_bye) crashes\n\
+                  # Kamailio 5.6 when a client answers its BYE before the second one leaves (measured:\n\
+                  # a segfault in dlg_ontimeout after about 1,100 of 5,000 dialogs), and would block\n\
+                  # the timer process on connecting to a host that is gone.\n\
                   modparam(\"dialog\", \"profiles_with_value\", \"rcc_gateway\")\n\
-                  modparam(\"dialog\", \"send_bye\", 1)\n\
+                  modparam(\"dialog\", \"send_bye\", 0)\n\
                   # A session's own refreshes keep its dialog; only a silent one ends after a day.\n\
                   modparam(\"dialog\", \"default_timeout\", 86400)\n";
     if keepalive_s == 0 {
@@ -160,7 +165,7 @@ fn dialog_params(keepalive_s: u32) -> String {
          # than its probes noticed (it answers 481) or that answers probes but not sessions: an\n\
          # in-dialog OPTIONS every {keepalive_s} s (checked every 10 s; one OPTIONS per session per\n\
          # interval). One left unanswered for 6 s (408) or answered 481 ends the dialog 10 s later\n\
-         # with a BYE to both sides, within about {bound} s.\n\
+         # with a BYE to the client, within about {bound} s.\n\
          modparam(\"dialog\", \"ka_timer\", 10)\n\
          modparam(\"dialog\", \"ka_interval\", {keepalive_s})\n\
          modparam(\"dialog\", \"ka_failed_limit\", 1)\n",
@@ -232,6 +237,21 @@ const ALL_DOWN_RETRY_AFTER_S: u32 = 10;
 pub struct Member {
     /// `sip:host:port;transport=tcp`
     pub uri: String,
+    /// The longest a client's request may wait for its answer there, ms: the pacer's wait for
+    /// MonitorStart and SnapshotDevice (when paced), then the PBX's request timeout.
+    pub answers_within_ms: u64,
+}
+
+/// How long Kamailio waits for a gateway's answer to an in-dialog request, ms: a second more
+/// than the slowest gateway may take, so the client hears the gateway's own answer (a CSTA
+/// error at worst) rather than Kamailio's 408.
+fn in_dialog_wait_ms(members: &[Member]) -> u64 {
+    members
+        .iter()
+        .map(|m| m.answers_within_ms)
+        .max()
+        .unwrap_or(0)
+        + 1000
 }
 
 /// The gateways of the tier, from their configurations; an error names what does not fit.
@@ -251,8 +271,14 @@ pub fn members(configs: &[Config]) -> anyhow::Result<(Vec<Member>, LinePart)> {
         } else {
             tcp.ip().to_string()
         };
+        let paced = if c.pbx.pace_per_s > 0.0 {
+            c.pbx.pace_wait_ms
+        } else {
+            0
+        };
         members.push(Member {
             uri: format!("sip:{host}:{};transport=tcp", tcp.port()),
+            answers_within_ms: paced + c.pbx.request_timeout_ms,
         });
         match line {
             None => line = Some(c.numbering.line),
@@ -339,9 +365,11 @@ loadmodule "htable.so"
 loadmodule "dispatcher.so"
 loadmodule "dialog.so"
 {tls_module}
-# A gateway that does not answer an INVITE within 5 s is failed over (in-dialog requests
-# wait a little longer than the gateways' own PBX request timeout).
-modparam("tm", "fr_timer", 6000)
+# A gateway that does not answer an INVITE within 5 s is failed over. What Kamailio sends
+# itself (probes, keep-alives, the BYEs to clients) waits 2 s for its answer, so a gateway
+# that went silent leaves rotation at its next probe; in-dialog requests wait as long as the
+# slowest gateway may take to answer them (t_set_fr below).
+modparam("tm", "fr_timer", 2000)
 modparam("tm", "fr_inv_timer", 5000)
 
 modparam("dispatcher", "list_file", "{list}")
@@ -377,6 +405,8 @@ request_route {{
     # in again (to a gateway in rotation) at once instead of waiting for its refresh.
     if (has_totag()) {{
         if (loose_route()) {{
+            # A MonitorStart may wait for the gateway's pacer, then for the PBX.
+            t_set_fr(0, {in_dialog_ms});
             t_on_failure("GONE");
             if (!t_relay()) {{
                 sl_send_reply("481", "Gateway Gone");
@@ -417,7 +447,9 @@ request_route {{
     }}
     $avp(rcc_dst) = $du;
     if (is_method("INVITE")) {{
-        # A dialog only for a sign-in that is relayed (not for one refused above).
+        # A dialog only for a sign-in that is relayed (not for one refused above); when it
+        # times out (its gateway gone, or its keep-alive failed), route[SESSION_ENDED] runs.
+        $dlg_ctx(timeout_route) = "SESSION_ENDED";
         dlg_manage();
         # The dialog belongs to the gateway it goes to (moved with a failover below). Set here,
         # in the request: set in the reply route, most dialogs of a sign-in storm were missing
@@ -436,7 +468,9 @@ request_route {{
         }} else {{
             ds_mark_dst("ip");
         }}
-        # A gateway that cannot be connected to took its sessions with it.
+        # A gateway that cannot be connected to took its sessions with it (not this sign-in's
+        # dialog, which ends with the transaction).
+        unset_dlg_profile("rcc_gateway", "$du");
         $var(gone) = $du;
         route(GONE);
         append_to_reply("Retry-After: 0\r\n");
@@ -498,13 +532,15 @@ failure_route[NEXT] {{
         # One that refused (503) drains or lost its PBX link and keeps its sessions; one that
         # did not answer at all took them with it (its probes would notice only later, and
         # the mark below keeps event_route[dispatcher:dst-down] from firing for it again).
+        # This sign-in's dialog leaves that gateway first: ending the gateway's dialogs must
+        # not end it (it is not even confirmed, and would be ended on the next gateway).
+        unset_dlg_profile("rcc_gateway", "$avp(rcc_dst)");
         if (!t_check_status("503")) {{
             $var(gone) = $avp(rcc_dst);
             route(GONE);
         }}
         ds_mark_dst("ip");
         if (ds_next_dst()) {{
-            unset_dlg_profile("rcc_gateway", "$avp(rcc_dst)");
             $avp(rcc_dst) = $du;
             set_dlg_profile("rcc_gateway", "$du");
             t_on_failure("NEXT");
@@ -554,6 +590,12 @@ event_route[dispatcher:dst-up] {{
     $sht(gone=>$ru) = $null;
 }}
 
+# A session's dialog timed out: its gateway is gone, or its keep-alive failed. Its client
+# gets a BYE and signs in again; the gateway, which no longer has the session, gets none.
+route[SESSION_ENDED] {{
+    dlg_bye("caller");
+}}
+
 # The dialogs of gateway $var(gone) end now, with a BYE to each client: once per death (every
 # sign-in that meets the dead gateway comes here; ending them again and again while the BYEs
 # go out confuses the dialog module's timers, measured in Kamailio 5.6: half the dialogs of
@@ -571,6 +613,7 @@ route[GONE] {{
 }}
 "#,
         n = members.len(),
+        in_dialog_ms = in_dialog_wait_ms(members),
         gateways = gateways.join(", "),
         listen = tier.listen,
         list = tier.dispatcher_list,
@@ -619,6 +662,20 @@ mod tests {
         let tls_only = GW.replace("listen_tcp", "listen_tls");
         let err = members(&[config(&tls_only)]).expect_err("no TCP");
         assert!(err.to_string().contains("sip.listen_tcp"), "{err}");
+    }
+
+    /// A MonitorStart may wait for the pacer and then the PBX: Kamailio waits a second longer
+    /// than the slowest gateway, and an unpaced gateway waits only for its PBX.
+    #[test]
+    fn in_dialog_requests_wait_for_the_slowest_gateway() {
+        let paced =
+            format!("{GW}pace_per_s = 50\npace_wait_ms = 12000\nrequest_timeout_ms = 4000\n");
+        let unpaced =
+            format!("{GW}pace_per_s = 0\npace_wait_ms = 12000\nrequest_timeout_ms = 3000\n");
+        let (both, _) = members(&[config(&unpaced), config(&paced)]).expect("members");
+        assert_eq!(in_dialog_wait_ms(&both), 12000 + 4000 + 1000);
+        let (alone, _) = members(&[config(&unpaced)]).expect("members");
+        assert_eq!(in_dialog_wait_ms(&alone), 3000 + 1000);
     }
 
     #[test]
