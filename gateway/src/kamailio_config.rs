@@ -164,12 +164,12 @@ fn dialog_params(keepalive_s: u32) -> String {
         "{common}# Each dialog is also kept alive towards its gateway, for a gateway that restarted faster\n\
          # than its probes noticed (it answers 481) or that answers probes but not sessions: an\n\
          # in-dialog OPTIONS every {keepalive_s} s (checked every 10 s; one OPTIONS per session per\n\
-         # interval). One left unanswered for 6 s (408) or answered 481 ends the dialog 10 s later\n\
+         # interval). One left unanswered for 2 s (408) or answered 481 ends the dialog 10 s later\n\
          # with a BYE to the client, within about {bound} s.\n\
          modparam(\"dialog\", \"ka_timer\", 10)\n\
          modparam(\"dialog\", \"ka_interval\", {keepalive_s})\n\
          modparam(\"dialog\", \"ka_failed_limit\", 1)\n",
-        bound = keepalive_s + 10 + 6 + 10
+        bound = keepalive_s + 10 + 2 + 10
     )
 }
 
