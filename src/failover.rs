@@ -53,9 +53,9 @@ pub struct FailoverReport {
     pub first_back_s: f64,
     /// Seconds from the kill until all of them were back, each line monitored.
     pub all_back_s: f64,
-    /// Whether Kamailio ended the killed gateway's dialogs itself (its log says so), rather
-    /// than the clients finding out by their own requests or the keep-alive.
-    pub dialogs_ended_by_kamailio: bool,
+    /// The killed gateway's dialogs Kamailio ended at once (its log says how many), rather
+    /// than leaving them to the clients' own requests or the keep-alive.
+    pub dialogs_ended_by_kamailio: usize,
 }
 
 /// The longest wait for the sign-ins, and for the moved users to be back.
@@ -102,6 +102,18 @@ async fn no_failed_monitors(tier: &Tier, phase: &str, out: &std::path::Path) -> 
         out.display()
     );
     Ok(())
+}
+
+/// The dialogs Kamailio's log says it ended at once because their gateway was gone (its
+/// `route[GONE]` prints "N of M sessions were its").
+fn ended_at_once(log: &str) -> usize {
+    log.lines()
+        .filter_map(|l| {
+            let (before, _) = l.split_once(" sessions were its")?;
+            let (count, _) = before.rsplit_once(" of ")?;
+            count.rsplit(' ').next()?.parse::<usize>().ok()
+        })
+        .sum()
 }
 
 /// SIP requests the running gateways received, OPTIONS probes and keep-alives excepted.
@@ -249,7 +261,7 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let requests = relayed(&tier).await? - relayed_before;
     let first_back = first_back.unwrap_or(all_back);
     let log = std::fs::read_to_string(o.out.join("kamailio.log")).unwrap_or_default();
-    let dialogs_ended_by_kamailio = log.contains("ending its dialogs");
+    let dialogs_ended_by_kamailio = ended_at_once(&log);
 
     let mut text = String::new();
     let pace = o.pbx_rate.map_or("unpaced, unlimited PBX".to_owned(), |n| {
@@ -272,10 +284,12 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let _ = writeln!(
         text,
         "the killed gateway's dialogs were ended {}",
-        if dialogs_ended_by_kamailio {
-            "by Kamailio (a BYE to each client)"
+        if dialogs_ended_by_kamailio >= moved {
+            format!("by Kamailio at once (a BYE to each client, {dialogs_ended_by_kamailio})")
         } else {
-            "by the clients' own requests or the keep-alive (Kamailio's log does not say it ended them)"
+            format!(
+                "{dialogs_ended_by_kamailio} of {moved} by Kamailio at once, the rest by the clients' own requests or the keep-alive"
+            )
         }
     );
     let _ = writeln!(
@@ -294,4 +308,14 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
         all_back_s: all_back.as_secs_f64(),
         dialogs_ended_by_kamailio,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_dialogs_ended_at_once_are_read_from_kamailios_log() {
+        let log = " 1(703) WARNING: <script>: rcc-gateway sip:127.0.0.3:42153;transport=tcp is gone: ending its dialogs\n 1(703) WARNING: <script>: rcc-gateway sip:127.0.0.3:42153;transport=tcp: 1000 of 2000 sessions were its, ending now\n";
+        assert_eq!(super::ended_at_once(log), 1000);
+        assert_eq!(super::ended_at_once("nothing here\n"), 0);
+    }
 }

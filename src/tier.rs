@@ -211,13 +211,16 @@ fn print_kamailio_config(
     ca: &LabCa,
 ) -> anyhow::Result<()> {
     let path = |file: &str| dir.join(file).display().to_string();
+    let (first, others) = gateways
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("a tier needs at least one gateway"))?;
     let mut args: Vec<String> = vec![
         "--config".into(),
-        gateways[0].config.display().to_string(),
+        first.config.display().to_string(),
         "kamailio-config".into(),
     ];
     let mut flag = |name: &str, value: String| args.extend([name.to_owned(), value]);
-    for g in &gateways[1..] {
+    for g in others {
         flag("--gateway", g.config.display().to_string());
     }
     for f in front_ends {

@@ -13,7 +13,7 @@
 //! - in-dialog requests follow the Record-Route to the gateway that holds the session; when it
 //!   cannot be reached they get 481, so the client signs in again at once, to a gateway in
 //!   rotation, instead of at its next refresh;
-//! - every session is a dialog in the profile of the gateway that took it: when a gateway stops
+//! - every session is a dialog, indexed by the gateway that took it: when a gateway stops
 //!   answering its probes or a sign-in (not when it answers 503), Kamailio ends its dialogs with
 //!   a BYE to the clients, which sign in again without waiting for a request of their own;
 //!   in-dialog OPTIONS also keep each dialog alive, for a gateway that restarted faster than
@@ -53,7 +53,7 @@ pub struct Tier {
     pub owner_expiry_s: u32,
     /// Seconds between in-dialog OPTIONS to each session's gateway (at least 30, Kamailio's
     /// lowest; 0: none). A session whose gateway leaves one unanswered is ended with a BYE to
-    /// the client about 16 s later (the transaction timeout and the dialog module's grace).
+    /// the client about 12 s later (the 2 s transaction timeout and the dialog module's 10 s).
     /// Each session costs one OPTIONS per interval: 120,000 sessions at 60 s are 2,000 a second
     /// through the tier.
     #[arg(long, default_value_t = 60, value_parser = keepalive_interval)]
@@ -141,16 +141,13 @@ fn keepalive_interval(s: &str) -> Result<u32, String> {
 /// The dialog module's lines: in-dialog keep-alives towards the gateway, and a BYE to the
 /// client (route[SESSION_ENDED]) when they fail.
 fn dialog_params(keepalive_s: u32) -> String {
-    let common = "# Every session is a dialog, in the profile of the gateway that took it: when that gateway\n\
+    let common = "# Every session is a dialog, indexed by the gateway that took it (htable sessions): when that gateway\n\
                   # stops answering its probes, its dialogs end at once with a BYE to each client\n\
                   # (event_route[dispatcher:dst-down]), so its clients sign in again, to a gateway in\n\
                   # rotation, within seconds instead of at their next refresh (up to 25 minutes for Lync).\n\
                   # The BYE goes to the client only, from route[SESSION_ENDED]: the gateway that lost\n\
-                  # the session needs none, and the module's own BYE to both sides (send_bye) crashes\n\
-                  # Kamailio 5.6 when a client answers its BYE before the second one leaves (measured:\n\
-                  # a segfault in dlg_ontimeout after about 1,100 of 5,000 dialogs), and would block\n\
-                  # the timer process on connecting to a host that is gone.\n\
-                  modparam(\"dialog\", \"profiles_with_value\", \"rcc_gateway\")\n\
+                  # the session needs none, and the module's own BYE to both sides (send_bye) would\n\
+                  # block the timer process on connecting to a host that is gone.\n\
                   modparam(\"dialog\", \"send_bye\", 0)\n\
                   # A session's own refreshes keep its dialog; only a silent one ends after a day.\n\
                   modparam(\"dialog\", \"default_timeout\", 86400)\n";
@@ -240,6 +237,25 @@ pub struct Member {
     /// The longest a client's request may wait for its answer there, ms: the pacer's wait for
     /// MonitorStart and SnapshotDevice (when paced), then the PBX's request timeout.
     pub answers_within_ms: u64,
+    /// How long it waits for a client's answer to an event INFO, ms.
+    pub event_timeout_ms: u64,
+}
+
+/// The longest a gateway may take to answer a client, ms: a client's INFO transaction gives
+/// up after 32 s (Timer F), and Kamailio waits a second more than the gateway.
+const CLIENT_PATIENCE_MS: u64 = 31_000;
+
+/// How long Kamailio waits for a client's answer to a gateway's request, ms: a second less
+/// than the most impatient gateway, so that gateway hears Kamailio's 481 for a client that is
+/// gone; 1 s at the least.
+fn to_client_wait_ms(members: &[Member]) -> u64 {
+    members
+        .iter()
+        .map(|m| m.event_timeout_ms)
+        .min()
+        .unwrap_or(0)
+        .saturating_sub(1000)
+        .max(1000)
 }
 
 /// How long Kamailio waits for a gateway's answer to an in-dialog request, ms: a second more
@@ -276,9 +292,17 @@ pub fn members(configs: &[Config]) -> anyhow::Result<(Vec<Member>, LinePart)> {
         } else {
             0
         };
+        let answers_within_ms = paced.saturating_add(c.pbx.request_timeout_ms);
+        anyhow::ensure!(
+            answers_within_ms < CLIENT_PATIENCE_MS,
+            "gateway {} ({}) may take {answers_within_ms} ms to answer a MonitorStart (pbx.pace_wait_ms + pbx.request_timeout_ms): a Lync client gives up after 32 s, so keep them below {CLIENT_PATIENCE_MS} ms",
+            i + 1,
+            c.sip.host
+        );
         members.push(Member {
             uri: format!("sip:{host}:{};transport=tcp", tcp.port()),
-            answers_within_ms: paced + c.pbx.request_timeout_ms,
+            answers_within_ms,
+            event_timeout_ms: c.sip.event_timeout_ms,
         });
         match line {
             None => line = Some(c.numbering.line),
@@ -349,6 +373,10 @@ tcp_connection_lifetime=3605
 # gone), so the request is answered then rather than after the transaction timer.
 tcp_async=no
 tcp_connect_timeout=2
+# route[GONE] walks every session in one loop; Kamailio stops a loop after 100 turns unless
+# told otherwise (measured: 47 of a dead gateway's 1,000 dialogs ended, the rest waited for the
+# keep-alive).
+max_while_loops=10000000
 
 loadmodule "kex.so"
 loadmodule "corex.so"
@@ -365,10 +393,12 @@ loadmodule "htable.so"
 loadmodule "dispatcher.so"
 loadmodule "dialog.so"
 {tls_module}
-# A gateway that does not answer an INVITE within 5 s is failed over. What Kamailio sends
-# itself (probes, keep-alives, the BYEs to clients) waits 2 s for its answer, so a gateway
-# that went silent leaves rotation at its next probe; in-dialog requests wait as long as the
-# slowest gateway may take to answer them (t_set_fr below).
+# What Kamailio sends itself (probes, keep-alives, the BYEs to clients) waits 2 s for its
+# answer, so a gateway that went silent leaves rotation at its next probe. A sign-in waits
+# 5 s for its gateway (the gateways send no 100 Trying) before it is failed over; a client's
+# request within a session waits as long as the slowest gateway may take to answer it, and
+# a gateway's (an event INFO) a second less than the gateways wait for its answer (t_set_fr
+# below).
 modparam("tm", "fr_timer", 2000)
 modparam("tm", "fr_inv_timer", 5000)
 
@@ -389,6 +419,8 @@ modparam("dispatcher", "ds_ping_reply_codes", "class=2")
 
 # Which gateway took each line; it keeps the line until the entry expires.
 modparam("htable", "htable", "owner=>size=14;autoexpire={expiry};")
+# Every session's dialog ("h_entry:h_id") and the gateway that took it, until the dialog ends.
+modparam("htable", "htable", "sessions=>size=16;autoexpire=86400;")
 # Gateways whose dialogs were ended, until they come back (or for a minute).
 modparam("htable", "htable", "gone=>size=4;autoexpire=60;")
 
@@ -405,8 +437,13 @@ request_route {{
     # in again (to a gateway in rotation) at once instead of waiting for its refresh.
     if (has_totag()) {{
         if (loose_route()) {{
-            # A MonitorStart may wait for the gateway's pacer, then for the PBX.
-            t_set_fr(0, {in_dialog_ms});
+            if (ds_is_from_list("1", "3")) {{
+                # A gateway's event INFO: answered before the gateway gives it up.
+                t_set_fr(0, {to_client_ms});
+            }} else {{
+                # A MonitorStart may wait for the gateway's pacer, then for the PBX.
+                t_set_fr(0, {in_dialog_ms});
+            }}
             t_on_failure("GONE");
             if (!t_relay()) {{
                 sl_send_reply("481", "Gateway Gone");
@@ -451,12 +488,9 @@ request_route {{
         # times out (its gateway gone, or its keep-alive failed), route[SESSION_ENDED] runs.
         $dlg_ctx(timeout_route) = "SESSION_ENDED";
         dlg_manage();
-        # The dialog belongs to the gateway it goes to (moved with a failover below). Set here,
-        # in the request: set in the reply route, most dialogs of a sign-in storm were missing
-        # from the profile (measured: 250 of 1,000 ended when their gateway died).
-        set_dlg_profile("rcc_gateway", "$du");
         {keepalive}
     }}
+    t_set_fr(5000, 5000);
     t_on_failure("NEXT");
     t_on_reply("TAKEN");
     if (!t_relay()) {{
@@ -468,9 +502,7 @@ request_route {{
         }} else {{
             ds_mark_dst("ip");
         }}
-        # A gateway that cannot be connected to took its sessions with it (not this sign-in's
-        # dialog, which ends with the transaction).
-        unset_dlg_profile("rcc_gateway", "$du");
+        # A gateway that cannot be connected to took its sessions with it.
         $var(gone) = $du;
         route(GONE);
         append_to_reply("Retry-After: 0\r\n");
@@ -532,9 +564,6 @@ failure_route[NEXT] {{
         # One that refused (503) drains or lost its PBX link and keeps its sessions; one that
         # did not answer at all took them with it (its probes would notice only later, and
         # the mark below keeps event_route[dispatcher:dst-down] from firing for it again).
-        # This sign-in's dialog leaves that gateway first: ending the gateway's dialogs must
-        # not end it (it is not even confirmed, and would be ended on the next gateway).
-        unset_dlg_profile("rcc_gateway", "$avp(rcc_dst)");
         if (!t_check_status("503")) {{
             $var(gone) = $avp(rcc_dst);
             route(GONE);
@@ -542,7 +571,6 @@ failure_route[NEXT] {{
         ds_mark_dst("ip");
         if (ds_next_dst()) {{
             $avp(rcc_dst) = $du;
-            set_dlg_profile("rcc_gateway", "$du");
             t_on_failure("NEXT");
             t_relay();
             exit;
@@ -563,13 +591,19 @@ failure_route[GONE] {{
     }}
 }}
 
-# A sign-in accepted: the line belongs to that gateway now.
+# A sign-in accepted: the line belongs to that gateway now, and so does the session's dialog
+# (its entry in the index goes when the dialog ends).
 onreply_route[TAKEN] {{
     if (is_method("INVITE") && t_check_status("2[0-9][0-9]")) {{
         if ($avp(rcc_line) != $null) {{
             $sht(owner=>$avp(rcc_line)) = $avp(rcc_dst);
         }}
+        $sht(sessions=>$dlg(h_entry):$dlg(h_id)) = $avp(rcc_dst);
     }}
+}}
+
+event_route[dialog:end] {{
+    $sht(sessions=>$dlg(h_entry):$dlg(h_id)) = $null;
 }}
 
 # A gateway left rotation by its probes ($ru is its address). One that answered 503 drains or
@@ -606,7 +640,23 @@ route[GONE] {{
         $sht(gone=>$var(gone)) = 1;
         sht_unlock("gone=>$var(gone)");
         xlog("L_WARN", "rcc-gateway $var(gone) is gone: ending its dialogs\n");
-        dlg_set_timeout_by_profile("rcc_gateway", "$var(gone)", "1");
+        # One dialog at a time: dlg_set_timeout_by_profile releases each dialog it touches
+        # twice (Kamailio 5.6 to 6.x), which crashed Kamailio with thousands of dialogs.
+        $var(ended) = 0;
+        $var(seen) = 0;
+        sht_iterator_start("session", "sessions");
+        while (sht_iterator_next("session")) {{
+            $var(seen) = $var(seen) + 1;
+            if ($shtitval(session) == $var(gone)) {{
+                $var(h_entry) = $(shtitkey(session){{s.select,0,:}}{{s.int}});
+                $var(h_id) = $(shtitkey(session){{s.select,1,:}}{{s.int}});
+                if (dlg_set_timeout("1", "$var(h_entry)", "$var(h_id)")) {{
+                    $var(ended) = $var(ended) + 1;
+                }}
+            }}
+        }}
+        sht_iterator_end("session");
+        xlog("L_WARN", "rcc-gateway $var(gone): $var(ended) of $var(seen) sessions were its, ending now\n");
         return;
     }}
     sht_unlock("gone=>$var(gone)");
@@ -614,6 +664,7 @@ route[GONE] {{
 "#,
         n = members.len(),
         in_dialog_ms = in_dialog_wait_ms(members),
+        to_client_ms = to_client_wait_ms(members),
         gateways = gateways.join(", "),
         listen = tier.listen,
         list = tier.dispatcher_list,
@@ -698,6 +749,54 @@ mod tests {
                 "{checks}"
             );
         }
+    }
+
+    /// The lines the failover depends on, in the order Kamailio needs them: a session's
+    /// timeout route is set before its dialog exists, the module sends no BYE of its own, the
+    /// index takes a dialog when its sign-in is accepted, and a dead gateway's dialogs are
+    /// ended one by one (never by profile). Each timer is what the gateways need.
+    #[test]
+    fn the_printed_configuration_ends_sessions_one_by_one_with_a_bye_to_the_client() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            tier: Tier,
+        }
+        let tier = Cli::parse_from(["k", "--front-end", "10.0.0.21"]).tier;
+        let paced =
+            format!("{GW}pace_per_s = 50\npace_wait_ms = 12000\nrequest_timeout_ms = 4000\n");
+        let gw = paced.replace("[pbx]", "event_timeout_ms = 7000\n[pbx]");
+        let (found, line) = members(&[config(&gw)]).expect("members");
+        let cfg = kamailio_cfg(&tier, &found, line);
+        let at = |needle: &str| {
+            cfg.find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} missing from:\n{cfg}"))
+        };
+        assert!(at("$dlg_ctx(timeout_route) = \"SESSION_ENDED\";") < at("dlg_manage();"));
+        at("modparam(\"dialog\", \"send_bye\", 0)");
+        at("route[SESSION_ENDED] {\n    dlg_bye(\"caller\");");
+        at("$sht(sessions=>$dlg(h_entry):$dlg(h_id)) = $avp(rcc_dst);");
+        at("event_route[dialog:end] {\n    $sht(sessions=>$dlg(h_entry):$dlg(h_id)) = $null;");
+        at("if (dlg_set_timeout(\"1\", \"$var(h_entry)\", \"$var(h_id)\")) {");
+        assert!(!cfg.contains("dlg_set_timeout_by_profile(\""), "{cfg}");
+        assert!(!cfg.contains("set_dlg_profile(\""), "{cfg}");
+        // Pacer wait + PBX timeout + 1 s for a client's request; the event timeout - 1 s for
+        // a gateway's; 5 s for a sign-in, set before it is relayed.
+        at("t_set_fr(0, 17000);");
+        at("t_set_fr(0, 6000);");
+        assert!(at("t_set_fr(5000, 5000);") < at("t_on_reply(\"TAKEN\");"));
+        at("modparam(\"tm\", \"fr_timer\", 2000)");
+        at("\nmax_while_loops=10000000\n");
+    }
+
+    /// A gateway that may keep a client waiting past Lync's own 32 s INFO timeout is refused.
+    #[test]
+    fn a_gateway_slower_than_the_client_is_refused() {
+        let slow =
+            format!("{GW}pace_per_s = 50\npace_wait_ms = 30000\nrequest_timeout_ms = 5000\n");
+        let err = members(&[config(&slow)]).expect_err("too slow");
+        assert!(err.to_string().contains("35000 ms"), "{err}");
     }
 
     #[test]
