@@ -61,47 +61,49 @@ pub struct FailoverReport {
 /// The longest wait for the sign-ins, and for the moved users to be back.
 const PHASE_LIMIT: Duration = Duration::from_secs(300);
 
-/// Sessions and monitors summed over the running gateways, and the sessions they started.
-async fn totals(tier: &Tier) -> anyhow::Result<(f64, f64, f64)> {
-    let mut t = (0.0, 0.0, 0.0);
-    for g in tier.gateways().iter().filter(|g| g.running()) {
-        t.0 += g.metric("rcc_gateway_sessions").await?;
-        t.1 += g.metric("rcc_gateway_monitors").await?;
-        t.2 += g.metric("rcc_gateway_sessions_started_total").await?;
-    }
-    Ok(t)
+/// What the running gateways say, summed, from one scrape of each.
+#[derive(Debug, Default)]
+struct Totals {
+    sessions: f64,
+    monitors: f64,
+    /// Sessions they started.
+    started: f64,
+    /// Clients' MonitorStarts answered with an error (the PBX refused it, or it waited too
+    /// long for its turn): such a client stays signed in without a monitor, so the phase it
+    /// happens in can never complete.
+    monitors_failed: f64,
 }
 
-/// Clients' MonitorStarts the running gateways answered with an error (the PBX refused it, or
-/// it waited too long for its turn): a client stays signed in without a monitor then, so the
-/// phase it happens in can never complete.
-async fn monitors_failed(tier: &Tier) -> anyhow::Result<f64> {
-    let mut n = 0.0;
-    for g in tier.gateways().iter().filter(|g| g.running()) {
-        let text = g.scrape().await?;
-        let all = load::metric_labelled(
-            &text,
-            "rcc_gateway_csta_requests_total",
-            "service=\"MonitorStart\"",
-        );
-        let ok = load::metric(
-            &text,
-            "rcc_gateway_csta_requests_total{service=\"MonitorStart\",outcome=\"ok\"}",
-        );
-        n += all - ok;
+impl Totals {
+    async fn of(tier: &Tier) -> anyhow::Result<Totals> {
+        let mut t = Totals::default();
+        for g in tier.gateways().iter().filter(|g| g.running()) {
+            let text = g.scrape().await?;
+            t.sessions += load::metric(&text, "rcc_gateway_sessions");
+            t.monitors += load::metric(&text, "rcc_gateway_monitors");
+            t.started += load::metric(&text, "rcc_gateway_sessions_started_total");
+            t.monitors_failed += load::metric_labelled(
+                &text,
+                "rcc_gateway_csta_requests_total",
+                "service=\"MonitorStart\"",
+            ) - load::metric(
+                &text,
+                "rcc_gateway_csta_requests_total{service=\"MonitorStart\",outcome=\"ok\"}",
+            );
+        }
+        Ok(t)
     }
-    Ok(n)
-}
 
-/// Fails at once when clients' MonitorStarts failed, naming `phase`.
-async fn no_failed_monitors(tier: &Tier, phase: &str, out: &std::path::Path) -> anyhow::Result<()> {
-    let failed = monitors_failed(tier).await?;
-    anyhow::ensure!(
-        failed == 0.0,
-        "{failed} MonitorStarts failed {phase} (refused by the PBX, or over the pacer's wait), so those users stay without RCC; see the gateways' logs in {}",
-        out.display()
-    );
-    Ok(())
+    /// Itself, or an error when clients' MonitorStarts failed, naming `phase`.
+    fn checked(self, phase: &str, out: &std::path::Path) -> anyhow::Result<Totals> {
+        anyhow::ensure!(
+            self.monitors_failed == 0.0,
+            "{} MonitorStarts failed {phase} (refused by the PBX, or over the pacer's wait), so those users stay without RCC; see the gateways' logs in {}",
+            self.monitors_failed,
+            out.display()
+        );
+        Ok(self)
+    }
 }
 
 /// The dialogs Kamailio's log says it ended at once because their gateway was gone (its
@@ -207,8 +209,9 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     loop {
         generator_alive()?;
         tier.kamailio_running()?;
-        no_failed_monitors(&tier, "at sign-in", &o.out).await?;
-        let (sessions, monitors, _) = totals(&tier).await?;
+        let Totals {
+            sessions, monitors, ..
+        } = Totals::of(&tier).await?.checked("at sign-in", &o.out)?;
         if sessions >= users && monitors >= users {
             break;
         }
@@ -235,14 +238,18 @@ pub async fn run(o: &FailoverOptions) -> anyhow::Result<FailoverReport> {
     let kamailio_before = tier.kamailio_cpu_s()?;
     tier.gateway_mut(victim)?.kill();
     let killed = Instant::now();
-    let (_, _, started_before) = totals(&tier).await?;
+    let started_before = Totals::of(&tier).await?.started;
     let relayed_before = relayed(&tier).await?;
     let mut first_back = None;
     let all_back = loop {
         generator_alive()?;
         tier.kamailio_running()?;
-        no_failed_monitors(&tier, "after the kill", &o.out).await?;
-        let (sessions, monitors, started_now) = totals(&tier).await?;
+        let Totals {
+            sessions,
+            monitors,
+            started: started_now,
+            ..
+        } = Totals::of(&tier).await?.checked("after the kill", &o.out)?;
         if first_back.is_none() && started_now > started_before {
             first_back = Some(killed.elapsed());
         }

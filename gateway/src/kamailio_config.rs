@@ -631,9 +631,7 @@ route[SESSION_ENDED] {{
 }}
 
 # The dialogs of gateway $var(gone) end now, with a BYE to each client: once per death (every
-# sign-in that meets the dead gateway comes here; ending them again and again while the BYEs
-# go out confuses the dialog module's timers, measured in Kamailio 5.6: half the dialogs of
-# 5,000 never ended).
+# sign-in that meets the dead gateway comes here, and each would walk every session again).
 route[GONE] {{
     sht_lock("gone=>$var(gone)");
     if ($sht(gone=>$var(gone)) == $null) {{
